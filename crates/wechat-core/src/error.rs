@@ -1,0 +1,420 @@
+//! The one error type of this crate.
+//!
+//! WeChat answers failures with `{"errcode": N, "errmsg": "…"}` (or, for WeChat Pay, with
+//! `return_code`/`result_code`/`err_code`). Codes a caller would branch on become named variants
+//! whose message says what to do; every other code is kept as [`Error::Api`].
+
+/// A `Result` whose error is this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong talking to WeChat.
+///
+/// Messages never contain an AppSecret, an API key or a token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// 40164 (or 61004): the calling server's IP is not on the Official Account's IP whitelist.
+    #[error(
+        "WeChat refused the call from IP {ip} (errcode {errcode}): add {ip} to the Official Account's \
+         IP whitelist under Development > Basic configuration > IP whitelist (mp.weixin.qq.com); \
+         behind NAT this is the egress IP"
+    )]
+    IpNotWhitelisted {
+        /// The caller IP WeChat saw, taken from `errmsg` (`unknown` when it could not be read).
+        ip: String,
+        /// 40164 or 61004.
+        errcode: i64,
+    },
+    /// 40125 (or 40001 from `cgi-bin/token`): the AppSecret is wrong or was reset.
+    #[error(
+        "WeChat rejected the AppSecret (errcode {errcode}): check the configured secret against \
+         Development > Basic configuration in the Official Account admin (it changes when reset)"
+    )]
+    InvalidAppSecret {
+        /// 40125 or 40001.
+        errcode: i64,
+    },
+    /// 40013: WeChat does not know the app id.
+    #[error("WeChat does not know this appid (errcode 40013): check the configured app id")]
+    InvalidAppId,
+    /// 40001, 40014 or 42001: a basic access token was rejected or has expired. Token-using calls
+    /// refresh the token and retry once before returning this.
+    #[error(
+        "WeChat rejected the access token (errcode {errcode}) even after a refresh: another \
+         process may be fetching tokens for the same app; share one token store between instances"
+    )]
+    AccessTokenInvalid {
+        /// 40001, 40014 or 42001.
+        errcode: i64,
+    },
+    /// -1: WeChat is busy; retried with bounded backoff before this is returned.
+    #[error("WeChat is busy (errcode -1) and stayed busy after retries; try again later")]
+    SystemBusy,
+    /// 45009: the daily quota for this API is used up. Never retried.
+    #[error(
+        "WeChat's daily API quota is used up (errcode 45009): calls fail until tomorrow or until \
+         the quota is reset (cgi-bin/clear_quota); cache tokens instead of fetching them per request"
+    )]
+    QuotaExceeded,
+    /// 40029 or 42003: the OAuth code is invalid or expired (codes live 5 minutes).
+    #[error("the OAuth code is invalid or expired (errcode {errcode}): restart the login")]
+    InvalidCode {
+        /// 40029 or 42003.
+        errcode: i64,
+    },
+    /// 40163: the OAuth code was already used (the user pressed back or reloaded the callback).
+    #[error("the OAuth code was already used (errcode 40163): restart the login to get a new one")]
+    CodeAlreadyUsed,
+    /// 48001: the API is not authorized for this token: `sns/userinfo` with a `snsapi_base`
+    /// token or for a snapshot (guest) user, or an interface the account lacks.
+    #[error(
+        "WeChat says this API is not authorized (errcode 48001): sns/userinfo needs the \
+         snsapi_userinfo scope and fails for snapshot (guest) users"
+    )]
+    ScopeUnauthorized,
+    /// 40030, 42002 or 42007: the OAuth refresh token is invalid, expired or revoked.
+    #[error(
+        "the OAuth refresh token is no longer valid (errcode {errcode}): ask the user to log in again"
+    )]
+    RefreshTokenInvalid {
+        /// 40030, 42002 or 42007.
+        errcode: i64,
+    },
+    /// 40001, 40014 or 42001 from `sns/userinfo` or `sns/auth`: the user's OAuth access token
+    /// (not the basic one) is invalid or expired.
+    #[error(
+        "the user's OAuth access token is invalid or expired (errcode {errcode}): refresh it with \
+         the refresh_token, or ask the user to log in again"
+    )]
+    OAuthTokenInvalid {
+        /// 40001, 40014 or 42001.
+        errcode: i64,
+    },
+    /// Any other WeChat error code, kept as WeChat sent it.
+    #[error("WeChat API error {errcode}: {errmsg}")]
+    Api {
+        /// WeChat's `errcode`.
+        errcode: i64,
+        /// WeChat's `errmsg`.
+        errmsg: String,
+    },
+    /// The request did not get an HTTP answer (connection, TLS or timeout). The URL is removed
+    /// because WeChat puts secrets and tokens in query strings.
+    #[error("request to {endpoint} failed: {source}")]
+    Http {
+        /// The endpoint path, e.g. `/cgi-bin/token`.
+        endpoint: &'static str,
+        /// The underlying error, without its URL.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// WeChat answered something this crate cannot read.
+    #[error("unexpected response from {endpoint}: {detail}")]
+    UnexpectedResponse {
+        /// The endpoint path.
+        endpoint: &'static str,
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// The token store (memory or Redis) failed.
+    #[error("token store: {0}")]
+    Store(String),
+    /// An access token or jsapi_ticket cannot be had right now: its last refresh failed with an
+    /// error that cannot be repeated as such (e.g. a transport error), and the next attempt waits
+    /// for a short backoff so that failures never turn into a refresh per call.
+    #[error(
+        "the {what} is unavailable: its last refresh failed ({cause}); the next attempt follows a \
+         short backoff, so that failing refreshes do not use up WeChat's daily quota"
+    )]
+    TokenUnavailable {
+        /// `access_token` or `jsapi_ticket`.
+        what: &'static str,
+        /// The message of the error that made the refresh fail.
+        cause: String,
+    },
+    /// Read-only mode ([`TokensBuilder::read_only`](crate::TokensBuilder::read_only)): the shared
+    /// token store holds no usable access token or jsapi_ticket, and this process never fetches
+    /// one from WeChat itself.
+    #[error(
+        "no usable {what} in the shared token store ({key}: {reason}); this process is read-only \
+         and never calls WeChat for it: the central service that owns the token must keep that key \
+         filled"
+    )]
+    TokenNotInStore {
+        /// `access_token` or `jsapi_ticket`.
+        what: &'static str,
+        /// The key, as the store names it (e.g. `Redis key wechat:access_token:wx… at redis://…`).
+        key: String,
+        /// What the store held: empty, an expired or rejected credential, or why it failed.
+        reason: String,
+    },
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A page URL cannot be signed for the JS-SDK.
+    #[error("cannot sign this page URL for the JS-SDK: {0}")]
+    InvalidPageUrl(String),
+    /// A signed OAuth `state` or session value failed verification.
+    #[error("invalid or expired login state: {0}")]
+    InvalidState(&'static str),
+
+    // ---- WeChat Pay (API v2) ----
+    /// `return_code` was `FAIL`: the request itself was refused (communication level).
+    #[error("WeChat Pay refused the request: {return_msg}")]
+    PayReturn {
+        /// WeChat's `return_msg`, e.g. `签名错误`.
+        return_msg: String,
+    },
+    /// `result_code` was `FAIL`: a business error with its `err_code`.
+    #[error("WeChat Pay error {code}: {description}")]
+    Pay {
+        /// The `err_code`, typed.
+        code: PayErrorCode,
+        /// WeChat's `err_code_des`.
+        description: String,
+    },
+    /// A signature did not verify: a reply, a notification or a parameter set was altered,
+    /// forged, or signed with another key.
+    #[error("signature verification failed: {0}")]
+    BadSignature(&'static str),
+    /// An XML body was refused (too large, a DOCTYPE or entity, malformed).
+    #[error("XML refused: {0}")]
+    Xml(String),
+    /// A notification was well signed but is not for this merchant, app or order.
+    #[error("notification rejected: {0}")]
+    NotificationMismatch(String),
+    /// A WeChat Pay request was not sent because a field is invalid (a zero amount, an
+    /// `out_trade_no` WeChat would refuse, a missing openid…); the message names the field.
+    #[error("invalid WeChat Pay request: {0}")]
+    InvalidPayRequest(String),
+}
+
+/// WeChat Pay v2 `err_code` values a caller branches on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PayErrorCode {
+    /// The order is already paid: mark it paid instead of retrying.
+    OrderPaid,
+    /// The order is closed: use a new `out_trade_no`.
+    OrderClosed,
+    /// The same `out_trade_no` was used with different parameters.
+    OutTradeNoUsed,
+    /// Not enough balance (the payer's on payment, the merchant's on refund).
+    NotEnough,
+    /// WeChat-side error; retried with the same parameters before this is returned.
+    SystemError,
+    /// The request signature was wrong (wrong API key or sign type).
+    SignError,
+    /// A parameter is invalid.
+    ParamError,
+    /// A required parameter is missing.
+    LackParams,
+    /// The app id is not bound to the merchant id.
+    AppidMchidNotMatch,
+    /// The order does not exist.
+    OrderNotExist,
+    /// The refund does not exist.
+    RefundNotExist,
+    /// The merchant has no permission for this API.
+    NoAuth,
+    /// Any other code, as WeChat sent it.
+    Other(String),
+}
+
+impl PayErrorCode {
+    /// Maps WeChat's `err_code` string.
+    pub fn from_code(code: &str) -> Self {
+        match code {
+            "ORDERPAID" => Self::OrderPaid,
+            "ORDERCLOSED" => Self::OrderClosed,
+            "OUT_TRADE_NO_USED" => Self::OutTradeNoUsed,
+            "NOTENOUGH" => Self::NotEnough,
+            "SYSTEMERROR" | "BIZERR_NEED_RETRY" => Self::SystemError,
+            "SIGNERROR" => Self::SignError,
+            "PARAM_ERROR" | "INVALID_REQUEST" => Self::ParamError,
+            "LACK_PARAMS" => Self::LackParams,
+            "APPID_MCHID_NOT_MATCH" => Self::AppidMchidNotMatch,
+            "ORDERNOTEXIST" => Self::OrderNotExist,
+            "REFUNDNOTEXIST" => Self::RefundNotExist,
+            "NOAUTH" => Self::NoAuth,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// WeChat's spelling of the code.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::OrderPaid => "ORDERPAID",
+            Self::OrderClosed => "ORDERCLOSED",
+            Self::OutTradeNoUsed => "OUT_TRADE_NO_USED",
+            Self::NotEnough => "NOTENOUGH",
+            Self::SystemError => "SYSTEMERROR",
+            Self::SignError => "SIGNERROR",
+            Self::ParamError => "PARAM_ERROR",
+            Self::LackParams => "LACK_PARAMS",
+            Self::AppidMchidNotMatch => "APPID_MCHID_NOT_MATCH",
+            Self::OrderNotExist => "ORDERNOTEXIST",
+            Self::RefundNotExist => "REFUNDNOTEXIST",
+            Self::NoAuth => "NOAUTH",
+            Self::Other(code) => code,
+        }
+    }
+}
+
+impl std::fmt::Display for PayErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Error {
+    /// Maps a WeChat `errcode`/`errmsg` pair (non-zero `errcode`) to the matching variant.
+    ///
+    /// 40001 means a bad AppSecret on the token endpoints and a bad access token elsewhere, so the
+    /// caller says which it is with `token_endpoint`.
+    pub fn from_errcode(errcode: i64, errmsg: &str, token_endpoint: bool) -> Self {
+        match errcode {
+            40164 | 61004 => Self::IpNotWhitelisted {
+                ip: caller_ip_from_errmsg(errmsg).unwrap_or_else(|| "unknown".to_owned()),
+                errcode,
+            },
+            40125 => Self::InvalidAppSecret { errcode },
+            40001 if token_endpoint => Self::InvalidAppSecret { errcode },
+            40013 => Self::InvalidAppId,
+            40001 | 40014 | 42001 => Self::AccessTokenInvalid { errcode },
+            -1 => Self::SystemBusy,
+            45009 => Self::QuotaExceeded,
+            40029 | 42003 => Self::InvalidCode { errcode },
+            40163 => Self::CodeAlreadyUsed,
+            48001 => Self::ScopeUnauthorized,
+            40030 | 42002 | 42007 => Self::RefreshTokenInvalid { errcode },
+            _ => Self::Api {
+                errcode,
+                errmsg: errmsg.to_owned(),
+            },
+        }
+    }
+
+    /// Whether this is a rejected or expired basic access token (40001/40014/42001), after
+    /// which the token is refreshed and the call retried once.
+    pub fn is_access_token_invalid(&self) -> bool {
+        matches!(self, Self::AccessTokenInvalid { .. })
+    }
+
+    /// Whether retrying the same request later may succeed (-1 busy, SYSTEMERROR, transport).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::SystemBusy
+                | Self::Http { .. }
+                | Self::Pay {
+                    code: PayErrorCode::SystemError,
+                    ..
+                }
+        )
+    }
+}
+
+/// Reads the caller IP out of a 40164 `errmsg` such as
+/// `invalid ip 47.94.148.108 ipv6 ::ffff:47.94.148.108, not in whitelist rid: …`.
+fn caller_ip_from_errmsg(errmsg: &str) -> Option<String> {
+    let rest = &errmsg[errmsg.find("invalid ip ")? + "invalid ip ".len()..];
+    let ip: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit() || *c == '.' || *c == ':')
+        .collect();
+    let ip = ip.trim_end_matches([':', '.']);
+    (!ip.is_empty()).then(|| ip.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_whitelist_error_names_the_ip() {
+        let err = Error::from_errcode(
+            40164,
+            "invalid ip 47.94.148.108 ipv6 ::ffff:47.94.148.108, not in whitelist rid: 5fab84d2-09424a07-00bd7fe3",
+            true,
+        );
+        let msg = err.to_string();
+        assert!(
+            matches!(err, Error::IpNotWhitelisted { ref ip, errcode: 40164 } if ip == "47.94.148.108")
+        );
+        assert!(msg.contains("47.94.148.108"), "{msg}");
+        assert!(msg.contains("IP whitelist"), "{msg}");
+        let old = Error::from_errcode(
+            40164,
+            "invalid ip 61.172.68.219, not in whitelist hint: [KJZfAa0644e575]",
+            true,
+        );
+        assert!(matches!(old, Error::IpNotWhitelisted { ref ip, .. } if ip == "61.172.68.219"));
+        let unknown = Error::from_errcode(61004, "access clientip is not registered", true);
+        assert!(
+            matches!(unknown, Error::IpNotWhitelisted { ref ip, errcode: 61004 } if ip == "unknown")
+        );
+    }
+
+    #[test]
+    fn well_known_codes_are_named() {
+        assert!(matches!(
+            Error::from_errcode(40125, "invalid appsecret", true),
+            Error::InvalidAppSecret { errcode: 40125 }
+        ));
+        assert!(matches!(
+            Error::from_errcode(40001, "invalid credential", true),
+            Error::InvalidAppSecret { errcode: 40001 }
+        ));
+        assert!(Error::from_errcode(40001, "invalid credential", false).is_access_token_invalid());
+        assert!(Error::from_errcode(42001, "expired", false).is_access_token_invalid());
+        assert!(Error::from_errcode(40014, "invalid", false).is_access_token_invalid());
+        assert!(matches!(
+            Error::from_errcode(-1, "system error", false),
+            Error::SystemBusy
+        ));
+        assert!(matches!(
+            Error::from_errcode(45009, "quota", false),
+            Error::QuotaExceeded
+        ));
+        assert!(matches!(
+            Error::from_errcode(40029, "invalid code", false),
+            Error::InvalidCode { .. }
+        ));
+        assert!(matches!(
+            Error::from_errcode(40163, "code been used", false),
+            Error::CodeAlreadyUsed
+        ));
+        assert!(matches!(
+            Error::from_errcode(48001, "api unauthorized", false),
+            Error::ScopeUnauthorized
+        ));
+        assert!(matches!(
+            Error::from_errcode(40013, "invalid appid", true),
+            Error::InvalidAppId
+        ));
+        match Error::from_errcode(12345, "something new", false) {
+            Error::Api { errcode, errmsg } => {
+                assert_eq!(errcode, 12345);
+                assert_eq!(errmsg, "something new");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pay_codes_round_trip() {
+        for code in [
+            "ORDERPAID",
+            "ORDERCLOSED",
+            "OUT_TRADE_NO_USED",
+            "NOTENOUGH",
+            "SYSTEMERROR",
+            "SIGNERROR",
+            "PARAM_ERROR",
+            "NEWCODE",
+        ] {
+            assert_eq!(PayErrorCode::from_code(code).as_str(), code);
+        }
+    }
+}

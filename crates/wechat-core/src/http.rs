@@ -1,0 +1,209 @@
+//! The one HTTP layer every WeChat call goes through: timeouts, no redirects, JSON
+//! `errcode`/`errmsg` decoding into [`Error`], bounded retries of `-1` (system busy), and a
+//! tracing span per call that names the endpoint and never the query string (which carries
+//! secrets and tokens).
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use crate::{Config, Error, Result};
+
+/// How many times a call answered with `-1` (system busy) is sent in all.
+const BUSY_ATTEMPTS: u32 = 3;
+/// The wait before the first retry after `-1`; doubled for each further retry.
+const BUSY_BACKOFF: Duration = Duration::from_millis(200);
+/// The largest JSON body accepted from WeChat.
+const MAX_JSON_BODY: usize = 1 << 20;
+
+/// Builds the `reqwest::Client` used for WeChat: redirects off, the configured timeouts.
+///
+/// # Errors
+/// [`Error::Config`] when the TLS backend cannot be initialised.
+pub fn build_http_client(config: &Config) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(config.timeout())
+        .connect_timeout(config.connect_timeout())
+        .user_agent(concat!("wechat-rs/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Config(format!("cannot build the HTTP client: {}", e.without_url())))
+}
+
+/// Whether a call may be repeated when WeChat answers `-1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnBusy {
+    /// Repeat with bounded backoff (idempotent calls).
+    Retry,
+    /// Return [`Error::SystemBusy`] at once (e.g. a code exchange: repeating a used code gives 40163).
+    Fail,
+}
+
+/// What a JSON call looks like: endpoint path, method and body.
+pub(crate) struct JsonCall<'a, B: Serialize + ?Sized = ()> {
+    /// The base URL (no trailing slash).
+    pub(crate) base: &'a str,
+    /// The endpoint path, e.g. `/cgi-bin/token`; also the name used in errors and logs.
+    pub(crate) endpoint: &'static str,
+    /// Query parameters (may hold secrets: never logged).
+    pub(crate) query: &'a [(&'a str, &'a str)],
+    /// A JSON body: the call is a POST when present.
+    pub(crate) body: Option<&'a B>,
+    /// Whether 40001 means a bad AppSecret (token endpoints) rather than a bad token.
+    pub(crate) token_endpoint: bool,
+    /// Retry policy for `-1`.
+    pub(crate) on_busy: OnBusy,
+}
+
+/// Sends a JSON call and decodes the reply into `T`, mapping WeChat's errcodes to [`Error`].
+pub(crate) async fn call_json<T, B>(client: &reqwest::Client, call: JsonCall<'_, B>) -> Result<T>
+where
+    T: DeserializeOwned,
+    B: Serialize + ?Sized,
+{
+    let span = tracing::debug_span!(
+        "wechat_call",
+        endpoint = call.endpoint,
+        errcode = tracing::field::Empty
+    );
+    async {
+        let mut attempt = 1;
+        loop {
+            let result = send_once(client, &call).await;
+            match &result {
+                Err(Error::SystemBusy)
+                    if call.on_busy == OnBusy::Retry && attempt < BUSY_ATTEMPTS =>
+                {
+                    let wait = BUSY_BACKOFF * 2u32.pow(attempt - 1);
+                    tracing::warn!(
+                        endpoint = call.endpoint,
+                        attempt,
+                        ?wait,
+                        "WeChat busy (-1), retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                _ => return result,
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn send_once<T, B>(client: &reqwest::Client, call: &JsonCall<'_, B>) -> Result<T>
+where
+    T: DeserializeOwned,
+    B: Serialize + ?Sized,
+{
+    let url = format!("{}{}", call.base, call.endpoint);
+    let mut request = match call.body {
+        Some(body) => client.post(&url).json(body),
+        None => client.get(&url),
+    };
+    if !call.query.is_empty() {
+        request = request.query(call.query);
+    }
+    let http_err = |source: reqwest::Error| Error::Http {
+        endpoint: call.endpoint,
+        source: source.without_url(),
+    };
+    let response = request.send().await.map_err(http_err)?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(http_err)?;
+    if body.len() > MAX_JSON_BODY {
+        return Err(Error::UnexpectedResponse {
+            endpoint: call.endpoint,
+            detail: format!("body of {} bytes is too large", body.len()),
+        });
+    }
+    decode_json(call.endpoint, status, &body, call.token_endpoint)
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorProbe {
+    #[serde(default)]
+    errcode: Option<i64>,
+    #[serde(default)]
+    errmsg: Option<String>,
+}
+
+/// Decodes a WeChat JSON reply: a non-zero `errcode` becomes an [`Error`]; anything else is `T`.
+pub(crate) fn decode_json<T: DeserializeOwned>(
+    endpoint: &'static str,
+    status: reqwest::StatusCode,
+    body: &[u8],
+    token_endpoint: bool,
+) -> Result<T> {
+    let probe: ErrorProbe =
+        serde_json::from_slice(body).map_err(|e| Error::UnexpectedResponse {
+            endpoint,
+            detail: format!("HTTP {status}, not JSON ({e})"),
+        })?;
+    if let Some(errcode) = probe.errcode.filter(|c| *c != 0) {
+        let errmsg = probe.errmsg.unwrap_or_default();
+        tracing::Span::current().record("errcode", errcode);
+        tracing::warn!(endpoint, errcode, errmsg = %errmsg, "WeChat returned an error");
+        return Err(Error::from_errcode(errcode, &errmsg, token_endpoint));
+    }
+    if !status.is_success() {
+        return Err(Error::UnexpectedResponse {
+            endpoint,
+            detail: format!("HTTP {status}"),
+        });
+    }
+    serde_json::from_slice(body).map_err(|e| Error::UnexpectedResponse {
+        endpoint,
+        detail: format!("missing or malformed fields: {e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Token {
+        access_token: String,
+    }
+
+    #[test]
+    fn decodes_success_and_errors() {
+        let ok: Token = decode_json(
+            "/cgi-bin/token",
+            reqwest::StatusCode::OK,
+            br#"{"access_token":"T","expires_in":7200}"#,
+            true,
+        )
+        .unwrap();
+        assert_eq!(ok.access_token, "T");
+        let ok0: Token = decode_json(
+            "/x",
+            reqwest::StatusCode::OK,
+            br#"{"errcode":0,"errmsg":"ok","access_token":"T"}"#,
+            false,
+        )
+        .unwrap();
+        assert_eq!(ok0.access_token, "T");
+        let err = decode_json::<Token>(
+            "/cgi-bin/token",
+            reqwest::StatusCode::OK,
+            br#"{"errcode":45009,"errmsg":"reach max api daily quota limit rid: 1"}"#,
+            true,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::QuotaExceeded));
+        let err =
+            decode_json::<Token>("/x", reqwest::StatusCode::OK, b"<html>", false).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::UnexpectedResponse { endpoint: "/x", .. }
+        ));
+        let err = decode_json::<Token>("/x", reqwest::StatusCode::OK, br#"{"foo":1}"#, false)
+            .unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+    }
+}

@@ -1,0 +1,488 @@
+//! Sending WeChat Pay v2 requests: one signed [`PayRequest`] value, one [`PayClient`] that posts
+//! it, checks `return_code`, verifies the reply's `sign`, maps `result_code`/`err_code`, and
+//! retries `SYSTEMERROR`/`BIZERR_NEED_RETRY` with the same body.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng as _;
+use tracing::Instrument as _;
+
+use super::xml::{MAX_REPLY_BODY, parse_flat, write_xml};
+use super::{PayConfig, PayFields, SignType, sign_pay_fields, verify_pay_fields};
+use crate::{Error, PayErrorCode, Result};
+
+/// How many times a request answered `SYSTEMERROR` (or `BIZERR_NEED_RETRY`) is sent in all.
+const RETRY_ATTEMPTS: u32 = 3;
+/// The wait before the first retry; doubled for each further retry.
+const RETRY_BACKOFF: Duration = Duration::from_millis(200);
+
+/// A fresh `nonce_str`: 32 random alphanumeric characters.
+pub(crate) fn nonce_str() -> String {
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
+}
+
+/// A signed WeChat Pay v2 request: the endpoint and its fields (with `sign`), ready to post.
+///
+/// Built by pure functions such as [`JsapiOrder::to_request`](super::JsapiOrder::to_request);
+/// sent by [`PayClient::send`]. Resending the same value is resending the same parameters, which
+/// is what WeChat asks for after `SYSTEMERROR`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayRequest {
+    endpoint: &'static str,
+    fields: PayFields,
+    sign_type: SignType,
+    mutual_tls: bool,
+}
+
+impl PayRequest {
+    /// Signs `fields` (which must not contain `sign`) for `endpoint`; `sign_type` is added to the
+    /// fields before signing.
+    pub(crate) fn signed(
+        endpoint: &'static str,
+        mut fields: PayFields,
+        config: &PayConfig,
+        mutual_tls: bool,
+    ) -> Self {
+        let sign_type = config.sign_type();
+        fields.insert("sign_type", sign_type.as_str());
+        let sign = sign_pay_fields(&fields, config.api_key(), sign_type);
+        fields.insert("sign", sign);
+        Self {
+            endpoint,
+            fields,
+            sign_type,
+            mutual_tls,
+        }
+    }
+
+    /// The endpoint path, e.g. `/pay/unifiedorder`.
+    pub fn endpoint(&self) -> &'static str {
+        self.endpoint
+    }
+
+    /// The signed fields.
+    pub fn fields(&self) -> &PayFields {
+        &self.fields
+    }
+
+    /// The signature algorithm used (and expected on the reply).
+    pub fn sign_type(&self) -> SignType {
+        self.sign_type
+    }
+
+    /// Whether the endpoint needs the merchant client certificate (`/secapi/…`).
+    pub fn requires_client_certificate(&self) -> bool {
+        self.mutual_tls
+    }
+
+    /// The XML body.
+    ///
+    /// # Errors
+    /// [`Error::Xml`] only if a field name is not a plain XML name (never for the built-in
+    /// requests).
+    pub fn to_xml(&self) -> Result<String> {
+        write_xml(self.fields.iter())
+    }
+}
+
+/// Checks a reply from WeChat Pay and returns its fields when it is trustworthy and successful.
+///
+/// In order: strict XML parse; `return_code` `FAIL` → [`Error::PayReturn`]; the `sign` must be
+/// present and valid (with the request's sign type) → else [`Error::BadSignature`]; `appid` and
+/// `mch_id`, when present, must be ours; `result_code` `FAIL` → [`Error::Pay`].
+///
+/// # Errors
+/// As listed above, plus [`Error::Xml`] and [`Error::UnexpectedResponse`].
+pub fn check_pay_reply(
+    config: &PayConfig,
+    endpoint: &'static str,
+    sign_type: SignType,
+    body: &[u8],
+) -> Result<PayFields> {
+    let fields = parse_flat(body, "xml", MAX_REPLY_BODY)?;
+    match fields.get("return_code") {
+        Some("SUCCESS") => {}
+        Some("FAIL") => {
+            return Err(Error::PayReturn {
+                return_msg: fields.get("return_msg").unwrap_or("").to_owned(),
+            });
+        }
+        other => {
+            return Err(Error::UnexpectedResponse {
+                endpoint,
+                detail: format!("return_code is {other:?}"),
+            });
+        }
+    }
+    let Some(sign) = fields.get_non_empty("sign") else {
+        return Err(Error::BadSignature(
+            "a SUCCESS reply from WeChat Pay has no sign",
+        ));
+    };
+    verify_pay_fields(&fields, config.api_key(), sign_type, sign)?;
+    if fields
+        .get_non_empty("appid")
+        .is_some_and(|a| a != config.appid().as_str())
+        || fields
+            .get_non_empty("mch_id")
+            .is_some_and(|m| m != config.mch_id().as_str())
+    {
+        return Err(Error::UnexpectedResponse {
+            endpoint,
+            detail: "the reply is for another appid or mch_id".into(),
+        });
+    }
+    match fields.get("result_code") {
+        Some("SUCCESS") => Ok(fields),
+        Some("FAIL") => Err(Error::Pay {
+            code: PayErrorCode::from_code(fields.get("err_code").unwrap_or("")),
+            description: fields.get("err_code_des").unwrap_or("").to_owned(),
+        }),
+        other => Err(Error::UnexpectedResponse {
+            endpoint,
+            detail: format!("result_code is {other:?}"),
+        }),
+    }
+}
+
+/// The client for WeChat Pay API v2: cheap to clone (the HTTP clients are shared).
+///
+/// ```no_run
+/// # async fn demo() -> wechat_core::Result<()> {
+/// use std::net::{IpAddr, Ipv4Addr};
+/// use wechat_core::{JsapiOrder, PayClient, PayConfig};
+///
+/// let pay = PayClient::new(PayConfig::new(
+///     "1900000109",
+///     "wx1234567890abcdef",
+///     "192006250b4c09247ec02edce69f6a2d",
+///     "https://shop.example.com/wechat/pay/notify",
+/// ))?;
+/// let order = JsapiOrder::new("T20240101001", "Coffee", 1, "oUser", IpAddr::V4(Ipv4Addr::LOCALHOST));
+/// let (prepay, params) = pay.create_jsapi_order(&order).await?;
+/// // `params` serialises to exactly what WeixinJSBridge.invoke('getBrandWCPayRequest', …) takes.
+/// println!("{} {}", prepay.prepay_id, serde_json::to_string(&params).unwrap());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PayClient {
+    config: Arc<PayConfig>,
+    http: reqwest::Client,
+    secapi: Option<reqwest::Client>,
+}
+
+impl PayClient {
+    /// Validates `config` and builds the HTTP clients: one for ordinary calls and, when a client
+    /// certificate is configured, one presenting it for `/secapi/…`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid configuration or certificate.
+    pub fn new(config: PayConfig) -> Result<Self> {
+        let http = client_builder(&config)?.build().map_err(|e| {
+            Error::Config(format!("cannot build the HTTP client: {}", e.without_url()))
+        })?;
+        Self::with_http_client(config, http)
+    }
+
+    /// Like [`PayClient::new`] but sends ordinary calls through `http` (shared with the rest of
+    /// the application; it should not follow redirects). The refund client is still built here
+    /// because it carries the certificate.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid configuration or certificate.
+    pub fn with_http_client(config: PayConfig, http: reqwest::Client) -> Result<Self> {
+        config.validate()?;
+        let secapi = match config.client_certificate() {
+            Some(certificate) => Some(
+                client_builder(&config)?
+                    .identity(certificate.identity()?)
+                    .build()
+                    .map_err(|e| {
+                        Error::Config(format!(
+                            "cannot build the refund HTTP client: {}",
+                            e.without_url()
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            config: Arc::new(config),
+            http,
+            secapi,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PayConfig {
+        &self.config
+    }
+
+    /// Posts a signed request and returns the verified reply fields.
+    ///
+    /// `SYSTEMERROR` and `BIZERR_NEED_RETRY` are retried with the same body (3 attempts,
+    /// 200 ms then 400 ms apart).
+    ///
+    /// # Errors
+    /// [`Error::PayReturn`], [`Error::Pay`], [`Error::BadSignature`], [`Error::Xml`],
+    /// [`Error::Http`], [`Error::UnexpectedResponse`]; [`Error::Config`] for a `/secapi/`
+    /// request without a client certificate.
+    pub async fn send(&self, request: &PayRequest) -> Result<PayFields> {
+        let endpoint = request.endpoint();
+        let (client, base) = if request.requires_client_certificate() {
+            let client = self.secapi.as_ref().ok_or_else(|| {
+                Error::Config(format!(
+                    "{endpoint} needs the merchant API client certificate: configure it with \
+                     PayConfig::with_client_certificate (apiclient_cert.pem + apiclient_key.pem)"
+                ))
+            })?;
+            (client, self.config.secapi_base_url())
+        } else {
+            (&self.http, self.config.base_url())
+        };
+        let body = request.to_xml()?;
+        let url = format!("{base}{endpoint}");
+        let span = tracing::info_span!(
+            "wechat_pay_call",
+            endpoint,
+            return_code = tracing::field::Empty,
+            err_code = tracing::field::Empty
+        );
+        async {
+            let mut attempt = 1;
+            loop {
+                let result = self.post_once(client, endpoint, &url, &body, request.sign_type()).await;
+                let span = tracing::Span::current();
+                match &result {
+                    Ok(_) => {
+                        span.record("return_code", "SUCCESS");
+                    }
+                    Err(Error::PayReturn { return_msg }) => {
+                        span.record("return_code", "FAIL");
+                        tracing::warn!(endpoint, return_msg = %return_msg, "WeChat Pay refused the request");
+                    }
+                    Err(Error::Pay { code, description }) => {
+                        span.record("return_code", "SUCCESS");
+                        span.record("err_code", code.as_str());
+                        if *code == PayErrorCode::SystemError && attempt < RETRY_ATTEMPTS {
+                            let wait = RETRY_BACKOFF * 2u32.pow(attempt - 1);
+                            tracing::warn!(endpoint, attempt, ?wait, err_code = %code, "WeChat Pay system error, retrying with the same parameters");
+                            tokio::time::sleep(wait).await;
+                            attempt += 1;
+                            continue;
+                        }
+                        tracing::info!(endpoint, err_code = %code, description = %description, "WeChat Pay business error");
+                    }
+                    Err(e) => tracing::warn!(endpoint, error = %e, "WeChat Pay call failed"),
+                }
+                return result;
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn post_once(
+        &self,
+        client: &reqwest::Client,
+        endpoint: &'static str,
+        url: &str,
+        body: &str,
+        sign_type: SignType,
+    ) -> Result<PayFields> {
+        let http_err = |source: reqwest::Error| Error::Http {
+            endpoint,
+            source: source.without_url(),
+        };
+        let mut response = client
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .body(body.to_owned())
+            .send()
+            .await
+            .map_err(http_err)?;
+        let status = response.status();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(http_err)? {
+            if bytes.len() + chunk.len() > MAX_REPLY_BODY {
+                return Err(Error::UnexpectedResponse {
+                    endpoint,
+                    detail: format!("HTTP {status}, body larger than {MAX_REPLY_BODY} bytes"),
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        match check_pay_reply(&self.config, endpoint, sign_type, &bytes) {
+            Err(Error::Xml(detail)) if !status.is_success() => Err(Error::UnexpectedResponse {
+                endpoint,
+                detail: format!("HTTP {status}, not a WeChat Pay reply ({detail})"),
+            }),
+            other => other,
+        }
+    }
+}
+
+fn client_builder(config: &PayConfig) -> Result<reqwest::ClientBuilder> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(config.timeout())
+        .connect_timeout(config.connect_timeout())
+        .user_agent(concat!("wechat-rs/", env!("CARGO_PKG_VERSION")));
+    for pem in config.root_certificates() {
+        let certificate = reqwest::Certificate::from_pem(pem)
+            .map_err(|e| Error::Config(format!("cannot read a root certificate PEM: {e}")))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    Ok(builder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+
+    fn config() -> PayConfig {
+        PayConfig::new(
+            "1900000109",
+            "wx1234567890abcdef",
+            KEY,
+            "https://x.example/notify",
+        )
+    }
+
+    fn signed_reply(pairs: &[(&str, &str)], sign_type: SignType) -> Vec<u8> {
+        let mut fields: PayFields = pairs.iter().copied().collect();
+        let sign = sign_pay_fields(&fields, &config().api_key().clone(), sign_type);
+        fields.insert("sign", sign);
+        fields.to_xml().unwrap().into_bytes()
+    }
+
+    #[test]
+    fn reply_success_fail_and_errors() {
+        let c = config();
+        let ok = signed_reply(
+            &[
+                ("return_code", "SUCCESS"),
+                ("appid", "wx1234567890abcdef"),
+                ("mch_id", "1900000109"),
+                ("result_code", "SUCCESS"),
+                ("prepay_id", "wx1"),
+            ],
+            SignType::Md5,
+        );
+        assert_eq!(
+            check_pay_reply(&c, "/x", SignType::Md5, &ok)
+                .unwrap()
+                .get("prepay_id"),
+            Some("wx1")
+        );
+        // Verified with the request's sign type only.
+        assert!(matches!(
+            check_pay_reply(&c, "/x", SignType::HmacSha256, &ok),
+            Err(Error::BadSignature(_))
+        ));
+
+        let fail = b"<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[\xe7\xad\xbe\xe5\x90\x8d\xe9\x94\x99\xe8\xaf\xaf]]></return_msg></xml>";
+        match check_pay_reply(&c, "/x", SignType::Md5, fail) {
+            Err(Error::PayReturn { return_msg }) => assert_eq!(return_msg, "签名错误"),
+            other => panic!("{other:?}"),
+        }
+
+        let business = signed_reply(
+            &[
+                ("return_code", "SUCCESS"),
+                ("result_code", "FAIL"),
+                ("err_code", "ORDERPAID"),
+                ("err_code_des", "该订单已支付"),
+            ],
+            SignType::HmacSha256,
+        );
+        match check_pay_reply(&c, "/x", SignType::HmacSha256, &business) {
+            Err(Error::Pay { code, description }) => {
+                assert_eq!(code, PayErrorCode::OrderPaid);
+                assert_eq!(description, "该订单已支付");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unsigned_or_tampered_success_is_refused() {
+        let c = config();
+        let unsigned = b"<xml><return_code>SUCCESS</return_code><result_code>SUCCESS</result_code><prepay_id>wx1</prepay_id></xml>";
+        assert!(matches!(
+            check_pay_reply(&c, "/x", SignType::Md5, unsigned),
+            Err(Error::BadSignature(_))
+        ));
+        let good = String::from_utf8(signed_reply(
+            &[
+                ("return_code", "SUCCESS"),
+                ("result_code", "SUCCESS"),
+                ("prepay_id", "wx1"),
+            ],
+            SignType::Md5,
+        ))
+        .unwrap();
+        let tampered = good.replace("wx1", "wx2");
+        assert!(matches!(
+            check_pay_reply(&c, "/x", SignType::Md5, tampered.as_bytes()),
+            Err(Error::BadSignature(_))
+        ));
+        // A signed business failure is also verified before it is believed.
+        let forged_fail = b"<xml><return_code>SUCCESS</return_code><result_code>FAIL</result_code><err_code>ORDERPAID</err_code><sign>00</sign></xml>";
+        assert!(matches!(
+            check_pay_reply(&c, "/x", SignType::Md5, forged_fail),
+            Err(Error::BadSignature(_))
+        ));
+        let other_mch = signed_reply(
+            &[
+                ("return_code", "SUCCESS"),
+                ("mch_id", "1"),
+                ("result_code", "SUCCESS"),
+            ],
+            SignType::Md5,
+        );
+        assert!(matches!(
+            check_pay_reply(&c, "/x", SignType::Md5, &other_mch),
+            Err(Error::UnexpectedResponse { .. })
+        ));
+        assert!(matches!(
+            check_pay_reply(&c, "/x", SignType::Md5, b"<html>"),
+            Err(Error::Xml(_))
+        ));
+    }
+
+    #[test]
+    fn requests_are_signed_with_sign_type_included() {
+        let c = config().with_sign_type(SignType::HmacSha256);
+        let fields: PayFields = [("appid", "wx1234567890abcdef"), ("nonce_str", "n")]
+            .into_iter()
+            .collect();
+        let request = PayRequest::signed("/pay/orderquery", fields, &c, false);
+        assert_eq!(request.fields().get("sign_type"), Some("HMAC-SHA256"));
+        let sign = request.fields().get("sign").unwrap();
+        assert!(
+            verify_pay_fields(request.fields(), c.api_key(), SignType::HmacSha256, sign).is_ok()
+        );
+        let xml = request.to_xml().unwrap();
+        assert!(
+            xml.contains("<sign_type><![CDATA[HMAC-SHA256]]></sign_type>")
+                || xml.contains("<sign_type>HMAC-SHA256</sign_type>"),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn nonce_is_32_alphanumeric() {
+        let a = nonce_str();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(a, nonce_str());
+    }
+}

@@ -1,0 +1,717 @@
+//! Payment and refund notifications (protocol reference §4.4, §4.8), verified before anything
+//! reads them, and the replies WeChat expects.
+//!
+//! The easy path is the safe one: [`handle_payment_notification`] parses safely, verifies the
+//! `sign` over every received field, checks the merchant and app, and only then calls the
+//! application's handler; it answers `SUCCESS` only after the handler returned `Ok`, so WeChat
+//! re-sends (15 s, 15 s, 30 s, 3 min, … for about 24 hours) until the payment is durably
+//! recorded. Duplicates are normal: the handler must be idempotent.
+//!
+//! ```
+//! use wechat_core::{PayConfig, PaymentNotification, handle_payment_notification};
+//!
+//! # async fn demo(config: PayConfig, body: &[u8]) -> http::Response<bytes::Bytes> {
+//! let reply = handle_payment_notification(&config, body, |paid: PaymentNotification| async move {
+//!     // Look the order up by paid.out_trade_no, check paid.total_fee == its amount, mark it
+//!     // paid (idempotently) in the database, and only then return Ok.
+//!     Ok::<(), std::io::Error>(())
+//! })
+//! .await;
+//! reply.into_response()
+//! # }
+//! ```
+//!
+//! See <https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=9_7> and
+//! <https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=9_16>.
+
+use std::future::Future;
+
+use super::order::{OrderQueryResponse, optional_fen, required, required_fen};
+use super::xml::{MAX_NOTIFICATION_BODY, parse_flat};
+use super::{
+    PayConfig, PayFields, RefundStatus, SignType, decrypt_refund_req_info, verify_pay_fields,
+};
+use crate::{
+    AppId, Error, MchId, OpenId, OutRefundNo, OutTradeNo, PayErrorCode, Result, TransactionId,
+};
+
+const PAYMENT: &str = "payment notification";
+const REFUND: &str = "refund notification";
+
+/// WeChat's acknowledgement: `<xml><return_code>SUCCESS</return_code><return_msg>OK</return_msg></xml>`.
+pub const NOTIFICATION_SUCCESS_XML: &str = "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>";
+
+/// WeChat's refusal, which makes WeChat send the notification again later.
+pub fn notification_fail_xml(message: &str) -> String {
+    format!(
+        "<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[{}]]></return_msg></xml>",
+        message.replace("]]>", "]]]]><![CDATA[>")
+    )
+}
+
+/// A verified payment notification (or an `orderquery` that says `SUCCESS`): the money was
+/// received for `out_trade_no`.
+///
+/// # Security
+/// Verified means "WeChat sent this for our merchant and app". Whether it pays *your* order is
+/// for you to check: find the order by `out_trade_no`, compare `total_fee` (integer fen) with its
+/// amount, and record the payment idempotently (a duplicate must only be acknowledged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentNotification {
+    /// The app id (checked equal to the configuration's).
+    pub appid: AppId,
+    /// The merchant id (checked equal to the configuration's).
+    pub mch_id: MchId,
+    /// The merchant's order number.
+    pub out_trade_no: OutTradeNo,
+    /// WeChat Pay's transaction id.
+    pub transaction_id: TransactionId,
+    /// The payer.
+    pub openid: OpenId,
+    /// The order amount in fen.
+    pub total_fee: u64,
+    /// The amount paid in cash (fen), when sent.
+    pub cash_fee: Option<u64>,
+    /// The currency (`CNY` when absent).
+    pub fee_type: Option<String>,
+    /// When payment completed, `yyyyMMddHHmmss` Beijing time.
+    pub time_end: String,
+    /// The order's `attach`.
+    pub attach: Option<String>,
+    /// `JSAPI`, `NATIVE`, …
+    pub trade_type: String,
+    /// The payer's bank or `OTHERS`.
+    pub bank_type: Option<String>,
+    /// Every received field, verified.
+    pub fields: PayFields,
+}
+
+impl PaymentNotification {
+    fn from_verified(fields: PayFields, source: &'static str) -> Result<Self> {
+        Ok(Self {
+            appid: AppId::from(required(&fields, "appid", source)?),
+            mch_id: MchId::from(required(&fields, "mch_id", source)?),
+            out_trade_no: OutTradeNo::from(required(&fields, "out_trade_no", source)?),
+            transaction_id: TransactionId::from(required(&fields, "transaction_id", source)?),
+            openid: OpenId::from(required(&fields, "openid", source)?),
+            total_fee: required_fen(&fields, "total_fee", source)?,
+            cash_fee: optional_fen(&fields, "cash_fee", source)?,
+            fee_type: fields.get_non_empty("fee_type").map(str::to_owned),
+            time_end: fields.get("time_end").unwrap_or("").to_owned(),
+            attach: fields.get_non_empty("attach").map(str::to_owned),
+            trade_type: fields.get("trade_type").unwrap_or("").to_owned(),
+            bank_type: fields.get_non_empty("bank_type").map(str::to_owned),
+            fields,
+        })
+    }
+
+    /// The same value from a verified `orderquery` reply whose `trade_state` is `SUCCESS`, so
+    /// that a payment found by polling is recorded exactly as a notification would be.
+    ///
+    /// # Errors
+    /// [`Error::NotificationMismatch`] when the order is not paid (`trade_state` other than
+    /// `SUCCESS`) or is for another app or merchant; [`Error::UnexpectedResponse`] when a field
+    /// is missing.
+    pub fn from_order_query(config: &PayConfig, query: &OrderQueryResponse) -> Result<Self> {
+        if query.trade_state != super::TradeState::Success {
+            return Err(Error::NotificationMismatch(format!(
+                "the order's trade_state is {}, not SUCCESS",
+                query.trade_state
+            )));
+        }
+        check_merchant(config, &query.fields)?;
+        Self::from_verified(query.fields.clone(), "/pay/orderquery")
+    }
+}
+
+fn check_merchant(config: &PayConfig, fields: &PayFields) -> Result<()> {
+    let appid = fields.get("appid").unwrap_or("");
+    if appid != config.appid().as_str() {
+        return Err(Error::NotificationMismatch(format!(
+            "appid {appid:?} is not the configured {}",
+            config.appid()
+        )));
+    }
+    let mch_id = fields.get("mch_id").unwrap_or("");
+    if mch_id != config.mch_id().as_str() {
+        return Err(Error::NotificationMismatch(format!(
+            "mch_id {mch_id:?} is not the configured {}",
+            config.mch_id()
+        )));
+    }
+    Ok(())
+}
+
+fn check_return_code(fields: &PayFields, source: &'static str) -> Result<()> {
+    match fields.get("return_code") {
+        Some("SUCCESS") => Ok(()),
+        Some("FAIL") => Err(Error::PayReturn {
+            return_msg: fields.get("return_msg").unwrap_or("").to_owned(),
+        }),
+        other => Err(Error::UnexpectedResponse {
+            endpoint: source,
+            detail: format!("return_code is {other:?}"),
+        }),
+    }
+}
+
+/// Verifies a payment notification body and returns its typed value.
+///
+/// Steps (protocol reference §4.4): safe parse (size limit, no DTD/entities); `return_code`
+/// `SUCCESS`; a `sign` must be present (a SUCCESS without one is forged); the sign is verified
+/// over **all** received fields with the notification's `sign_type` (the configured one when
+/// absent); `appid` and `mch_id` must be the configured ones; `result_code` must be `SUCCESS`.
+///
+/// # Errors
+/// [`Error::Xml`], [`Error::BadSignature`], [`Error::NotificationMismatch`],
+/// [`Error::PayReturn`] (a FAIL notification), [`Error::Pay`] (a verified `result_code` FAIL:
+/// the payment did not succeed), [`Error::UnexpectedResponse`] (a required field is missing).
+///
+/// # Security
+/// The amount is not compared with anything here: the caller must compare `total_fee` with
+/// its own order's amount.
+pub fn verify_payment_notification(config: &PayConfig, body: &[u8]) -> Result<PaymentNotification> {
+    let fields = parse_flat(body, "xml", MAX_NOTIFICATION_BODY)?;
+    check_return_code(&fields, PAYMENT)?;
+    let sign = fields.get_non_empty("sign").ok_or(Error::BadSignature(
+        "a SUCCESS payment notification without sign is forged",
+    ))?;
+    let sign_type = match fields.get_non_empty("sign_type") {
+        None => config.sign_type(),
+        Some(name) => SignType::from_wire(name)
+            .ok_or(Error::BadSignature("unknown sign_type in the notification"))?,
+    };
+    verify_pay_fields(&fields, config.api_key(), sign_type, sign)?;
+    check_merchant(config, &fields)?;
+    match fields.get("result_code") {
+        Some("SUCCESS") => {}
+        Some("FAIL") => {
+            return Err(Error::Pay {
+                code: PayErrorCode::from_code(fields.get("err_code").unwrap_or("")),
+                description: fields.get("err_code_des").unwrap_or("").to_owned(),
+            });
+        }
+        other => {
+            return Err(Error::UnexpectedResponse {
+                endpoint: PAYMENT,
+                detail: format!("result_code is {other:?}"),
+            });
+        }
+    }
+    PaymentNotification::from_verified(fields, PAYMENT)
+}
+
+/// A decrypted refund notification.
+///
+/// # Security
+/// `req_info` is encrypted with a key derived from the API key (AES-256-ECB), which proves it
+/// comes from WeChat but does not authenticate it the way a MAC would: match `out_refund_no`
+/// with a refund you requested and compare `refund_fee` with its amount before recording it
+/// (or confirm with `refundquery`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundNotification {
+    /// The app id (checked).
+    pub appid: AppId,
+    /// The merchant id (checked).
+    pub mch_id: MchId,
+    /// The merchant's refund number.
+    pub out_refund_no: OutRefundNo,
+    /// WeChat's refund id.
+    pub refund_id: String,
+    /// The order number.
+    pub out_trade_no: OutTradeNo,
+    /// The transaction id.
+    pub transaction_id: TransactionId,
+    /// The order total in fen.
+    pub total_fee: u64,
+    /// The refund amount in fen.
+    pub refund_fee: u64,
+    /// The order total after coupons, in fen.
+    pub settlement_total_fee: Option<u64>,
+    /// The refunded amount after coupons, in fen.
+    pub settlement_refund_fee: Option<u64>,
+    /// `SUCCESS`, `CHANGE` or `REFUNDCLOSE`.
+    pub refund_status: RefundStatus,
+    /// When it succeeded, `yyyy-MM-dd HH:mm:ss`.
+    pub success_time: Option<String>,
+    /// Where the money went (`refund_recv_accout`, WeChat's spelling).
+    pub refund_recv_accout: Option<String>,
+    /// Which funds paid for it.
+    pub refund_account: Option<String>,
+    /// `API` or `VENDOR_PLATFORM`.
+    pub refund_request_source: Option<String>,
+    /// The decrypted `req_info` fields.
+    pub fields: PayFields,
+}
+
+/// Verifies a refund notification: safe parse, `return_code` `SUCCESS`, `appid` and `mch_id`
+/// ours, then `req_info` decrypted with the API key and parsed (root `<root>`).
+///
+/// # Errors
+/// [`Error::Xml`], [`Error::BadSignature`] (`req_info` does not decrypt with our key),
+/// [`Error::NotificationMismatch`], [`Error::PayReturn`], [`Error::UnexpectedResponse`].
+///
+/// # Security
+/// See [`RefundNotification`]: match the refund number and amount with your own refund.
+pub fn verify_refund_notification(config: &PayConfig, body: &[u8]) -> Result<RefundNotification> {
+    let outer = parse_flat(body, "xml", MAX_NOTIFICATION_BODY)?;
+    check_return_code(&outer, REFUND)?;
+    check_merchant(config, &outer)?;
+    let req_info = required(&outer, "req_info", REFUND)?;
+    let plaintext = decrypt_refund_req_info(req_info, config.api_key())?;
+    let fields = parse_flat(&plaintext, "root", MAX_NOTIFICATION_BODY)?;
+    Ok(RefundNotification {
+        appid: config.appid().clone(),
+        mch_id: config.mch_id().clone(),
+        out_refund_no: OutRefundNo::from(required(&fields, "out_refund_no", REFUND)?),
+        refund_id: required(&fields, "refund_id", REFUND)?.to_owned(),
+        out_trade_no: OutTradeNo::from(required(&fields, "out_trade_no", REFUND)?),
+        transaction_id: TransactionId::from(required(&fields, "transaction_id", REFUND)?),
+        total_fee: required_fen(&fields, "total_fee", REFUND)?,
+        refund_fee: required_fen(&fields, "refund_fee", REFUND)?,
+        settlement_total_fee: optional_fen(&fields, "settlement_total_fee", REFUND)?,
+        settlement_refund_fee: optional_fen(&fields, "settlement_refund_fee", REFUND)?,
+        refund_status: RefundStatus::from_wire(required(&fields, "refund_status", REFUND)?),
+        success_time: fields.get_non_empty("success_time").map(str::to_owned),
+        refund_recv_accout: fields
+            .get_non_empty("refund_recv_accout")
+            .map(str::to_owned),
+        refund_account: fields.get_non_empty("refund_account").map(str::to_owned),
+        refund_request_source: fields
+            .get_non_empty("refund_request_source")
+            .map(str::to_owned),
+        fields,
+    })
+}
+
+/// What to answer WeChat: an HTTP status and the SUCCESS or FAIL XML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationReply {
+    /// 200 for SUCCESS; 400 for a refused notification, 413 for an oversized one, 500 when the
+    /// handler failed. WeChat re-sends after any FAIL or non-200.
+    pub status: http::StatusCode,
+    /// The XML body.
+    pub body: String,
+}
+
+impl NotificationReply {
+    /// `200` with [`NOTIFICATION_SUCCESS_XML`].
+    pub fn success() -> Self {
+        Self {
+            status: http::StatusCode::OK,
+            body: NOTIFICATION_SUCCESS_XML.to_owned(),
+        }
+    }
+
+    /// A FAIL reply with a short public message (never internal details).
+    pub fn fail(status: http::StatusCode, message: &str) -> Self {
+        Self {
+            status,
+            body: notification_fail_xml(message),
+        }
+    }
+
+    /// The FAIL reply for a notification that could not be verified.
+    pub(crate) fn refused(error: &Error) -> Self {
+        match error {
+            Error::Xml(detail) if detail.contains("limit") => {
+                Self::fail(http::StatusCode::PAYLOAD_TOO_LARGE, "body too large")
+            }
+            Error::BadSignature(_) => {
+                Self::fail(http::StatusCode::BAD_REQUEST, "invalid signature")
+            }
+            Error::NotificationMismatch(_) => {
+                Self::fail(http::StatusCode::BAD_REQUEST, "not for this merchant")
+            }
+            _ => Self::fail(http::StatusCode::BAD_REQUEST, "invalid notification"),
+        }
+    }
+
+    /// Whether this acknowledges the notification.
+    pub fn is_success(&self) -> bool {
+        self.status == http::StatusCode::OK && self.body == NOTIFICATION_SUCCESS_XML
+    }
+
+    /// An `http::Response` with `Content-Type: text/xml; charset=utf-8`.
+    pub fn into_response(self) -> http::Response<bytes::Bytes> {
+        let mut response = http::Response::new(bytes::Bytes::from(self.body));
+        *response.status_mut() = self.status;
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/xml; charset=utf-8"),
+        );
+        response
+    }
+}
+
+/// Verifies a payment notification, hands it to `handler`, and says what to answer WeChat.
+///
+/// - Not verifiable (forged, altered, another merchant, malformed, too large): the handler is
+///   not called; FAIL, and a `tracing::warn!` without secrets.
+/// - Verified, but `result_code` FAIL (the payment did not succeed): nothing to record; the
+///   handler is not called; SUCCESS (so WeChat stops re-sending it).
+/// - Verified and paid: `handler` is called; SUCCESS only if it returned `Ok`, FAIL (500)
+///   otherwise, so WeChat re-sends until the payment is recorded.
+///
+/// # Security
+/// The handler must compare `total_fee` with its own order's amount and record idempotently.
+pub async fn handle_payment_notification<F, Fut, E>(
+    config: &PayConfig,
+    body: &[u8],
+    handler: F,
+) -> NotificationReply
+where
+    F: FnOnce(PaymentNotification) -> Fut,
+    Fut: Future<Output = std::result::Result<(), E>>,
+    E: std::fmt::Display,
+{
+    match verify_payment_notification(config, body) {
+        Ok(notification) => {
+            let out_trade_no = notification.out_trade_no.clone();
+            match handler(notification).await {
+                Ok(()) => NotificationReply::success(),
+                Err(e) => {
+                    tracing::error!(out_trade_no = %out_trade_no, error = %e, "payment notification handler failed; WeChat will re-send");
+                    NotificationReply::fail(
+                        http::StatusCode::INTERNAL_SERVER_ERROR,
+                        "not processed",
+                    )
+                }
+            }
+        }
+        Err(Error::Pay { code, description }) => {
+            tracing::info!(err_code = %code, description = %description, "verified payment notification reports a failed payment");
+            NotificationReply::success()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "payment notification refused");
+            NotificationReply::refused(&e)
+        }
+    }
+}
+
+/// Verifies a refund notification, hands it to `handler`, and says what to answer WeChat
+/// (SUCCESS only after `Ok`; FAIL when it cannot be verified or the handler failed).
+///
+/// # Security
+/// The handler must match `out_refund_no` and `refund_fee` with a refund it requested.
+pub async fn handle_refund_notification<F, Fut, E>(
+    config: &PayConfig,
+    body: &[u8],
+    handler: F,
+) -> NotificationReply
+where
+    F: FnOnce(RefundNotification) -> Fut,
+    Fut: Future<Output = std::result::Result<(), E>>,
+    E: std::fmt::Display,
+{
+    match verify_refund_notification(config, body) {
+        Ok(notification) => {
+            let out_refund_no = notification.out_refund_no.clone();
+            match handler(notification).await {
+                Ok(()) => NotificationReply::success(),
+                Err(e) => {
+                    tracing::error!(out_refund_no = %out_refund_no, error = %e, "refund notification handler failed; WeChat will re-send");
+                    NotificationReply::fail(
+                        http::StatusCode::INTERNAL_SERVER_ERROR,
+                        "not processed",
+                    )
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "refund notification refused");
+            NotificationReply::refused(&e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{encrypt_refund_req_info, sign_pay_fields};
+    use super::*;
+    use crate::PayApiKey;
+
+    const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+
+    fn config() -> PayConfig {
+        PayConfig::new(
+            "1900000109",
+            "wx1234567890abcdef",
+            KEY,
+            "https://shop.example/pay/notify",
+        )
+    }
+
+    fn paid_fields() -> PayFields {
+        [
+            ("appid", "wx1234567890abcdef"),
+            ("bank_type", "OTHERS"),
+            ("cash_fee", "101"),
+            ("fee_type", "CNY"),
+            ("is_subscribe", "N"),
+            ("mch_id", "1900000109"),
+            ("nonce_str", "5d2b6c2a8db53831f7eda20af46e531c"),
+            ("openid", "oUpF8uMEb4qRXf22hE3X68TekukE"),
+            ("out_trade_no", "T20240101001"),
+            ("result_code", "SUCCESS"),
+            ("return_code", "SUCCESS"),
+            ("time_end", "20240101120005"),
+            ("total_fee", "101"),
+            ("trade_type", "JSAPI"),
+            ("transaction_id", "4200000000202401010000000001"),
+            ("attach", "table=7"),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    fn signed(mut fields: PayFields, sign_type: SignType) -> Vec<u8> {
+        fields.remove("sign");
+        let sign = sign_pay_fields(&fields, &PayApiKey::new(KEY), sign_type);
+        fields.insert("sign", sign);
+        fields.to_xml().unwrap().into_bytes()
+    }
+
+    #[test]
+    fn verifies_a_genuine_notification() {
+        let n =
+            verify_payment_notification(&config(), &signed(paid_fields(), SignType::Md5)).unwrap();
+        assert_eq!(n.out_trade_no.as_str(), "T20240101001");
+        assert_eq!(n.total_fee, 101);
+        assert_eq!(n.cash_fee, Some(101));
+        assert_eq!(n.attach.as_deref(), Some("table=7"));
+        assert_eq!(n.trade_type, "JSAPI");
+        assert_eq!(n.fields.get("is_subscribe"), Some("N"));
+    }
+
+    #[test]
+    fn sign_type_comes_from_the_notification_or_the_config() {
+        let mut fields = paid_fields();
+        fields.insert("sign_type", "HMAC-SHA256");
+        assert!(
+            verify_payment_notification(&config(), &signed(fields, SignType::HmacSha256)).is_ok()
+        );
+        // Absent sign_type: the configured one.
+        let hmac_config = config().with_sign_type(SignType::HmacSha256);
+        assert!(
+            verify_payment_notification(&hmac_config, &signed(paid_fields(), SignType::HmacSha256))
+                .is_ok()
+        );
+        assert!(
+            verify_payment_notification(&config(), &signed(paid_fields(), SignType::HmacSha256))
+                .is_err()
+        );
+        let mut weird = paid_fields();
+        weird.insert("sign_type", "SHA1");
+        assert!(matches!(
+            verify_payment_notification(&config(), &signed(weird, SignType::Md5)),
+            Err(Error::BadSignature(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_fields_are_signed_too() {
+        let mut fields = paid_fields();
+        fields.insert("brand_new_field", "x");
+        let body = signed(fields, SignType::Md5);
+        assert!(verify_payment_notification(&config(), &body).is_ok());
+        // Removing the unknown field after signing breaks the signature.
+        let text = String::from_utf8(body)
+            .unwrap()
+            .replace("<brand_new_field>x</brand_new_field>", "");
+        assert!(matches!(
+            verify_payment_notification(&config(), text.as_bytes()),
+            Err(Error::BadSignature(_))
+        ));
+    }
+
+    #[test]
+    fn forged_and_altered_notifications_are_refused() {
+        // No sign at all.
+        let unsigned = paid_fields().to_xml().unwrap();
+        assert!(matches!(
+            verify_payment_notification(&config(), unsigned.as_bytes()),
+            Err(Error::BadSignature(_))
+        ));
+        // Altered amount after signing.
+        let body = String::from_utf8(signed(paid_fields(), SignType::Md5)).unwrap();
+        let altered = body.replace("<total_fee>101</total_fee>", "<total_fee>1</total_fee>");
+        assert_ne!(altered, body);
+        assert!(matches!(
+            verify_payment_notification(&config(), altered.as_bytes()),
+            Err(Error::BadSignature(_))
+        ));
+        // Signed with another key.
+        let mut fields = paid_fields();
+        fields.insert(
+            "sign",
+            sign_pay_fields(
+                &paid_fields(),
+                &PayApiKey::new("0".repeat(32)),
+                SignType::Md5,
+            ),
+        );
+        assert!(matches!(
+            verify_payment_notification(&config(), fields.to_xml().unwrap().as_bytes()),
+            Err(Error::BadSignature(_))
+        ));
+        // Well signed for another app.
+        let mut other = paid_fields();
+        other.insert("appid", "wxanother");
+        assert!(matches!(
+            verify_payment_notification(&config(), &signed(other, SignType::Md5)),
+            Err(Error::NotificationMismatch(_))
+        ));
+        let mut other_mch = paid_fields();
+        other_mch.insert("mch_id", "1");
+        assert!(matches!(
+            verify_payment_notification(&config(), &signed(other_mch, SignType::Md5)),
+            Err(Error::NotificationMismatch(_))
+        ));
+    }
+
+    #[test]
+    fn failed_payments_are_reported_not_paid() {
+        let mut fields = paid_fields();
+        fields.insert("result_code", "FAIL");
+        fields.insert("err_code", "NOTENOUGH");
+        assert!(matches!(
+            verify_payment_notification(&config(), &signed(fields, SignType::Md5)),
+            Err(Error::Pay {
+                code: PayErrorCode::NotEnough,
+                ..
+            })
+        ));
+        let fail = b"<xml><return_code>FAIL</return_code><return_msg>x</return_msg></xml>";
+        assert!(matches!(
+            verify_payment_notification(&config(), fail),
+            Err(Error::PayReturn { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn handler_sees_only_verified_notifications_and_controls_the_reply() {
+        let good = signed(paid_fields(), SignType::Md5);
+        let reply = handle_payment_notification(&config(), &good, |n| async move {
+            assert_eq!(n.total_fee, 101);
+            Ok::<(), String>(())
+        })
+        .await;
+        assert!(reply.is_success());
+        assert_eq!(reply.body, NOTIFICATION_SUCCESS_XML);
+
+        let reply = handle_payment_notification(&config(), &good, |_| async {
+            Err::<(), _>("database down")
+        })
+        .await;
+        assert!(!reply.is_success());
+        assert_eq!(reply.status, http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            reply.body.contains("FAIL") && !reply.body.contains("database"),
+            "{}",
+            reply.body
+        );
+
+        let altered = String::from_utf8(good.clone())
+            .unwrap()
+            .replace("<total_fee>101", "<total_fee>1");
+        let mut called = false;
+        let reply = handle_payment_notification(&config(), altered.as_bytes(), |_| {
+            called = true;
+            async { Ok::<(), String>(()) }
+        })
+        .await;
+        assert!(!called);
+        assert_eq!(reply.status, http::StatusCode::BAD_REQUEST);
+        assert!(reply.body.contains("FAIL"));
+
+        let big = vec![b'x'; 1 << 20];
+        let reply =
+            handle_payment_notification(&config(), &big, |_| async { Ok::<(), String>(()) }).await;
+        assert_eq!(reply.status, http::StatusCode::PAYLOAD_TOO_LARGE);
+
+        let response = NotificationReply::success().into_response();
+        assert_eq!(
+            response.headers()[http::header::CONTENT_TYPE],
+            "text/xml; charset=utf-8"
+        );
+    }
+
+    /// The refund `req_info` vector, derived per protocol reference §4.8 and cross-checked with
+    /// `openssl enc -aes-256-ecb` and Python's `cryptography` (key = md5 hex of the V2 key).
+    const REQ_INFO_VECTOR: &str = "WBzGpzQuNpcFxIlFjUUD9BfnwwNUlVAs7bwvgHME4/Tv+vFNRpKVQoAa8XuDBwiUWJFvA43Z2XF/A2VOj3J/4E6/v5S7bpp8C5l2T+QMoVwGmdbwLy8Ffy1Le/oQh1Si6NTNo8J68Rlma1meV/He6xF4/fCDpzlPjWey9DOKiabJ6/rmu9S/YN1/5wuo1vOkjWYuySTv1Vqvy/Dr45eTH4FMQYx4A+aeamp9Q4AHvF6dTrvBG9s1976YD0VhWJqTapM0NWl8jgWNnuw6WYURJzEcDquU1POg5lk7Ci0ye5eZax4hQcUU9vAOi3/6tCecKQL4FUWqY/aNxbJKQk91hqgrzJGLE1VBMyWRwJn2xyrs3VsfYB10ogIt63PYgIj5yG6yu6kHksGHbhDASGyOhhRvkzLUzdoOI7wu6BQFQHQ77zCcG1wTJigCOeA1fXDbuIP9BVNqaW8P4zd32lwDlax26GfFq4cVyXUs3Fn8LqylyBLYMqM148lqbAHxTThlaAyPQ/HrlHVdKUbSnB4G6NBURQINeZSENfhdlZpKQjnmZaGlsbjyMxBbOUcp+mpu7a2sspMbC8Oh66JoOTEbk3cjX3GANWjHo5/DdE8OHYgXjZQ2Rx5CYNCVfOr4vTrtGVSWmvdPqVMmHLNAodAaE5FUsbpl8j/0PGNoAV3mCiAekdigrThdol/epbR95Aa1n9J2FVnLMYjBWdazJ7yry8iGoWCugGMPjyUMv8ZOhqf81z4dXNqOw8FQqBhPvk7DtDEOEr08P6Az1G7m4csm762n1DE+l5m0vWrQdy+h4eWSZeB+LH4opk+g8RRXEFdMo6e2ncjqi9IqbTMIS9wQMtHfqkH5IDAev2MXLMk/u9rZYu8ZR/kONZrKQUQ2u7exHsw0xncOtrZjwSFLZFKEp3t1EkrChlM1p+7Wdn4+TILhzYlaspln94nbND54uG5QKoEUKf+NijaDpgiLtfyygAyk9En+1LYzkAvfEP+WvGfpQa5ZDB4qteA5rfwzLS6i";
+
+    fn refund_body(appid: &str, req_info: &str) -> String {
+        format!(
+            "<xml><return_code>SUCCESS</return_code><appid><![CDATA[{appid}]]></appid><mch_id><![CDATA[1900000109]]></mch_id><nonce_str><![CDATA[abc]]></nonce_str><req_info><![CDATA[{req_info}]]></req_info></xml>"
+        )
+    }
+
+    #[test]
+    fn refund_notification_vector_decrypts() {
+        let n = verify_refund_notification(
+            &config(),
+            refund_body("wx1234567890abcdef", REQ_INFO_VECTOR).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(n.out_refund_no.as_str(), "R20240101");
+        assert_eq!(n.out_trade_no.as_str(), "T20240101");
+        assert_eq!(n.refund_id, "50000000382019052709732678859");
+        assert_eq!(n.transaction_id.as_str(), "4200000000202401010000000001");
+        assert_eq!(n.total_fee, 1);
+        assert_eq!(n.refund_fee, 1);
+        assert_eq!(n.refund_status, RefundStatus::Success);
+        assert_eq!(n.success_time.as_deref(), Some("2024-01-01 12:00:05"));
+        assert_eq!(n.refund_recv_accout.as_deref(), Some("支付用户零钱"));
+        assert_eq!(n.refund_request_source.as_deref(), Some("API"));
+    }
+
+    #[test]
+    fn refund_notifications_are_checked() {
+        assert!(matches!(
+            verify_refund_notification(
+                &config(),
+                refund_body("wxother", REQ_INFO_VECTOR).as_bytes()
+            ),
+            Err(Error::NotificationMismatch(_))
+        ));
+        let other_key = encrypt_refund_req_info(
+            b"<root><out_refund_no>R</out_refund_no></root>",
+            &PayApiKey::new("0".repeat(32)),
+        );
+        assert!(matches!(
+            verify_refund_notification(
+                &config(),
+                refund_body("wx1234567890abcdef", &other_key).as_bytes()
+            ),
+            Err(Error::BadSignature(_))
+        ));
+        let xxe = encrypt_refund_req_info(
+            b"<!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><root><a>&x;</a></root>",
+            &PayApiKey::new(KEY),
+        );
+        assert!(matches!(
+            verify_refund_notification(
+                &config(),
+                refund_body("wx1234567890abcdef", &xxe).as_bytes()
+            ),
+            Err(Error::Xml(_))
+        ));
+    }
+
+    #[test]
+    fn fail_reply_escapes_cdata() {
+        let xml = notification_fail_xml("a]]>b");
+        assert_eq!(
+            PayFields::parse(xml.as_bytes()).unwrap().get("return_msg"),
+            Some("a]]>b")
+        );
+        assert_eq!(
+            PayFields::parse(NOTIFICATION_SUCCESS_XML.as_bytes())
+                .unwrap()
+                .get("return_code"),
+            Some("SUCCESS")
+        );
+    }
+}

@@ -1,0 +1,755 @@
+//! JSAPI orders: `unifiedorder`, the page's `getBrandWCPayRequest` parameters, `orderquery` and
+//! `closeorder` (protocol reference §4.2, §4.3, §4.5, §4.6).
+//!
+//! See <https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=9_1>.
+
+use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::client::{PayRequest, nonce_str};
+use super::{PayClient, PayConfig, PayFields, SignType, sign_pay_fields, verify_pay_fields};
+use crate::{AppId, Error, OpenId, OutTradeNo, PayApiKey, Result, TransactionId};
+
+/// A JSAPI order to place with `unifiedorder`: what the buyer pays for, how much, and who pays.
+///
+/// ```
+/// use std::net::{IpAddr, Ipv4Addr};
+/// use wechat_core::{JsapiOrder, PayConfig};
+///
+/// let config = PayConfig::new("1900000109", "wx1234567890abcdef", "192006250b4c09247ec02edce69f6a2d", "https://shop.example.com/pay/notify");
+/// let order = JsapiOrder::new("T20240101001", "Coffee", 1, "oUser", IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)))
+///     .with_attach("table=7");
+/// let request = order.to_request(&config, "5K8264ILTKCH16CQ2502SI8ZNMTM67VS")?;
+/// assert_eq!(request.endpoint(), "/pay/unifiedorder");
+/// assert_eq!(request.fields().get("trade_type"), Some("JSAPI"));
+/// assert_eq!(request.fields().get("total_fee"), Some("1"));
+/// # Ok::<(), wechat_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsapiOrder {
+    /// The merchant's order number: 1 to 32 of `[0-9A-Za-z_-|*]`, unique per merchant.
+    pub out_trade_no: OutTradeNo,
+    /// The description shown to the payer (`body`, at most 128 bytes).
+    pub body: String,
+    /// The amount in fen (1 = 0.01 yuan); must be positive.
+    pub total_fee: u64,
+    /// The payer, who must belong to the configured app id.
+    pub openid: OpenId,
+    /// The payer's client IP (`spbill_create_ip`).
+    pub client_ip: IpAddr,
+    /// Merchant data echoed in the notification (at most 127 bytes).
+    pub attach: Option<String>,
+    /// When the order expires, `yyyyMMddHHmmss` Beijing time.
+    pub time_expire: Option<String>,
+    /// A notify URL for this order instead of the configured one.
+    pub notify_url: Option<String>,
+}
+
+impl JsapiOrder {
+    /// An order of `total_fee` fen for `openid`.
+    pub fn new(
+        out_trade_no: impl Into<OutTradeNo>,
+        body: impl Into<String>,
+        total_fee: u64,
+        openid: impl Into<OpenId>,
+        client_ip: IpAddr,
+    ) -> Self {
+        Self {
+            out_trade_no: out_trade_no.into(),
+            body: body.into(),
+            total_fee,
+            openid: openid.into(),
+            client_ip,
+            attach: None,
+            time_expire: None,
+            notify_url: None,
+        }
+    }
+
+    /// Sets `attach`, echoed back in the payment notification.
+    #[must_use]
+    pub fn with_attach(mut self, attach: impl Into<String>) -> Self {
+        self.attach = Some(attach.into());
+        self
+    }
+
+    /// Sets `time_expire` (`yyyyMMddHHmmss`, Beijing time, at least 1 minute ahead).
+    #[must_use]
+    pub fn with_time_expire(mut self, time_expire: impl Into<String>) -> Self {
+        self.time_expire = Some(time_expire.into());
+        self
+    }
+
+    /// Checks the fields WeChat would refuse, before anything is sent.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPayRequest`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        validate_out_trade_no(&self.out_trade_no)?;
+        if self.body.is_empty() || self.body.len() > 128 {
+            return Err(Error::InvalidPayRequest(
+                "body (the description) must be 1 to 128 bytes".into(),
+            ));
+        }
+        if self.total_fee == 0 {
+            return Err(Error::InvalidPayRequest(
+                "total_fee must be a positive number of fen".into(),
+            ));
+        }
+        if self.openid.as_str().is_empty() {
+            return Err(Error::InvalidPayRequest(
+                "openid is required for trade_type JSAPI".into(),
+            ));
+        }
+        if self.attach.as_ref().is_some_and(|a| a.len() > 127) {
+            return Err(Error::InvalidPayRequest(
+                "attach must be at most 127 bytes".into(),
+            ));
+        }
+        if let Some(t) = &self.time_expire {
+            if t.len() != 14 || !t.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Error::InvalidPayRequest(
+                    "time_expire must be yyyyMMddHHmmss".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the signed `unifiedorder` request (a pure function of its inputs).
+    ///
+    /// # Errors
+    /// [`Error::InvalidPayRequest`] (see [`JsapiOrder::validate`]).
+    pub fn to_request(&self, config: &PayConfig, nonce_str: &str) -> Result<PayRequest> {
+        self.validate()?;
+        let mut fields = PayFields::new();
+        fields.insert("appid", config.appid().as_str());
+        fields.insert("mch_id", config.mch_id().as_str());
+        fields.insert("nonce_str", nonce_str);
+        fields.insert("body", self.body.as_str());
+        fields.insert("out_trade_no", self.out_trade_no.as_str());
+        fields.insert("total_fee", self.total_fee.to_string());
+        fields.insert("spbill_create_ip", self.client_ip.to_string());
+        fields.insert(
+            "notify_url",
+            self.notify_url.as_deref().unwrap_or(config.notify_url()),
+        );
+        fields.insert("trade_type", "JSAPI");
+        fields.insert("openid", self.openid.as_str());
+        if let Some(attach) = &self.attach {
+            fields.insert("attach", attach.as_str());
+        }
+        if let Some(time_expire) = &self.time_expire {
+            fields.insert("time_expire", time_expire.as_str());
+        }
+        Ok(PayRequest::signed(
+            "/pay/unifiedorder",
+            fields,
+            config,
+            false,
+        ))
+    }
+}
+
+pub(crate) fn validate_out_trade_no(out_trade_no: &OutTradeNo) -> Result<()> {
+    let s = out_trade_no.as_str();
+    if s.is_empty()
+        || s.len() > 32
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|' | b'*'))
+    {
+        return Err(Error::InvalidPayRequest(format!(
+            "out_trade_no {s:?} must be 1 to 32 characters of 0-9 A-Z a-z _ - | *"
+        )));
+    }
+    Ok(())
+}
+
+/// A successful `unifiedorder` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnifiedOrderResponse {
+    /// The prepay id (valid for 2 hours) that goes into the page's `package`.
+    pub prepay_id: String,
+    /// `JSAPI`.
+    pub trade_type: String,
+    /// Every verified field of the reply.
+    pub fields: PayFields,
+}
+
+impl UnifiedOrderResponse {
+    /// Reads a verified reply.
+    ///
+    /// # Errors
+    /// [`Error::UnexpectedResponse`] without a `prepay_id`.
+    pub fn from_fields(fields: PayFields) -> Result<Self> {
+        let prepay_id = required(&fields, "prepay_id", "/pay/unifiedorder")?.to_owned();
+        let trade_type = fields.get("trade_type").unwrap_or("JSAPI").to_owned();
+        Ok(Self {
+            prepay_id,
+            trade_type,
+            fields,
+        })
+    }
+}
+
+/// The parameters of `WeixinJSBridge.invoke('getBrandWCPayRequest', params, cb)`, serialised with
+/// exactly WeChat's JSON names (`appId`, `timeStamp`, `nonceStr`, `package`, `signType`,
+/// `paySign`; all strings).
+///
+/// ```
+/// use wechat_core::{AppId, BrandWcPayParams, PayApiKey, SignType};
+///
+/// let params = BrandWcPayParams::new(
+///     &AppId::new("wxd930ea5d5a258f4f"),
+///     "wx201410272009395522657a690389285100",
+///     SignType::Md5,
+///     &PayApiKey::new("192006250b4c09247ec02edce69f6a2d"),
+///     1414561699,
+///     "5K8264ILTKCH16CQ2502SI8ZNMTM67VS",
+/// );
+/// assert_eq!(params.package, "prepay_id=wx201410272009395522657a690389285100");
+/// assert_eq!(params.pay_sign, "FD19D752A746E5F238A6E53BD99EEBD0");
+/// let json = serde_json::to_value(&params).unwrap();
+/// assert_eq!(json["timeStamp"], "1414561699");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrandWcPayParams {
+    /// `appId`: the app id the order was placed with.
+    #[serde(rename = "appId")]
+    pub app_id: String,
+    /// `timeStamp`: unix seconds, as a string.
+    #[serde(rename = "timeStamp")]
+    pub time_stamp: String,
+    /// `nonceStr`.
+    #[serde(rename = "nonceStr")]
+    pub nonce_str: String,
+    /// `package`: `prepay_id=…`.
+    pub package: String,
+    /// `signType`: the order's sign type (`MD5` or `HMAC-SHA256`).
+    #[serde(rename = "signType")]
+    pub sign_type: String,
+    /// `paySign`: the v2 signature over the five fields above.
+    #[serde(rename = "paySign")]
+    pub pay_sign: String,
+}
+
+impl BrandWcPayParams {
+    /// Computes the parameters and their `paySign` (a pure function: pass the current unix time
+    /// and a fresh nonce). `sign_type` must be the one the order was placed with.
+    pub fn new(
+        appid: &AppId,
+        prepay_id: &str,
+        sign_type: SignType,
+        api_key: &PayApiKey,
+        time_stamp: u64,
+        nonce_str: &str,
+    ) -> Self {
+        let mut params = Self {
+            app_id: appid.as_str().to_owned(),
+            time_stamp: time_stamp.to_string(),
+            nonce_str: nonce_str.to_owned(),
+            package: format!("prepay_id={prepay_id}"),
+            sign_type: sign_type.as_str().to_owned(),
+            pay_sign: String::new(),
+        };
+        params.pay_sign = sign_pay_fields(params.signed_fields(), api_key, sign_type);
+        params
+    }
+
+    fn signed_fields(&self) -> [(&str, &str); 5] {
+        [
+            ("appId", self.app_id.as_str()),
+            ("nonceStr", self.nonce_str.as_str()),
+            ("package", self.package.as_str()),
+            ("signType", self.sign_type.as_str()),
+            ("timeStamp", self.time_stamp.as_str()),
+        ]
+    }
+
+    /// The prepay id inside `package`.
+    pub fn prepay_id(&self) -> Option<&str> {
+        self.package.strip_prefix("prepay_id=")
+    }
+
+    /// Verifies `paySign` as the WeChat client does (useful in tests and simulators).
+    ///
+    /// # Errors
+    /// [`Error::BadSignature`] for an unknown `signType` or a wrong `paySign`.
+    pub fn verify(&self, api_key: &PayApiKey) -> Result<()> {
+        let sign_type =
+            SignType::from_wire(&self.sign_type).ok_or(Error::BadSignature("unknown signType"))?;
+        verify_pay_fields(self.signed_fields(), api_key, sign_type, &self.pay_sign)
+    }
+}
+
+/// Which order a query or a refund refers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderRef {
+    /// The merchant's order number.
+    OutTradeNo(OutTradeNo),
+    /// WeChat Pay's transaction id (wins when WeChat gets both).
+    TransactionId(TransactionId),
+}
+
+impl OrderRef {
+    pub(crate) fn insert_fields(&self, fields: &mut PayFields) {
+        match self {
+            Self::OutTradeNo(no) => fields.insert("out_trade_no", no.as_str()),
+            Self::TransactionId(id) => fields.insert("transaction_id", id.as_str()),
+        }
+    }
+
+    /// Builds the signed `orderquery` request.
+    pub fn to_query_request(&self, config: &PayConfig, nonce_str: &str) -> PayRequest {
+        let mut fields = PayFields::new();
+        fields.insert("appid", config.appid().as_str());
+        fields.insert("mch_id", config.mch_id().as_str());
+        self.insert_fields(&mut fields);
+        fields.insert("nonce_str", nonce_str);
+        PayRequest::signed("/pay/orderquery", fields, config, false)
+    }
+}
+
+impl From<OutTradeNo> for OrderRef {
+    fn from(value: OutTradeNo) -> Self {
+        Self::OutTradeNo(value)
+    }
+}
+
+impl From<TransactionId> for OrderRef {
+    fn from(value: TransactionId) -> Self {
+        Self::TransactionId(value)
+    }
+}
+
+/// Builds the signed `closeorder` request.
+///
+/// # Errors
+/// [`Error::InvalidPayRequest`] for an `out_trade_no` WeChat would refuse.
+pub fn close_order_request(
+    config: &PayConfig,
+    out_trade_no: &OutTradeNo,
+    nonce_str: &str,
+) -> Result<PayRequest> {
+    validate_out_trade_no(out_trade_no)?;
+    let mut fields = PayFields::new();
+    fields.insert("appid", config.appid().as_str());
+    fields.insert("mch_id", config.mch_id().as_str());
+    fields.insert("out_trade_no", out_trade_no.as_str());
+    fields.insert("nonce_str", nonce_str);
+    Ok(PayRequest::signed("/pay/closeorder", fields, config, false))
+}
+
+/// An order's `trade_state` as `orderquery` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TradeState {
+    /// `SUCCESS`: paid.
+    Success,
+    /// `REFUND`: paid, then (partly) refunded.
+    Refund,
+    /// `NOTPAY`: not paid yet.
+    NotPay,
+    /// `CLOSED`: closed (never paid).
+    Closed,
+    /// `REVOKED`: revoked (payment code orders).
+    Revoked,
+    /// `USERPAYING`: the payer is entering the password.
+    UserPaying,
+    /// `PAYERROR`: payment failed (e.g. bank declined).
+    PayError,
+    /// `ACCEPT`: accepted, waiting for debit.
+    Accept,
+    /// Any other state, as WeChat sent it.
+    Other(String),
+}
+
+impl TradeState {
+    /// Reads WeChat's spelling.
+    pub fn from_wire(value: &str) -> Self {
+        match value {
+            "SUCCESS" => Self::Success,
+            "REFUND" => Self::Refund,
+            "NOTPAY" => Self::NotPay,
+            "CLOSED" => Self::Closed,
+            "REVOKED" => Self::Revoked,
+            "USERPAYING" => Self::UserPaying,
+            "PAYERROR" => Self::PayError,
+            "ACCEPT" => Self::Accept,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// WeChat's spelling.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Success => "SUCCESS",
+            Self::Refund => "REFUND",
+            Self::NotPay => "NOTPAY",
+            Self::Closed => "CLOSED",
+            Self::Revoked => "REVOKED",
+            Self::UserPaying => "USERPAYING",
+            Self::PayError => "PAYERROR",
+            Self::Accept => "ACCEPT",
+            Self::Other(s) => s,
+        }
+    }
+
+    /// Whether the money was received (`SUCCESS` or `REFUND`).
+    pub fn is_paid(&self) -> bool {
+        matches!(self, Self::Success | Self::Refund)
+    }
+}
+
+impl std::fmt::Display for TradeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A verified `orderquery` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderQueryResponse {
+    /// The order's state.
+    pub trade_state: TradeState,
+    /// WeChat's description of the state.
+    pub trade_state_desc: String,
+    /// The merchant's order number.
+    pub out_trade_no: Option<OutTradeNo>,
+    /// WeChat Pay's transaction id (once paid).
+    pub transaction_id: Option<TransactionId>,
+    /// The payer.
+    pub openid: Option<OpenId>,
+    /// The order amount in fen.
+    pub total_fee: Option<u64>,
+    /// The amount paid in cash (fen).
+    pub cash_fee: Option<u64>,
+    /// When payment completed, `yyyyMMddHHmmss`.
+    pub time_end: Option<String>,
+    /// The order's `attach`.
+    pub attach: Option<String>,
+    /// Every verified field of the reply.
+    pub fields: PayFields,
+}
+
+impl OrderQueryResponse {
+    /// Reads a verified reply.
+    ///
+    /// # Errors
+    /// [`Error::UnexpectedResponse`] without a `trade_state` or with a malformed amount.
+    pub fn from_fields(fields: PayFields) -> Result<Self> {
+        const ENDPOINT: &str = "/pay/orderquery";
+        Ok(Self {
+            trade_state: TradeState::from_wire(required(&fields, "trade_state", ENDPOINT)?),
+            trade_state_desc: fields.get("trade_state_desc").unwrap_or("").to_owned(),
+            out_trade_no: fields.get_non_empty("out_trade_no").map(OutTradeNo::from),
+            transaction_id: fields
+                .get_non_empty("transaction_id")
+                .map(TransactionId::from),
+            openid: fields.get_non_empty("openid").map(OpenId::from),
+            total_fee: optional_fen(&fields, "total_fee", ENDPOINT)?,
+            cash_fee: optional_fen(&fields, "cash_fee", ENDPOINT)?,
+            time_end: fields.get_non_empty("time_end").map(str::to_owned),
+            attach: fields.get_non_empty("attach").map(str::to_owned),
+            fields,
+        })
+    }
+}
+
+pub(crate) fn required<'f>(
+    fields: &'f PayFields,
+    name: &str,
+    endpoint: &'static str,
+) -> Result<&'f str> {
+    fields
+        .get_non_empty(name)
+        .ok_or_else(|| Error::UnexpectedResponse {
+            endpoint,
+            detail: format!("missing {name}"),
+        })
+}
+
+pub(crate) fn optional_fen(
+    fields: &PayFields,
+    name: &str,
+    endpoint: &'static str,
+) -> Result<Option<u64>> {
+    fields
+        .get_non_empty(name)
+        .map(|v| {
+            v.parse::<u64>().map_err(|_| Error::UnexpectedResponse {
+                endpoint,
+                detail: format!("{name} {v:?} is not an integer amount in fen"),
+            })
+        })
+        .transpose()
+}
+
+pub(crate) fn required_fen(fields: &PayFields, name: &str, endpoint: &'static str) -> Result<u64> {
+    optional_fen(fields, name, endpoint)?.ok_or_else(|| Error::UnexpectedResponse {
+        endpoint,
+        detail: format!("missing {name}"),
+    })
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl PayClient {
+    /// Places a JSAPI order (`unifiedorder`) and returns its prepay id.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPayRequest`] before sending; then [`Error::Pay`] with
+    /// `OUT_TRADE_NO_USED` (same number, other parameters), `ORDERPAID`, `ORDERCLOSED`,
+    /// `PARAM_ERROR`…, [`Error::PayReturn`] (e.g. a wrong key: `签名错误`), and the errors of
+    /// [`PayClient::send`].
+    pub async fn unified_order(&self, order: &JsapiOrder) -> Result<UnifiedOrderResponse> {
+        let request = order.to_request(self.config(), &nonce_str())?;
+        UnifiedOrderResponse::from_fields(self.send(&request).await?)
+    }
+
+    /// The `getBrandWCPayRequest` parameters for a prepay id, signed now with the configured
+    /// sign type (the one orders are placed with).
+    pub fn brand_wcpay_params(&self, prepay_id: &str) -> BrandWcPayParams {
+        let config = self.config();
+        BrandWcPayParams::new(
+            config.appid(),
+            prepay_id,
+            config.sign_type(),
+            config.api_key(),
+            unix_now(),
+            &nonce_str(),
+        )
+    }
+
+    /// [`PayClient::unified_order`] then [`PayClient::brand_wcpay_params`]: everything the
+    /// page needs to pay.
+    ///
+    /// # Errors
+    /// As [`PayClient::unified_order`].
+    pub async fn create_jsapi_order(
+        &self,
+        order: &JsapiOrder,
+    ) -> Result<(UnifiedOrderResponse, BrandWcPayParams)> {
+        let response = self.unified_order(order).await?;
+        let params = self.brand_wcpay_params(&response.prepay_id);
+        Ok((response, params))
+    }
+
+    /// Asks WeChat for an order's state (`orderquery`). This, not the page's
+    /// `get_brand_wcpay_request:ok`, is proof of payment when no notification arrived.
+    ///
+    /// # Errors
+    /// [`Error::Pay`] with `ORDERNOTEXIST`, and the errors of [`PayClient::send`].
+    pub async fn query_order(&self, order: &OrderRef) -> Result<OrderQueryResponse> {
+        let request = order.to_query_request(self.config(), &nonce_str());
+        OrderQueryResponse::from_fields(self.send(&request).await?)
+    }
+
+    /// Closes an unpaid order (`closeorder`) so it can no longer be paid.
+    ///
+    /// # Errors
+    /// [`Error::Pay`] with `ORDERPAID` (mark it paid instead) or `ORDERCLOSED`, and the errors
+    /// of [`PayClient::send`].
+    pub async fn close_order(&self, out_trade_no: &OutTradeNo) -> Result<()> {
+        let request = close_order_request(self.config(), out_trade_no, &nonce_str())?;
+        self.send(&request).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+
+    fn config() -> PayConfig {
+        PayConfig::new(
+            "1900000109",
+            "wx1234567890abcdef",
+            KEY,
+            "https://shop.example/pay/notify",
+        )
+    }
+
+    #[test]
+    fn pay_sign_vectors_md5_and_hmac() {
+        // Derived per protocol reference §4.3 with the §4.3 sample values and the V2 key;
+        // recomputed with md5sum, openssl dgst -hmac and Python's hashlib/hmac.
+        let appid = AppId::new("wxd930ea5d5a258f4f");
+        let key = PayApiKey::new(KEY);
+        let prepay = "wx201410272009395522657a690389285100";
+        let nonce = "5K8264ILTKCH16CQ2502SI8ZNMTM67VS";
+        let md5 = BrandWcPayParams::new(&appid, prepay, SignType::Md5, &key, 1_414_561_699, nonce);
+        assert_eq!(md5.pay_sign, "FD19D752A746E5F238A6E53BD99EEBD0");
+        assert_eq!(md5.sign_type, "MD5");
+        let hmac = BrandWcPayParams::new(
+            &appid,
+            prepay,
+            SignType::HmacSha256,
+            &key,
+            1_414_561_699,
+            nonce,
+        );
+        assert_eq!(
+            hmac.pay_sign,
+            "FC7A79E4918B4FFA96E836F5AD4A510F31241FB46C14C971D6D7B4F8E15AF262"
+        );
+        assert!(md5.verify(&key).is_ok());
+        assert!(hmac.verify(&key).is_ok());
+        let mut altered = md5.clone();
+        altered.package = "prepay_id=wx2".into();
+        assert!(altered.verify(&key).is_err());
+        assert_eq!(md5.prepay_id(), Some(prepay));
+    }
+
+    #[test]
+    fn pay_params_json_names_are_exact() {
+        let params = BrandWcPayParams::new(
+            &AppId::new("wx1"),
+            "p",
+            SignType::Md5,
+            &PayApiKey::new(KEY),
+            1,
+            "n",
+        );
+        let json = serde_json::to_value(&params).unwrap();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "appId",
+                "nonceStr",
+                "package",
+                "paySign",
+                "signType",
+                "timeStamp"
+            ]
+        );
+        assert!(
+            json.as_object()
+                .unwrap()
+                .values()
+                .all(serde_json::Value::is_string)
+        );
+        let back: BrandWcPayParams = serde_json::from_value(json).unwrap();
+        assert_eq!(back, params);
+    }
+
+    #[test]
+    fn unified_order_request_is_a_pure_signed_value() {
+        let order = JsapiOrder::new(
+            "T-1|a*b_c",
+            "咖啡 <大杯>",
+            101,
+            "oUser",
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        )
+        .with_attach("x");
+        let a = order.to_request(&config(), "nonce").unwrap();
+        let b = order.to_request(&config(), "nonce").unwrap();
+        assert_eq!(a, b);
+        let f = a.fields();
+        assert_eq!(f.get("appid"), Some("wx1234567890abcdef"));
+        assert_eq!(f.get("mch_id"), Some("1900000109"));
+        assert_eq!(f.get("trade_type"), Some("JSAPI"));
+        assert_eq!(f.get("openid"), Some("oUser"));
+        assert_eq!(f.get("total_fee"), Some("101"));
+        assert_eq!(f.get("spbill_create_ip"), Some("10.0.0.1"));
+        assert_eq!(f.get("notify_url"), Some("https://shop.example/pay/notify"));
+        assert_eq!(f.get("sign_type"), Some("MD5"));
+        assert!(
+            verify_pay_fields(
+                f,
+                &PayApiKey::new(KEY),
+                SignType::Md5,
+                f.get("sign").unwrap()
+            )
+            .is_ok()
+        );
+        let xml = a.to_xml().unwrap();
+        assert!(
+            xml.contains("<body><![CDATA[咖啡 <大杯>]]></body>"),
+            "{xml}"
+        );
+        assert_eq!(PayFields::parse(xml.as_bytes()).unwrap(), *f);
+    }
+
+    #[test]
+    fn invalid_orders_are_refused_before_sending() {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let cases = [
+            JsapiOrder::new("T1", "x", 0, "o", ip),
+            JsapiOrder::new("", "x", 1, "o", ip),
+            JsapiOrder::new("T 1", "x", 1, "o", ip),
+            JsapiOrder::new("T".repeat(33), "x", 1, "o", ip),
+            JsapiOrder::new("T1", "", 1, "o", ip),
+            JsapiOrder::new("T1", "x".repeat(129), 1, "o", ip),
+            JsapiOrder::new("T1", "x", 1, "", ip),
+            JsapiOrder::new("T1", "x", 1, "o", ip).with_attach("a".repeat(128)),
+            JsapiOrder::new("T1", "x", 1, "o", ip).with_time_expire("2024-01-01"),
+        ];
+        for order in cases {
+            assert!(
+                matches!(
+                    order.to_request(&config(), "n"),
+                    Err(Error::InvalidPayRequest(_))
+                ),
+                "{order:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn query_and_close_requests() {
+        let q =
+            OrderRef::TransactionId(TransactionId::new("4200")).to_query_request(&config(), "n");
+        assert_eq!(q.endpoint(), "/pay/orderquery");
+        assert_eq!(q.fields().get("transaction_id"), Some("4200"));
+        assert_eq!(q.fields().get("out_trade_no"), None);
+        let c = close_order_request(&config(), &OutTradeNo::new("T1"), "n").unwrap();
+        assert_eq!(c.endpoint(), "/pay/closeorder");
+        assert_eq!(c.fields().get("out_trade_no"), Some("T1"));
+    }
+
+    #[test]
+    fn order_query_reply_is_typed() {
+        let fields: PayFields = [
+            ("trade_state", "SUCCESS"),
+            ("out_trade_no", "T1"),
+            ("transaction_id", "4200"),
+            ("total_fee", "101"),
+            ("cash_fee", "101"),
+            ("openid", "oUser"),
+        ]
+        .into_iter()
+        .collect();
+        let r = OrderQueryResponse::from_fields(fields).unwrap();
+        assert_eq!(r.trade_state, TradeState::Success);
+        assert!(r.trade_state.is_paid());
+        assert_eq!(r.total_fee, Some(101));
+        let bad: PayFields = [("trade_state", "NOTPAY"), ("total_fee", "1.00")]
+            .into_iter()
+            .collect();
+        assert!(OrderQueryResponse::from_fields(bad).is_err());
+        assert_eq!(
+            TradeState::from_wire("NEWSTATE"),
+            TradeState::Other("NEWSTATE".into())
+        );
+    }
+}

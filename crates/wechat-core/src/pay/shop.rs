@@ -1,0 +1,773 @@
+//! The payment routes' logic, framework-agnostic: create an order, receive payment and refund
+//! notifications, report an order's status. `wechat-tower` and `wechat-actix` only translate
+//! HTTP to and from these methods.
+//!
+//! The application implements [`OrderBackend`] (pricing, storage); [`PayRoutes`] does the
+//! WeChat side and the money-safety checks:
+//!
+//! - the browser never sets the amount: [`OrderBackend::price`] does, from the request and the
+//!   buyer;
+//! - a notification reaches [`OrderBackend::on_paid`] only after its signature, merchant and app
+//!   were verified, and only when its `total_fee` equals the backend's own order amount;
+//!   SUCCESS is answered only after `on_paid` returned `Ok`;
+//! - an order's status is shown to its owner only (404 for anyone else); an unpaid order is
+//!   checked with `orderquery`, and a `SUCCESS` there goes through `on_paid` exactly as a
+//!   notification would. The page's `get_brand_wcpay_request:ok` is never trusted.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use futures_util::future::BoxFuture;
+//! use wechat_core::{OpenId, OrderBackend, OrderDraft, OrderRecord, OutTradeNo, PaymentNotification, RefundNotification, ShopError};
+//!
+//! struct Shop; // a database handle in a real application
+//!
+//! impl OrderBackend for Shop {
+//!     fn price<'a>(&'a self, _buyer: &'a OpenId, _request: &'a serde_json::Value) -> BoxFuture<'a, Result<OrderDraft, ShopError>> {
+//!         Box::pin(async { Ok(OrderDraft::new("T20240101001", "Coffee", 1)) })
+//!     }
+//!     fn record_created<'a>(&'a self, _buyer: &'a OpenId, _draft: &'a OrderDraft, _prepay_id: &'a str) -> BoxFuture<'a, Result<(), ShopError>> {
+//!         Box::pin(async { Ok(()) }) // INSERT … status 'unpaid'
+//!     }
+//!     fn on_paid<'a>(&'a self, _payment: &'a PaymentNotification) -> BoxFuture<'a, Result<(), ShopError>> {
+//!         Box::pin(async { Ok(()) }) // UPDATE … SET status='paid' WHERE out_trade_no=? AND total_fee=?
+//!     }
+//!     fn on_refund<'a>(&'a self, _refund: &'a RefundNotification) -> BoxFuture<'a, Result<(), ShopError>> {
+//!         Box::pin(async { Ok(()) })
+//!     }
+//!     fn order<'a>(&'a self, _out_trade_no: &'a OutTradeNo) -> BoxFuture<'a, Result<Option<OrderRecord>, ShopError>> {
+//!         Box::pin(async { Ok(None) })
+//!     }
+//! }
+//! let backend: Arc<dyn OrderBackend> = Arc::new(Shop);
+//! # let _ = backend;
+//! ```
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use super::order::validate_out_trade_no;
+use super::{
+    BrandWcPayParams, JsapiOrder, OrderRef, PayClient, PaymentNotification, RefundNotification,
+    TradeState, handle_payment_notification, handle_refund_notification,
+};
+use crate::{Error, OpenId, OutTradeNo, PayErrorCode};
+
+/// An order as the application prices it: the browser's request never sets these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderDraft {
+    /// A new merchant order number (1 to 32 of `[0-9A-Za-z_-|*]`).
+    pub out_trade_no: OutTradeNo,
+    /// The description shown to the payer (at most 128 bytes).
+    pub description: String,
+    /// The amount in fen (positive).
+    pub total_fee: u64,
+    /// Optional data echoed in the notification (at most 127 bytes).
+    pub attach: Option<String>,
+}
+
+impl OrderDraft {
+    /// A draft of `total_fee` fen.
+    pub fn new(
+        out_trade_no: impl Into<OutTradeNo>,
+        description: impl Into<String>,
+        total_fee: u64,
+    ) -> Self {
+        Self {
+            out_trade_no: out_trade_no.into(),
+            description: description.into(),
+            total_fee,
+            attach: None,
+        }
+    }
+}
+
+/// An order's status as the application records it, serialised in lowercase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderStatus {
+    /// Created, not (yet) known as paid.
+    Unpaid,
+    /// Paid (a verified notification or query said so).
+    Paid,
+    /// Closed without payment.
+    Closed,
+    /// Paid, then refunded.
+    Refunded,
+}
+
+/// What the application knows about one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRecord {
+    /// The merchant order number.
+    pub out_trade_no: OutTradeNo,
+    /// The buyer: the only user who may see it.
+    pub owner: OpenId,
+    /// The amount in fen.
+    pub total_fee: u64,
+    /// The status.
+    pub status: OrderStatus,
+}
+
+/// A failure the application reports from its [`OrderBackend`], with the HTTP status and a
+/// message that is safe to show to the browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShopError {
+    status: http::StatusCode,
+    message: String,
+}
+
+impl ShopError {
+    /// A failure with a status and a public message.
+    pub fn new(status: http::StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// 400: the request cannot be priced (unknown product, bad quantity…).
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(http::StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(http::StatusCode::NOT_FOUND, message)
+    }
+
+    /// 409: e.g. already paid.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(http::StatusCode::CONFLICT, message)
+    }
+
+    /// 500 with the public message "internal error"; `detail` is logged (`tracing::error!`),
+    /// never sent to the browser.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(detail = %detail, "order backend failed");
+        Self::new(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> http::StatusCode {
+        self.status
+    }
+
+    /// The public message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for ShopError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.status)
+    }
+}
+
+impl std::error::Error for ShopError {}
+
+/// The application's side of the payment routes: pricing and order storage.
+///
+/// Methods return boxed futures so that adapters can hold `Arc<dyn OrderBackend>`; write
+/// `Box::pin(async move { … })`.
+pub trait OrderBackend: Send + Sync + 'static {
+    /// Prices what `buyer` asked for (the JSON body of `POST …/pay/orders`, `{}` when empty):
+    /// a fresh `out_trade_no`, a description and the amount. The browser never sets the amount.
+    ///
+    /// # Errors
+    /// A [`ShopError`] whose status and message go to the browser (e.g. 400 unknown product).
+    fn price<'a>(
+        &'a self,
+        buyer: &'a OpenId,
+        request: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<OrderDraft, ShopError>>;
+
+    /// Records the order as unpaid, after WeChat accepted it (`prepay_id` valid for 2 hours).
+    ///
+    /// # Errors
+    /// A [`ShopError`]; the browser then gets no pay parameters.
+    fn record_created<'a>(
+        &'a self,
+        buyer: &'a OpenId,
+        draft: &'a OrderDraft,
+        prepay_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), ShopError>>;
+
+    /// Records a verified payment. Called only when `payment.total_fee` equals the amount of the
+    /// order returned by [`OrderBackend::order`]; must still check it against the stored order
+    /// in the same transaction, be idempotent (duplicates are normal: already paid ⇒ `Ok`), and
+    /// return `Ok` only once the payment is durably stored (WeChat re-sends until then).
+    ///
+    /// # Errors
+    /// Any [`ShopError`]: WeChat is answered FAIL and will re-send.
+    fn on_paid<'a>(
+        &'a self,
+        payment: &'a PaymentNotification,
+    ) -> BoxFuture<'a, Result<(), ShopError>>;
+
+    /// Records a decrypted refund notification: match `out_refund_no` and `refund_fee` with a
+    /// refund you requested; idempotent; `Ok` only once stored.
+    ///
+    /// # Errors
+    /// Any [`ShopError`]: WeChat is answered FAIL and will re-send.
+    fn on_refund<'a>(
+        &'a self,
+        refund: &'a RefundNotification,
+    ) -> BoxFuture<'a, Result<(), ShopError>>;
+
+    /// Looks an order up.
+    ///
+    /// # Errors
+    /// A [`ShopError`] when the store fails (not for an unknown order: that is `Ok(None)`).
+    fn order<'a>(
+        &'a self,
+        out_trade_no: &'a OutTradeNo,
+    ) -> BoxFuture<'a, Result<Option<OrderRecord>, ShopError>>;
+}
+
+/// The body of a successful `POST …/pay/orders`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedOrder {
+    /// The merchant order number, for polling the status.
+    pub out_trade_no: String,
+    /// Exactly the `getBrandWCPayRequest` parameters.
+    pub params: BrandWcPayParams,
+}
+
+#[derive(Serialize)]
+struct StatusBody<'a> {
+    out_trade_no: &'a str,
+    status: OrderStatus,
+    total_fee: u64,
+}
+
+/// The payment routes' logic over a [`PayClient`] and the application's [`OrderBackend`].
+/// Every method returns a complete HTTP response (JSON, or XML for WeChat) and never panics.
+#[derive(Clone)]
+pub struct PayRoutes {
+    client: PayClient,
+    backend: Arc<dyn OrderBackend>,
+}
+
+impl std::fmt::Debug for PayRoutes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayRoutes")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PayRoutes {
+    /// The largest request body any route accepts (64 KiB); adapters should stop reading there.
+    pub const MAX_BODY: usize = super::MAX_NOTIFICATION_BODY;
+
+    /// Routes over a client and the application's backend.
+    pub fn new(client: PayClient, backend: Arc<dyn OrderBackend>) -> Self {
+        Self { client, backend }
+    }
+
+    /// The Pay client.
+    pub fn client(&self) -> &PayClient {
+        &self.client
+    }
+
+    /// The application's backend.
+    pub fn backend(&self) -> &Arc<dyn OrderBackend> {
+        &self.backend
+    }
+
+    /// `POST …/pay/orders` by `buyer` (the session's openid) from `client_ip`, with the request's
+    /// JSON body: prices it through the backend, places the order with `unifiedorder`, records
+    /// it, and answers `{"out_trade_no": "…", "params": {appId, timeStamp, nonceStr, package,
+    /// signType, paySign}}`.
+    ///
+    /// Statuses: 200; 400 for a body that is not JSON (or the backend's own 4xx); 409 when
+    /// WeChat says the order is already paid, closed, or its number was used with other
+    /// parameters; 413 over [`PayRoutes::MAX_BODY`]; 502 for any other WeChat error; 500 when the
+    /// backend's draft is invalid or the backend fails.
+    pub async fn create_order(
+        &self,
+        buyer: &OpenId,
+        client_ip: IpAddr,
+        body: &[u8],
+    ) -> http::Response<Bytes> {
+        if body.len() > Self::MAX_BODY {
+            return json_error(
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            );
+        }
+        let request: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
+            serde_json::Value::Object(serde_json::Map::new())
+        } else {
+            match serde_json::from_slice(body) {
+                Ok(value) => value,
+                Err(e) => {
+                    return json_error(
+                        http::StatusCode::BAD_REQUEST,
+                        &format!("the request body is not JSON: {e}"),
+                    );
+                }
+            }
+        };
+        let draft = match self.backend.price(buyer, &request).await {
+            Ok(draft) => draft,
+            Err(e) => return json_error(e.status(), e.message()),
+        };
+        let mut order = JsapiOrder::new(
+            draft.out_trade_no.clone(),
+            draft.description.clone(),
+            draft.total_fee,
+            buyer.clone(),
+            client_ip,
+        );
+        order.attach = draft.attach.clone();
+        let created = match self.client.unified_order(&order).await {
+            Ok(created) => created,
+            Err(e) => return unified_order_error(&e),
+        };
+        if let Err(e) = self
+            .backend
+            .record_created(buyer, &draft, &created.prepay_id)
+            .await
+        {
+            return json_error(e.status(), e.message());
+        }
+        let body = CreatedOrder {
+            out_trade_no: draft.out_trade_no.into_string(),
+            params: self.client.brand_wcpay_params(&created.prepay_id),
+        };
+        json_response(http::StatusCode::OK, &body)
+    }
+
+    /// `POST …/pay/notify`: verifies the payment notification, checks its amount against the
+    /// backend's order, hands it to [`OrderBackend::on_paid`], and answers WeChat SUCCESS only
+    /// after `Ok`.
+    pub async fn payment_notify(&self, body: &[u8]) -> http::Response<Bytes> {
+        let backend = &self.backend;
+        handle_payment_notification(self.client.config(), body, |payment| async move {
+            check_against_order(backend.as_ref(), &payment).await?;
+            backend.on_paid(&payment).await
+        })
+        .await
+        .into_response()
+    }
+
+    /// `POST …/pay/refund-notify`: decrypts and checks the refund notification, hands it to
+    /// [`OrderBackend::on_refund`], and answers SUCCESS only after `Ok`.
+    pub async fn refund_notify(&self, body: &[u8]) -> http::Response<Bytes> {
+        let backend = &self.backend;
+        handle_refund_notification(self.client.config(), body, |refund| async move {
+            backend.on_refund(&refund).await
+        })
+        .await
+        .into_response()
+    }
+
+    /// `GET …/pay/orders/{out_trade_no}` by `viewer`: `{"out_trade_no", "status", "total_fee"}`
+    /// for the order's owner; 404 for an unknown order and for anyone else alike.
+    ///
+    /// When the backend has the order as unpaid, WeChat is asked (`orderquery`); a verified
+    /// `SUCCESS` with the right amount is handed to [`OrderBackend::on_paid`] exactly as a
+    /// notification would be, and the order is then reported paid. When WeChat cannot be asked
+    /// (network, WeChat error), the backend's status is reported and a warning logged.
+    pub async fn order_status(&self, viewer: &OpenId, out_trade_no: &str) -> http::Response<Bytes> {
+        const NOT_FOUND: &str = "order not found";
+        let out_trade_no = OutTradeNo::new(out_trade_no);
+        if validate_out_trade_no(&out_trade_no).is_err() {
+            return json_error(http::StatusCode::NOT_FOUND, NOT_FOUND);
+        }
+        let record = match self.backend.order(&out_trade_no).await {
+            Ok(Some(record)) if record.owner == *viewer => record,
+            Ok(_) => return json_error(http::StatusCode::NOT_FOUND, NOT_FOUND),
+            Err(e) => return json_error(e.status(), e.message()),
+        };
+        let mut status = record.status;
+        if status == OrderStatus::Unpaid {
+            match self.confirm_with_wechat(&record).await {
+                Ok(true) => status = OrderStatus::Paid,
+                Ok(false) => {}
+                Err(e) => return json_error(e.status(), e.message()),
+            }
+        }
+        json_response(
+            http::StatusCode::OK,
+            &StatusBody {
+                out_trade_no: record.out_trade_no.as_str(),
+                status,
+                total_fee: record.total_fee,
+            },
+        )
+    }
+
+    /// Asks WeChat whether an unpaid order was paid; records it through `on_paid` when so.
+    async fn confirm_with_wechat(&self, record: &OrderRecord) -> Result<bool, ShopError> {
+        let query = match self
+            .client
+            .query_order(&OrderRef::OutTradeNo(record.out_trade_no.clone()))
+            .await
+        {
+            Ok(query) => query,
+            Err(e) => {
+                tracing::warn!(out_trade_no = %record.out_trade_no, error = %e, "orderquery failed; reporting the stored status");
+                return Ok(false);
+            }
+        };
+        if query.trade_state != TradeState::Success {
+            return Ok(false);
+        }
+        let payment = match PaymentNotification::from_order_query(self.client.config(), &query) {
+            Ok(payment) => payment,
+            Err(e) => {
+                tracing::warn!(out_trade_no = %record.out_trade_no, error = %e, "orderquery SUCCESS reply is unusable");
+                return Ok(false);
+            }
+        };
+        if let Err(e) = check_amount(record, &payment) {
+            tracing::error!(out_trade_no = %record.out_trade_no, error = %e, "orderquery reports a payment that does not match the order");
+            return Ok(false);
+        }
+        self.backend.on_paid(&payment).await?;
+        Ok(true)
+    }
+}
+
+/// The amount (and currency) of a verified payment must equal the backend's order.
+async fn check_against_order(
+    backend: &dyn OrderBackend,
+    payment: &PaymentNotification,
+) -> Result<(), ShopError> {
+    let Some(record) = backend.order(&payment.out_trade_no).await? else {
+        tracing::error!(out_trade_no = %payment.out_trade_no, "payment notification for an order the backend does not know");
+        return Err(ShopError::not_found("unknown order"));
+    };
+    check_amount(&record, payment).inspect_err(|e| {
+        tracing::error!(out_trade_no = %payment.out_trade_no, error = %e, "payment notification refused");
+    })
+}
+
+fn check_amount(record: &OrderRecord, payment: &PaymentNotification) -> Result<(), ShopError> {
+    if payment.fee_type.as_deref().is_some_and(|c| c != "CNY") {
+        return Err(ShopError::conflict(format!(
+            "paid in {:?}, the order is in CNY",
+            payment.fee_type.as_deref().unwrap_or("")
+        )));
+    }
+    if payment.total_fee != record.total_fee {
+        return Err(ShopError::conflict(format!(
+            "paid total_fee {} differs from the order's {}",
+            payment.total_fee, record.total_fee
+        )));
+    }
+    Ok(())
+}
+
+fn unified_order_error(error: &Error) -> http::Response<Bytes> {
+    let status = match error {
+        Error::Pay {
+            code: PayErrorCode::OrderPaid | PayErrorCode::OrderClosed | PayErrorCode::OutTradeNoUsed,
+            ..
+        } => http::StatusCode::CONFLICT,
+        Error::InvalidPayRequest(_) | Error::Config(_) => {
+            tracing::error!(error = %error, "the order backend produced an order WeChat would refuse");
+            http::StatusCode::INTERNAL_SERVER_ERROR
+        }
+        _ => http::StatusCode::BAD_GATEWAY,
+    };
+    json_error(status, &error.to_string())
+}
+
+fn json_response<T: Serialize>(status: http::StatusCode, body: &T) -> http::Response<Bytes> {
+    let (status, bytes) = match serde_json::to_vec(body) {
+        Ok(bytes) => (status, bytes),
+        Err(_) => (
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            br#"{"error":"internal error"}"#.to_vec(),
+        ),
+    };
+    let mut response = http::Response::new(Bytes::from(bytes));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+fn json_error(status: http::StatusCode, message: &str) -> http::Response<Bytes> {
+    json_response(status, &serde_json::json!({ "error": message }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::net::Ipv4Addr;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::{PayApiKey, PayConfig, PayFields, SignType, sign_pay_fields};
+
+    const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+
+    #[derive(Default)]
+    struct MemoryShop {
+        orders: Mutex<HashMap<String, OrderRecord>>,
+        paid_calls: Mutex<u32>,
+        fail_on_paid: bool,
+    }
+
+    impl OrderBackend for MemoryShop {
+        fn price<'a>(
+            &'a self,
+            _buyer: &'a OpenId,
+            request: &'a serde_json::Value,
+        ) -> BoxFuture<'a, Result<OrderDraft, ShopError>> {
+            Box::pin(async move {
+                match request.get("product").and_then(serde_json::Value::as_str) {
+                    None | Some("coffee") => Ok(OrderDraft::new("T1", "Coffee", 101)),
+                    Some(_) => Err(ShopError::bad_request("unknown product")),
+                }
+            })
+        }
+        fn record_created<'a>(
+            &'a self,
+            buyer: &'a OpenId,
+            draft: &'a OrderDraft,
+            _prepay_id: &'a str,
+        ) -> BoxFuture<'a, Result<(), ShopError>> {
+            Box::pin(async move {
+                self.orders.lock().unwrap().insert(
+                    draft.out_trade_no.to_string(),
+                    OrderRecord {
+                        out_trade_no: draft.out_trade_no.clone(),
+                        owner: buyer.clone(),
+                        total_fee: draft.total_fee,
+                        status: OrderStatus::Unpaid,
+                    },
+                );
+                Ok(())
+            })
+        }
+        fn on_paid<'a>(
+            &'a self,
+            payment: &'a PaymentNotification,
+        ) -> BoxFuture<'a, Result<(), ShopError>> {
+            Box::pin(async move {
+                *self.paid_calls.lock().unwrap() += 1;
+                if self.fail_on_paid {
+                    return Err(ShopError::internal("disk full"));
+                }
+                if let Some(o) = self
+                    .orders
+                    .lock()
+                    .unwrap()
+                    .get_mut(payment.out_trade_no.as_str())
+                {
+                    o.status = OrderStatus::Paid;
+                }
+                Ok(())
+            })
+        }
+        fn on_refund<'a>(
+            &'a self,
+            _refund: &'a RefundNotification,
+        ) -> BoxFuture<'a, Result<(), ShopError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn order<'a>(
+            &'a self,
+            out_trade_no: &'a OutTradeNo,
+        ) -> BoxFuture<'a, Result<Option<OrderRecord>, ShopError>> {
+            Box::pin(async move {
+                Ok(self
+                    .orders
+                    .lock()
+                    .unwrap()
+                    .get(out_trade_no.as_str())
+                    .cloned())
+            })
+        }
+    }
+
+    fn routes(shop: Arc<MemoryShop>) -> PayRoutes {
+        // Nothing listens on port 9 of 127.0.0.1: every WeChat call fails fast.
+        let config = PayConfig::new(
+            "1900000109",
+            "wx1234567890abcdef",
+            KEY,
+            "https://shop.example/pay/notify",
+        )
+        .with_base_url("http://127.0.0.1:9")
+        .with_timeout(std::time::Duration::from_secs(2));
+        PayRoutes::new(PayClient::new(config).unwrap(), shop)
+    }
+
+    fn unpaid(shop: &MemoryShop, owner: &str, fee: u64) {
+        shop.orders.lock().unwrap().insert(
+            "T1".into(),
+            OrderRecord {
+                out_trade_no: OutTradeNo::new("T1"),
+                owner: OpenId::new(owner),
+                total_fee: fee,
+                status: OrderStatus::Unpaid,
+            },
+        );
+    }
+
+    fn notification(total_fee: &str) -> Vec<u8> {
+        let mut fields: PayFields = [
+            ("return_code", "SUCCESS"),
+            ("result_code", "SUCCESS"),
+            ("appid", "wx1234567890abcdef"),
+            ("mch_id", "1900000109"),
+            ("out_trade_no", "T1"),
+            ("transaction_id", "4200"),
+            ("openid", "oBuyer"),
+            ("total_fee", total_fee),
+            ("nonce_str", "n"),
+        ]
+        .into_iter()
+        .collect();
+        let sign = sign_pay_fields(&fields, &PayApiKey::new(KEY), SignType::Md5);
+        fields.insert("sign", sign);
+        fields.to_xml().unwrap().into_bytes()
+    }
+
+    fn json(response: &http::Response<Bytes>) -> serde_json::Value {
+        assert_eq!(
+            response.headers()[http::header::CONTENT_TYPE],
+            "application/json"
+        );
+        serde_json::from_slice(response.body()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn notify_pays_only_matching_amounts_and_acks_after_ok() {
+        let shop = Arc::new(MemoryShop::default());
+        unpaid(&shop, "oBuyer", 101);
+        let routes = routes(shop.clone());
+
+        let wrong = routes.payment_notify(&notification("1")).await;
+        assert_eq!(wrong.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(std::str::from_utf8(wrong.body()).unwrap().contains("FAIL"));
+        assert_eq!(
+            *shop.paid_calls.lock().unwrap(),
+            0,
+            "on_paid must not see a mismatched amount"
+        );
+
+        let ok = routes.payment_notify(&notification("101")).await;
+        assert_eq!(ok.status(), http::StatusCode::OK);
+        assert!(std::str::from_utf8(ok.body()).unwrap().contains("SUCCESS"));
+        let again = routes.payment_notify(&notification("101")).await;
+        assert_eq!(again.status(), http::StatusCode::OK);
+        assert_eq!(*shop.paid_calls.lock().unwrap(), 2);
+
+        let unknown_shop = Arc::new(MemoryShop::default());
+        let reply = super::PayRoutes::new(routes.client().clone(), unknown_shop.clone())
+            .payment_notify(&notification("101"))
+            .await;
+        assert_eq!(reply.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(*unknown_shop.paid_calls.lock().unwrap(), 0);
+
+        let big = routes
+            .payment_notify(&vec![b' '; PayRoutes::MAX_BODY + 1])
+            .await;
+        assert_eq!(big.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn handler_failure_is_fail() {
+        let shop = Arc::new(MemoryShop {
+            fail_on_paid: true,
+            ..MemoryShop::default()
+        });
+        unpaid(&shop, "oBuyer", 101);
+        let reply = routes(shop).payment_notify(&notification("101")).await;
+        assert_eq!(reply.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!std::str::from_utf8(reply.body()).unwrap().contains("disk"));
+    }
+
+    #[tokio::test]
+    async fn status_is_for_the_owner_only() {
+        let shop = Arc::new(MemoryShop::default());
+        unpaid(&shop, "oBuyer", 101);
+        shop.orders.lock().unwrap().get_mut("T1").unwrap().status = OrderStatus::Paid;
+        let routes = routes(shop);
+        let mine = routes.order_status(&OpenId::new("oBuyer"), "T1").await;
+        assert_eq!(mine.status(), http::StatusCode::OK);
+        assert_eq!(
+            json(&mine),
+            serde_json::json!({"out_trade_no": "T1", "status": "paid", "total_fee": 101})
+        );
+        let theirs = routes.order_status(&OpenId::new("oOther"), "T1").await;
+        let unknown = routes.order_status(&OpenId::new("oBuyer"), "T2").await;
+        let invalid = routes.order_status(&OpenId::new("oBuyer"), "../etc").await;
+        for response in [theirs, unknown, invalid] {
+            assert_eq!(response.status(), http::StatusCode::NOT_FOUND);
+            assert_eq!(
+                json(&response),
+                serde_json::json!({"error": "order not found"})
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn unpaid_status_survives_an_unreachable_wechat() {
+        let shop = Arc::new(MemoryShop::default());
+        unpaid(&shop, "oBuyer", 101);
+        let response = routes(shop)
+            .order_status(&OpenId::new("oBuyer"), "T1")
+            .await;
+        assert_eq!(response.status(), http::StatusCode::OK);
+        assert_eq!(json(&response)["status"], "unpaid");
+    }
+
+    #[tokio::test]
+    async fn create_order_errors_are_json() {
+        let routes = routes(Arc::new(MemoryShop::default()));
+        let buyer = OpenId::new("oBuyer");
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let bad_json = routes.create_order(&buyer, ip, b"{not json").await;
+        assert_eq!(bad_json.status(), http::StatusCode::BAD_REQUEST);
+        assert!(json(&bad_json)["error"].as_str().unwrap().contains("JSON"));
+        let unknown = routes
+            .create_order(&buyer, ip, br#"{"product":"tea"}"#)
+            .await;
+        assert_eq!(unknown.status(), http::StatusCode::BAD_REQUEST);
+        assert_eq!(json(&unknown)["error"], "unknown product");
+        // WeChat unreachable: 502 with a message naming the endpoint.
+        let down = routes.create_order(&buyer, ip, b"").await;
+        assert_eq!(down.status(), http::StatusCode::BAD_GATEWAY);
+        assert!(
+            json(&down)["error"]
+                .as_str()
+                .unwrap()
+                .contains("/pay/unifiedorder")
+        );
+        let huge = routes
+            .create_order(&buyer, ip, &vec![b' '; PayRoutes::MAX_BODY + 1])
+            .await;
+        assert_eq!(huge.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[test]
+    fn status_serialises_lowercase() {
+        for (status, name) in [
+            (OrderStatus::Unpaid, "unpaid"),
+            (OrderStatus::Paid, "paid"),
+            (OrderStatus::Closed, "closed"),
+            (OrderStatus::Refunded, "refunded"),
+        ] {
+            assert_eq!(serde_json::to_value(status).unwrap(), name);
+        }
+    }
+}

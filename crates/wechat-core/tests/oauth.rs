@@ -1,0 +1,317 @@
+//! Web OAuth against wechat-sim on 127.0.0.1: codes from the sim's authorize page, exchange,
+//! single use, userinfo, refresh, sns/auth.
+
+use std::time::Duration;
+
+use wechat_core::{
+    BaseUrls, Config, Error, Lang, OAuthClient, OpenId, RefreshToken, Scope, Sex, build_http_client,
+};
+use wechat_sim::{RunningSim, Simulator};
+
+const APPID: &str = "wx1234567890abcdef";
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+const CALLBACK: &str = "http://127.0.0.1:3000/wechat/oauth/callback";
+const ALICE: &str = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M";
+const ALICE_UNIONID: &str = "o6_bmasdasdsad6_2sgVt7hMZOPfL";
+const GUEST: &str = "oSnapshotGuest0000000000000x";
+
+const SIM_TOML: &str = r#"
+token_ttl_secs = 7200
+[[apps]]
+appid = "wx1234567890abcdef"
+secret = "0123456789abcdef0123456789abcdef"
+oauth_domains = ["127.0.0.1:3000"]
+[[users]]
+appid = "wx1234567890abcdef"
+openid = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
+unionid = "o6_bmasdasdsad6_2sgVt7hMZOPfL"
+nickname = "Alice"
+sex = 2
+province = "Guangdong"
+city = "Shenzhen"
+country = "CN"
+headimgurl = "http://127.0.0.1:3000/avatar.png"
+[[users]]
+appid = "wx1234567890abcdef"
+openid = "oSnapshotGuest0000000000000x"
+nickname = "Guest"
+is_snapshotuser = true
+"#;
+
+async fn start() -> (RunningSim, OAuthClient, reqwest::Client) {
+    let sim = Simulator::from_toml_str(SIM_TOML)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let client = oauth_client(&sim, SECRET);
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    (sim, client, browser)
+}
+
+fn oauth_client(sim: &RunningSim, secret: &str) -> OAuthClient {
+    let config = Config::new(APPID, secret)
+        .with_base_urls(BaseUrls::all(&sim.base_url()))
+        .with_timeout(Duration::from_secs(10));
+    OAuthClient::new(&config, build_http_client(&config).unwrap())
+}
+
+/// Query parameter `name` of a URL.
+fn param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Opens the authorize URL like a browser and returns where the sim redirects back to:
+/// snsapi_base redirects at once; snsapi_userinfo shows the consent form, which is posted with
+/// `openid` and `action` (`allow` or `deny`).
+async fn authorize(browser: &reqwest::Client, url: &str, choice: Option<(&str, &str)>) -> String {
+    let page = browser.get(url).send().await.unwrap();
+    if page.status() == reqwest::StatusCode::FOUND {
+        assert!(choice.is_none(), "snsapi_base shows no consent page");
+        return page.headers()["location"].to_str().unwrap().to_owned();
+    }
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("sim-consent-allow") && html.contains("sim-consent-deny"),
+        "{html}"
+    );
+    let (openid, action) = choice.expect("snsapi_userinfo shows a consent page");
+    let parsed = url::Url::parse(url).unwrap();
+    let mut form: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+    form.push(("openid".into(), openid.into()));
+    form.push(("action".into(), action.into()));
+    let mut post_url = parsed.clone();
+    post_url.set_query(None);
+    post_url.set_fragment(None);
+    let answer = browser.post(post_url).form(&form).send().await.unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::FOUND);
+    answer.headers()["location"].to_str().unwrap().to_owned()
+}
+
+async fn code(client: &OAuthClient, browser: &reqwest::Client, scope: Scope, user: &str) -> String {
+    let url = client.authorize_url(CALLBACK, scope, "teststate1");
+    let choice = (scope == Scope::UserInfo).then_some((user, "allow"));
+    let back = authorize(browser, &url, choice).await;
+    assert!(back.starts_with(CALLBACK), "{back}");
+    assert_eq!(param(&back, "state").as_deref(), Some("teststate1"));
+    param(&back, "code").expect("a code")
+}
+
+#[tokio::test]
+async fn base_code_exchange_is_single_use() {
+    let (sim, client, browser) = start().await;
+    let code = code(&client, &browser, Scope::Base, ALICE).await;
+    let token = client.exchange_code(&code).await.unwrap();
+    assert_eq!(token.openid, OpenId::new(ALICE));
+    assert_eq!(token.scope, ["snsapi_base"]);
+    assert!(token.grants(Scope::Base) && !token.grants(Scope::UserInfo));
+    assert_eq!(token.expires_in, 7200);
+    assert!(token.unionid.is_none() && !token.is_snapshot_user);
+    assert!(!format!("{token:?}").contains(token.access_token.expose_secret()));
+
+    let again = client.exchange_code(&code).await.unwrap_err();
+    assert!(matches!(again, Error::CodeAlreadyUsed), "{again:?}");
+    assert!(again.to_string().contains("40163"), "{again}");
+
+    let invalid = client.exchange_code("not-a-code").await.unwrap_err();
+    assert!(
+        matches!(invalid, Error::InvalidCode { errcode: 40029 }),
+        "{invalid:?}"
+    );
+    assert_eq!(sim.stats().calls_to("/sns/oauth2/access_token"), 3);
+}
+
+#[tokio::test]
+async fn codes_expire_after_five_minutes() {
+    let (sim, client, browser) = start().await;
+    let code = code(&client, &browser, Scope::Base, ALICE).await;
+    sim.advance_clock(301);
+    let err = client.exchange_code(&code).await.unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidCode { errcode: 42003 }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn userinfo_needs_the_userinfo_scope() {
+    let (_sim, client, browser) = start().await;
+    let code = code(&client, &browser, Scope::Base, ALICE).await;
+    let token = client.exchange_code(&code).await.unwrap();
+    let err = client
+        .userinfo(&token.access_token, &token.openid, Lang::ZhCn)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ScopeUnauthorized), "{err:?}");
+    assert!(err.to_string().contains("snsapi_userinfo"), "{err}");
+}
+
+#[tokio::test]
+async fn userinfo_scope_gives_the_profile_and_unionid() {
+    let (_sim, client, browser) = start().await;
+    let code = code(&client, &browser, Scope::UserInfo, ALICE).await;
+    let token = client.exchange_code(&code).await.unwrap();
+    assert!(token.grants(Scope::UserInfo));
+    assert_eq!(
+        token.unionid.as_ref().map(|u| u.as_str()),
+        Some(ALICE_UNIONID)
+    );
+    let info = client
+        .userinfo(&token.access_token, &token.openid, Lang::En)
+        .await
+        .unwrap();
+    assert_eq!(info.openid, OpenId::new(ALICE));
+    assert_eq!(info.nickname, "Alice");
+    assert_eq!(info.sex, Sex::Female);
+    assert_eq!(
+        (
+            info.province.as_str(),
+            info.city.as_str(),
+            info.country.as_str()
+        ),
+        ("Guangdong", "Shenzhen", "CN")
+    );
+    assert_eq!(info.headimgurl, "http://127.0.0.1:3000/avatar.png");
+    assert_eq!(
+        info.unionid.as_ref().map(|u| u.as_str()),
+        Some(ALICE_UNIONID)
+    );
+}
+
+#[tokio::test]
+async fn snapshot_users_are_flagged_and_have_no_userinfo() {
+    let (_sim, client, browser) = start().await;
+    let code = code(&client, &browser, Scope::UserInfo, GUEST).await;
+    let token = client.exchange_code(&code).await.unwrap();
+    assert!(token.is_snapshot_user);
+    assert_eq!(token.openid, OpenId::new(GUEST));
+    let err = client
+        .userinfo(&token.access_token, &token.openid, Lang::ZhCn)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ScopeUnauthorized), "{err:?}");
+}
+
+#[tokio::test]
+async fn refresh_and_check() {
+    let (sim, client, browser) = start().await;
+    let code = code(&client, &browser, Scope::UserInfo, ALICE).await;
+    let token = client.exchange_code(&code).await.unwrap();
+    assert!(
+        client
+            .check(&token.access_token, &token.openid)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !client
+            .check(&token.access_token, &OpenId::new("someone-else"))
+            .await
+            .unwrap()
+    );
+
+    // Still valid: refreshing keeps working and belongs to the same user.
+    let refreshed = client.refresh(&token.refresh_token).await.unwrap();
+    assert_eq!(refreshed.openid, token.openid);
+    assert!(refreshed.grants(Scope::UserInfo));
+
+    // Expired access token: userinfo and sns/auth say so; a refresh gives a working one.
+    sim.advance_clock(7201);
+    let err = client
+        .userinfo(&refreshed.access_token, &refreshed.openid, Lang::ZhCn)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::OAuthTokenInvalid { errcode: 42001 }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("refresh"), "{err}");
+    assert!(
+        !client
+            .check(&refreshed.access_token, &refreshed.openid)
+            .await
+            .unwrap()
+    );
+    let renewed = client.refresh(&refreshed.refresh_token).await.unwrap();
+    assert_ne!(renewed.access_token, refreshed.access_token);
+    assert!(
+        client
+            .check(&renewed.access_token, &renewed.openid)
+            .await
+            .unwrap()
+    );
+    let info = client
+        .userinfo(&renewed.access_token, &renewed.openid, Lang::ZhCn)
+        .await
+        .unwrap();
+    assert_eq!(info.nickname, "Alice");
+
+    let bad = client
+        .refresh(&RefreshToken::new("nope"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(bad, Error::RefreshTokenInvalid { errcode: 40030 }),
+        "{bad:?}"
+    );
+    let bad_token = wechat_core::OAuthAccessToken::new("garbage");
+    assert!(!client.check(&bad_token, &renewed.openid).await.unwrap());
+}
+
+#[tokio::test]
+async fn wrong_secret_is_named_and_never_shown() {
+    let (sim, _client, browser) = start().await;
+    let good = oauth_client(&sim, SECRET);
+    let code = code(&good, &browser, Scope::Base, ALICE).await;
+    let wrong = "ffffffffffffffffffffffffffffffff";
+    let err = oauth_client(&sim, wrong)
+        .exchange_code(&code)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidAppSecret { errcode: 40125 }),
+        "{err:?}"
+    );
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains(wrong) && !shown.contains(SECRET), "{shown}");
+}
+
+#[tokio::test]
+async fn denied_consent_comes_back_without_code() {
+    let (_sim, client, browser) = start().await;
+    let url = client.authorize_url(CALLBACK, Scope::UserInfo, "s1");
+    let back = authorize(&browser, &url, Some((ALICE, "deny"))).await;
+    assert!(back.starts_with(CALLBACK), "{back}");
+    assert_eq!(param(&back, "state").as_deref(), Some("s1"));
+    assert_eq!(param(&back, "code"), None);
+}
+
+#[tokio::test]
+async fn unreachable_wechat_is_a_transport_error_without_secrets() {
+    let config = Config::new(APPID, SECRET)
+        .with_base_urls(BaseUrls::all("http://127.0.0.1:9"))
+        .with_timeout(Duration::from_secs(5));
+    let client = OAuthClient::new(&config, build_http_client(&config).unwrap());
+    let err = client.exchange_code("CODE").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Http {
+                endpoint: "/sns/oauth2/access_token",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains(SECRET), "{shown}");
+}

@@ -1,0 +1,841 @@
+//! The Redis token store against a real Redis server, with wechat-sim over 127.0.0.1.
+//!
+//! The server's URL comes from `WECHAT_TEST_REDIS_URL` (e.g. `redis://127.0.0.1:6379/`). Without
+//! it the tests print one line and pass, except under `CI=true`, where they fail. The outage test
+//! starts its own `redis-server` (from `PATH`) on a free port, so that it can stop and restart it.
+//! Each test uses its own key prefix, so the tests share one server without colliding.
+#![cfg(feature = "redis")]
+
+use std::io::Write as _;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use wechat_core::{
+    BaseUrls, Clock, Config, RedisStore, StoredToken, TokenStore, Tokens, build_http_client,
+};
+use wechat_sim::{RunningSim, Simulator};
+
+const APPID: &str = "wx1234567890abcdef";
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+const TTL: u64 = 7200;
+const SIM_CONFIG: &str = r#"
+token_ttl_secs = 7200
+[[apps]]
+appid = "wx1234567890abcdef"
+secret = "0123456789abcdef0123456789abcdef"
+"#;
+/// The keys [`Tokens`] uses with its default key prefix (the store adds its own prefix).
+const TOKEN_KEY: &str = "wechat:access_token:wx1234567890abcdef";
+const TICKET_KEY: &str = "wechat:jsapi_ticket:wx1234567890abcdef";
+const TOKEN_PATH: &str = "/cgi-bin/token";
+const TICKET_PATH: &str = "/cgi-bin/ticket/getticket";
+
+/// The Redis server to test against, or `None` (after one line on stderr) to skip.
+fn redis_url() -> Option<String> {
+    match std::env::var("WECHAT_TEST_REDIS_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but WECHAT_TEST_REDIS_URL is not set: the Redis token store tests must run in CI \
+                 (.ci/run starts redis-server and sets it)"
+            );
+            static SKIP: Once = Once::new();
+            SKIP.call_once(|| {
+                // Straight to stderr (not eprintln!, which the test harness captures), once per run.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "skipping the Redis token store tests: run them with \
+                     WECHAT_TEST_REDIS_URL=redis://127.0.0.1:6379/ cargo test -p wechat-core --features redis"
+                );
+            });
+            None
+        }
+    }
+}
+
+/// A key prefix no other test (or run) uses.
+fn unique_prefix(test: &str) -> String {
+    format!("wechat-core-test:{test}:{:016x}:", rand::random::<u64>())
+}
+
+/// The simulator's clock, so that tokens expire on both sides when the test moves it.
+struct SimClock(Arc<RunningSim>);
+
+impl Clock for SimClock {
+    fn now_unix_secs(&self) -> u64 {
+        self.0.now_secs()
+    }
+}
+
+async fn start_sim() -> Arc<RunningSim> {
+    let sim = Simulator::from_toml_str(SIM_CONFIG)
+        .expect("valid sim config")
+        .start()
+        .await
+        .expect("sim starts");
+    Arc::new(sim)
+}
+
+/// One application process: its own HTTP client, Redis connection and in-process copies.
+struct Process {
+    tokens: Tokens,
+    store: Arc<RedisStore>,
+}
+
+async fn process(sim: &Arc<RunningSim>, store: RedisStore, lock_lease: Duration) -> Process {
+    let config = Config::new(APPID, SECRET)
+        .with_base_urls(BaseUrls::all(&sim.base_url()))
+        .with_timeout(Duration::from_secs(5));
+    let store = Arc::new(store);
+    let tokens = Tokens::builder(&config, build_http_client(&config).expect("http client"))
+        .store(store.clone())
+        .clock(Arc::new(SimClock(Arc::clone(sim))))
+        .lock_lease(lock_lease)
+        .build();
+    Process { tokens, store }
+}
+
+async fn processes(
+    n: usize,
+    sim: &Arc<RunningSim>,
+    url: &str,
+    prefix: &str,
+    lock_lease: Duration,
+) -> Vec<Process> {
+    let mut all = Vec::with_capacity(n);
+    for _ in 0..n {
+        let store = RedisStore::builder(url)
+            .prefix(prefix)
+            .connect()
+            .await
+            .expect("Redis at WECHAT_TEST_REDIS_URL answers");
+        all.push(process(sim, store, lock_lease).await);
+    }
+    all
+}
+
+/// `per_process` concurrent jsapi_ticket requests on each process; every one must succeed, and
+/// all must get the same ticket. Returns the ticket.
+async fn tickets_from_all(processes: &[Process], per_process: usize) -> String {
+    let mut tasks = Vec::with_capacity(processes.len() * per_process);
+    for p in processes {
+        for _ in 0..per_process {
+            let tokens = p.tokens.clone();
+            tasks.push(tokio::spawn(async move { tokens.jsapi_ticket().await }));
+        }
+    }
+    let mut tickets = std::collections::HashSet::new();
+    for task in tasks {
+        let ticket = task
+            .await
+            .expect("task")
+            .expect("every request gets a ticket");
+        tickets.insert(ticket.expose_secret().to_owned());
+    }
+    assert_eq!(tickets.len(), 1, "all processes hand out the same ticket");
+    tickets.into_iter().next().unwrap_or_default()
+}
+
+/// The access token of every process, which must be the same.
+async fn shared_access_token(processes: &[Process]) -> String {
+    let mut tokens = Vec::new();
+    for p in processes {
+        tokens.push(
+            p.tokens
+                .access_token()
+                .await
+                .expect("access token")
+                .expose_secret()
+                .to_owned(),
+        );
+    }
+    assert!(
+        tokens.windows(2).all(|w| w[0] == w[1]),
+        "every process uses the same access token"
+    );
+    tokens.swap_remove(0)
+}
+
+/// Removes the test's keys (best effort).
+async fn cleanup(url: &str, prefix: &str) {
+    let Ok(client) = redis::Client::open(url) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+    }
+}
+
+async fn raw_connection(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("Redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_processes_times_a_thousand_cold_requests_make_one_token_and_one_ticket_call() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix("cold");
+    let sim = start_sim().await;
+    let processes = processes(4, &sim, &url, &prefix, Duration::from_secs(5)).await;
+
+    let started = Instant::now();
+    let ticket = tickets_from_all(&processes, 1000).await;
+    let elapsed = started.elapsed();
+
+    let stats = sim.stats();
+    assert_eq!(
+        stats.calls_to(TOKEN_PATH),
+        1,
+        "one upstream token request for 4 processes: {stats:?}"
+    );
+    assert_eq!(
+        stats.calls_to(TICKET_PATH),
+        1,
+        "one upstream ticket request for 4 processes: {stats:?}"
+    );
+    let token = shared_access_token(&processes).await;
+    // Both are in Redis, with their expiry.
+    let stored = processes[0]
+        .store
+        .get(TICKET_KEY)
+        .await
+        .unwrap()
+        .expect("ticket stored");
+    assert_eq!(stored.value(), ticket);
+    assert!(stored.expires_at() > sim.now_secs() + TTL - 60);
+    let stored = processes[0]
+        .store
+        .get(TOKEN_KEY)
+        .await
+        .unwrap()
+        .expect("token stored");
+    assert_eq!(stored.value(), token);
+    let _ = writeln!(
+        std::io::stderr(),
+        "redis figures: 4 processes x 1000 concurrent jsapi_ticket requests on a cold cache: \
+         {} token + {} ticket upstream calls in {elapsed:?}",
+        stats.calls_to(TOKEN_PATH),
+        stats.calls_to(TICKET_PATH)
+    );
+    cleanup(&url, &prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expiry_on_the_simulator_clock_makes_one_refresh_for_all_four() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix("expiry");
+    let sim = start_sim().await;
+    let processes = processes(4, &sim, &url, &prefix, Duration::from_secs(5)).await;
+    let first_ticket = tickets_from_all(&processes, 100).await;
+    let first_token = shared_access_token(&processes).await;
+    assert_eq!(
+        (
+            sim.stats().calls_to(TOKEN_PATH),
+            sim.stats().calls_to(TICKET_PATH)
+        ),
+        (1, 1)
+    );
+
+    // Past the expiry of both, on the simulator's clock (which the processes use too).
+    sim.advance_clock(TTL + 1);
+    let started = Instant::now();
+    let second_ticket = tickets_from_all(&processes, 250).await;
+    let elapsed = started.elapsed();
+    let second_token = shared_access_token(&processes).await;
+
+    let stats = sim.stats();
+    assert_eq!(
+        stats.calls_to(TOKEN_PATH),
+        2,
+        "one token refresh for the 4: {stats:?}"
+    );
+    assert_eq!(
+        stats.calls_to(TICKET_PATH),
+        2,
+        "one ticket refresh for the 4: {stats:?}"
+    );
+    assert_ne!(first_token, second_token);
+    assert_ne!(
+        first_ticket, second_ticket,
+        "the simulator issued a new ticket after expiry"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "redis figures: refresh after expiry, 4 processes x 250 requests: 1 token + 1 ticket call in {elapsed:?}"
+    );
+    cleanup(&url, &prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refresh_ahead_of_expiry_is_done_once_while_everyone_keeps_the_current_ticket() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix("ahead");
+    let sim = start_sim().await;
+    let processes = processes(4, &sim, &url, &prefix, Duration::from_secs(5)).await;
+    let ticket = tickets_from_all(&processes, 50).await;
+    let token = shared_access_token(&processes).await;
+
+    // Into the last minutes before expiry: still valid, due for refresh.
+    sim.advance_clock(TTL - 120);
+    let started = Instant::now();
+    assert_eq!(
+        tickets_from_all(&processes, 250).await,
+        ticket,
+        "the current ticket is served meanwhile"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "callers did not wait: {:?}",
+        started.elapsed()
+    );
+    // The background refreshes finish (meanwhile a process may still use the current token, which
+    // stays valid); the 4 processes made one token request.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut current = Vec::new();
+        for p in &processes {
+            current.push(
+                p.tokens
+                    .access_token()
+                    .await
+                    .expect("token")
+                    .expose_secret()
+                    .to_owned(),
+            );
+        }
+        if current.iter().all(|t| *t != token && *t == current[0]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no refresh ahead of expiry");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stats = sim.stats();
+    assert_eq!(stats.calls_to(TOKEN_PATH), 2, "{stats:?}");
+    assert_eq!(stats.calls_to(TICKET_PATH), 2, "{stats:?}");
+    cleanup(&url, &prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lock_holder_that_died_mid_refresh_is_taken_over_after_its_lease() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix("dead-holder");
+    let sim = start_sim().await;
+    let lease = Duration::from_secs(1);
+
+    // A process takes the ticket's refresh lock and dies before storing anything.
+    {
+        let dying = RedisStore::builder(&url)
+            .prefix(&prefix)
+            .connect()
+            .await
+            .expect("Redis");
+        let held = dying
+            .try_lock(TICKET_KEY, lease)
+            .await
+            .expect("Redis answers");
+        assert!(held.is_some(), "the lock was free");
+    }
+    let processes = processes(4, &sim, &url, &prefix, lease).await;
+    let started = Instant::now();
+    tickets_from_all(&processes, 250).await;
+    let elapsed = started.elapsed();
+
+    // They waited for the dead holder's lease (not ignoring the lock), then one took over.
+    assert!(
+        elapsed >= Duration::from_millis(800),
+        "took over after {elapsed:?}, before the lease ran out"
+    );
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    let stats = sim.stats();
+    assert_eq!(stats.calls_to(TOKEN_PATH), 1, "{stats:?}");
+    assert_eq!(stats.calls_to(TICKET_PATH), 1, "{stats:?}");
+    shared_access_token(&processes).await;
+    cleanup(&url, &prefix).await;
+}
+
+#[tokio::test]
+async fn store_operations_against_redis() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix("store");
+    let store = RedisStore::builder(&url)
+        .prefix(&prefix)
+        .connect()
+        .await
+        .expect("Redis");
+    let mut raw = raw_connection(&url).await;
+    let now = wechat_core::SystemClock.now_unix_secs();
+
+    // set/get, with a Redis expiry at expires_at.
+    assert_eq!(store.get("k").await.unwrap(), None);
+    let token = StoredToken::new("A", now + 100);
+    store.set("k", &token).await.unwrap();
+    assert_eq!(store.get("k").await.unwrap(), Some(token.clone()));
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(format!("{prefix}k"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!((98_000..=100_000).contains(&pttl), "PTTL {pttl}");
+    let json: String = redis::cmd("GET")
+        .arg(format!("{prefix}k"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        json,
+        format!(r#"{{"value":"A","expires_at":{}}}"#, now + 100)
+    );
+
+    // Compare-and-expire only removes the current value.
+    store
+        .set("k", &StoredToken::new("B", now + 100))
+        .await
+        .unwrap();
+    assert!(!store.expire_if("k", "A").await.unwrap());
+    assert_eq!(store.get("k").await.unwrap().unwrap().value(), "B");
+    assert!(store.expire_if("k", "B").await.unwrap());
+    assert_eq!(store.get("k").await.unwrap(), None);
+    assert!(!store.expire_if("k", "B").await.unwrap());
+
+    // An already expired credential is not stored (and removes what was there).
+    store
+        .set("k", &StoredToken::new("C", now + 100))
+        .await
+        .unwrap();
+    store
+        .set("k", &StoredToken::new("D", now.saturating_sub(1)))
+        .await
+        .unwrap();
+    assert_eq!(store.get("k").await.unwrap(), None);
+
+    // A value stored by someone else that is not ours is ignored, then replaced.
+    for garbage in [
+        "plain-token",
+        "{\"value\":\"\",\"expires_at\":1}",
+        "{\"value\":\"x\"}",
+    ] {
+        let _: () = redis::cmd("SET")
+            .arg(format!("{prefix}k"))
+            .arg(garbage)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert_eq!(store.get("k").await.unwrap(), None, "{garbage}");
+        assert!(!store.expire_if("k", "another-value").await.unwrap());
+    }
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{prefix}k"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{prefix}k"))
+        .arg("f")
+        .arg("v")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("k").await.unwrap(),
+        None,
+        "a hash is not a credential"
+    );
+    assert!(!store.expire_if("k", "v").await.unwrap());
+    store.set("k", &token).await.unwrap();
+    assert_eq!(store.get("k").await.unwrap(), Some(token.clone()));
+
+    // Prefixes separate stores on one server; clones share the connection.
+    let other = store.clone().with_prefix(format!("{prefix}other:"));
+    assert_eq!(other.prefix(), format!("{prefix}other:"));
+    assert_eq!(other.get("k").await.unwrap(), None);
+
+    // The lock: exclusive, released only by its holder, gone after its lease.
+    let lease = Duration::from_millis(300);
+    let held = store.try_lock("k", lease).await.unwrap().expect("free");
+    assert_eq!(store.try_lock("k", lease).await.unwrap(), None);
+    assert!(
+        other.try_lock("k", lease).await.unwrap().is_some(),
+        "another prefix, another lock"
+    );
+    store
+        .unlock("k", &wechat_core::LockLease::random())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.try_lock("k", lease).await.unwrap(),
+        None,
+        "a stranger cannot unlock"
+    );
+    let id: String = redis::cmd("GET")
+        .arg(format!("{prefix}k:lock"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(id, held.id());
+    store.unlock("k", &held).await.unwrap();
+    let again = store.try_lock("k", lease).await.unwrap().expect("released");
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    let taken_over = store
+        .try_lock("k", lease)
+        .await
+        .unwrap()
+        .expect("the lease ran out");
+    store.unlock("k", &again).await.unwrap();
+    assert_eq!(
+        store.try_lock("k", lease).await.unwrap(),
+        None,
+        "the old holder cannot release the new lock"
+    );
+    store.unlock("k", &taken_over).await.unwrap();
+    assert!(store.try_lock("k", lease).await.unwrap().is_some());
+
+    // Debug output names the server, never a password.
+    assert!(format!("{store:?}").contains("RedisStore"));
+    cleanup(&url, &prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbage_value_in_redis_is_replaced_not_trusted() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix("garbage");
+    let sim = start_sim().await;
+    let mut raw = raw_connection(&url).await;
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}{TOKEN_KEY}"))
+        .arg("not-json-but-looks-like-a-token")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let processes = processes(2, &sim, &url, &prefix, Duration::from_secs(5)).await;
+    let token = shared_access_token(&processes).await;
+    assert_ne!(token, "not-json-but-looks-like-a-token");
+    assert_eq!(sim.stats().calls_to(TOKEN_PATH), 1);
+    let stored = processes[1]
+        .store
+        .get(TOKEN_KEY)
+        .await
+        .unwrap()
+        .expect("replaced");
+    assert_eq!(stored.value(), token);
+    cleanup(&url, &prefix).await;
+}
+
+/// A `redis-server` child process on a free port, which the test can stop and restart.
+struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = Self { port, child: None };
+        server.restart().await;
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    async fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be on PATH for the outage test");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(client) = redis::Client::open(self.url()) {
+                if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                    if redis::cmd("PING")
+                        .query_async::<String>(&mut conn)
+                        .await
+                        .is_ok()
+                    {
+                        return;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on port {}",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Counts the warnings logged on this thread.
+#[derive(Clone, Default)]
+struct Warnings(Arc<Mutex<Vec<String>>>);
+
+impl Warnings {
+    fn containing(&self, text: &str) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|w| w.contains(text))
+            .count()
+    }
+}
+
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl tracing::Subscriber for Warnings {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() <= tracing::Level::WARN
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        self.0.lock().unwrap().push(message.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Requests jsapi_tickets in a loop on every process until stopped, counting outcomes.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    first_error: Arc<Mutex<Option<String>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(processes: &[Process], workers_per_process: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let first_error = Arc::new(Mutex::new(None));
+        let mut tasks = Vec::new();
+        for p in processes {
+            for _ in 0..workers_per_process {
+                let (tokens, stop, ok, failed, first_error) = (
+                    p.tokens.clone(),
+                    stop.clone(),
+                    ok.clone(),
+                    failed.clone(),
+                    first_error.clone(),
+                );
+                tasks.push(tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        match tokens.jsapi_ticket().await {
+                            Ok(_) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                first_error
+                                    .lock()
+                                    .unwrap()
+                                    .get_or_insert_with(|| e.to_string());
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }));
+            }
+        }
+        Self {
+            stop,
+            ok,
+            failed,
+            first_error,
+            tasks,
+        }
+    }
+
+    fn assert_no_failure(&self, phase: &str) {
+        assert_eq!(
+            self.failed.load(Ordering::Relaxed),
+            0,
+            "{phase}: a request failed: {:?}",
+            self.first_error.lock().unwrap()
+        );
+    }
+
+    async fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.expect("load task");
+        }
+        self.ok.load(Ordering::Relaxed)
+    }
+}
+
+/// Waits until every process's store answers again.
+async fn wait_until_redis_answers(processes: &[Process]) -> Duration {
+    let started = Instant::now();
+    for p in processes {
+        while p.store.get(TOKEN_KEY).await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the stores did not reconnect to Redis"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    started.elapsed()
+}
+
+// One thread, so that the warnings subscriber sees every task's events.
+#[tokio::test]
+async fn redis_stopped_during_load_fails_no_request_and_is_shared_again_after_restart() {
+    if redis_url().is_none() {
+        return;
+    }
+    let warnings = Warnings::default();
+    let _subscriber = tracing::subscriber::set_default(warnings.clone());
+    let mut server = RedisServer::start().await;
+    let prefix = unique_prefix("outage");
+    let sim = start_sim().await;
+    let mut processes = Vec::new();
+    for _ in 0..4 {
+        let store = RedisStore::builder(server.url())
+            .prefix(&prefix)
+            .retry_after_failure(Duration::from_millis(200))
+            .connect()
+            .await
+            .expect("own redis-server");
+        processes.push(process(&sim, store, Duration::from_secs(2)).await);
+    }
+    let load = Load::start(&processes, 10);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        (
+            sim.stats().calls_to(TOKEN_PATH),
+            sim.stats().calls_to(TICKET_PATH)
+        ),
+        (1, 1)
+    );
+    load.assert_no_failure("before the outage");
+
+    // Redis goes away; then everything expires, so that every process must refresh without it.
+    server.kill();
+    sim.advance_clock(TTL + 1);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    load.assert_no_failure("Redis down");
+    let during = sim.stats().calls_to(TOKEN_PATH) - 1;
+    assert!(
+        (1..=8).contains(&during),
+        "each process refreshed on its own: {during} token calls"
+    );
+    // A down Redis answers at once (within the pause after a failure), not after a timeout.
+    let started = Instant::now();
+    for _ in 0..100 {
+        assert!(processes[0].store.get(TOKEN_KEY).await.is_err());
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "100 reads of a down Redis took {:?}",
+        started.elapsed()
+    );
+    // ...and a second expiry during the same outage is survived too.
+    sim.advance_clock(TTL + 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    load.assert_no_failure("Redis still down");
+
+    // Redis comes back (empty): the processes use it again.
+    server.restart().await;
+    let reconnect = wait_until_redis_answers(&processes).await;
+    load.assert_no_failure("Redis restarted");
+    let (tokens_before, tickets_before) = (
+        sim.stats().calls_to(TOKEN_PATH),
+        sim.stats().calls_to(TICKET_PATH),
+    );
+    sim.advance_clock(TTL + 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let shared = shared_access_token(&processes).await;
+    let stats = sim.stats();
+    assert_eq!(
+        stats.calls_to(TOKEN_PATH) - tokens_before,
+        1,
+        "shared again: one token refresh for the 4"
+    );
+    assert_eq!(
+        stats.calls_to(TICKET_PATH) - tickets_before,
+        1,
+        "shared again: one ticket refresh for the 4"
+    );
+    let stored = processes[3]
+        .store
+        .get(TOKEN_KEY)
+        .await
+        .unwrap()
+        .expect("the new token is in Redis");
+    assert_eq!(stored.value(), shared);
+
+    let served = load.finish().await;
+    assert!(served > 1000, "only {served} requests were made");
+    let outage_warnings = warnings.containing("token store unavailable");
+    assert!(
+        (1..=8).contains(&outage_warnings),
+        "one warning per process and credential per outage, not per request: {outage_warnings}"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "redis figures: outage test served {served} requests, 0 failed; {during} token calls while Redis was \
+         down; reconnected {reconnect:?} after restart; {outage_warnings} outage warnings"
+    );
+}

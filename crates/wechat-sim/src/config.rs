@@ -1,0 +1,179 @@
+//! The simulator's configuration file (TOML).
+
+use serde::Deserialize;
+
+pub use crate::pay::MerchantConfig;
+
+/// The whole configuration: apps, users, merchants and token lifetime.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimConfig {
+    /// Lifetime of basic access tokens, OAuth tokens and jsapi tickets, in seconds.
+    #[serde(default = "default_token_ttl")]
+    pub token_ttl_secs: u64,
+    /// Official Accounts known to the simulator.
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+    /// WeChat users, each bound to one app.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    /// WeChat Pay merchants.
+    #[serde(default)]
+    pub merchants: Vec<MerchantConfig>,
+}
+
+fn default_token_ttl() -> u64 {
+    7200
+}
+
+/// One Official Account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// The app id, e.g. `wx1234567890abcdef`.
+    pub appid: String,
+    /// The AppSecret.
+    pub secret: String,
+    /// Caller IPs allowed on `cgi-bin/token` and `cgi-bin/stable_token`; empty allows all.
+    #[serde(default)]
+    pub ip_whitelist: Vec<String>,
+    /// Hosts (with port when not 80/443) that OAuth `redirect_uri` may point to.
+    #[serde(default)]
+    pub oauth_domains: Vec<String>,
+    /// JS-SDK safe domains (host, with port when not 80/443).
+    #[serde(default)]
+    pub js_domains: Vec<String>,
+    /// How many `cgi-bin/token` calls a day (on the simulator's clock) succeed before 45009.
+    #[serde(default = "default_token_daily_quota")]
+    pub token_daily_quota: u32,
+}
+
+fn default_token_daily_quota() -> u32 {
+    2000
+}
+
+/// One WeChat user of one app.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The app this user belongs to.
+    pub appid: String,
+    /// The user's openid for that app; derived from the appid and nickname when absent.
+    #[serde(default)]
+    pub openid: Option<String>,
+    /// The user's unionid, when the app is bound to an Open Platform account.
+    #[serde(default)]
+    pub unionid: Option<String>,
+    /// Nickname shown by `sns/userinfo`.
+    pub nickname: String,
+    /// 1 male, 2 female, 0 unknown.
+    #[serde(default)]
+    pub sex: u8,
+    /// Province.
+    #[serde(default)]
+    pub province: String,
+    /// City.
+    #[serde(default)]
+    pub city: String,
+    /// Country.
+    #[serde(default)]
+    pub country: String,
+    /// Avatar URL.
+    #[serde(default)]
+    pub headimgurl: String,
+    /// A "snapshot page" virtual user: the code exchange says `is_snapshotuser: 1` and
+    /// `sns/userinfo` fails with 48001.
+    #[serde(default)]
+    pub is_snapshotuser: bool,
+}
+
+impl UserConfig {
+    /// The user's openid: the configured one, or one derived from the appid and nickname
+    /// (see [`derive_openid`]).
+    pub fn effective_openid(&self) -> String {
+        match &self.openid {
+            Some(openid) if !openid.is_empty() => openid.clone(),
+            _ => derive_openid(&self.appid, &self.nickname),
+        }
+    }
+}
+
+/// The openid the simulator gives a configured user that has none: `o` followed by 27 characters
+/// of the base64url SHA-256 of `appid:nickname` (28 characters, like WeChat's), stable across runs.
+pub fn derive_openid(appid: &str, nickname: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("{appid}:{nickname}").as_bytes());
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+    format!("o{}", &encoded[..27])
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file's path.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has unknown fields.
+    #[error("invalid simulator config: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// The TOML parses but is inconsistent (duplicate appid, user of an unknown app, ...).
+    #[error("invalid simulator config: {0}")]
+    Invalid(String),
+}
+
+impl SimConfig {
+    /// Parses a TOML configuration and checks it (see [`SimConfig::validate`]).
+    ///
+    /// # Errors
+    /// [`ConfigError::Toml`] for malformed TOML, [`ConfigError::Invalid`] for inconsistencies.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let config: SimConfig = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what TOML cannot: unique appids, users of known apps, unique openids per app,
+    /// a non-zero token lifetime.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first problem.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |msg: String| Err(ConfigError::Invalid(msg));
+        if self.token_ttl_secs == 0 {
+            return invalid("token_ttl_secs must be positive".into());
+        }
+        let mut appids = std::collections::HashSet::new();
+        for app in &self.apps {
+            if app.appid.is_empty() {
+                return invalid("an app has an empty appid".into());
+            }
+            if !appids.insert(app.appid.as_str()) {
+                return invalid(format!("appid {} is declared twice", app.appid));
+            }
+        }
+        let mut openids = std::collections::HashSet::new();
+        for user in &self.users {
+            if !appids.contains(user.appid.as_str()) {
+                return invalid(format!(
+                    "user {:?} belongs to appid {}, which is not among [[apps]]",
+                    user.nickname, user.appid
+                ));
+            }
+            let openid = user.effective_openid();
+            if !openids.insert((user.appid.clone(), openid.clone())) {
+                return invalid(format!(
+                    "openid {openid} appears twice for appid {}",
+                    user.appid
+                ));
+            }
+        }
+        Ok(())
+    }
+}

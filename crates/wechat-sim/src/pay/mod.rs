@@ -1,0 +1,288 @@
+//! WeChat Pay API v2 (XML) simulation: merchants, orders, refunds and notifications.
+//!
+//! Implements the protocol reference §4 (`api.mch.weixin.qq.com`): every merchant endpoint takes
+//! a UTF-8 `<xml>` body (64 KiB at most; `<!DOCTYPE`/`<!ENTITY` refused), checks the sign
+//! (§4.1, MD5 or HMAC-SHA256 as `sign_type` says) and answers `<xml>` with CDATA, signed with the
+//! request's sign type whenever `return_code` is `SUCCESS`.
+//!
+//! # Merchant endpoints (all `POST`, XML in and out)
+//!
+//! | path | does |
+//! | --- | --- |
+//! | `/pay/unifiedorder` | creates an order, answers `prepay_id` (valid 2 h on the simulated clock); `JSAPI` needs an `openid` of that `appid` |
+//! | `/pay/orderquery` | `trade_state` `NOTPAY`/`SUCCESS`/`REFUND`/`CLOSED` + the notification fields; `ORDERNOTEXIST` |
+//! | `/pay/closeorder` | closes an unpaid order (the 5-minute rule is not enforced); `ORDERPAID`, `ORDERCLOSED` |
+//! | `/secapi/pay/refund` | refunds a paid order (see TLS below); `out_refund_no` idempotent |
+//! | `/pay/refundquery` | by `refund_id` > `out_refund_no` > `transaction_id` > `out_trade_no`; `refund_count` + `_$n` fields |
+//!
+//! Failures follow WeChat: `return_code` `FAIL` with only `return_msg` for a bad sign (`签名错误`),
+//! an appid not bound to the merchant (`appid和mch_id不匹配`), an unknown merchant, a malformed
+//! body (`XML格式错误`); otherwise `return_code` `SUCCESS`, `result_code` `FAIL` with `err_code`
+//! (`LACK_PARAMS`, `PARAM_ERROR`, `OUT_TRADE_NO_USED`, `ORDERPAID`, `ORDERCLOSED`,
+//! `ORDERNOTEXIST`, `REFUND_FEE_MISMATCH`, `INVALID_REQUEST`, `ERROR`, `REFUNDNOTEXIST`…) and
+//! `err_code_des`, signed.
+//!
+//! # Paying (the WeChat client's side)
+//!
+//! Both take the `getBrandWCPayRequest` parameters as a JSON body
+//! `{"appId","timeStamp","nonceStr","package","signType","paySign"}` and check them as the
+//! WeChat client does: every parameter present, `package` = `prepay_id=…` of a known prepay_id
+//! not older than 2 h whose order has this `appId` (else `调用支付JSAPI缺少参数：total_fee`),
+//! `signType` equal to the order's sign type and `paySign` right (else `支付验证签名失败`), the
+//! order neither paid nor closed.
+//!
+//! - `POST /_sim/pay/check`: checks without paying; answers
+//!   `{"ok":true,"body":"…","total_fee":N,"mch_id":"…"}` or
+//!   `{"ok":false,"err_msg":"get_brand_wcpay_request:fail","err_desc":"…"}`.
+//! - `POST /_sim/pay/confirm`: checks, marks the order paid (a `transaction_id` is generated,
+//!   `time_end` is the simulated time) and answers `{"err_msg":"get_brand_wcpay_request:ok"}`, or
+//!   `{"err_msg":"get_brand_wcpay_request:fail","err_desc":"…"}`; then the payment notification
+//!   is delivered in the background.
+//!
+//! # Notifications
+//!
+//! The payment notification (§4.4 fields, signed with the order's sign type, `sign_type` present
+//! when HMAC-SHA256) is POSTed to the order's `notify_url`; the refund notification (`return_code`,
+//! `return_msg`, `appid`, `mch_id`, `nonce_str`, `req_info`, no sign; `req_info` =
+//! base64(AES-256-ECB/PKCS#7, key = lowercase hex MD5 of the API key) of a `<root>` document)
+//! goes to the refund request's `notify_url` or else the merchant's `refund_notify_url`. Each is
+//! re-sent on WeChat's schedule 15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h multiplied
+//! by the merchant's `notify_retry_scale`, until the receiver answers HTTP 200 with `<xml>` whose
+//! `return_code` is `SUCCESS`. Every attempt counts in `/_sim/stats` `notifications.sent`, every
+//! acknowledged one in `notifications.acknowledged`.
+//!
+//! # Test controls
+//!
+//! - `POST /_sim/pay/notify` with JSON `{"out_trade_no":"…","mode":"…"}` (optionally `"mch_id"`)
+//!   sends the payment notification of a paid order once more, now, with no retries. `mode`:
+//!   `duplicate` (the genuine notification again), `tamper_sign` (a wrong sign), `tamper_total_fee`
+//!   (`total_fee` + 1 with the original sign), `other_appid` (another appid, correctly signed with
+//!   the merchant key), `no_sign` (the `sign` field removed). With `{"out_refund_no":"…","mode":…}`
+//!   it sends a refund notification: `duplicate` or `tamper_req_info` (undecryptable `req_info`).
+//!   Answers `{"notify_url":"…","status":200,"acknowledged":true}` (`status` null when the
+//!   receiver could not be reached); 404 `{"error":…}` for an unknown order or refund, 409 for an
+//!   unpaid order.
+//! - `GET /_sim/pay/orders/{out_trade_no}` (optionally `?mch_id=…`): the order as JSON:
+//!   `mch_id, appid, out_trade_no, body, total_fee, fee_type, trade_type, openid, notify_url,
+//!   attach, sign_type, prepay_id, prepay_expires_at, created_at, trade_state, transaction_id,
+//!   paid_at, time_end, refunded_fee, refunds[{out_refund_no, refund_id, refund_fee,
+//!   refund_status, notifications}], notifications{sent, acknowledged}`; 404 when unknown.
+//!
+//! # TLS for `/secapi`
+//!
+//! At start the simulator makes its own CA and a server certificate for `127.0.0.1` and
+//! `localhost` signed by it; `GET /_sim/tls/server-ca.pem` returns that CA (PEM) for clients to
+//! trust. [`spawn_tls`] serves this router over TLS on `--tls-listen`. When a merchant's
+//! `client_ca` names a PEM CA file, the TLS handshake requires a client certificate signed by one
+//! of the configured CAs, `/secapi` requests of that merchant must carry a certificate signed by
+//! its CA, and on the plain listener they are refused with `return_code` `FAIL`. A merchant with
+//! an empty `client_ca` is served on both listeners without a certificate.
+
+mod api;
+mod book;
+mod control;
+mod crypto;
+mod jsapi;
+mod notify;
+mod sign;
+mod tls;
+mod xml;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Router;
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use crate::config::SimConfig;
+use crate::state::Sim;
+
+pub(crate) use tls::spawn_tls;
+
+/// One WeChat Pay merchant. Its `Debug` output hides the API key.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantConfig {
+    /// The merchant id.
+    pub mch_id: String,
+    /// The 32-character API key (v2).
+    pub api_key: String,
+    /// App ids bound to this merchant.
+    #[serde(default)]
+    pub appids: Vec<String>,
+    /// A CA file; when set, `/secapi` routes are served over TLS on `--tls-listen` and require a
+    /// client certificate it signed. Empty: not required.
+    #[serde(default)]
+    pub client_ca: String,
+    /// Where refund notifications go when a refund request has no `notify_url`.
+    #[serde(default)]
+    pub refund_notify_url: String,
+    /// WeChat's notification retry schedule is multiplied by this (0.001 in tests).
+    #[serde(default = "default_scale")]
+    pub notify_retry_scale: f64,
+}
+
+fn default_scale() -> f64 {
+    1.0
+}
+
+impl std::fmt::Debug for MerchantConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MerchantConfig")
+            .field("mch_id", &self.mch_id)
+            .field("api_key", &"[redacted]")
+            .field("appids", &self.appids)
+            .field("client_ca", &self.client_ca)
+            .field("refund_notify_url", &self.refund_notify_url)
+            .field("notify_retry_scale", &self.notify_retry_scale)
+            .finish()
+    }
+}
+
+/// Everything the Pay simulation keeps: orders, refunds, prepay ids, the TLS material and the
+/// background notification tasks. Shared by every request through [`Sim`].
+pub(crate) struct PayState {
+    book: Mutex<book::Book>,
+    /// Sends notifications: short timeouts, no redirects, no proxy.
+    http: reqwest::Client,
+    /// The simulator's own CA and server certificate for the TLS listener.
+    server_tls: Option<tls::ServerTls>,
+    /// Per merchant with a `client_ca`: its CA certificates and verifier, or why they failed.
+    client_cas: HashMap<String, Result<tls::ClientCa, String>>,
+    /// Background tasks (deliveries, the TLS accept loop), aborted when the state is dropped.
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl std::fmt::Debug for PayState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let book = self.book();
+        f.debug_struct("PayState")
+            .field("orders", &book.orders.len())
+            .field("refunds", &book.refunds.len())
+            .field("client_cas", &self.client_cas.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PayState {
+    /// Builds the Pay state for `cfg`: loads each merchant's `client_ca` (a failure is logged and
+    /// makes that merchant's `/secapi` calls fail) and generates the server certificate.
+    pub(crate) fn new(cfg: &SimConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .connect_timeout(std::time::Duration::from_secs(3))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent("wechat-sim (Mozilla/4.0)")
+            .build()
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot build the notification client; using defaults");
+                reqwest::Client::default()
+            });
+        let server_tls = match tls::ServerTls::generate() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot generate the TLS server certificate");
+                None
+            }
+        };
+        let client_cas = cfg
+            .merchants
+            .iter()
+            .filter(|m| !m.client_ca.is_empty())
+            .map(|m| {
+                let ca = tls::ClientCa::load(&m.client_ca);
+                if let Err(e) = &ca {
+                    tracing::error!(mch_id = %m.mch_id, error = %e, "cannot load the merchant's client_ca");
+                }
+                (m.mch_id.clone(), ca)
+            })
+            .collect();
+        Self {
+            book: Mutex::new(book::Book::default()),
+            http,
+            server_tls,
+            client_cas,
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The simulator's TLS CA certificate (PEM), which signs the `/secapi` server certificate;
+    /// clients add it to their trusted roots. `None` when generating it failed.
+    #[allow(dead_code)]
+    pub(crate) fn server_ca_pem(&self) -> Option<&str> {
+        self.server_tls.as_ref().map(|t| t.ca_pem.as_str())
+    }
+
+    /// Stops every background notification delivery and the TLS listener.
+    pub(crate) fn shutdown(&self) {
+        for task in self.tasks().drain(..) {
+            task.abort();
+        }
+    }
+
+    fn book(&self) -> MutexGuard<'_, book::Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn tasks(&self) -> MutexGuard<'_, Vec<tokio::task::AbortHandle>> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Remembers a background task so that [`Self::shutdown`] (or dropping the state) stops it.
+    fn track(&self, task: tokio::task::AbortHandle) {
+        let mut tasks = self.tasks();
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+}
+
+impl Drop for PayState {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The merchant with this `mch_id`.
+fn merchant<'a>(sim: &'a Sim, mch_id: &str) -> Option<&'a MerchantConfig> {
+    sim.config.merchants.iter().find(|m| m.mch_id == mch_id)
+}
+
+/// Whether `openid` is one of `appid`'s users (users' openids are resolved by [`Sim::new`]).
+fn openid_belongs(sim: &Sim, appid: &str, openid: &str) -> bool {
+    sim.user(appid, openid).is_some()
+}
+
+/// Every Pay route: the merchant API (XML), the pay sheet's endpoints and the test controls.
+pub(crate) fn router() -> Router<Arc<Sim>> {
+    Router::new()
+        .route(
+            "/pay/unifiedorder",
+            post(api::unifiedorder).fallback(api::require_post),
+        )
+        .route(
+            "/pay/orderquery",
+            post(api::orderquery).fallback(api::require_post),
+        )
+        .route(
+            "/pay/closeorder",
+            post(api::closeorder).fallback(api::require_post),
+        )
+        .route(
+            "/pay/refundquery",
+            post(api::refundquery).fallback(api::require_post),
+        )
+        .route(
+            "/secapi/pay/refund",
+            post(api::refund).fallback(api::require_post),
+        )
+        .route("/_sim/pay/check", post(jsapi::check))
+        .route("/_sim/pay/confirm", post(jsapi::confirm))
+        .route("/_sim/pay/notify", post(control::notify))
+        .route("/_sim/pay/orders/{out_trade_no}", get(control::order))
+        .route("/_sim/tls/server-ca.pem", get(control::server_ca))
+}
