@@ -21,6 +21,7 @@ mod secret;
 mod session;
 mod state;
 mod token;
+mod web;
 
 pub use config::{BaseUrls, Config, TokenEndpoint};
 pub use error::{Error, PayErrorCode, Result};
@@ -33,14 +34,15 @@ pub use login::{
 };
 pub use oauth::{Lang, OAuthClient, OAuthToken, Scope, Sex, UserInfo, authorize_url};
 pub use pay::{
-    BrandWcPayParams, ClientCertificate, CreatedOrder, JsapiOrder, MAX_NOTIFICATION_BODY,
-    NOTIFICATION_SUCCESS_XML, NotificationReply, OrderBackend, OrderDraft, OrderQueryResponse,
-    OrderRecord, OrderRef, OrderStatus, PayClient, PayConfig, PayFields, PayRequest, PayRoutes,
-    PaymentNotification, Refund, RefundItem, RefundNotification, RefundQueryResponse, RefundRef,
-    RefundResponse, RefundStatus, ShopError, SignType, TradeState, UnifiedOrderResponse,
-    check_pay_reply, close_order_request, decrypt_refund_req_info, encrypt_refund_req_info,
-    handle_payment_notification, handle_refund_notification, notification_fail_xml,
-    sign_pay_fields, verify_pay_fields, verify_payment_notification, verify_refund_notification,
+    BoxFuture, BrandWcPayParams, ClientCertificate, CreatedOrder, JsapiOrder,
+    MAX_NOTIFICATION_BODY, NOTIFICATION_SUCCESS_XML, NotificationReply, OrderBackend, OrderDraft,
+    OrderQueryResponse, OrderRecord, OrderRef, OrderStatus, PayClient, PayConfig, PayFields,
+    PayRequest, PayRoutes, PaymentNotification, Refund, RefundItem, RefundNotification,
+    RefundQueryResponse, RefundRef, RefundResponse, RefundStatus, ShopError, SignType, TradeState,
+    UnifiedOrderResponse, check_pay_reply, close_order_request, decrypt_refund_req_info,
+    encrypt_refund_req_info, handle_payment_notification, handle_refund_notification,
+    notification_fail_xml, sign_pay_fields, verify_pay_fields, verify_payment_notification,
+    verify_refund_notification,
 };
 pub use secret::{AccessToken, AppSecret, JsapiTicket, OAuthAccessToken, PayApiKey, RefreshToken};
 pub use session::{
@@ -52,3 +54,8 @@ pub use token::{
 };
 #[cfg(feature = "redis")]
 pub use token::{RedisStore, RedisStoreBuilder};
+pub use web::{
+    JSSDK_CONFIG_PATH, PAY_NOTIFY_PATH, PAY_ORDER_STATUS_PATH, PAY_ORDERS_PATH, REFUND_NOTIFY_PATH,
+    WeChatRoutes, WeChatRoutesBuilder, json_error_response, missing_middleware_response,
+    notification_paths, require_user,
+};

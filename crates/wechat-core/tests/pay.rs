@@ -14,15 +14,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use wechat_core::{
-    BaseUrls, BrandWcPayParams, ClientCertificate, CreatedOrder, Error, JsapiOrder, OpenId,
-    OrderBackend, OrderDraft, OrderRecord, OrderRef, OrderStatus, OutRefundNo, OutTradeNo,
+    BaseUrls, BoxFuture, BrandWcPayParams, ClientCertificate, CreatedOrder, Error, JsapiOrder,
+    OpenId, OrderBackend, OrderDraft, OrderRecord, OrderRef, OrderStatus, OutRefundNo, OutTradeNo,
     PayClient, PayConfig, PayErrorCode, PayRoutes, PaymentNotification, Refund, RefundNotification,
     RefundRef, RefundStatus, ShopError, SignType, TradeState,
 };
@@ -186,11 +185,7 @@ async fn route(routes: &PayRoutes, request: hyper::Request<Incoming>) -> http::R
     {
         Ok(body) => body.to_bytes(),
         Err(_) => {
-            return wechat_core::NotificationReply::fail(
-                http::StatusCode::PAYLOAD_TOO_LARGE,
-                "body too large",
-            )
-            .into_response();
+            return wechat_core::NotificationReply::too_large().into_response();
         }
     };
     match path.as_str() {

@@ -1,1 +1,24 @@
-//! Work in progress: see the workspace README.
+#![doc = include_str!("../README.md")]
+//!
+//! ## Public API
+//!
+//! - [`WeChatLayer`] / [`WeChatService`] / [`ResponseFuture`]: the login middleware (tower).
+//! - [`WeChatUser`] / [`WeChatUserRejection`]: the axum extractor (feature `axum`, default).
+//! - [`router`]: the mountable axum routes over [`WeChatRoutes`](wechat_core::WeChatRoutes)
+//!   (feature `axum`).
+//! - [`notification_paths`]: the paths to exclude from login for a mount prefix.
+//! - [`wechat_core`]: the framework-agnostic crate, re-exported.
+
+#[cfg(feature = "axum")]
+mod extract;
+mod layer;
+#[cfg(feature = "axum")]
+mod routes;
+
+#[cfg(feature = "axum")]
+pub use extract::{WeChatUser, WeChatUserRejection};
+pub use layer::{ResponseFuture, WeChatLayer, WeChatService};
+#[cfg(feature = "axum")]
+pub use routes::router;
+pub use wechat_core;
+pub use wechat_core::notification_paths;

@@ -63,7 +63,8 @@ pub use refund::{
     Refund, RefundItem, RefundQueryResponse, RefundRef, RefundResponse, RefundStatus,
 };
 pub use shop::{
-    CreatedOrder, OrderBackend, OrderDraft, OrderRecord, OrderStatus, PayRoutes, ShopError,
+    BoxFuture, CreatedOrder, OrderBackend, OrderDraft, OrderRecord, OrderStatus, PayRoutes,
+    ShopError,
 };
 pub use sign::{SignType, sign_pay_fields, verify_pay_fields};
 pub use xml::{MAX_NOTIFICATION_BODY, PayFields};

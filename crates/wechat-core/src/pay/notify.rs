@@ -311,12 +311,15 @@ impl NotificationReply {
         }
     }
 
+    /// 413 FAIL for a body over [`MAX_NOTIFICATION_BODY`]; adapters that stop reading at the
+    /// limit answer this.
+    pub fn too_large() -> Self {
+        Self::fail(http::StatusCode::PAYLOAD_TOO_LARGE, "body too large")
+    }
+
     /// The FAIL reply for a notification that could not be verified.
     pub(crate) fn refused(error: &Error) -> Self {
         match error {
-            Error::Xml(detail) if detail.contains("limit") => {
-                Self::fail(http::StatusCode::PAYLOAD_TOO_LARGE, "body too large")
-            }
             Error::BadSignature(_) => {
                 Self::fail(http::StatusCode::BAD_REQUEST, "invalid signature")
             }
@@ -365,6 +368,13 @@ where
     Fut: Future<Output = std::result::Result<(), E>>,
     E: std::fmt::Display,
 {
+    if body.len() > MAX_NOTIFICATION_BODY {
+        tracing::warn!(
+            bytes = body.len(),
+            "payment notification refused: body too large"
+        );
+        return NotificationReply::too_large();
+    }
     match verify_payment_notification(config, body) {
         Ok(notification) => {
             let out_trade_no = notification.out_trade_no.clone();
@@ -405,6 +415,13 @@ where
     Fut: Future<Output = std::result::Result<(), E>>,
     E: std::fmt::Display,
 {
+    if body.len() > MAX_NOTIFICATION_BODY {
+        tracing::warn!(
+            bytes = body.len(),
+            "refund notification refused: body too large"
+        );
+        return NotificationReply::too_large();
+    }
     match verify_refund_notification(config, body) {
         Ok(notification) => {
             let out_refund_no = notification.out_refund_no.clone();

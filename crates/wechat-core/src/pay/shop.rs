@@ -16,8 +16,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use futures_util::future::BoxFuture;
-//! use wechat_core::{OpenId, OrderBackend, OrderDraft, OrderRecord, OutTradeNo, PaymentNotification, RefundNotification, ShopError};
+//! use wechat_core::{BoxFuture, OpenId, OrderBackend, OrderDraft, OrderRecord, OutTradeNo, PaymentNotification, RefundNotification, ShopError};
 //!
 //! struct Shop; // a database handle in a real application
 //!
@@ -46,7 +45,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use super::order::validate_out_trade_no;
@@ -55,6 +53,10 @@ use super::{
     TradeState, handle_payment_notification, handle_refund_notification,
 };
 use crate::{Error, OpenId, OutTradeNo, PayErrorCode};
+
+/// The boxed, `Send` future the [`OrderBackend`] methods return (re-exported so that
+/// applications need no `futures-util` dependency): write `Box::pin(async move { … })`.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// An order as the application prices it: the browser's request never sets these.
 #[derive(Debug, Clone, PartialEq, Eq)]

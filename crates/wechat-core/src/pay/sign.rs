@@ -66,9 +66,10 @@ impl std::fmt::Display for SignType {
 }
 
 /// How many fields are sorted on the stack before falling back to one heap allocation.
-const STACK_FIELDS: usize = 48;
-/// The size of the stack buffer the string to sign is assembled in before it is hashed.
-const CHUNK: usize = 512;
+const STACK_FIELDS: usize = 40;
+/// The size of the stack buffer `stringSignTemp` is assembled in; longer strings use one
+/// exactly sized heap buffer.
+const STACK_BUF: usize = 1024;
 
 /// Signs `fields` (name, value pairs in any order) with the merchant API key.
 ///
@@ -116,113 +117,92 @@ where
     }
 }
 
-/// Hashes `stringSignTemp` incrementally: the sorted pairs are copied into a stack buffer that is
-/// fed to the hash whenever it fills, so nothing but the (rare) >48-field sort allocates.
+/// One field to sign: the first 8 bytes of its name as a big-endian integer (so most
+/// comparisons are one integer comparison), the name and the value.
+type Entry<'a> = (u64, &'a str, &'a str);
+
+fn name_prefix(name: &str) -> u64 {
+    let mut prefix = [0u8; 8];
+    let n = name.len().min(8);
+    prefix[..n].copy_from_slice(&name.as_bytes()[..n]);
+    u64::from_be_bytes(prefix)
+}
+
+/// Builds `stringSignTemp` in one pre-sized buffer (on the stack when it fits) and hashes it:
+/// besides the result, nothing allocates unless there are more than 40 fields or the string
+/// exceeds 1 KiB.
 fn digest_fields<'a, I>(fields: I, key: &PayApiKey, sign_type: SignType) -> ([u8; 32], usize)
 where
     I: IntoIterator<Item = (&'a str, &'a str)>,
 {
-    let mut stack: [(&str, &str); STACK_FIELDS] = [("", ""); STACK_FIELDS];
-    let mut heap: Vec<(&str, &str)> = Vec::new();
+    let mut stack: [Entry<'a>; STACK_FIELDS] = [(0, "", ""); STACK_FIELDS];
+    let mut heap: Vec<Entry<'a>> = Vec::new();
     let mut count = 0;
+    let mut total = 0;
     for (name, value) in fields {
         if name == "sign" || value.is_empty() {
             continue;
         }
+        let entry = (name_prefix(name), name, value);
         if count < STACK_FIELDS {
-            stack[count] = (name, value);
+            stack[count] = entry;
         } else {
             if heap.is_empty() {
                 heap.reserve(STACK_FIELDS * 2);
                 heap.extend_from_slice(&stack);
             }
-            heap.push((name, value));
+            heap.push(entry);
         }
         count += 1;
+        total += name.len() + value.len() + 2;
     }
-    let pairs: &mut [(&str, &str)] = if count <= STACK_FIELDS {
+    let entries: &mut [Entry<'a>] = if count <= STACK_FIELDS {
         &mut stack[..count]
     } else {
         &mut heap
     };
-    pairs.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    entries.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| a.1.as_bytes().cmp(b.1.as_bytes()))
+    });
 
     let key = key.expose_secret().as_bytes();
-    let mut hasher = match sign_type {
-        SignType::Md5 => Hasher::Md5(Md5::new()),
-        SignType::HmacSha256 => Hasher::HmacSha256(
-            <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length"),
-        ),
+    total += "key=".len() + key.len();
+    let mut stack_buf = [0u8; STACK_BUF];
+    let mut heap_buf = Vec::new();
+    let buf: &mut [u8] = if total <= STACK_BUF {
+        &mut stack_buf[..total]
+    } else {
+        heap_buf.resize(total, 0);
+        &mut heap_buf
     };
-    let mut out = ChunkWriter {
-        buf: [0; CHUNK],
-        len: 0,
-        hasher: &mut hasher,
-    };
-    for (name, value) in pairs.iter() {
-        out.write(name.as_bytes());
-        out.write(b"=");
-        out.write(value.as_bytes());
-        out.write(b"&");
+    let mut pos = 0;
+    for (_, name, value) in entries.iter() {
+        buf[pos..pos + name.len()].copy_from_slice(name.as_bytes());
+        pos += name.len();
+        buf[pos] = b'=';
+        pos += 1;
+        buf[pos..pos + value.len()].copy_from_slice(value.as_bytes());
+        pos += value.len();
+        buf[pos] = b'&';
+        pos += 1;
     }
-    out.write(b"key=");
-    out.write(key);
-    out.flush();
-    hasher.finish()
-}
+    buf[pos..pos + 4].copy_from_slice(b"key=");
+    pos += 4;
+    buf[pos..pos + key.len()].copy_from_slice(key);
 
-enum Hasher {
-    Md5(Md5),
-    HmacSha256(Hmac<Sha256>),
-}
-
-impl Hasher {
-    fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Self::Md5(h) => h.update(bytes),
-            Self::HmacSha256(h) => h.update(bytes),
+    let mut out = [0u8; 32];
+    match sign_type {
+        SignType::Md5 => {
+            out[..16].copy_from_slice(&Md5::digest(&*buf));
+            (out, 16)
         }
-    }
-
-    fn finish(self) -> ([u8; 32], usize) {
-        let mut out = [0u8; 32];
-        match self {
-            Self::Md5(h) => {
-                out[..16].copy_from_slice(&h.finalize());
-                (out, 16)
-            }
-            Self::HmacSha256(h) => {
-                out.copy_from_slice(&h.finalize().into_bytes());
-                (out, 32)
-            }
-        }
-    }
-}
-
-/// Collects small writes into one buffer and hashes it in large pieces.
-struct ChunkWriter<'h> {
-    buf: [u8; CHUNK],
-    len: usize,
-    hasher: &'h mut Hasher,
-}
-
-impl ChunkWriter<'_> {
-    fn write(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
-            if self.len == CHUNK {
-                self.flush();
-            }
-            let take = bytes.len().min(CHUNK - self.len);
-            self.buf[self.len..self.len + take].copy_from_slice(&bytes[..take]);
-            self.len += take;
-            bytes = &bytes[take..];
-        }
-    }
-
-    fn flush(&mut self) {
-        if self.len > 0 {
-            self.hasher.update(&self.buf[..self.len]);
-            self.len = 0;
+        SignType::HmacSha256 => {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+                .expect("HMAC accepts keys of any length");
+            mac.update(buf);
+            out.copy_from_slice(&mac.finalize().into_bytes());
+            (out, 32)
         }
     }
 }

@@ -29,6 +29,11 @@ const POLL_FIRST: Duration = Duration::from_millis(25);
 const POLL_MAX: Duration = Duration::from_millis(500);
 /// How many leases of other processes are waited out before fetching regardless.
 const LOCK_ROUNDS: u32 = 3;
+/// Read-only mode: the wait after a failed read before callers wait for the store again (a
+/// store read still happens meanwhile: the central service may fill the key at any time).
+const READ_ONLY_BACKOFF: Duration = Duration::from_secs(1);
+/// Read-only mode: how often a credential due for refresh is looked for in the store.
+const READ_ONLY_RECHECK: Duration = Duration::from_secs(1);
 
 /// What an upstream fetch returned.
 pub(crate) struct Fetched {
@@ -86,6 +91,17 @@ impl Cached {
     fn fresh(&self, now: u64) -> bool {
         now < self.refresh_at
     }
+
+    /// The same credential, not refreshed ahead of its expiry any more (used when no newer one
+    /// can be had before it expires).
+    fn without_refresh_ahead(&self) -> Self {
+        Self {
+            value: self.value.clone(),
+            expires_at: self.expires_at,
+            refresh_at: self.stale_at,
+            stale_at: self.stale_at,
+        }
+    }
 }
 
 /// Why a refresh runs.
@@ -130,6 +146,21 @@ pub(crate) struct ManagerSettings {
     pub(crate) clock: Arc<dyn Clock>,
     /// How long the store's refresh lock is held at most.
     pub(crate) lock_lease: Duration,
+    /// Whether the store is down, shared by the managers of one `Tokens` so that an outage is
+    /// logged once.
+    pub(crate) store_health: Arc<StoreHealth>,
+    /// Read-only mode: never fetch upstream nor write the store; wait this long for a usable
+    /// value in the store (filled by a central service) before failing.
+    pub(crate) read_only: Option<Duration>,
+}
+
+/// Whether a store is down, shared by the managers that use it.
+#[derive(Default)]
+pub(crate) struct StoreHealth {
+    /// The store failed and that was logged; cleared (and logged) when it answers again.
+    down: AtomicBool,
+    /// How many store outages began (each logged once).
+    outages: AtomicU64,
 }
 
 /// Keeps one credential fresh. Cheap to clone.
@@ -155,10 +186,6 @@ struct Inner<F> {
     /// A background refresh is running (or waiting out a failure backoff).
     ahead_running: AtomicBool,
     failure: Mutex<Option<Failure>>,
-    /// The store failed and that was logged; cleared (and logged) when it answers again.
-    store_down: AtomicBool,
-    /// How many store outages began (each logged once).
-    outages: AtomicU64,
     /// The credential WeChat rejected and that was invalidated; the next fetch must not return it.
     rejected: Mutex<Option<String>>,
 }
@@ -173,8 +200,6 @@ impl<F: Fetch> TokenManager<F> {
                 flight: tokio::sync::Mutex::new(()),
                 ahead_running: AtomicBool::new(false),
                 failure: Mutex::new(None),
-                store_down: AtomicBool::new(false),
-                outages: AtomicU64::new(0),
                 rejected: Mutex::new(None),
             }),
         }
@@ -223,17 +248,20 @@ impl<F: Fetch> TokenManager<F> {
                 hit = true;
             }
         }
-        match inner
-            .settings
-            .store
-            .expire_if(&inner.settings.key, failed)
-            .await
-        {
-            Ok(expired) => {
-                inner.store_answered();
-                hit |= expired;
+        // A read-only process never writes the store: the central service owns its content.
+        if inner.settings.read_only.is_none() {
+            match inner
+                .settings
+                .store
+                .expire_if(&inner.settings.key, failed)
+                .await
+            {
+                Ok(expired) => {
+                    inner.store_answered();
+                    hit |= expired;
+                }
+                Err(e) => inner.store_failed(&e),
             }
-            Err(e) => inner.store_failed(&e),
         }
         if hit {
             *inner
@@ -251,7 +279,11 @@ impl<F: Fetch> TokenManager<F> {
     /// How many store outages began since creation (each was logged once).
     #[cfg(test)]
     pub(crate) fn store_outages(&self) -> u64 {
-        self.inner.outages.load(Ordering::Relaxed)
+        self.inner
+            .settings
+            .store_health
+            .outages
+            .load(Ordering::Relaxed)
     }
 
     fn refresh_ahead_in_background(&self, current_expiry: u64) {
@@ -268,13 +300,24 @@ impl<F: Fetch> TokenManager<F> {
         runtime.spawn(async move {
             // Cleared however the task ends (also when its runtime shuts down mid-refresh).
             let running = ClearOnDrop(&inner.ahead_running);
-            if inner.refresh(Reason::Ahead(current_expiry)).await.is_err() {
-                // Keep the flag set until the backoff ends, so callers do not spawn refreshes
-                // that would return at once.
-                let until = inner.backoff_until();
-                if let Some(until) = until {
-                    tokio::time::sleep_until(until).await;
+            match inner.refresh(Reason::Ahead(current_expiry)).await {
+                Err(_) => {
+                    // Keep the flag set until the backoff ends, so callers do not spawn
+                    // refreshes that would return at once.
+                    let until = inner.backoff_until();
+                    if let Some(until) = until {
+                        tokio::time::sleep_until(until).await;
+                    }
                 }
+                // Read-only: the central service has not stored a newer credential yet; look
+                // again in a while rather than on every call.
+                Ok(cached)
+                    if inner.settings.read_only.is_some()
+                        && cached.expires_at <= current_expiry =>
+                {
+                    tokio::time::sleep(READ_ONLY_RECHECK).await;
+                }
+                Ok(_) => {}
             }
             drop(running);
         });
@@ -311,9 +354,22 @@ impl<F: Fetch> Inner<F> {
             return Ok(cached);
         }
         if let Some(error) = self.backoff_error() {
+            // A read-only process still reads the store: the central service may have filled it.
+            if self.settings.read_only.is_some() {
+                if let Ok(stored) = self.settings.store.get(&self.settings.key).await {
+                    if let Some(cached) = self.adopt(stored, reason, now) {
+                        *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                        return Ok(cached);
+                    }
+                }
+            }
             return Err(error);
         }
-        match self.refresh_via_store(reason, now).await {
+        let result = match self.settings.read_only {
+            Some(wait) => self.read_from_store(reason, wait).await,
+            None => self.refresh_via_store(reason, now).await,
+        };
+        match result {
             Ok(cached) => {
                 *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
                 Ok(cached)
@@ -335,6 +391,9 @@ impl<F: Fetch> Inner<F> {
                 if let Some(cached) = self.adopt(stored, reason, now) {
                     return Ok(cached);
                 }
+                if let Some(cached) = self.found_unchanged(reason).await {
+                    return Ok(cached);
+                }
             }
             Err(e) => {
                 self.store_failed(&e);
@@ -346,9 +405,12 @@ impl<F: Fetch> Inner<F> {
                 Ok(Some(lease)) => {
                     // Someone may have finished a refresh between our read and our lock.
                     let stored = store.get(key).await.unwrap_or_default();
-                    if let Some(cached) =
-                        self.adopt(stored, reason, self.settings.clock.now_unix_secs())
-                    {
+                    let adopted =
+                        match self.adopt(stored, reason, self.settings.clock.now_unix_secs()) {
+                            Some(cached) => Some(cached),
+                            None => self.found_unchanged(reason).await,
+                        };
+                    if let Some(cached) = adopted {
                         self.unlock(&lease).await;
                         return Ok(cached);
                     }
@@ -363,7 +425,17 @@ impl<F: Fetch> Inner<F> {
                     );
                     match self.poll_store(reason).await {
                         Ok(Some(cached)) => return Ok(cached),
-                        Ok(None) => {} // the lease ran out: try to take over
+                        Ok(None) => {
+                            // The lease ran out without a newer credential (the refresher died,
+                            // or WeChat returned the current one again). Ahead of expiry, keep
+                            // the current credential until it expires rather than fetching.
+                            if let Reason::Ahead(current_expiry) = reason {
+                                if let Some(cached) = self.stop_refreshing_ahead(current_expiry) {
+                                    return Ok(cached);
+                                }
+                            }
+                            // Else try to take over.
+                        }
                         Err(()) => return self.fetch(reason).await,
                     }
                 }
@@ -378,6 +450,93 @@ impl<F: Fetch> Inner<F> {
             "the store's refresh lock stayed taken for {LOCK_ROUNDS} leases without a new value; fetching anyway"
         );
         self.fetch(reason).await
+    }
+
+    /// The key of the note that WeChat, asked ahead of expiry, returned the current credential
+    /// unchanged (as the ticket endpoint and `cgi-bin/stable_token` do until it expires).
+    fn unchanged_key(&self) -> String {
+        format!("{}:unchanged", self.settings.key)
+    }
+
+    /// Ahead of expiry: whether another process already asked WeChat and got the current
+    /// credential back unchanged; then this one stops refreshing it ahead too.
+    async fn found_unchanged(&self, reason: Reason<'_>) -> Option<Arc<Cached>> {
+        let Reason::Ahead(current_expiry) = reason else {
+            return None;
+        };
+        let note = self
+            .settings
+            .store
+            .get(&self.unchanged_key())
+            .await
+            .ok()??;
+        let current = self.local_copy()?;
+        if note.value() != current.value {
+            return None;
+        }
+        self.stop_refreshing_ahead(current_expiry)
+    }
+
+    /// Keeps the in-process copy that expires at `current_expiry` (if it is still the current
+    /// one and usable) without refreshing it ahead of its expiry any more, and returns it.
+    fn stop_refreshing_ahead(&self, current_expiry: u64) -> Option<Arc<Cached>> {
+        let now = self.settings.clock.now_unix_secs();
+        let mut local = self.local.write().unwrap_or_else(PoisonError::into_inner);
+        let current = local
+            .as_ref()
+            .filter(|c| c.expires_at == current_expiry && c.usable(now))?;
+        let kept = Arc::new(current.without_refresh_ahead());
+        *local = Some(Arc::clone(&kept));
+        tracing::debug!(
+            kind = self.settings.kind,
+            "no newer credential before expiry; refreshing when it expires instead"
+        );
+        Some(kept)
+    }
+
+    /// Read-only mode: the store's value when it satisfies `reason`, waiting up to `wait` for
+    /// the central service to store one. Ahead of expiry, one read, and the current copy when the
+    /// store has nothing newer.
+    async fn read_from_store(&self, reason: Reason<'_>, wait: Duration) -> Result<Arc<Cached>> {
+        let store = &*self.settings.store;
+        let key = &self.settings.key;
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut interval = POLL_FIRST;
+        loop {
+            let now = self.settings.clock.now_unix_secs();
+            let why = match store.get(key).await {
+                Ok(stored) => {
+                    self.store_answered();
+                    let why = unusable_because(stored.as_ref(), reason, now);
+                    if let Some(cached) = self.adopt(stored, reason, now) {
+                        return Ok(cached);
+                    }
+                    why
+                }
+                Err(e) => {
+                    self.store_failed(&e);
+                    format!("the store failed: {e}")
+                }
+            };
+            if let Reason::Ahead(current_expiry) = reason {
+                if let Some(current) = self
+                    .local_copy()
+                    .filter(|c| c.expires_at == current_expiry && c.usable(now))
+                {
+                    return Ok(current);
+                }
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(Error::TokenNotInStore {
+                    what: self.settings.kind,
+                    key: store.describe_key(key),
+                    reason: why,
+                });
+            }
+            tokio::time::sleep(interval.min(left)).await;
+            interval = (interval * 2).min(POLL_MAX);
+        }
     }
 
     /// Turns a stored value into the in-process copy when it satisfies `reason`.
@@ -467,7 +626,23 @@ impl<F: Fetch> Inner<F> {
             Ok(()) => self.store_answered(),
             Err(e) => self.store_failed(&e),
         }
-        let cached = Arc::new(Cached::new(stored.into_value(), expires_at, started));
+        let mut cached = Cached::new(stored.value().to_owned(), expires_at, started);
+        if let Reason::Ahead(current_expiry) = reason {
+            if expires_at <= current_expiry {
+                // WeChat returned the current credential again: refreshing it ahead again, here
+                // or in another process, would only repeat this request. Leave a note for them.
+                cached = cached.without_refresh_ahead();
+                if let Err(e) = self
+                    .settings
+                    .store
+                    .set(&self.unchanged_key(), &stored)
+                    .await
+                {
+                    self.store_failed(&e);
+                }
+            }
+        }
+        let cached = Arc::new(cached);
         self.set_local(Arc::clone(&cached));
         Ok(cached)
     }
@@ -491,15 +666,24 @@ impl<F: Fetch> Inner<F> {
     fn note_failure(&self, error: &Error) {
         let mut failure = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
         let streak = failure.as_ref().map_or(1, |f| f.streak.saturating_add(1));
-        let backoff = FAILURE_BACKOFF
-            .saturating_mul(2u32.saturating_pow(streak.saturating_sub(1).min(16)))
-            .min(FAILURE_BACKOFF_MAX);
-        tracing::warn!(
-            kind = self.settings.kind,
-            error = %error,
-            retry_in = ?backoff,
-            "refresh failed; callers get this error (or the still-valid credential) until the retry"
-        );
+        let backoff = if self.settings.read_only.is_some() {
+            READ_ONLY_BACKOFF
+        } else {
+            FAILURE_BACKOFF
+                .saturating_mul(2u32.saturating_pow(streak.saturating_sub(1).min(16)))
+                .min(FAILURE_BACKOFF_MAX)
+        };
+        if self.settings.read_only.is_some() && streak > 1 {
+            // Read-only: warned at the first failure; the next ones follow every second.
+            tracing::debug!(kind = self.settings.kind, error = %error, "still no usable credential in the store");
+        } else {
+            tracing::warn!(
+                kind = self.settings.kind,
+                error = %error,
+                retry_in = ?backoff,
+                "refresh failed; callers get this error (or the still-valid credential) until the retry"
+            );
+        }
         *failure = Some(Failure {
             until: tokio::time::Instant::now() + backoff,
             error: replay(error, self.settings.kind),
@@ -508,20 +692,56 @@ impl<F: Fetch> Inner<F> {
     }
 
     fn store_failed(&self, error: &Error) {
-        if !self.store_down.swap(true, Ordering::AcqRel) {
-            self.outages.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                kind = self.settings.kind,
-                error = %error,
-                "token store unavailable: using the in-process cache and single flight until it recovers"
-            );
+        let health = &self.settings.store_health;
+        if !health.down.swap(true, Ordering::AcqRel) {
+            health.outages.fetch_add(1, Ordering::Relaxed);
+            if self.settings.read_only.is_some() {
+                tracing::warn!(
+                    error = %error,
+                    "token store unavailable: this read-only process cannot get tokens until it recovers"
+                );
+            } else {
+                tracing::warn!(
+                    error = %error,
+                    "token store unavailable: using the in-process cache and single flight until it recovers"
+                );
+            }
         }
     }
 
     fn store_answered(&self) {
-        if self.store_down.swap(false, Ordering::AcqRel) {
-            tracing::info!(kind = self.settings.kind, "token store available again");
+        if self
+            .settings
+            .store_health
+            .down
+            .swap(false, Ordering::AcqRel)
+        {
+            tracing::info!("token store available again");
         }
+    }
+}
+
+/// Why a stored value does not satisfy `reason`, for [`Error::TokenNotInStore`].
+fn unusable_because(stored: Option<&StoredToken>, reason: Reason<'_>, now: u64) -> String {
+    let Some(stored) = stored else {
+        return "the key is empty".to_owned();
+    };
+    let expires_at = stored.expires_at();
+    if let Reason::Rejected(failed) = reason {
+        if stored.value() == failed {
+            return "it holds the credential WeChat just rejected".to_owned();
+        }
+    }
+    if expires_at <= now {
+        format!(
+            "it holds a credential that expired {} s ago",
+            now - expires_at
+        )
+    } else {
+        format!(
+            "it holds a credential that expires in {} s, too soon to use",
+            expires_at - now
+        )
     }
 }
 
@@ -560,6 +780,11 @@ fn replay(error: &Error, kind: &'static str) -> Error {
         Error::TokenUnavailable { what, cause } => Error::TokenUnavailable {
             what,
             cause: cause.clone(),
+        },
+        Error::TokenNotInStore { what, key, reason } => Error::TokenNotInStore {
+            what,
+            key: key.clone(),
+            reason: reason.clone(),
         },
         other => Error::TokenUnavailable {
             what: kind,
@@ -717,6 +942,8 @@ mod tests {
                 store,
                 clock: Arc::new(TokioClock::new()),
                 lock_lease: Duration::from_secs(2),
+                store_health: Arc::default(),
+                read_only: None,
             },
             fake.clone(),
         )
@@ -1049,6 +1276,208 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
+    }
+
+    fn read_only_manager(
+        store: Arc<dyn TokenStore>,
+        clock: Arc<TokioClock>,
+        fake: &Fake,
+    ) -> TokenManager<Fake> {
+        TokenManager::new(
+            ManagerSettings {
+                kind: "access_token",
+                key: KEY.to_owned(),
+                store,
+                clock,
+                lock_lease: Duration::from_secs(2),
+                store_health: Arc::default(),
+                read_only: Some(Duration::from_secs(2)),
+            },
+            fake.clone(),
+        )
+    }
+
+    fn error_of(result: Result<Arc<Cached>>) -> Error {
+        match result {
+            Err(error) => error,
+            Ok(cached) => panic!(
+                "expected an error, got a credential expiring at {}",
+                cached.expires_at()
+            ),
+        }
+    }
+
+    fn in_two_hours(value: &str, clock: &TokioClock) -> StoredToken {
+        StoredToken::new(value, clock.now_unix_secs() + 7200)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn read_only_never_fetches_and_names_the_key_to_fill() {
+        let fake = Fake::new();
+        let store = MemoryStore::new();
+        let clock = Arc::new(TokioClock::new());
+        let manager = read_only_manager(Arc::new(store.clone()), clock.clone(), &fake);
+
+        // Empty: callers wait for the central service, then get an error naming the key.
+        let started = tokio::time::Instant::now();
+        let err = error_of(manager.get().await);
+        assert!(started.elapsed() >= Duration::from_secs(2));
+        let msg = err.to_string();
+        assert!(
+            matches!(err, Error::TokenNotInStore { what: "access_token", ref key, .. } if key == KEY),
+            "{err:?}"
+        );
+        assert!(
+            msg.contains(KEY) && msg.contains("the key is empty"),
+            "{msg}"
+        );
+        assert!(msg.contains("central service"), "{msg}");
+        // The next callers get it at once...
+        let started = tokio::time::Instant::now();
+        assert!(matches!(
+            manager.get().await,
+            Err(Error::TokenNotInStore { .. })
+        ));
+        assert!(started.elapsed() < Duration::from_millis(10));
+        // ...unless the central service has filled the key meanwhile.
+        store
+            .set(KEY, &in_two_hours("CENTRAL1", &clock))
+            .await
+            .unwrap();
+        assert_eq!(value(&manager).await, "CENTRAL1");
+
+        // A rejected credential is dropped in process only; the store keeps the central one.
+        assert!(manager.invalidate("CENTRAL1").await);
+        assert_eq!(store.get(KEY).await.unwrap().unwrap().value(), "CENTRAL1");
+        let err = error_of(manager.get_replacing("CENTRAL1").await);
+        assert!(err.to_string().contains("rejected"), "{err}");
+        // The central service stores a new one while callers wait: they get it.
+        let writer = {
+            let (store, clock) = (store.clone(), clock.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                store
+                    .set(KEY, &in_two_hours("CENTRAL2", &clock))
+                    .await
+                    .unwrap();
+            })
+        };
+        tokio::task::yield_now().await;
+        // After the second of backoff that follows the error.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let started = tokio::time::Instant::now();
+        assert_eq!(
+            manager.get_replacing("CENTRAL1").await.unwrap().value(),
+            "CENTRAL2"
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+        writer.await.unwrap();
+
+        // Expired in the store: the error says so.
+        tokio::time::advance(Duration::from_secs(7201)).await;
+        let err = error_of(manager.get().await);
+        assert!(err.to_string().contains("expired"), "{err}");
+        assert_eq!(fake.calls(), 0, "a read-only process never fetches");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn read_only_picks_up_the_central_refresh_ahead_of_expiry() {
+        let fake = Fake::new();
+        let store = MemoryStore::new();
+        let clock = Arc::new(TokioClock::new());
+        store.set(KEY, &in_two_hours("OLD", &clock)).await.unwrap();
+        let manager = read_only_manager(Arc::new(store.clone()), clock.clone(), &fake);
+        assert_eq!(value(&manager).await, "OLD");
+        tokio::time::advance(Duration::from_secs(7200 - 200)).await;
+        // Due for refresh, nothing newer yet: the current one, without waiting.
+        for _ in 0..10 {
+            let got = manager.get().now_or_never().expect("no wait").unwrap();
+            assert_eq!(got.value(), "OLD");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        store.set(KEY, &in_two_hours("NEW", &clock)).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(value(&manager).await, "OLD");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(value(&manager).await, "NEW");
+        assert_eq!(fake.calls(), 0);
+    }
+
+    /// Like WeChat's ticket endpoint: the same value until it expires, with its remaining life.
+    #[derive(Clone)]
+    struct SameUntilExpiry {
+        calls: Arc<AtomicU32>,
+        clock: Arc<TokioClock>,
+        current: Arc<Mutex<(String, u64)>>,
+    }
+
+    impl Fetch for SameUntilExpiry {
+        fn fetch<'a>(&'a self, _rejected: Option<&'a str>) -> BoxFuture<'a, Result<Fetched>> {
+            Box::pin(async move {
+                let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let now = self.clock.now_unix_secs();
+                let mut current = self.current.lock().unwrap();
+                if now >= current.1 {
+                    *current = (format!("S{n}"), now + 7200);
+                }
+                Ok(Fetched {
+                    value: current.0.clone(),
+                    expires_in: current.1 - now,
+                })
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unchanged_credential_ahead_of_expiry_is_not_requested_again() {
+        let clock = Arc::new(TokioClock::new());
+        let fetcher = SameUntilExpiry {
+            calls: Arc::default(),
+            clock: Arc::clone(&clock),
+            current: Arc::new(Mutex::new((String::new(), 0))),
+        };
+        let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+        let health = Arc::new(StoreHealth::default());
+        let on_store = || {
+            TokenManager::new(
+                ManagerSettings {
+                    kind: "jsapi_ticket",
+                    key: KEY.to_owned(),
+                    store: Arc::clone(&store),
+                    clock: clock.clone(),
+                    lock_lease: Duration::from_secs(2),
+                    store_health: Arc::clone(&health),
+                    read_only: None,
+                },
+                fetcher.clone(),
+            )
+        };
+        // Two processes sharing a store.
+        let (a, b) = (on_store(), on_store());
+        let value = |m: &TokenManager<SameUntilExpiry>| {
+            let m = m.clone();
+            async move { m.get().await.unwrap().value().to_owned() }
+        };
+        assert_eq!(value(&a).await, "S1");
+        assert_eq!(value(&b).await, "S1");
+        tokio::time::advance(Duration::from_secs(7200 - 200)).await;
+        // a is due first, asks again and gets the same ticket.
+        assert_eq!(value(&a).await, "S1");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(fetcher.calls.load(Ordering::SeqCst), 2);
+        // b is due later, and finds a's note: it does not ask again; nor does a, in the rest of
+        // the ticket's life, though callers keep coming.
+        for _ in 0..100 {
+            assert_eq!(value(&a).await, "S1");
+            assert_eq!(value(&b).await, "S1");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(fetcher.calls.load(Ordering::SeqCst), 2);
+        tokio::time::advance(Duration::from_secs(200)).await;
+        assert_eq!(value(&a).await, "S3");
+        assert_eq!(value(&b).await, "S3");
+        assert_eq!(fetcher.calls.load(Ordering::SeqCst), 3);
     }
 
     #[test]

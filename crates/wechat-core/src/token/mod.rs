@@ -41,7 +41,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use self::manager::{Fetch, Fetched, ManagerSettings, TokenManager};
+use self::manager::{Fetch, Fetched, ManagerSettings, StoreHealth, TokenManager};
 pub use self::memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisStore, RedisStoreBuilder};
@@ -52,6 +52,8 @@ use crate::{AccessToken, AppId, AppSecret, Config, JsapiTicket, Result, TokenEnd
 
 /// The default prefix of store keys.
 const DEFAULT_KEY_PREFIX: &str = "wechat:";
+/// How long a read-only process waits for the central service by default.
+const DEFAULT_READ_ONLY_WAIT: Duration = Duration::from_secs(2);
 
 /// Where the token managers (and the JS-SDK timestamp) read the current unix time.
 ///
@@ -154,7 +156,7 @@ impl Tokens {
         Self::builder(config, http).store(store).build()
     }
 
-    /// A builder for the less common settings: key prefix, clock, lock lease.
+    /// A builder for the less common settings: key prefix, clock, lock lease, read-only mode.
     pub fn builder(config: &Config, http: reqwest::Client) -> TokensBuilder {
         TokensBuilder {
             config: config.clone(),
@@ -163,6 +165,7 @@ impl Tokens {
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             clock: Arc::new(SystemClock),
             lock_lease: None,
+            read_only: None,
         }
     }
 
@@ -182,6 +185,9 @@ impl Tokens {
     /// [`Error::QuotaExceeded`](crate::Error::QuotaExceeded). After a failure, callers get the same
     /// error for a few seconds without a new request (transport failures as
     /// [`Error::TokenUnavailable`](crate::Error::TokenUnavailable)).
+    /// In [read-only mode](TokensBuilder::read_only),
+    /// [`Error::TokenNotInStore`](crate::Error::TokenNotInStore) when the shared store holds no
+    /// usable token.
     ///
     /// # Security
     /// The token grants API access to the account: never log it or send it to a browser.
@@ -277,6 +283,7 @@ pub struct TokensBuilder {
     key_prefix: String,
     clock: Arc<dyn Clock>,
     lock_lease: Option<Duration>,
+    read_only: Option<Duration>,
 }
 
 impl std::fmt::Debug for TokensBuilder {
@@ -285,6 +292,7 @@ impl std::fmt::Debug for TokensBuilder {
             .field("appid", self.config.appid())
             .field("key_prefix", &self.key_prefix)
             .field("lock_lease", &self.lock_lease)
+            .field("read_only", &self.read_only)
             .finish_non_exhaustive()
     }
 }
@@ -320,6 +328,50 @@ impl TokensBuilder {
         self
     }
 
+    /// Read-only mode, for setups where a central service owns the access token: this process
+    /// reads the access token and the jsapi_ticket from the shared [`store`](Self::store) and
+    /// never requests them from WeChat (`cgi-bin/token`, `cgi-bin/stable_token`,
+    /// `cgi-bin/ticket/getticket`), nor writes the store. A credential WeChat rejects is dropped
+    /// in process only, and the store is read again for the central service's next one.
+    ///
+    /// When the store holds no usable value, callers wait up to
+    /// [`read_only_wait`](Self::read_only_wait) for the central service to store one, then get
+    /// [`Error::TokenNotInStore`](crate::Error::TokenNotInStore), which names the key to fill; the
+    /// next callers within a second get that error at once, unless the value has appeared.
+    ///
+    /// The central service keeps `{prefix}access_token:{appid}` and
+    /// `{prefix}jsapi_ticket:{appid}` filled ahead of their expiry, e.g. with [`Tokens`] in the
+    /// normal mode on the same store, or in the store's documented format (see the Redis store).
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "redis")]
+    /// # async fn run() -> wechat_core::Result<()> {
+    /// use std::sync::Arc;
+    /// use wechat_core::{Config, RedisStore, Tokens, build_http_client};
+    ///
+    /// let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef");
+    /// let tokens = Tokens::builder(&config, build_http_client(&config)?)
+    ///     .store(Arc::new(RedisStore::connect("redis://127.0.0.1:6379/").await?))
+    ///     .read_only()
+    ///     .build();
+    /// # let _ = tokens;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn read_only(mut self) -> Self {
+        self.read_only.get_or_insert(DEFAULT_READ_ONLY_WAIT);
+        self
+    }
+
+    /// Read-only mode (see [`read_only`](Self::read_only)), waiting up to `wait` (default 2 s)
+    /// for the central service when the store holds no usable credential.
+    #[must_use]
+    pub fn read_only_wait(mut self, wait: Duration) -> Self {
+        self.read_only = Some(wait);
+        self
+    }
+
     /// The [`Tokens`] handle.
     pub fn build(self) -> Tokens {
         let Self {
@@ -329,6 +381,7 @@ impl TokensBuilder {
             key_prefix,
             clock,
             lock_lease,
+            read_only,
         } = self;
         let store = store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let lock_lease = lock_lease.unwrap_or_else(|| {
@@ -339,12 +392,15 @@ impl TokensBuilder {
         });
         let appid = config.appid().clone();
         let api = config.base_urls().api.trim_end_matches('/').to_owned();
+        let store_health = Arc::new(StoreHealth::default());
         let settings = |kind: &'static str| ManagerSettings {
             kind,
             key: format!("{key_prefix}{kind}:{appid}"),
             store: Arc::clone(&store),
             clock: Arc::clone(&clock),
             lock_lease,
+            store_health: Arc::clone(&store_health),
+            read_only,
         };
         let access = TokenManager::new(
             settings("access_token"),

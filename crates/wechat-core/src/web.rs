@@ -1,0 +1,948 @@
+//! The mountable routes' logic, shared by the axum (`wechat-tower`) and actix (`wechat-actix`)
+//! adapters: the JS-SDK config route, the payment routes, the client IP and the user check.
+//!
+//! [`WeChatRoutes`] bundles what the routes need: the [`Tokens`] (for the jsapi_ticket), the
+//! JS-SDK domains and API lists, whether a reverse proxy's headers are trusted for the client IP,
+//! and optionally the [`PayRoutes`]. Every route method takes plain values (query string, body
+//! bytes, the buyer) and returns a complete `http::Response<Bytes>`; an adapter only extracts
+//! those values and sends the response. The routes, relative to the prefix they are mounted
+//! under:
+//!
+//! | route | method |
+//! | --- | --- |
+//! | `GET {prefix}/jssdk/config?url=<page url>` | [`WeChatRoutes::jssdk_config`] |
+//! | `POST {prefix}/pay/orders` | [`WeChatRoutes::create_order`] |
+//! | `POST {prefix}/pay/notify` | [`WeChatRoutes::payment_notify`] |
+//! | `POST {prefix}/pay/refund-notify` | [`WeChatRoutes::refund_notify`] |
+//! | `GET {prefix}/pay/orders/{out_trade_no}` | [`WeChatRoutes::order_status`] |
+//!
+//! The two notification routes are called by WeChat's servers, which have no session: exclude
+//! them from login with [`LoginConfigBuilder::exclude_notifications`] (or
+//! [`notification_paths`]).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use wechat_core::{BaseUrls, Config, LoginConfig, MemoryStore, SessionKeys, Tokens, WeChatRoutes};
+//!
+//! let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef")
+//!     .with_base_urls(BaseUrls::all("http://127.0.0.1:9000"));
+//! let tokens = Tokens::new(&config, reqwest::Client::new(), Arc::new(MemoryStore::new()));
+//! let routes = WeChatRoutes::builder(tokens)
+//!     .jssdk_domain("https://shop.example.com")?
+//!     .js_api_list(["chooseWXPay", "updateAppMessageShareData"])
+//!     .build();
+//! assert_eq!(routes.jssdk_domains(), ["shop.example.com"]);
+//!
+//! // The routes are mounted under /wechat: keep WeChat's notifications out of the login.
+//! let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())?
+//!     .exclude_notifications("/wechat")?
+//!     .build()?;
+//! assert!(login.is_excluded("/wechat/pay/notify"));
+//! assert!(login.is_excluded("/wechat/pay/refund-notify"));
+//! # Ok::<(), wechat_core::Error>(())
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::request::Parts;
+use http::{Response, StatusCode};
+
+use crate::{
+    Error, LoginConfigBuilder, LoginFlow, OpenId, PayRoutes, Result, SessionUser, Tokens,
+    jssdk_page_url,
+};
+
+/// `GET {prefix}/jssdk/config?url=…`: the `wx.config` object for a page.
+pub const JSSDK_CONFIG_PATH: &str = "/jssdk/config";
+/// `POST {prefix}/pay/orders`: creates an order for the session's user.
+pub const PAY_ORDERS_PATH: &str = "/pay/orders";
+/// `GET {prefix}/pay/orders/{out_trade_no}`: an order's status, for its owner (the `{…}`
+/// placeholder syntax of axum 0.8 and actix-web 4).
+pub const PAY_ORDER_STATUS_PATH: &str = "/pay/orders/{out_trade_no}";
+/// `POST {prefix}/pay/notify`: WeChat's payment notifications (exclude it from login).
+pub const PAY_NOTIFY_PATH: &str = "/pay/notify";
+/// `POST {prefix}/pay/refund-notify`: WeChat's refund notifications (exclude it from login).
+pub const REFUND_NOTIFY_PATH: &str = "/pay/refund-notify";
+
+/// The full paths of the two notification routes when the routes are mounted under `prefix`
+/// (e.g. `/wechat`, or `""` / `/` at the root): `[{prefix}/pay/notify, {prefix}/pay/refund-notify]`.
+///
+/// WeChat's servers post notifications without a session, so these paths must be excluded from
+/// login ([`LoginConfigBuilder::exclude_notifications`] does it), and the `notify_url` given to
+/// WeChat Pay is `{public_url}{prefix}/pay/notify`.
+///
+/// ```
+/// assert_eq!(
+///     wechat_core::notification_paths("/wechat/"),
+///     ["/wechat/pay/notify", "/wechat/pay/refund-notify"]
+/// );
+/// assert_eq!(wechat_core::notification_paths(""), ["/pay/notify", "/pay/refund-notify"]);
+/// ```
+pub fn notification_paths(prefix: &str) -> [String; 2] {
+    let prefix = prefix.trim().trim_end_matches('/');
+    [
+        format!("{prefix}{PAY_NOTIFY_PATH}"),
+        format!("{prefix}{REFUND_NOTIFY_PATH}"),
+    ]
+}
+
+impl LoginConfigBuilder {
+    /// Excludes the payment and refund notification routes mounted under `prefix` from login
+    /// (see [`notification_paths`]): WeChat's servers post them without a session.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `prefix` is not empty and does not start with `/`, or holds `?`,
+    /// `#`, spaces…
+    pub fn exclude_notifications(self, prefix: &str) -> Result<Self> {
+        let [payment, refund] = notification_paths(prefix);
+        self.exclude(&payment)?.exclude(&refund)
+    }
+}
+
+/// A JSON error body `{"error": message}` with `status`, `Content-Type: application/json` and
+/// `Cache-Control: no-store`: the shape of every error the routes answer to a browser.
+pub fn json_error_response(status: StatusCode, message: &str) -> Response<Bytes> {
+    json_response(status, &serde_json::json!({ "error": message }))
+}
+
+fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Bytes> {
+    let (status, bytes) = match serde_json::to_vec(body) {
+        Ok(bytes) => (status, bytes),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            br#"{"error":"internal error"}"#.to_vec(),
+        ),
+    };
+    let mut response = Response::new(Bytes::from(bytes));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The user of a route that needs one, as the adapters' extractors decide it.
+///
+/// - `user` is the [`SessionUser`] the login middleware put into the request extensions: it is
+///   returned.
+/// - No user, but `flow` (the [`LoginFlow`] the middleware also puts there) is present: the
+///   request came through the middleware on an excluded path without a session, so the answer is
+///   the flow's 401 JSON ([`LoginFlow::login_required`]).
+/// - Neither: the middleware did not run for this route, a programming error. The answer is a
+///   500 whose plain-text body names the missing middleware, `missing_middleware` (e.g.
+///   ``"`wechat_tower::WeChatLayer`: add `.layer(WeChatLayer::new(flow))` …"``).
+///
+/// # Errors
+/// The response to send instead, as above.
+#[allow(clippy::result_large_err)] // the error is the response to send at once
+pub fn require_user(
+    user: Option<&SessionUser>,
+    flow: Option<&LoginFlow>,
+    parts: &Parts,
+    missing_middleware: &str,
+) -> std::result::Result<SessionUser, Response<Bytes>> {
+    if let Some(user) = user {
+        return Ok(user.clone());
+    }
+    if let Some(flow) = flow {
+        return Err(flow.login_required(parts));
+    }
+    Err(missing_middleware_response(missing_middleware))
+}
+
+/// The 500 answer of an extractor used where the login middleware did not run: a plain-text body
+/// naming `missing_middleware`; see [`require_user`].
+pub fn missing_middleware_response(missing_middleware: &str) -> Response<Bytes> {
+    tracing::error!(
+        middleware = missing_middleware,
+        "a route needs the WeChat user, but the login middleware did not run for it"
+    );
+    let body = format!(
+        "Internal configuration error: this route needs the WeChat user, but the WeChat login \
+         middleware did not run for this request. Missing: {missing_middleware}\n"
+    );
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// A JS-SDK domain: a host and, when not the scheme's default, a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct JsDomain {
+    host: String,
+    port: Option<u16>,
+}
+
+impl JsDomain {
+    /// Parses `host`, `host:port` or an origin URL such as `https://shop.example.com`.
+    fn parse(input: &str) -> Result<Self> {
+        let trimmed = input.trim();
+        let bad = |why: String| {
+            Error::Config(format!(
+                "JS-SDK domain {trimmed:?} {why}; expected a host such as shop.example.com, \
+                 127.0.0.1:3000, or an origin such as https://shop.example.com"
+            ))
+        };
+        let (as_url, default_port) = if trimmed.contains("://") {
+            (trimmed.trim_end_matches('/').to_owned(), true)
+        } else {
+            (format!("http://{trimmed}"), false)
+        };
+        let parsed = url::Url::parse(&as_url).map_err(|e| bad(format!("is not valid ({e})")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(bad("must be http(s)".to_owned()));
+        }
+        if parsed.path() != "/"
+            || parsed.query().is_some()
+            || parsed.fragment().is_some()
+            || !parsed.username().is_empty()
+            || parsed.password().is_some()
+        {
+            return Err(bad(
+                "must have no path, query, fragment or credentials".to_owned()
+            ));
+        }
+        let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
+            return Err(bad("has no host".to_owned()));
+        };
+        // `url` drops a scheme's default port; for a bare `host:80` keep what was written.
+        let port = if default_port {
+            parsed.port()
+        } else {
+            parsed.port().or_else(|| {
+                trimmed
+                    .rsplit_once(':')
+                    .filter(|(h, _)| !h.ends_with(':'))
+                    .and_then(|(_, p)| p.parse().ok())
+            })
+        };
+        Ok(Self {
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    /// Whether the page URL (already normalised by [`jssdk_page_url`]) is on this domain.
+    fn matches(&self, page: &url::Url) -> bool {
+        let Some(host) = page.host_str() else {
+            return false;
+        };
+        if !host.eq_ignore_ascii_case(&self.host) {
+            return false;
+        }
+        match self.port {
+            None => page.port().is_none(),
+            Some(port) => page.port_or_known_default() == Some(port),
+        }
+    }
+}
+
+impl std::fmt::Display for JsDomain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.port {
+            Some(port) => write!(f, "{}:{port}", self.host),
+            None => f.write_str(&self.host),
+        }
+    }
+}
+
+/// The routes' shared state: tokens, JS-SDK settings, client-IP policy and optional payment.
+/// Cheap to clone (an `Arc` inside). Build it with [`WeChatRoutes::builder`].
+///
+/// Each route method takes plain values and returns a complete response, so an adapter only
+/// extracts and sends. The routes, relative to the prefix they are mounted under:
+/// `GET /jssdk/config?url=…` ([`jssdk_config`](Self::jssdk_config)), `POST /pay/orders`
+/// ([`create_order`](Self::create_order)), `POST /pay/notify`
+/// ([`payment_notify`](Self::payment_notify)), `POST /pay/refund-notify`
+/// ([`refund_notify`](Self::refund_notify)), `GET /pay/orders/{out_trade_no}`
+/// ([`order_status`](Self::order_status)). Exclude the two notification routes from login
+/// ([`LoginConfigBuilder::exclude_notifications`]).
+#[derive(Clone)]
+pub struct WeChatRoutes {
+    inner: Arc<RoutesInner>,
+}
+
+struct RoutesInner {
+    tokens: Tokens,
+    domains: Vec<JsDomain>,
+    domain_names: Vec<String>,
+    js_api_list: Vec<String>,
+    open_tag_list: Vec<String>,
+    pay: Option<PayRoutes>,
+    trust_proxy: bool,
+}
+
+impl std::fmt::Debug for WeChatRoutes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("WeChatRoutes")
+            .field("tokens", &inner.tokens)
+            .field("jssdk_domains", &inner.domain_names)
+            .field("js_api_list", &inner.js_api_list)
+            .field("open_tag_list", &inner.open_tag_list)
+            .field("pay", &inner.pay)
+            .field("trust_proxy", &inner.trust_proxy)
+            .finish()
+    }
+}
+
+/// Builds [`WeChatRoutes`]. Setters chain; the ones that can fail return a `Result`.
+#[derive(Debug)]
+#[must_use = "a builder does nothing until build() is called"]
+pub struct WeChatRoutesBuilder {
+    tokens: Tokens,
+    domains: Vec<JsDomain>,
+    js_api_list: Vec<String>,
+    open_tag_list: Vec<String>,
+    pay: Option<PayRoutes>,
+    trust_proxy: bool,
+}
+
+impl WeChatRoutesBuilder {
+    /// Allows pages on `domain` to get a `wx.config` (call once per domain). `domain` is a host
+    /// (`shop.example.com`), a `host:port` (`127.0.0.1:3000`), or an origin
+    /// (`https://shop.example.com`, e.g. the app's public URL). It must also be one of the
+    /// Official Account's "JS interface safe domains", or WeChat answers
+    /// `config:invalid url domain`.
+    ///
+    /// Matching is exact: `shop.example.com` does not cover `www.shop.example.com`, and a domain
+    /// without a port covers only the scheme's default port.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `domain` is not a host, `host:port` or http(s) origin.
+    pub fn jssdk_domain(mut self, domain: &str) -> Result<Self> {
+        let domain = JsDomain::parse(domain)?;
+        if !self.domains.contains(&domain) {
+            self.domains.push(domain);
+        }
+        Ok(self)
+    }
+
+    /// Sets `jsApiList` of every `wx.config` (the JS interfaces pages call, e.g. `chooseWXPay`,
+    /// `updateAppMessageShareData`; default empty).
+    pub fn js_api_list<I, S>(mut self, apis: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.js_api_list = apis.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets `openTagList` of every `wx.config` (e.g. `wx-open-launch-weapp`; default empty).
+    pub fn open_tag_list<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.open_tag_list = tags.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Enables the payment routes with the application's [`PayRoutes`].
+    pub fn pay(mut self, pay: PayRoutes) -> Self {
+        self.pay = Some(pay);
+        self
+    }
+
+    /// Whether the client IP (`spbill_create_ip` of new orders) is read from the first
+    /// `X-Forwarded-For` entry, or else `X-Real-IP`, instead of the TCP peer (default `false`).
+    ///
+    /// # Security
+    /// Enable it only when every request reaches the app through a reverse proxy that sets these
+    /// headers itself: otherwise any client can claim any IP.
+    pub fn trust_proxy(mut self, trust: bool) -> Self {
+        self.trust_proxy = trust;
+        self
+    }
+
+    /// Finishes the routes.
+    pub fn build(self) -> WeChatRoutes {
+        let domain_names = self.domains.iter().map(ToString::to_string).collect();
+        WeChatRoutes {
+            inner: Arc::new(RoutesInner {
+                tokens: self.tokens,
+                domains: self.domains,
+                domain_names,
+                js_api_list: self.js_api_list,
+                open_tag_list: self.open_tag_list,
+                pay: self.pay,
+                trust_proxy: self.trust_proxy,
+            }),
+        }
+    }
+}
+
+/// Parses one client-IP header entry: `1.2.3.4`, `1.2.3.4:5678`, `::1`, `[::1]:5678`.
+fn parse_ip_entry(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim().trim_matches('"');
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| {
+            entry
+                .strip_prefix('[')
+                .and_then(|rest| rest.strip_suffix(']'))
+                .and_then(|ip| ip.parse().ok())
+        })
+}
+
+impl WeChatRoutes {
+    /// The largest request body the routes accept (64 KiB): adapters read at most one byte more
+    /// and pass what they read; the route methods answer 413 above it.
+    pub const MAX_BODY: usize = PayRoutes::MAX_BODY;
+
+    /// Starts the routes over `tokens` (the app's access token and jsapi_ticket).
+    ///
+    /// Defaults: no JS-SDK domain (every `jssdk/config` request is refused with a message saying
+    /// to configure one), empty API lists, no payment routes, the client IP from the TCP peer.
+    pub fn builder(tokens: Tokens) -> WeChatRoutesBuilder {
+        WeChatRoutesBuilder {
+            tokens,
+            domains: Vec::new(),
+            js_api_list: Vec::new(),
+            open_tag_list: Vec::new(),
+            pay: None,
+            trust_proxy: false,
+        }
+    }
+
+    /// The tokens.
+    pub fn tokens(&self) -> &Tokens {
+        &self.inner.tokens
+    }
+
+    /// The payment routes, when configured. Adapters mount the payment routes only then.
+    pub fn pay(&self) -> Option<&PayRoutes> {
+        self.inner.pay.as_ref()
+    }
+
+    /// The JS-SDK domains, as `host` or `host:port`.
+    pub fn jssdk_domains(&self) -> &[String] {
+        &self.inner.domain_names
+    }
+
+    /// Whether proxy headers are trusted for the client IP.
+    pub fn trusts_proxy(&self) -> bool {
+        self.inner.trust_proxy
+    }
+
+    /// The client IP for `spbill_create_ip`, from the raw header values: with
+    /// [`trust_proxy`](WeChatRoutesBuilder::trust_proxy), the first entry of
+    /// `X-Forwarded-For` (`forwarded_for`), else `X-Real-IP` (`real_ip`), else the peer;
+    /// without it, the peer only. IPv4-mapped IPv6 addresses become IPv4. `None` when nothing
+    /// usable is known (the adapter then answers 500).
+    pub fn client_ip(
+        &self,
+        peer: Option<IpAddr>,
+        forwarded_for: Option<&[u8]>,
+        real_ip: Option<&[u8]>,
+    ) -> Option<IpAddr> {
+        let from_proxy = || {
+            let first = |value: Option<&[u8]>| {
+                let text = std::str::from_utf8(value?).ok()?;
+                parse_ip_entry(text.split(',').next()?)
+            };
+            first(forwarded_for).or_else(|| first(real_ip))
+        };
+        let ip = if self.inner.trust_proxy {
+            from_proxy().or(peer)
+        } else {
+            peer
+        };
+        ip.map(|ip| ip.to_canonical())
+    }
+
+    /// [`client_ip`](Self::client_ip) reading `X-Forwarded-For` and `X-Real-IP` from `headers`.
+    pub fn client_ip_from_headers(
+        &self,
+        peer: Option<IpAddr>,
+        headers: &HeaderMap,
+    ) -> Option<IpAddr> {
+        self.client_ip(
+            peer,
+            headers.get("x-forwarded-for").map(HeaderValue::as_bytes),
+            headers.get("x-real-ip").map(HeaderValue::as_bytes),
+        )
+    }
+
+    /// `GET {prefix}/jssdk/config?url=<page url>` with the request's raw query string: the
+    /// `wx.config` JSON for the page (`{"debug","appId","timestamp","nonceStr","signature",
+    /// "jsApiList","openTagList"}`).
+    ///
+    /// Statuses: 200; 400 with `{"error": …}` when `url` is missing, repeated or cannot be signed
+    /// (not an absolute http(s) URL, HTML-escaped), or when its host is not one of the
+    /// configured JS-SDK domains; 502 with WeChat's error message when the jsapi_ticket cannot be
+    /// had (e.g. the IP whitelist error naming the IP to add).
+    pub async fn jssdk_config(&self, query: Option<&str>) -> Response<Bytes> {
+        let mut urls = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .filter(|(name, _)| name == "url")
+            .map(|(_, value)| value);
+        let page = match (urls.next(), urls.next()) {
+            (Some(page), None) if !page.trim().is_empty() => page,
+            (Some(_), Some(_)) => {
+                return json_error_response(
+                    StatusCode::BAD_REQUEST,
+                    "the url parameter is repeated; pass the page's URL once",
+                );
+            }
+            _ => {
+                return json_error_response(
+                    StatusCode::BAD_REQUEST,
+                    "missing url parameter: pass the page's URL, \
+                     ?url=encodeURIComponent(location.href.split('#')[0])",
+                );
+            }
+        };
+        let signed = match jssdk_page_url(&page) {
+            Ok(signed) => signed,
+            Err(e) => return json_error_response(StatusCode::BAD_REQUEST, &e.to_string()),
+        };
+        let parsed = match url::Url::parse(&signed) {
+            Ok(parsed) => parsed,
+            Err(e) => return json_error_response(StatusCode::BAD_REQUEST, &e.to_string()),
+        };
+        if !self.inner.domains.iter().any(|d| d.matches(&parsed)) {
+            let host = match (parsed.host_str(), parsed.port()) {
+                (Some(host), Some(port)) => format!("{host}:{port}"),
+                (Some(host), None) => host.to_owned(),
+                (None, _) => String::new(),
+            };
+            let message = if self.inner.domains.is_empty() {
+                format!(
+                    "no JS-SDK domain is configured, so the page on {host} cannot be signed: add \
+                     it with WeChatRoutesBuilder::jssdk_domain (and to the Official Account's JS \
+                     interface safe domains)"
+                )
+            } else {
+                format!(
+                    "the page is on {host}, which is not a configured JS-SDK domain ({}): only \
+                     pages of this site can be signed",
+                    self.inner.domain_names.join(", ")
+                )
+            };
+            return json_error_response(StatusCode::BAD_REQUEST, &message);
+        }
+        let apis: Vec<&str> = self.inner.js_api_list.iter().map(String::as_str).collect();
+        let tags: Vec<&str> = self
+            .inner
+            .open_tag_list
+            .iter()
+            .map(String::as_str)
+            .collect();
+        match self.inner.tokens.jssdk_config(&signed, &apis, &tags).await {
+            Ok(config) => json_response(StatusCode::OK, &config),
+            Err(e @ Error::InvalidPageUrl(_)) => {
+                json_error_response(StatusCode::BAD_REQUEST, &e.to_string())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "JS-SDK config failed");
+                json_error_response(StatusCode::BAD_GATEWAY, &e.to_string())
+            }
+        }
+    }
+
+    fn pay_not_configured() -> Response<Bytes> {
+        json_error_response(
+            StatusCode::NOT_FOUND,
+            "WeChat Pay is not configured on this server",
+        )
+    }
+
+    /// `POST {prefix}/pay/orders` by the session's `buyer` from `client_ip` with the request body
+    /// (JSON; empty means `{}`): see [`PayRoutes::create_order`] for the answer and statuses.
+    /// Also 403 for a snapshot-page guest (their virtual openid cannot pay) and 404 when payment
+    /// is not configured.
+    pub async fn create_order(
+        &self,
+        buyer: &SessionUser,
+        client_ip: IpAddr,
+        body: &[u8],
+    ) -> Response<Bytes> {
+        let Some(pay) = self.pay() else {
+            return Self::pay_not_configured();
+        };
+        if buyer.is_snapshot_user {
+            return json_error_response(
+                StatusCode::FORBIDDEN,
+                "this page was opened as a WeChat snapshot (guest) page: open it in WeChat to pay",
+            );
+        }
+        pay.create_order(&buyer.openid, client_ip, body).await
+    }
+
+    /// `POST {prefix}/pay/notify` with WeChat's XML body: see [`PayRoutes::payment_notify`]
+    /// (404 when payment is not configured).
+    pub async fn payment_notify(&self, body: &[u8]) -> Response<Bytes> {
+        match self.pay() {
+            Some(pay) => pay.payment_notify(body).await,
+            None => Self::pay_not_configured(),
+        }
+    }
+
+    /// `POST {prefix}/pay/refund-notify` with WeChat's XML body: see
+    /// [`PayRoutes::refund_notify`] (404 when payment is not configured).
+    pub async fn refund_notify(&self, body: &[u8]) -> Response<Bytes> {
+        match self.pay() {
+            Some(pay) => pay.refund_notify(body).await,
+            None => Self::pay_not_configured(),
+        }
+    }
+
+    /// `GET {prefix}/pay/orders/{out_trade_no}` by `viewer`: see [`PayRoutes::order_status`]
+    /// (404 for anyone but the owner, and when payment is not configured).
+    pub async fn order_status(&self, viewer: &OpenId, out_trade_no: &str) -> Response<Bytes> {
+        match self.pay() {
+            Some(pay) => pay.order_status(viewer, out_trade_no).await,
+            None => Self::pay_not_configured(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{BaseUrls, Config, LoginConfig, MemoryStore, OAuthClient, SessionKeys};
+
+    fn tokens() -> Tokens {
+        // Nothing listens on port 9: a ticket fetch fails fast.
+        let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef")
+            .with_base_urls(BaseUrls::all("http://127.0.0.1:9"))
+            .with_timeout(Duration::from_secs(2));
+        Tokens::new(
+            &config,
+            reqwest::Client::new(),
+            Arc::new(MemoryStore::new()),
+        )
+    }
+
+    fn routes(domains: &[&str], trust_proxy: bool) -> WeChatRoutes {
+        let mut builder = WeChatRoutes::builder(tokens()).trust_proxy(trust_proxy);
+        for domain in domains {
+            builder = builder.jssdk_domain(domain).unwrap();
+        }
+        builder.build()
+    }
+
+    fn error_of(response: &Response<Bytes>) -> String {
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        body["error"].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn domains_parse_hosts_ports_and_origins() {
+        let routes = routes(
+            &[
+                "Shop.Example.com",
+                "https://shop.example.com/",
+                "127.0.0.1:3000",
+                "http://localhost:8080",
+                "[::1]:3000",
+            ],
+            false,
+        );
+        assert_eq!(
+            routes.jssdk_domains(),
+            [
+                "shop.example.com",
+                "127.0.0.1:3000",
+                "localhost:8080",
+                "[::1]:3000"
+            ]
+        );
+        for bad in [
+            "",
+            "https://shop.example.com/path",
+            "ftp://shop.example.com",
+            "user@shop.example.com",
+            "shop.example.com?x",
+            "a b",
+        ] {
+            assert!(
+                matches!(JsDomain::parse(bad), Err(Error::Config(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn domain_matching_is_exact() {
+        let page = |u: &str| url::Url::parse(&jssdk_page_url(u).unwrap()).unwrap();
+        let bare = JsDomain::parse("shop.example.com").unwrap();
+        assert!(bare.matches(&page("https://shop.example.com/a?b=1")));
+        assert!(bare.matches(&page("http://SHOP.example.com:80/")));
+        assert!(!bare.matches(&page("https://www.shop.example.com/")));
+        assert!(!bare.matches(&page("https://shop.example.com:8443/")));
+        assert!(!bare.matches(&page("https://shop.example.com.evil.com/")));
+        let port = JsDomain::parse("127.0.0.1:3000").unwrap();
+        assert!(port.matches(&page("http://127.0.0.1:3000/shop")));
+        assert!(!port.matches(&page("http://127.0.0.1:3001/shop")));
+        assert!(!port.matches(&page("http://127.0.0.1/shop")));
+        let explicit_default = JsDomain::parse("shop.example.com:443").unwrap();
+        assert!(explicit_default.matches(&page("https://shop.example.com/")));
+    }
+
+    #[tokio::test]
+    async fn jssdk_config_refuses_bad_and_foreign_urls_with_400() {
+        let routes = routes(&["127.0.0.1:3000"], false);
+        for (query, expected) in [
+            (None, "missing url parameter"),
+            (Some("url="), "missing url parameter"),
+            (Some("other=1"), "missing url parameter"),
+            (
+                Some("url=http%3A%2F%2F127.0.0.1%3A3000%2F&url=x"),
+                "repeated",
+            ),
+            (Some("url=%2Fshop"), "not an absolute URL"),
+            (Some("url=javascript%3Aalert(1)"), "scheme"),
+            (
+                Some("url=http%3A%2F%2F127.0.0.1%3A3000%2F%3Fa%3D1%26amp%3Bb%3D2"),
+                "&amp;",
+            ),
+            (
+                Some("url=https%3A%2F%2Fevil.example%2Fshop"),
+                "evil.example, which is not a configured JS-SDK domain (127.0.0.1:3000)",
+            ),
+            (
+                Some("url=http%3A%2F%2F127.0.0.1%3A3001%2Fshop"),
+                "127.0.0.1:3001, which is not",
+            ),
+        ] {
+            let response = routes.jssdk_config(query).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query:?}");
+            let error = error_of(&response);
+            assert!(error.contains(expected), "{query:?}: {error}");
+        }
+        let unconfigured = routes_without_domains()
+            .jssdk_config(Some("url=https%3A%2F%2Fshop.example.com%2F"))
+            .await;
+        assert_eq!(unconfigured.status(), StatusCode::BAD_REQUEST);
+        assert!(error_of(&unconfigured).contains("no JS-SDK domain is configured"));
+    }
+
+    fn routes_without_domains() -> WeChatRoutes {
+        routes(&[], false)
+    }
+
+    #[tokio::test]
+    async fn jssdk_config_reports_wechat_failures_as_502() {
+        let routes = routes(&["127.0.0.1:3000"], false);
+        let response = routes
+            .jssdk_config(Some(
+                "url=http%3A%2F%2F127.0.0.1%3A3000%2Fshop%3Fx%3D1%23frag",
+            ))
+            .await;
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        let error = error_of(&response);
+        assert!(error.contains("/cgi-bin/token"), "{error}");
+        assert!(!error.contains("0123456789abcdef0123"), "{error}");
+    }
+
+    #[test]
+    fn client_ip_uses_proxy_headers_only_when_trusted() {
+        let peer = Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        let xff: Option<&[u8]> = Some(b" 203.0.113.7 , 10.0.0.2");
+        let real: Option<&[u8]> = Some(b"198.51.100.1");
+        let direct = routes(&[], false);
+        assert_eq!(direct.client_ip(peer, xff, real), peer);
+        assert_eq!(direct.client_ip(None, xff, real), None);
+        let proxied = routes(&[], true);
+        assert_eq!(
+            proxied.client_ip(peer, xff, real),
+            Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)))
+        );
+        assert_eq!(
+            proxied.client_ip(peer, Some(b"garbage"), real),
+            Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)))
+        );
+        assert_eq!(proxied.client_ip(peer, Some(b"garbage"), None), peer);
+        assert_eq!(
+            proxied.client_ip(None, Some(b"[2001:db8::1]:443"), None),
+            Some(IpAddr::V6("2001:db8::1".parse().unwrap()))
+        );
+        assert_eq!(
+            proxied.client_ip(None, Some(b"203.0.113.7:5678"), None),
+            Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)))
+        );
+        // IPv4-mapped peers (dual-stack listeners) become IPv4.
+        let mapped = Some(IpAddr::V6(Ipv4Addr::new(1, 2, 3, 4).to_ipv6_mapped()));
+        assert_eq!(
+            direct.client_ip(mapped, None, None),
+            Some(IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)))
+        );
+        assert_eq!(
+            direct.client_ip(Some(IpAddr::V6(Ipv6Addr::LOCALHOST)), None, None),
+            Some(IpAddr::V6(Ipv6Addr::LOCALHOST))
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+        assert_eq!(
+            proxied.client_ip_from_headers(peer, &headers),
+            Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)))
+        );
+        assert_eq!(direct.client_ip_from_headers(peer, &headers), peer);
+    }
+
+    #[test]
+    fn notification_paths_and_exclusion() {
+        assert_eq!(
+            notification_paths("/wechat"),
+            ["/wechat/pay/notify", "/wechat/pay/refund-notify"]
+        );
+        assert_eq!(
+            notification_paths("/"),
+            ["/pay/notify", "/pay/refund-notify"]
+        );
+        let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())
+            .unwrap()
+            .exclude_notifications("/api/wechat/")
+            .unwrap()
+            .build()
+            .unwrap();
+        assert!(login.is_excluded("/api/wechat/pay/notify"));
+        assert!(login.is_excluded("/api/wechat/pay/refund-notify"));
+        assert!(!login.is_excluded("/api/wechat/pay/orders"));
+        assert!(
+            LoginConfig::builder("https://shop.example.com", SessionKeys::generate())
+                .unwrap()
+                .exclude_notifications("wechat")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn require_user_names_the_missing_middleware() {
+        let (parts, ()) = http::Request::post("/api/x").body(()).unwrap().into_parts();
+        let user = SessionUser::new(OpenId::new("oAlice"), u64::MAX);
+        assert_eq!(
+            require_user(Some(&user), None, &parts, "`x::Layer`").unwrap(),
+            user
+        );
+        let missing = require_user(None, None, &parts, "`x::Layer`").unwrap_err();
+        assert_eq!(missing.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            std::str::from_utf8(missing.body())
+                .unwrap()
+                .contains("Missing: `x::Layer`")
+        );
+        let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef");
+        let flow = LoginFlow::new(
+            OAuthClient::new(&config, reqwest::Client::new()),
+            LoginConfig::builder("https://shop.example.com", SessionKeys::generate())
+                .unwrap()
+                .build()
+                .unwrap(),
+        );
+        let unauthorized = require_user(None, Some(&flow), &parts, "`x::Layer`").unwrap_err();
+        assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
+        let body: serde_json::Value = serde_json::from_slice(unauthorized.body()).unwrap();
+        assert_eq!(body["error"], "login_required");
+    }
+
+    struct RefusingShop;
+
+    impl crate::OrderBackend for RefusingShop {
+        fn price<'a>(
+            &'a self,
+            _buyer: &'a OpenId,
+            _request: &'a serde_json::Value,
+        ) -> futures_util::future::BoxFuture<
+            'a,
+            std::result::Result<crate::OrderDraft, crate::ShopError>,
+        > {
+            Box::pin(async { Err(crate::ShopError::bad_request("no products")) })
+        }
+        fn record_created<'a>(
+            &'a self,
+            _buyer: &'a OpenId,
+            _draft: &'a crate::OrderDraft,
+            _prepay_id: &'a str,
+        ) -> futures_util::future::BoxFuture<'a, std::result::Result<(), crate::ShopError>>
+        {
+            Box::pin(async { Ok(()) })
+        }
+        fn on_paid<'a>(
+            &'a self,
+            _payment: &'a crate::PaymentNotification,
+        ) -> futures_util::future::BoxFuture<'a, std::result::Result<(), crate::ShopError>>
+        {
+            Box::pin(async { Ok(()) })
+        }
+        fn on_refund<'a>(
+            &'a self,
+            _refund: &'a crate::RefundNotification,
+        ) -> futures_util::future::BoxFuture<'a, std::result::Result<(), crate::ShopError>>
+        {
+            Box::pin(async { Ok(()) })
+        }
+        fn order<'a>(
+            &'a self,
+            _out_trade_no: &'a crate::OutTradeNo,
+        ) -> futures_util::future::BoxFuture<
+            'a,
+            std::result::Result<Option<crate::OrderRecord>, crate::ShopError>,
+        > {
+            Box::pin(async { Ok(None) })
+        }
+    }
+
+    #[tokio::test]
+    async fn snapshot_guests_cannot_order() {
+        let pay = crate::PayConfig::new(
+            "1900000109",
+            "wx1234567890abcdef",
+            "192006250b4c09247ec02edce69f6a2d",
+            "https://shop.example.com/wechat/pay/notify",
+        )
+        .with_base_url("http://127.0.0.1:9");
+        let routes = WeChatRoutes::builder(tokens())
+            .pay(PayRoutes::new(
+                crate::PayClient::new(pay).unwrap(),
+                Arc::new(RefusingShop),
+            ))
+            .build();
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let mut guest = SessionUser::new(OpenId::new("oGuest"), u64::MAX);
+        guest.is_snapshot_user = true;
+        let refused = routes.create_order(&guest, ip, b"{}").await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert!(error_of(&refused).contains("snapshot"));
+        // A regular user reaches the backend (which refuses to price).
+        let member = SessionUser::new(OpenId::new("oAlice"), u64::MAX);
+        let priced = routes.create_order(&member, ip, b"{}").await;
+        assert_eq!(priced.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(error_of(&priced), "no products");
+    }
+
+    #[tokio::test]
+    async fn pay_routes_are_404_when_not_configured() {
+        let routes = routes(&[], false);
+        let user = SessionUser::new(OpenId::new("oAlice"), u64::MAX);
+        for response in [
+            routes
+                .create_order(&user, IpAddr::V4(Ipv4Addr::LOCALHOST), b"{}")
+                .await,
+            routes.payment_notify(b"<xml/>").await,
+            routes.refund_notify(b"<xml/>").await,
+            routes.order_status(&user.openid, "T1").await,
+        ] {
+            assert_eq!(response.status(), StatusCode::NOT_FOUND);
+            assert!(error_of(&response).contains("not configured"));
+        }
+    }
+}
