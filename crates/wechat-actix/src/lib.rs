@@ -1,1 +1,24 @@
-//! Work in progress: see the workspace README.
+#![doc = include_str!("../README.md")]
+//!
+//! ## Public API
+//!
+//! - [`WeChatLoginMiddleware`] / [`WeChatLoginService`] / [`WeChatLoginFuture`]: the login
+//!   middleware (an actix `Transform` and its service).
+//! - [`WeChatUser`] / [`Error`]: the extractor and why it can fail.
+//! - [`scope`] / [`configure`]: the mountable routes over
+//!   [`WeChatRoutes`](wechat_core::WeChatRoutes).
+//! - [`notification_paths`]: the paths to exclude from login for a mount prefix.
+//! - [`wechat_core`]: the framework-agnostic crate, re-exported.
+
+mod convert;
+mod error;
+mod extract;
+mod middleware;
+mod routes;
+
+pub use error::Error;
+pub use extract::WeChatUser;
+pub use middleware::{WeChatLoginFuture, WeChatLoginMiddleware, WeChatLoginService};
+pub use routes::{configure, scope};
+pub use wechat_core;
+pub use wechat_core::notification_paths;

@@ -100,11 +100,18 @@ impl Clock for SystemClock {
 ///   the HTTP layer with bounded backoff; 45009 and 40164 are never retried.
 /// - **Failures never cost a refresh per call.** A failed refresh is remembered for 5 s (doubling
 ///   up to 60 s while it keeps failing): callers get the still-valid token, or the error. A
-///   failing store logs one warning per outage and the process falls back to its own single
-///   flight until the store answers again.
+///   failing store logs one warning per outage (for both credentials) and the process falls
+///   back to its own single flight until the store answers again.
 /// - **stable_token.** After a rejection the token is first fetched normally; `force_refresh`
 ///   (which revokes the token for every process, 20 times a day) is sent only when WeChat hands
 ///   back the token it just rejected.
+/// - **Unchanged credentials.** When WeChat, asked ahead of expiry, returns the current credential
+///   again (`getticket` and `cgi-bin/stable_token` may), neither this process nor those sharing
+///   its store ask again before it expires.
+/// - **Read-only mode.** Where a central service owns the token,
+///   [`TokensBuilder::read_only`] makes a process read both credentials from the shared store
+///   only, never calling WeChat for them, with an error naming the key when the store holds no
+///   usable value.
 ///
 /// ```no_run
 /// use std::sync::Arc;

@@ -101,6 +101,9 @@ return 0
 /// holder that dies leaves the lock to expire after its lease; another process then refreshes.
 /// Compare-and-expire ([`TokenStore::expire_if`]) is a script too, so that a credential another
 /// process has just replaced survives.
+/// `{key}:unchanged` notes that WeChat, asked for a new credential ahead of expiry, returned the
+/// current one again (the ticket endpoint and `cgi-bin/stable_token` may), so that the other
+/// processes do not ask again before it expires.
 ///
 /// # When Redis is unreachable
 ///

@@ -1,0 +1,9 @@
+//! `cargo run -p actix-demo`: the demo shop on `LISTEN` (default 127.0.0.1:3000), against the
+//! embedded wechat-sim unless `WECHAT_APPID` is set. See the README for every variable.
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    demo_shop::cli::run("actix-demo", "actix-web", actix_demo::start).await
+}

@@ -1,0 +1,478 @@
+//! The demos' settings, read from the environment or built in code.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use wechat_core::{AppId, AppSecret, BaseUrls, MchId, PayApiKey, SessionKeys};
+
+use crate::{DemoError, Result};
+
+/// The address the demos listen on when `LISTEN` is unset.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 3000);
+
+/// The database file name under `.demo-data/` when `DEMO_DB` is unset.
+pub const DEFAULT_DB_FILE: &str = "demo-shop.sqlite3";
+
+/// The git-ignored folder that holds the default database.
+pub const DATA_DIR: &str = ".demo-data";
+
+/// Every environment variable the demos read, with what it is for (the README's table).
+pub const ENV_VARS: [(&str, &str); 14] = [
+    (
+        "WECHAT_APPID",
+        "the Official Account's AppID; unset: an embedded wechat-sim is started",
+    ),
+    (
+        "WECHAT_SECRET",
+        "its AppSecret (required with WECHAT_APPID)",
+    ),
+    (
+        "WECHAT_MCH_ID",
+        "the WeChat Pay merchant id (required with WECHAT_APPID)",
+    ),
+    (
+        "WECHAT_PAY_KEY",
+        "the merchant's API v2 key, 32 characters (required with WECHAT_APPID)",
+    ),
+    (
+        "WECHAT_PAY_CERT",
+        "a PEM file with the merchant API certificate and its private key, for refunds (optional)",
+    ),
+    (
+        "WECHAT_API_BASE",
+        "default https://api.weixin.qq.com (tokens, tickets, sns/*)",
+    ),
+    (
+        "WECHAT_OPEN_BASE",
+        "default https://open.weixin.qq.com (the OAuth authorize page)",
+    ),
+    (
+        "WECHAT_PAY_BASE",
+        "default https://api.mch.weixin.qq.com (WeChat Pay)",
+    ),
+    (
+        "WECHAT_RES_BASE",
+        "default https://res.wx.qq.com (where the page loads the JS-SDK script)",
+    ),
+    (
+        "WECHAT_PUBLIC_URL",
+        "the demo's external origin, for redirect_uri and notify_url; default http:// + LISTEN",
+    ),
+    (
+        "WECHAT_SESSION_KEY",
+        "hex, at least 32 bytes (openssl rand -hex 32); unset: random, sessions end at restart",
+    ),
+    (
+        "WECHAT_REDIS_URL",
+        "redis://host:port/db to share access_token and jsapi_ticket between instances (optional)",
+    ),
+    (
+        "DEMO_DB",
+        "the SQLite order database; default .demo-data/demo-shop.sqlite3",
+    ),
+    ("LISTEN", "the address to listen on; default 127.0.0.1:3000"),
+];
+
+/// The credentials and hosts of a real Official Account and merchant (or of a separately
+/// started wechat-sim).
+#[derive(Debug, Clone)]
+pub struct WeChatSettings {
+    /// `WECHAT_APPID`.
+    pub appid: AppId,
+    /// `WECHAT_SECRET`.
+    pub secret: AppSecret,
+    /// `WECHAT_MCH_ID`.
+    pub mch_id: MchId,
+    /// `WECHAT_PAY_KEY` (the merchant's API v2 key, not the AppSecret).
+    pub pay_key: PayApiKey,
+    /// `WECHAT_PAY_CERT`: a PEM file holding the merchant API certificate and its private key
+    /// (`cat apiclient_cert.pem apiclient_key.pem`), needed only for refunds.
+    pub pay_cert: Option<PathBuf>,
+    /// `WECHAT_API_BASE`, `WECHAT_OPEN_BASE`, `WECHAT_PAY_BASE`, `WECHAT_RES_BASE` (default:
+    /// WeChat's hosts).
+    pub base_urls: BaseUrls,
+}
+
+/// Everything the demos can be configured with.
+///
+/// [`Settings::from_env`] reads the environment variables listed in [`ENV_VARS`];
+/// [`Settings::embedded`] builds the zero-configuration settings in code (tests use it with
+/// `listen` = `127.0.0.1:0` and a temporary database).
+///
+/// # Security
+/// `Debug` prints neither the session key, the AppSecret, the Pay key nor the Redis URL (which
+/// may hold a password).
+#[derive(Clone)]
+pub struct Settings {
+    /// `LISTEN` (default `127.0.0.1:3000`); port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// `WECHAT_PUBLIC_URL`: the origin browsers and WeChat use to reach the demo, e.g.
+    /// `https://shop.example.com`; `None`: `http://` + the address actually bound (with
+    /// `127.0.0.1` for an unspecified address such as `0.0.0.0`).
+    pub public_url: Option<String>,
+    /// The real account; `None` (no `WECHAT_APPID`): an embedded wechat-sim is started on an
+    /// ephemeral port of 127.0.0.1 with a generated configuration (see [`crate::sim`]).
+    pub wechat: Option<WeChatSettings>,
+    /// `WECHAT_SESSION_KEY`; `None`: a random key (sessions do not survive a restart).
+    pub session_key: Option<SessionKeys>,
+    /// `DEMO_DB`: the SQLite order database (created with its folder when missing).
+    pub db_path: PathBuf,
+    /// `WECHAT_REDIS_URL`: a Redis server shared by several instances for the access_token and
+    /// jsapi_ticket; `None`: kept in memory.
+    pub redis_url: Option<String>,
+    /// Where WeChat posts payment notifications; `None` (the default, and the only choice from
+    /// the environment): `{public_url}/wechat/pay/notify`. Tests set an unreachable URL to
+    /// simulate a lost notification.
+    pub notify_url: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("wechat", &self.wechat)
+            .field("session_key", &self.session_key)
+            .field("db_path", &self.db_path)
+            .field(
+                "redis_url",
+                &self.redis_url.as_ref().map(|_| format_args!("[redacted]")),
+            )
+            .field("notify_url", &self.notify_url)
+            .finish()
+    }
+}
+
+impl Settings {
+    /// Zero-configuration settings: listen on `listen`, an embedded simulator, a random session
+    /// key, the order database at `db_path`, tokens in memory.
+    pub fn embedded(listen: SocketAddr, db_path: impl Into<PathBuf>) -> Self {
+        Self {
+            listen,
+            public_url: None,
+            wechat: None,
+            session_key: None,
+            db_path: db_path.into(),
+            redis_url: None,
+            notify_url: None,
+        }
+    }
+
+    /// Reads the settings from the process environment (see [`ENV_VARS`]). Empty variables count
+    /// as unset.
+    ///
+    /// # Errors
+    /// [`DemoError::Config`] naming the variable that is invalid or missing.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup` (a variable name to its value), as
+    /// [`from_env`](Self::from_env) does with the process environment.
+    ///
+    /// # Errors
+    /// [`DemoError::Config`] naming the variable that is invalid or missing.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let listen = match get("LISTEN") {
+            Some(text) => text.parse::<SocketAddr>().map_err(|e| {
+                DemoError::Config(format!(
+                    "LISTEN={text:?} is not an IP address and port such as 127.0.0.1:3000 ({e})"
+                ))
+            })?,
+            None => DEFAULT_LISTEN,
+        };
+        let public_url = get("WECHAT_PUBLIC_URL")
+            .map(|url| check_origin("WECHAT_PUBLIC_URL", &url))
+            .transpose()?;
+        let session_key = get("WECHAT_SESSION_KEY")
+            .map(|hex| {
+                SessionKeys::from_hex(&hex).map_err(|e| {
+                    DemoError::Config(format!(
+                        "WECHAT_SESSION_KEY: {e} (generate one with `openssl rand -hex 32`)"
+                    ))
+                })
+            })
+            .transpose()?;
+        let wechat = match get("WECHAT_APPID") {
+            Some(appid) => Some(wechat_from_lookup(appid, &get)?),
+            None => {
+                let ignored: Vec<&str> = [
+                    "WECHAT_SECRET",
+                    "WECHAT_MCH_ID",
+                    "WECHAT_PAY_KEY",
+                    "WECHAT_PAY_CERT",
+                    "WECHAT_API_BASE",
+                    "WECHAT_OPEN_BASE",
+                    "WECHAT_PAY_BASE",
+                    "WECHAT_RES_BASE",
+                ]
+                .into_iter()
+                .filter(|name| get(name).is_some())
+                .collect();
+                if !ignored.is_empty() {
+                    tracing::warn!(
+                        "WECHAT_APPID is unset, so the embedded wechat-sim is used and {} ignored; set WECHAT_APPID to use them",
+                        ignored.join(", ")
+                    );
+                }
+                None
+            }
+        };
+        let db_path = match get("DEMO_DB") {
+            Some(path) => PathBuf::from(path),
+            None => default_db_path(),
+        };
+        Ok(Self {
+            listen,
+            public_url,
+            wechat,
+            session_key,
+            db_path,
+            redis_url: get("WECHAT_REDIS_URL"),
+            notify_url: None,
+        })
+    }
+
+    /// The public origin for a listener bound to `bound`: [`public_url`](Self::public_url) when
+    /// set, otherwise `http://` + `bound` (an unspecified IP becomes the loopback address).
+    pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        if let Some(url) = &self.public_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let ip = match bound.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        format!("http://{}", SocketAddr::new(ip, bound.port()))
+    }
+}
+
+/// The real account's settings, once `WECHAT_APPID` is known.
+fn wechat_from_lookup(
+    appid: String,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<WeChatSettings> {
+    let required = |name: &str| {
+        get(name).ok_or_else(|| {
+            DemoError::Config(format!(
+                "{name} is required when WECHAT_APPID is set (unset WECHAT_APPID to run against the embedded wechat-sim)"
+            ))
+        })
+    };
+    let secret = required("WECHAT_SECRET")?;
+    let mch_id = required("WECHAT_MCH_ID")?;
+    let pay_key = required("WECHAT_PAY_KEY")?;
+    if pay_key.len() != 32 {
+        return Err(DemoError::Config(format!(
+            "WECHAT_PAY_KEY must be the merchant's 32-character API v2 key (it has {} characters)",
+            pay_key.len()
+        )));
+    }
+    let defaults = BaseUrls::wechat();
+    let base = |name: &str, default: String| -> Result<String> {
+        match get(name) {
+            Some(url) => check_origin(name, &url),
+            None => Ok(default),
+        }
+    };
+    let base_urls = BaseUrls {
+        api: base("WECHAT_API_BASE", defaults.api)?,
+        open: base("WECHAT_OPEN_BASE", defaults.open)?,
+        pay: base("WECHAT_PAY_BASE", defaults.pay)?,
+        res: base("WECHAT_RES_BASE", defaults.res)?,
+    };
+    Ok(WeChatSettings {
+        appid: AppId::new(appid),
+        secret: AppSecret::new(secret),
+        mch_id: MchId::new(mch_id),
+        pay_key: PayApiKey::new(pay_key),
+        pay_cert: get("WECHAT_PAY_CERT").map(PathBuf::from),
+        base_urls,
+    })
+}
+
+/// Checks that `value` is an absolute http(s) URL with no query or fragment, and removes a
+/// trailing `/`.
+fn check_origin(name: &str, value: &str) -> Result<String> {
+    let trimmed = value.trim_end_matches('/');
+    let parsed = url::Url::parse(trimmed).map_err(|e| {
+        DemoError::Config(format!(
+            "{name}={value:?} is not a URL ({e}); expected e.g. http://127.0.0.1:9000"
+        ))
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https")
+        || parsed.host_str().is_none()
+        || parsed.query().is_some()
+        || parsed.fragment().is_some()
+    {
+        return Err(DemoError::Config(format!(
+            "{name}={value:?} must be an absolute http(s) URL with no query, e.g. http://127.0.0.1:9000"
+        )));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// `.demo-data/demo-shop.sqlite3` in the Cargo workspace that contains the current directory,
+/// or in the current directory when there is none.
+fn default_db_path() -> PathBuf {
+    let base = std::env::current_dir()
+        .ok()
+        .and_then(|dir| workspace_root(&dir))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join(DATA_DIR).join(DEFAULT_DB_FILE)
+}
+
+/// The nearest ancestor of `dir` (itself included) whose `Cargo.toml` declares `[workspace]`.
+fn workspace_root(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .find(|d| {
+            std::fs::read_to_string(d.join("Cargo.toml"))
+                .is_ok_and(|text| text.lines().any(|l| l.trim() == "[workspace]"))
+        })
+        .map(Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    fn error(vars: &[(&str, &str)]) -> String {
+        settings(vars).unwrap_err().to_string()
+    }
+
+    const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    #[test]
+    fn no_configuration_means_the_embedded_simulator() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.listen, DEFAULT_LISTEN);
+        assert!(s.wechat.is_none());
+        assert!(s.public_url.is_none());
+        assert!(s.session_key.is_none());
+        assert!(s.redis_url.is_none());
+        assert!(
+            s.db_path
+                .ends_with(Path::new(".demo-data/demo-shop.sqlite3"))
+        );
+        assert_eq!(
+            s.public_url_for("127.0.0.1:3000".parse().unwrap()),
+            "http://127.0.0.1:3000"
+        );
+        assert_eq!(
+            s.public_url_for("0.0.0.0:8080".parse().unwrap()),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            s.public_url_for("[::]:8080".parse().unwrap()),
+            "http://[::1]:8080"
+        );
+        // Empty values count as unset.
+        assert!(settings(&[("WECHAT_APPID", " ")]).unwrap().wechat.is_none());
+    }
+
+    #[test]
+    fn a_real_account_needs_its_secrets() {
+        let full = [
+            ("WECHAT_APPID", "wx1234567890abcdef"),
+            ("WECHAT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("WECHAT_MCH_ID", "1900000109"),
+            ("WECHAT_PAY_KEY", "192006250b4c09247ec02edce69f6a2d"),
+            ("WECHAT_API_BASE", "http://127.0.0.1:9000/"),
+            ("WECHAT_RES_BASE", "http://127.0.0.1:9001"),
+            ("WECHAT_PUBLIC_URL", "https://shop.example.com/"),
+            ("WECHAT_SESSION_KEY", KEY),
+            ("WECHAT_REDIS_URL", "redis://:hunter2@127.0.0.1:6379/"),
+            ("DEMO_DB", "/tmp/x.sqlite3"),
+            ("LISTEN", "0.0.0.0:8080"),
+        ];
+        let s = settings(&full).unwrap();
+        let w = s.wechat.as_ref().unwrap();
+        assert_eq!(w.appid.as_str(), "wx1234567890abcdef");
+        assert_eq!(w.base_urls.api, "http://127.0.0.1:9000");
+        assert_eq!(w.base_urls.open, "https://open.weixin.qq.com");
+        assert_eq!(w.base_urls.pay, "https://api.mch.weixin.qq.com");
+        assert_eq!(w.base_urls.res, "http://127.0.0.1:9001");
+        assert_eq!(s.public_url.as_deref(), Some("https://shop.example.com"));
+        assert_eq!(
+            s.public_url_for("0.0.0.0:8080".parse().unwrap()),
+            "https://shop.example.com"
+        );
+        assert_eq!(s.db_path, PathBuf::from("/tmp/x.sqlite3"));
+        assert_eq!(s.listen.port(), 8080);
+        let debug = format!("{s:?}");
+        for secret in [
+            "0123456789abcdef0123",
+            "192006250b4c",
+            "hunter2",
+            &KEY[..16],
+        ] {
+            assert!(!debug.contains(secret), "{secret} leaked into {debug}");
+        }
+
+        for missing in ["WECHAT_SECRET", "WECHAT_MCH_ID", "WECHAT_PAY_KEY"] {
+            let vars: Vec<_> = full
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != missing)
+                .collect();
+            let message = error(&vars);
+            assert!(message.contains(missing), "{message}");
+            assert!(message.contains("required"), "{message}");
+        }
+    }
+
+    #[test]
+    fn invalid_values_name_their_variable() {
+        assert!(error(&[("LISTEN", "localhost")]).contains("LISTEN"));
+        assert!(error(&[("WECHAT_PUBLIC_URL", "shop.example.com")]).contains("WECHAT_PUBLIC_URL"));
+        assert!(error(&[("WECHAT_PUBLIC_URL", "ftp://x")]).contains("http(s)"));
+        let short = error(&[("WECHAT_SESSION_KEY", "abcd")]);
+        assert!(short.contains("WECHAT_SESSION_KEY"), "{short}");
+        assert!(
+            !short.contains("abcd"),
+            "the key must not be echoed: {short}"
+        );
+        let pay_key = error(&[
+            ("WECHAT_APPID", "wx1234567890abcdef"),
+            ("WECHAT_SECRET", "s"),
+            ("WECHAT_MCH_ID", "1"),
+            ("WECHAT_PAY_KEY", "short"),
+        ]);
+        assert!(pay_key.contains("32-character"), "{pay_key}");
+        let base = error(&[
+            ("WECHAT_APPID", "wx1234567890abcdef"),
+            ("WECHAT_SECRET", "s"),
+            ("WECHAT_MCH_ID", "1"),
+            ("WECHAT_PAY_KEY", "192006250b4c09247ec02edce69f6a2d"),
+            ("WECHAT_PAY_BASE", "api.mch.weixin.qq.com"),
+        ]);
+        assert!(base.contains("WECHAT_PAY_BASE"), "{base}");
+    }
+
+    #[test]
+    fn the_default_database_lives_in_the_workspace() {
+        // Tests run in the package directory, inside this workspace.
+        let root = workspace_root(&std::env::current_dir().unwrap()).unwrap();
+        assert!(root.join("Cargo.toml").is_file());
+        assert_eq!(
+            default_db_path(),
+            root.join(".demo-data").join("demo-shop.sqlite3")
+        );
+    }
+}

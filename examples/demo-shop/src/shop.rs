@@ -1,0 +1,327 @@
+//! Everything both demos build the same way from [`Settings`], before any web framework: the
+//! WeChat clients, the login flow, the payment routes over the SQLite store, the page, and the
+//! embedded simulator.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use wechat_core::{
+    BaseUrls, ClientCertificate, Config, LoginConfig, LoginFlow, MemoryStore, OAuthClient,
+    PayClient, PayConfig, PayRoutes, RedisStore, Scope, SessionKeys, TokenStore, Tokens,
+    WeChatRoutes, build_http_client,
+};
+use wechat_sim::RunningSim;
+
+use crate::page::{ASSETS_PREFIX, Page};
+use crate::settings::{Settings, WeChatSettings};
+use crate::sim::{SIM_APPID, SIM_MCH_ID, SIM_PAY_KEY, SIM_SECRET, start_sim};
+use crate::store::OrderStore;
+use crate::{DemoError, Result};
+
+/// Where the demos mount the routes of `wechat-tower`/`wechat-actix`.
+pub const WECHAT_PREFIX: &str = "/wechat";
+/// The OAuth callback path.
+pub const CALLBACK_PATH: &str = "/wechat/oauth/callback";
+/// The payment notification path (excluded from login).
+pub const NOTIFY_PATH: &str = "/wechat/pay/notify";
+/// The refund notification path (excluded from login).
+pub const REFUND_NOTIFY_PATH: &str = "/wechat/pay/refund-notify";
+/// The health check (excluded from login): answers `ok`.
+pub const HEALTH_PATH: &str = "/health";
+/// Every path prefix the login layer lets through without a session.
+pub const EXCLUDED_PATHS: [&str; 4] = [NOTIFY_PATH, REFUND_NOTIFY_PATH, HEALTH_PATH, ASSETS_PREFIX];
+
+/// Binds the demo's listener on `addr` (port 0: a free port), non-blocking, so that the public
+/// URL can use the real port before anything else starts. Both `tokio::net::TcpListener::from_std`
+/// and actix-web's `HttpServer::listen` take it.
+///
+/// # Errors
+/// [`DemoError::Io`] naming the address (e.g. already in use: set `LISTEN`).
+pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+        DemoError::io(
+            format!("cannot listen on {addr} (set LISTEN to another address, e.g. 127.0.0.1:3001)"),
+            e,
+        )
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| DemoError::io(format!("cannot configure the listener on {addr}"), e))?;
+    Ok(listener)
+}
+
+/// The framework-independent parts of a running demo.
+///
+/// Adapters wire [`login_flow`](Self::login_flow) into their login middleware (scope
+/// `snsapi_userinfo`, callback [`CALLBACK_PATH`], [`EXCLUDED_PATHS`] excluded), mount their
+/// routes over [`routes`](Self::routes) under [`WECHAT_PREFIX`], serve [`page`](Self::page) at
+/// `/` and [`crate::asset`] under [`ASSETS_PREFIX`], and answer `ok` at [`HEALTH_PATH`].
+pub struct Shop {
+    public_url: String,
+    sim: Option<RunningSim>,
+    config: Config,
+    http: reqwest::Client,
+    tokens: Tokens,
+    login: LoginFlow,
+    routes: WeChatRoutes,
+    store: OrderStore,
+    page: Page,
+}
+
+impl std::fmt::Debug for Shop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shop")
+            .field("public_url", &self.public_url)
+            .field("sim", &self.sim.as_ref().map(RunningSim::base_url))
+            .field("config", &self.config)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shop {
+    /// Builds everything for a demo whose listener is bound to `bound`: the public URL
+    /// ([`Settings::public_url_for`]), the embedded simulator when `settings.wechat` is `None`,
+    /// the token store (Redis or memory), the login flow, the Pay client and routes over the
+    /// SQLite store.
+    ///
+    /// # Errors
+    /// [`DemoError`] naming what is misconfigured or unavailable (the database, Redis, the
+    /// merchant certificate, a base URL…).
+    pub async fn start(settings: &Settings, bound: SocketAddr) -> Result<Self> {
+        let public_url = settings.public_url_for(bound);
+        let (sim, wechat) = match &settings.wechat {
+            Some(wechat) => (None, wechat.clone()),
+            None => {
+                let sim = start_sim(&public_url).await?;
+                let wechat = WeChatSettings {
+                    appid: SIM_APPID.into(),
+                    secret: SIM_SECRET.into(),
+                    mch_id: SIM_MCH_ID.into(),
+                    pay_key: SIM_PAY_KEY.into(),
+                    pay_cert: None,
+                    base_urls: BaseUrls::all(&sim.base_url()),
+                };
+                (Some(sim), wechat)
+            }
+        };
+        let base_urls = wechat.base_urls.clone().validated()?;
+        let config = Config::new(wechat.appid.clone(), wechat.secret.clone())
+            .with_base_urls(base_urls.clone());
+        let http = build_http_client(&config)?;
+
+        let token_store: Arc<dyn TokenStore> = match &settings.redis_url {
+            Some(url) => Arc::new(RedisStore::connect(url).await?),
+            None => Arc::new(MemoryStore::new()),
+        };
+        let tokens = Tokens::new(&config, http.clone(), token_store);
+
+        let keys = match &settings.session_key {
+            Some(keys) => keys.clone(),
+            None => {
+                tracing::warn!(
+                    "WECHAT_SESSION_KEY is unset: using a random session key, so sessions will not survive a restart (set it to the output of `openssl rand -hex 32`)"
+                );
+                SessionKeys::generate()
+            }
+        };
+        let mut login = LoginConfig::builder(&public_url, keys)?
+            .scope(Scope::UserInfo)
+            .callback_path(CALLBACK_PATH)?
+            .exclude_notifications(WECHAT_PREFIX)?;
+        for path in EXCLUDED_PATHS {
+            login = login.exclude(path)?;
+        }
+        let login = LoginFlow::new(OAuthClient::new(&config, http.clone()), login.build()?);
+
+        let notify_url = settings
+            .notify_url
+            .clone()
+            .unwrap_or_else(|| format!("{public_url}{NOTIFY_PATH}"));
+        let mut pay_config = PayConfig::new(
+            wechat.mch_id.clone(),
+            wechat.appid.clone(),
+            wechat.pay_key.clone(),
+            notify_url,
+        )
+        .with_base_urls(&base_urls)
+        .with_refund_notify_url(format!("{public_url}{REFUND_NOTIFY_PATH}"));
+        if let Some(path) = &wechat.pay_cert {
+            pay_config = pay_config.with_client_certificate(read_client_certificate(path)?);
+        }
+        let pay_client = PayClient::new(pay_config)?;
+
+        let store = OrderStore::open(&settings.db_path, wechat.appid.clone()).await?;
+        let pay = PayRoutes::new(pay_client, Arc::new(store.clone()));
+        let page = Page::new(
+            &base_urls.res,
+            login.config().logout_path(),
+            sim.as_ref().map(RunningSim::base_url),
+        );
+        let routes = WeChatRoutes::builder(tokens.clone())
+            .jssdk_domain(&public_url)?
+            .js_api_list(["chooseWXPay"])
+            .pay(pay)
+            .build();
+        Ok(Self {
+            public_url,
+            sim,
+            config,
+            http,
+            tokens,
+            login,
+            routes,
+            store,
+            page,
+        })
+    }
+
+    /// The demo's public origin (no trailing slash): what to open in the browser.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The embedded simulator, when no `WECHAT_APPID` was configured.
+    pub fn sim(&self) -> Option<&RunningSim> {
+        self.sim.as_ref()
+    }
+
+    /// The Official Account's configuration (credentials, base URLs).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The HTTP client for WeChat (redirects off, timeouts on).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The access_token and jsapi_ticket cache (for the JS-SDK config route).
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    /// The login flow for the login middleware.
+    pub fn login_flow(&self) -> &LoginFlow {
+        &self.login
+    }
+
+    /// The state of the routes mounted under [`WECHAT_PREFIX`]: the JS-SDK config (for pages on
+    /// the public URL's `host[:port]`, `jsApiList` = `chooseWXPay`) and the payment routes over
+    /// the order store.
+    pub fn routes(&self) -> &WeChatRoutes {
+        &self.routes
+    }
+
+    /// The payment routes' logic over the order store.
+    pub fn pay_routes(&self) -> Option<&PayRoutes> {
+        self.routes.pay()
+    }
+
+    /// The SQLite order store.
+    pub fn store(&self) -> &OrderStore {
+        &self.store
+    }
+
+    /// The page renderer.
+    pub fn page(&self) -> &Page {
+        &self.page
+    }
+
+    /// What `main` prints once the server accepts connections.
+    pub fn startup_message(&self, framework: &str) -> String {
+        let mut message = format!(
+            "{framework} demo shop listening; open {}/ in your browser",
+            self.public_url
+        );
+        match &self.sim {
+            Some(sim) => message.push_str(&format!(
+                "\n(no WECHAT_APPID: WeChat is simulated by the embedded wechat-sim at {}; orders are stored in {})",
+                sim.base_url(),
+                self.store.path().display()
+            )),
+            None => message.push_str(&format!(
+                "\n(app {}, WeChat at {}; orders are stored in {})",
+                self.config.appid(),
+                self.config.base_urls().api,
+                self.store.path().display()
+            )),
+        }
+        message
+    }
+
+    /// Stops the embedded simulator (pending notifications included), if any.
+    pub async fn shutdown(self) {
+        if let Some(sim) = self.sim {
+            sim.shutdown().await;
+        }
+    }
+}
+
+/// Reads `WECHAT_PAY_CERT`: one PEM file with the certificate(s) and the private key.
+fn read_client_certificate(path: &Path) -> Result<ClientCertificate> {
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| DemoError::io(format!("cannot read WECHAT_PAY_CERT {}", path.display()), e))?;
+    let (cert, key) = split_pem(&pem);
+    ClientCertificate::from_pem(cert.as_bytes(), key.as_bytes()).map_err(|e| {
+        DemoError::Config(format!(
+            "WECHAT_PAY_CERT {}: {e}; it must hold apiclient_cert.pem followed by apiclient_key.pem",
+            path.display()
+        ))
+    })
+}
+
+/// Splits PEM text into (every non-key block, the private key blocks).
+fn split_pem(pem: &str) -> (String, String) {
+    let (mut cert, mut key) = (String::new(), String::new());
+    let mut in_key = false;
+    for line in pem.lines() {
+        if line.starts_with("-----BEGIN ") {
+            in_key = line.contains("PRIVATE KEY");
+        }
+        let target = if in_key { &mut key } else { &mut cert };
+        target.push_str(line);
+        target.push('\n');
+        if line.starts_with("-----END ") {
+            in_key = false;
+        }
+    }
+    (cert, key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_files_split_into_certificate_and_key() {
+        let pem = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nBBB\n-----END PRIVATE KEY-----\n";
+        let (cert, key) = split_pem(pem);
+        assert_eq!(
+            cert,
+            "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n"
+        );
+        assert_eq!(
+            key,
+            "-----BEGIN PRIVATE KEY-----\nBBB\n-----END PRIVATE KEY-----\n"
+        );
+    }
+
+    #[test]
+    fn a_bad_certificate_file_is_named() {
+        let missing = read_client_certificate(Path::new("no/such/apiclient.pem")).unwrap_err();
+        assert!(missing.to_string().contains("WECHAT_PAY_CERT"), "{missing}");
+    }
+
+    #[test]
+    fn binding_twice_names_the_address() {
+        let first = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let taken = first.local_addr().unwrap();
+        let e = bind(taken).unwrap_err().to_string();
+        assert!(
+            e.contains(&taken.to_string()) && e.contains("LISTEN"),
+            "{e}"
+        );
+    }
+}
