@@ -85,8 +85,9 @@ pub struct WeChatSettings {
     pub mch_id: MchId,
     /// `WECHAT_PAY_KEY` (the merchant's API v2 key, not the AppSecret).
     pub pay_key: PayApiKey,
-    /// `WECHAT_PAY_CERT`: a PEM file holding the merchant API certificate and its private key
-    /// (`cat apiclient_cert.pem apiclient_key.pem`), needed only for refunds.
+    /// `WECHAT_PAY_CERT`: the merchant API certificate, needed only for refunds: WeChat's
+    /// `apiclient_cert.p12` (password: the merchant id), or one PEM file holding the certificate
+    /// and its private key (`cat apiclient_cert.pem apiclient_key.pem`).
     pub pay_cert: Option<PathBuf>,
     /// `WECHAT_API_BASE`, `WECHAT_OPEN_BASE`, `WECHAT_PAY_BASE`, `WECHAT_RES_BASE` (default:
     /// WeChat's hosts).

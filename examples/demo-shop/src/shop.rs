@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use wechat_core::{
-    BaseUrls, ClientCertificate, Config, LoginConfig, LoginFlow, MemoryStore, OAuthClient,
+    BaseUrls, ClientCertificate, Config, LoginConfig, LoginFlow, MchId, MemoryStore, OAuthClient,
     PayClient, PayConfig, PayRoutes, RedisStore, Scope, SessionKeys, TokenStore, Tokens,
     WeChatRoutes, build_http_client,
 };
@@ -148,7 +148,8 @@ impl Shop {
         .with_base_urls(&base_urls)
         .with_refund_notify_url(format!("{public_url}{REFUND_NOTIFY_PATH}"));
         if let Some(path) = &wechat.pay_cert {
-            pay_config = pay_config.with_client_certificate(read_client_certificate(path)?);
+            pay_config =
+                pay_config.with_client_certificate(read_client_certificate(path, &wechat.mch_id)?);
         }
         let pay_client = PayClient::new(pay_config)?;
 
@@ -259,14 +260,22 @@ impl Shop {
     }
 }
 
-/// Reads `WECHAT_PAY_CERT`: one PEM file with the certificate(s) and the private key.
-fn read_client_certificate(path: &Path) -> Result<ClientCertificate> {
-    let pem = std::fs::read_to_string(path)
+/// Reads `WECHAT_PAY_CERT`: WeChat's `apiclient_cert.p12` (password: the merchant id), or one
+/// PEM file with the certificate(s) and the private key.
+fn read_client_certificate(path: &Path, mch_id: &MchId) -> Result<ClientCertificate> {
+    let bytes = std::fs::read(path)
         .map_err(|e| DemoError::io(format!("cannot read WECHAT_PAY_CERT {}", path.display()), e))?;
-    let (cert, key) = split_pem(&pem);
-    ClientCertificate::from_pem(cert.as_bytes(), key.as_bytes()).map_err(|e| {
+    let loaded = match std::str::from_utf8(&bytes) {
+        Ok(pem) if pem.contains("-----BEGIN ") => {
+            let (cert, key) = split_pem(pem);
+            ClientCertificate::from_pem(cert.as_bytes(), key.as_bytes())
+        }
+        _ => ClientCertificate::from_pkcs12(&bytes, mch_id.as_str()),
+    };
+    loaded.map_err(|e| {
         DemoError::Config(format!(
-            "WECHAT_PAY_CERT {}: {e}; it must hold apiclient_cert.pem followed by apiclient_key.pem",
+            "WECHAT_PAY_CERT {}: {e}; it must be apiclient_cert.p12, or apiclient_cert.pem \
+             followed by apiclient_key.pem",
             path.display()
         ))
     })
@@ -310,7 +319,11 @@ mod tests {
 
     #[test]
     fn a_bad_certificate_file_is_named() {
-        let missing = read_client_certificate(Path::new("no/such/apiclient.pem")).unwrap_err();
+        let missing = read_client_certificate(
+            Path::new("no/such/apiclient.pem"),
+            &MchId::new("1900000109"),
+        )
+        .unwrap_err();
         assert!(missing.to_string().contains("WECHAT_PAY_CERT"), "{missing}");
     }
 

@@ -8,15 +8,15 @@ use crate::{AppId, BaseUrls, Error, MchId, PayApiKey, Result};
 /// The merchant API client certificate (`apiclient_cert.pem` + `apiclient_key.pem` from the
 /// merchant platform's API security page), presented over mutual TLS to `/secapi/pay/refund`.
 ///
-/// Only PEM is supported. The merchant platform's download contains the PEM files next to
-/// `apiclient_cert.p12`; to convert a `.p12` (password = the merchant id):
+/// Load it from the PEM pair with [`ClientCertificate::from_pem`], or from `apiclient_cert.p12`
+/// with [`ClientCertificate::from_pkcs12`] (its password is the merchant id). PKCS#12 files with
+/// the legacy encryption WeChat's downloads use (SHA-1 with 3DES or RC2) are read; a file written
+/// with PBES2/AES (OpenSSL 3's default) is refused with an error that says to convert it:
 ///
 /// ```text
 /// openssl pkcs12 -in apiclient_cert.p12 -clcerts -nokeys -out apiclient_cert.pem -passin pass:MCH_ID
 /// openssl pkcs12 -in apiclient_cert.p12 -nocerts -nodes -out apiclient_key.pem -passin pass:MCH_ID
 /// ```
-///
-/// (OpenSSL 3 may need `-legacy` for older `.p12` files.)
 ///
 /// # Security
 /// The private key is never printed: `Debug` shows `ClientCertificate([redacted])`.
@@ -57,11 +57,71 @@ impl ClientCertificate {
         Ok(Self { pem })
     }
 
+    /// The certificate and private key from a PKCS#12 file (`apiclient_cert.p12`), whose
+    /// password is the merchant id unless it was changed.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the file is not PKCS#12, the password is wrong (the MAC does not
+    /// verify), it uses an encryption this reader does not support (PBES2/AES: convert it to
+    /// PEM with the `openssl pkcs12` commands above), or it holds no certificate or no key. The
+    /// messages never contain the password.
+    pub fn from_pkcs12(der: &[u8], password: &str) -> Result<Self> {
+        let pfx = p12::PFX::parse(der).map_err(|_| {
+            Error::Config("the merchant client certificate is not a PKCS#12 (.p12) file".into())
+        })?;
+        if !pfx.verify_mac(password) {
+            return Err(Error::Config(
+                "the PKCS#12 password is wrong (WeChat's apiclient_cert.p12 uses the merchant id)"
+                    .into(),
+            ));
+        }
+        let unsupported = |_| {
+            Error::Config(
+                "cannot decrypt this PKCS#12 file (PBES2/AES is not supported): convert it to PEM \
+                 with `openssl pkcs12` and use ClientCertificate::from_pem"
+                    .into(),
+            )
+        };
+        let certs = pfx.cert_x509_bags(password).map_err(unsupported)?;
+        let keys = pfx.key_bags(password).map_err(unsupported)?;
+        let Some(key) = keys.first() else {
+            return Err(Error::Config(
+                "the PKCS#12 file holds no readable private key (PBES2/AES-encrypted keys are not \
+                 supported: convert it to PEM with `openssl pkcs12`)"
+                    .into(),
+            ));
+        };
+        if certs.is_empty() {
+            return Err(Error::Config(
+                "the PKCS#12 file holds no readable certificate".into(),
+            ));
+        }
+        let mut cert_pem = Vec::new();
+        for cert in &certs {
+            cert_pem.extend_from_slice(pem_block("CERTIFICATE", cert).as_bytes());
+        }
+        Self::from_pem(&cert_pem, pem_block("PRIVATE KEY", key).as_bytes())
+    }
+
     /// The identity for reqwest.
     pub(crate) fn identity(&self) -> Result<reqwest::Identity> {
         reqwest::Identity::from_pem(&self.pem)
             .map_err(|e| Error::Config(format!("cannot load the merchant client certificate: {e}")))
     }
+}
+
+/// DER bytes as one PEM block with the given label.
+fn pem_block(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        // base64 output is ASCII, so every chunk is valid UTF-8.
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str(&format!("-----END {label}-----\n"));
+    pem
 }
 
 impl std::fmt::Debug for ClientCertificate {
@@ -308,6 +368,53 @@ fn check_url(what: &str, value: &str, notify: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A self-signed certificate and its PKCS#8 key, DER.
+    fn cert_and_key() -> (Vec<u8>, Vec<u8>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["1900000109".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.der().to_vec(), key.serialize_der())
+    }
+
+    #[test]
+    fn pkcs12_is_read_with_the_merchant_id_as_password() {
+        let (cert, key) = cert_and_key();
+        let p12 = p12::PFX::new(&cert, &key, None, "1900000109", "Tenpay Certificate")
+            .unwrap()
+            .to_der();
+        let loaded = ClientCertificate::from_pkcs12(&p12, "1900000109").unwrap();
+        // The same certificate, as PEM, in front of the key; and reqwest accepts it.
+        let pem = String::from_utf8(loaded.pem.clone()).unwrap();
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"), "{pem}");
+        assert!(pem.contains("-----BEGIN PRIVATE KEY-----\n"));
+        let der = rustls_pemfile::certs(&mut pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(der.as_ref(), &cert[..]);
+        loaded.identity().unwrap();
+        assert_eq!(format!("{loaded:?}"), "ClientCertificate([redacted])");
+    }
+
+    #[test]
+    fn pkcs12_errors_are_clear_and_never_echo_the_password() {
+        let (cert, key) = cert_and_key();
+        let p12 = p12::PFX::new(&cert, &key, None, "1900000109", "x")
+            .unwrap()
+            .to_der();
+        let err = ClientCertificate::from_pkcs12(&p12, "wrong-pass-123")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("password is wrong"), "{err}");
+        assert!(!err.contains("wrong-pass-123"), "{err}");
+        let err = ClientCertificate::from_pkcs12(b"-----BEGIN CERTIFICATE-----", "1900000109")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a PKCS#12"), "{err}");
+    }
 
     fn config() -> PayConfig {
         PayConfig::new(
