@@ -1,11 +1,23 @@
 //! Framework-agnostic WeChat protocols for Rust web services.
 //!
-//! - Web OAuth login (`snsapi_base`, `snsapi_userinfo`): authorize URL, code exchange, refresh,
-//!   userinfo, with a signed `state` that protects against CSRF and open redirects.
-//! - The basic `access_token` (`cgi-bin/token` or `cgi-bin/stable_token`) and the `jsapi_ticket`,
-//!   cached in a shared [`TokenStore`] with single flight and refresh ahead of expiry.
-//! - The JS-SDK `wx.config` signature.
-//! - WeChat Pay JSAPI (API v2, XML).
+//! Where to start:
+//!
+//! - [`Config`] and [`BaseUrls`]: the app's credentials, and where WeChat (or a `wechat-sim`) is.
+//! - Web OAuth login (`snsapi_base`, `snsapi_userinfo`): [`OAuthClient`] (authorize URL, code
+//!   exchange, refresh, userinfo, `sns/auth`), with a signed [`OAuthState`] that protects against
+//!   CSRF and open redirects, and a stateless [`SessionCookie`].
+//! - [`LoginFlow`]: the whole "log in with WeChat" middleware behaviour as decisions over `http`
+//!   types, which `wechat-tower` and `wechat-actix` translate.
+//! - [`Tokens`]: the basic `access_token` (`cgi-bin/token` or `cgi-bin/stable_token`) and the
+//!   `jsapi_ticket`, cached in a shared [`TokenStore`] ([`MemoryStore`], or `RedisStore` with the
+//!   `redis` feature) with single flight and refresh ahead of expiry;
+//!   [`Tokens::jssdk_config`] signs `wx.config` ([`JsSdkConfig`]).
+//! - WeChat Pay JSAPI (API v2, XML): [`PayClient`], [`BrandWcPayParams`] for
+//!   `getBrandWCPayRequest`, [`handle_payment_notification`] and [`handle_refund_notification`].
+//! - [`WeChatRoutes`] and [`PayRoutes`]: the JS-SDK and payment routes' logic, over an
+//!   [`OrderBackend`] the application implements.
+//! - [`Error`]: one error type; WeChat's well-known codes are variants whose messages say what
+//!   to do.
 //!
 //! This crate knows no web framework; `wechat-tower` (axum/tower) and `wechat-actix` adapt it.
 

@@ -1,76 +1,6 @@
 //! The "log in with WeChat" flow over `http` types, shared by the tower and actix adapters.
 //!
-//! Everything the login middleware decides lives here: whether a request has a valid session,
-//! where to send a browser without one, how the OAuth callback is checked, and which cookies are
-//! set. `wechat-tower` and `wechat-actix` only translate a [`Decision`] into their framework:
-//!
-//! - [`Decision::Proceed`]: call the inner service; put the [`SessionUser`] (when there is one)
-//!   and a clone of the [`LoginFlow`] into the request extensions (the flow lets extractors answer
-//!   [`LoginFlow::login_required`] on an excluded path without a session).
-//! - [`Decision::Respond`]: send this response instead (a redirect to WeChat, a 401 JSON, …).
-//! - [`Decision::Callback`]: await [`LoginFlow::handle_callback`] and send its response.
-//!
-//! Behaviour:
-//! - A request with a valid session cookie proceeds with its user. Excluded path prefixes
-//!   (notification routes, static files, health checks) proceed with or without one.
-//! - A page load without a session (a `GET` whose `Sec-Fetch-Mode` is `navigate`, or, when the
-//!   browser sends no `Sec-Fetch-Mode`, whose `Accept` names `text/html`) gets a 302 to WeChat's
-//!   authorize URL with a signed [`OAuthState`] carrying the original path and query, and a
-//!   short-lived `HttpOnly; SameSite=Lax` cookie (`{session cookie name}_state`, path = the
-//!   callback path) holding the state's nonce, which binds the state to this browser.
-//! - Any other request without a session (non-GET, `fetch`/XHR) gets 401 with
-//!   `{"error":"login_required","message":"…","login_url":"…"}`; opening `login_url` in the
-//!   browser logs in and comes back to the page that made the request (from `Referer`).
-//! - The callback checks the state (forged, expired, or not issued to this browser: 400, never a
-//!   redirect), shows a page when the user declined (403), exchanges the code, fetches the
-//!   profile for `snsapi_userinfo` (not for snapshot users), sets the session cookie and
-//!   redirects (302) to the return path. A used or invalid code (40163, 40029, 42003, e.g. the
-//!   user pressed back) restarts the login once; a second failure shows a page. Other WeChat
-//!   errors give 502 with the error's message.
-//! - `GET {login_path}?r=/path` (default `/wechat/oauth/login`) starts a login (or, with a valid
-//!   session, redirects to `/path`); `{logout_path}?r=/path` (default `/wechat/oauth/logout`)
-//!   removes the session and redirects (303) to `/path`.
-//!
-//! ```
-//! use http::{Request, StatusCode};
-//! use wechat_core::{
-//!     BaseUrls, Config, Decision, LoginConfig, LoginFlow, OAuthClient, Scope, SessionKeys,
-//! };
-//!
-//! let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef")
-//!     .with_base_urls(BaseUrls::all("http://127.0.0.1:9000"));
-//! let client = OAuthClient::new(&config, reqwest::Client::new());
-//! let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())?
-//!     .scope(Scope::UserInfo)
-//!     .exclude("/wechat/pay/notify")?
-//!     .exclude("/static")?
-//!     .build()?;
-//! let flow = LoginFlow::new(client, login);
-//!
-//! // A browser opening a page without a session goes to WeChat.
-//! let (parts, ()) = Request::get("/shop?item=42")
-//!     .header("accept", "text/html,application/xhtml+xml")
-//!     .body(())
-//!     .unwrap()
-//!     .into_parts();
-//! let Decision::Respond(response) = flow.decide(&parts) else { panic!("expected a redirect") };
-//! assert_eq!(response.status(), StatusCode::FOUND);
-//! let location = response.headers()["location"].to_str().unwrap();
-//! assert!(location.starts_with("http://127.0.0.1:9000/connect/oauth2/authorize?appid=wx1234567890abcdef&redirect_uri=https%3A%2F%2Fshop.example.com%2Fwechat%2Foauth%2Fcallback%3Fr%3D%252Fshop%253Fitem%253D42&response_type=code&scope=snsapi_userinfo&state="));
-//!
-//! // A fetch without a session gets 401 JSON; an excluded path proceeds.
-//! let (parts, ()) = Request::post("/api/cart").body(()).unwrap().into_parts();
-//! let Decision::Respond(response) = flow.decide(&parts) else { panic!("expected 401") };
-//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-//! let (parts, ()) = Request::post("/wechat/pay/notify").body(()).unwrap().into_parts();
-//! assert!(matches!(flow.decide(&parts), Decision::Proceed(None)));
-//! # Ok::<(), wechat_core::Error>(())
-//! ```
-//!
-//! # Security
-//! See [`OAuthState`] (CSRF, open redirects) and [`SessionCookie`] (the session). The public URL
-//! must be the one browsers use: its host has to be the account's OAuth callback domain
-//! (WeChat shows error 10003 otherwise), and an `https` URL makes the cookies `Secure`.
+//! The behaviour, its security notes and an example are on [`LoginFlow`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -385,7 +315,7 @@ impl LoginConfigBuilder {
     }
 }
 
-/// What the login middleware does with a request; see the [module docs](self).
+/// What the login middleware does with a request; see [`LoginFlow`].
 #[derive(Debug)]
 #[must_use = "the adapter must act on the decision"]
 pub enum Decision {
@@ -399,6 +329,78 @@ pub enum Decision {
 }
 
 /// The login flow: an [`OAuthClient`] and a [`LoginConfig`]. Cheap to clone (an `Arc` inside).
+///
+/// Everything the login middleware decides lives here: whether a request has a valid session,
+/// where to send a browser without one, how the OAuth callback is checked, and which cookies are
+/// set. `wechat-tower` and `wechat-actix` only translate a [`Decision`] into their framework:
+///
+/// - [`Decision::Proceed`]: call the inner service; put the [`SessionUser`] (when there is one)
+///   and a clone of the [`LoginFlow`] into the request extensions (the flow lets extractors answer
+///   [`LoginFlow::login_required`] on an excluded path without a session).
+/// - [`Decision::Respond`]: send this response instead (a redirect to WeChat, a 401 JSON, …).
+/// - [`Decision::Callback`]: await [`LoginFlow::handle_callback`] and send its response.
+///
+/// Behaviour:
+/// - A request with a valid session cookie proceeds with its user. Excluded path prefixes
+///   (notification routes, static files, health checks) proceed with or without one.
+/// - A page load without a session (a `GET` whose `Sec-Fetch-Mode` is `navigate`, or, when the
+///   browser sends no `Sec-Fetch-Mode`, whose `Accept` names `text/html`) gets a 302 to WeChat's
+///   authorize URL with a signed [`OAuthState`] carrying the original path and query, and a
+///   short-lived `HttpOnly; SameSite=Lax` cookie (`{session cookie name}_state`, path = the
+///   callback path) holding the state's nonce, which binds the state to this browser.
+/// - Any other request without a session (non-GET, `fetch`/XHR) gets 401 with
+///   `{"error":"login_required","message":"…","login_url":"…"}`; opening `login_url` in the
+///   browser logs in and comes back to the page that made the request (from `Referer`).
+/// - The callback checks the state (forged, expired, or not issued to this browser: 400, never a
+///   redirect), shows a page when the user declined (403), exchanges the code, fetches the
+///   profile for `snsapi_userinfo` (not for snapshot users), sets the session cookie and
+///   redirects (302) to the return path. A used or invalid code (40163, 40029, 42003, e.g. the
+///   user pressed back) restarts the login once; a second failure shows a page. Other WeChat
+///   errors give 502 with the error's message.
+/// - `GET {login_path}?r=/path` (default `/wechat/oauth/login`) starts a login (or, with a valid
+///   session, redirects to `/path`); `{logout_path}?r=/path` (default `/wechat/oauth/logout`)
+///   removes the session and redirects (303) to `/path`.
+///
+/// ```
+/// use http::{Request, StatusCode};
+/// use wechat_core::{
+///     BaseUrls, Config, Decision, LoginConfig, LoginFlow, OAuthClient, Scope, SessionKeys,
+/// };
+///
+/// let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef")
+///     .with_base_urls(BaseUrls::all("http://127.0.0.1:9000"));
+/// let client = OAuthClient::new(&config, reqwest::Client::new());
+/// let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())?
+///     .scope(Scope::UserInfo)
+///     .exclude("/wechat/pay/notify")?
+///     .exclude("/static")?
+///     .build()?;
+/// let flow = LoginFlow::new(client, login);
+///
+/// // A browser opening a page without a session goes to WeChat.
+/// let (parts, ()) = Request::get("/shop?item=42")
+///     .header("accept", "text/html,application/xhtml+xml")
+///     .body(())
+///     .unwrap()
+///     .into_parts();
+/// let Decision::Respond(response) = flow.decide(&parts) else { panic!("expected a redirect") };
+/// assert_eq!(response.status(), StatusCode::FOUND);
+/// let location = response.headers()["location"].to_str().unwrap();
+/// assert!(location.starts_with("http://127.0.0.1:9000/connect/oauth2/authorize?appid=wx1234567890abcdef&redirect_uri=https%3A%2F%2Fshop.example.com%2Fwechat%2Foauth%2Fcallback%3Fr%3D%252Fshop%253Fitem%253D42&response_type=code&scope=snsapi_userinfo&state="));
+///
+/// // A fetch without a session gets 401 JSON; an excluded path proceeds.
+/// let (parts, ()) = Request::post("/api/cart").body(()).unwrap().into_parts();
+/// let Decision::Respond(response) = flow.decide(&parts) else { panic!("expected 401") };
+/// assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+/// let (parts, ()) = Request::post("/wechat/pay/notify").body(()).unwrap().into_parts();
+/// assert!(matches!(flow.decide(&parts), Decision::Proceed(None)));
+/// # Ok::<(), wechat_core::Error>(())
+/// ```
+///
+/// # Security
+/// See [`OAuthState`] (CSRF, open redirects) and [`SessionCookie`] (the session). The public URL
+/// must be the one browsers use: its host has to be the account's OAuth callback domain
+/// (WeChat shows error 10003 otherwise), and an `https` URL makes the cookies `Secure`.
 #[derive(Clone)]
 pub struct LoginFlow {
     inner: Arc<FlowInner>,
@@ -682,7 +684,7 @@ impl LoginFlow {
         }
     }
 
-    /// Decides what to do with a request; see the [module docs](self). Never blocks or fails.
+    /// Decides what to do with a request; see [`LoginFlow`]. Never blocks or fails.
     pub fn decide(&self, parts: &Parts) -> Decision {
         let config = &self.inner.config;
         let path = parts.uri.path();
@@ -851,7 +853,7 @@ impl LoginFlow {
     }
 
     /// Handles the OAuth callback (`GET {callback_path}?code=…&state=…[&r=…]`); see the
-    /// [module docs](self) for every outcome. Never panics; errors become pages.
+    /// [`LoginFlow`] docs for every outcome. Never panics; errors become pages.
     pub async fn handle_callback(&self, parts: &Parts) -> Response<Bytes> {
         if parts.method != Method::GET {
             return method_not_allowed("GET");
