@@ -1,1 +1,21 @@
-//! Work in progress: see the workspace README.
+//! Benchmarks for the WeChat integration; see BENCHMARKS.md at the workspace root for the
+//! figures and the commands that reproduce them.
+//!
+//! - `benches/*.rs`: criterion micro-benchmarks (signing, notification verification, JS-SDK,
+//!   session cookie, cached tokens), each beside its baseline.
+//! - `load` (binary): bare axum and actix-web against the same apps behind the login
+//!   middleware, and the JS-SDK and notify routes, driven by [`loadgen`] in the same run.
+//! - `stampede` (binary): 10,000 concurrent callers on a cold and on an expired token, against
+//!   wechat-sim.
+//! - `pay-ops` (binary): the Rust side of the side-by-side with wechatpy
+//!   (`benches/wechatpy/compare.sh`).
+//!
+//! This library holds what they share. Nothing here runs as part of `cargo test` beyond its own
+//! unit tests: every measurement is started explicitly.
+
+pub mod clock;
+pub mod cpu;
+pub mod fixtures;
+pub mod loadgen;
+pub mod report;
+pub mod servers;

@@ -70,9 +70,10 @@ const MAX_REGION_CHARS: usize = 64;
 const MAX_HEADIMGURL_BYTES: usize = 1024;
 const MAX_ID_BYTES: usize = 256;
 
-/// One HMAC key; never printed.
+/// One HMAC key, kept as the HMAC state after absorbing the key (so that each MAC clones it
+/// instead of hashing the key's inner and outer blocks again); never printed.
 #[derive(Clone)]
-struct Key(Vec<u8>);
+struct Key(HmacSha256);
 
 impl Key {
     fn new(bytes: &[u8]) -> Result<Self> {
@@ -82,7 +83,11 @@ impl Key {
                 bytes.len()
             )));
         }
-        Ok(Self(bytes.to_vec()))
+        Ok(Self::keyed(bytes))
+    }
+
+    fn keyed(bytes: &[u8]) -> Self {
+        Self(<HmacSha256 as Mac>::new_from_slice(bytes).expect("HMAC accepts keys of any length"))
     }
 
     fn from_hex(hex_key: &str) -> Result<Self> {
@@ -95,8 +100,7 @@ impl Key {
     }
 
     fn mac(&self, label: &[u8], parts: &[&[u8]]) -> HmacSha256 {
-        let mut mac =
-            <HmacSha256 as Mac>::new_from_slice(&self.0).expect("HMAC accepts keys of any length");
+        let mut mac = self.0.clone();
         mac.update(label);
         for part in parts {
             // Length-prefix every part so that no two part lists give the same input.
@@ -171,7 +175,7 @@ impl SessionKeys {
         let mut bytes = [0u8; MIN_KEY_LEN];
         rand::rng().fill_bytes(&mut bytes);
         Self {
-            current: Key(bytes.to_vec()),
+            current: Key::keyed(&bytes),
             previous: Vec::new(),
         }
     }
@@ -586,8 +590,11 @@ impl SessionCookie {
             return None;
         }
         let (body, tag) = value.split_once('.')?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        if !self.keys.verify(SESSION_LABEL, &[body.as_bytes()], &tag) {
+        // A genuine tag is 32 bytes (43 characters); decode on the stack, anything longer fails.
+        let mut tag_buf = [0u8; 48];
+        let tag_len = URL_SAFE_NO_PAD.decode_slice(tag, &mut tag_buf).ok()?;
+        let tag = &tag_buf[..tag_len];
+        if !self.keys.verify(SESSION_LABEL, &[body.as_bytes()], tag) {
             return None;
         }
         let json = URL_SAFE_NO_PAD.decode(body).ok()?;
@@ -744,6 +751,27 @@ mod tests {
         }
         // Another key.
         assert_eq!(SessionCookie::new(keys(2)).decode(&value, NOW), None);
+    }
+
+    #[test]
+    fn tags_of_another_length_are_rejected() {
+        let cookie = SessionCookie::new(keys(1));
+        let value = cookie.encode(&full_user()).unwrap();
+        let (body, tag) = value.split_once('.').unwrap();
+        assert_eq!(tag.len(), 43, "a 32-byte tag in unpadded base64url");
+        assert!(cookie.decode(&value, NOW).is_some());
+        // Truncated, extended (still decodable into the stack buffer, and too long for it), and
+        // the tag twice: never accepted, never a panic.
+        let long = "A".repeat(200);
+        for bad in [
+            &tag[..42],
+            &tag[..40],
+            &format!("{tag}AAAA"),
+            &long,
+            &format!("{tag}{tag}"),
+        ] {
+            assert_eq!(cookie.decode(&format!("{body}.{bad}"), NOW), None, "{bad}");
+        }
     }
 
     #[test]

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every benchmark of BENCHMARKS.md in sequence, as written there, and keeps each output
+# under <cargo target dir>/bench-results/. About 10 minutes on 2 cores once built; measure on a
+# quiet machine (the load average is printed before each step).
+#
+#   bash benches/run-all.sh
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+cd "$root"
+target_dir="$(cargo metadata --format-version 1 --no-deps \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+out="$target_dir/bench-results"
+mkdir -p "$out"
+
+step() {
+    echo
+    echo "== $1 (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
+}
+
+cargo build --quiet --release -p wechat-benches --bins
+
+step "criterion micro-benchmarks"
+cargo bench -p wechat-benches -- --warm-up-time 1 --measurement-time 3 2>&1 | tee "$out/criterion.txt"
+
+step "load: layer against bare axum and actix-web, JS-SDK and notify routes"
+cargo run --quiet --release -p wechat-benches --bin load 2>&1 | tee "$out/load.txt"
+
+step "stampede: 10,000 callers on a cold and an expired token"
+cargo run --quiet --release -p wechat-benches --bin stampede 2>&1 | tee "$out/stampede.txt"
+
+step "side-by-side with wechatpy"
+bash "$here/wechatpy/compare.sh" 2>&1 | tee "$out/wechatpy.txt"
+
+echo
+echo "outputs in $out"

@@ -1,0 +1,289 @@
+//! The servers the load benchmark drives, each on 127.0.0.1 (ephemeral port) in its own OS
+//! thread with its own runtime and a fixed number of worker threads:
+//!
+//! - axum and actix-web "hello" apps, bare and behind the login middleware (`WeChatLayer`,
+//!   `WeChatLoginMiddleware`): the two apps of a framework differ only by the middleware;
+//! - axum and actix-web apps with the mounted WeChat routes (`/wechat/jssdk/config`,
+//!   `/wechat/pay/notify`) behind the middleware, as a real shop mounts them.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use futures_util::future::BoxFuture;
+use wechat_core::{
+    LoginFlow, OpenId, OrderBackend, OrderDraft, OrderRecord, OrderStatus, OutTradeNo,
+    PaymentNotification, RefundNotification, ShopError, WeChatRoutes,
+};
+
+use crate::fixtures;
+
+/// The body of every hello handler.
+pub const HELLO: &str = "hello, world";
+
+/// A server running in its own thread; stopped on [`stop`](Self::stop) or drop.
+pub struct RunningServer {
+    addr: SocketAddr,
+    stop: Option<Box<dyn FnOnce() + Send>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningServer {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving and waits for the thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn bind() -> std::io::Result<TcpListener> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// The axum hello handler.
+pub async fn axum_hello() -> &'static str {
+    HELLO
+}
+
+/// Serves an axum app on a multi-threaded tokio runtime with `workers` worker threads (the
+/// usual production setup), with the peer address available to handlers.
+///
+/// # Errors
+/// When the port cannot be bound or the runtime cannot start.
+pub fn spawn_axum(app: axum::Router, workers: usize) -> std::io::Result<RunningServer> {
+    let listener = bind()?;
+    let addr = listener.local_addr()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .thread_name("axum-worker")
+        .enable_all()
+        .build()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("axum-server".to_owned())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                let serve = axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                );
+                tokio::select! {
+                    _ = serve => {}
+                    _ = stop_rx => {}
+                }
+            });
+            // Dropping the runtime here ends the connections' tasks.
+        })?;
+    Ok(RunningServer {
+        addr,
+        stop: Some(Box::new(move || {
+            let _ = stop_tx.send(());
+        })),
+        thread: Some(thread),
+    })
+}
+
+/// The bare axum hello app: `GET /hello`.
+pub fn axum_bare() -> axum::Router {
+    axum::Router::new().route("/hello", axum::routing::get(axum_hello))
+}
+
+/// The same app behind the login layer.
+pub fn axum_layer(flow: LoginFlow) -> axum::Router {
+    axum_bare().layer(wechat_tower::WeChatLayer::new(flow))
+}
+
+/// The hello app with the WeChat routes under `/wechat`, behind the login layer.
+pub fn axum_routes(flow: LoginFlow, routes: WeChatRoutes) -> axum::Router {
+    axum_bare()
+        .nest("/wechat", wechat_tower::router(routes))
+        .layer(wechat_tower::WeChatLayer::new(flow))
+}
+
+/// The actix-web hello handler.
+pub async fn actix_hello() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(HELLO)
+}
+
+/// Serves the actix-web app that `$factory` (an `App` factory closure) builds, with `$workers`
+/// workers (each a single-threaded runtime, actix's model), signals left to the benchmark.
+/// A macro rather than a function: each app has its own `App<…>` type, and `HttpServer::new`'s
+/// bounds on it are long.
+macro_rules! spawn_actix {
+    ($workers:expr, $factory:expr) => {{
+        let workers: usize = $workers;
+        let factory = $factory;
+        (|| -> std::io::Result<RunningServer> {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+            let thread = std::thread::Builder::new()
+                .name("actix-server".to_owned())
+                .spawn(move || {
+                    let system = actix_web::rt::System::new();
+                    let result = system.block_on(async move {
+                        let server = actix_web::HttpServer::new(factory)
+                            .workers(workers.max(1))
+                            .disable_signals()
+                            .shutdown_timeout(1)
+                            .listen(listener)?
+                            .run();
+                        let _ = handle_tx.send(server.handle());
+                        server.await
+                    });
+                    if let Err(e) = result {
+                        eprintln!("actix server failed: {e}");
+                    }
+                })?;
+            let handle = handle_rx
+                .recv()
+                .map_err(|_| std::io::Error::other("the actix server did not start"))?;
+            Ok(RunningServer {
+                addr,
+                stop: Some(Box::new(move || {
+                    // `stop` sends the command at once; its future only waits for completion,
+                    // which joining the thread does.
+                    drop(handle.stop(false));
+                })),
+                thread: Some(thread),
+            })
+        })()
+    }};
+}
+
+/// Serves the bare actix-web hello app: `GET /hello`.
+///
+/// # Errors
+/// When the port cannot be bound or the server cannot start.
+pub fn spawn_actix_bare(workers: usize) -> std::io::Result<RunningServer> {
+    use actix_web::{App, web};
+    spawn_actix!(workers, move || App::new()
+        .route("/hello", web::get().to(actix_hello)))
+}
+
+/// Serves the same app behind the login middleware.
+///
+/// # Errors
+/// When the port cannot be bound or the server cannot start.
+pub fn spawn_actix_layer(flow: LoginFlow, workers: usize) -> std::io::Result<RunningServer> {
+    use actix_web::{App, web};
+    spawn_actix!(workers, move || App::new()
+        .wrap(wechat_actix::WeChatLoginMiddleware::new(flow.clone()))
+        .route("/hello", web::get().to(actix_hello)))
+}
+
+/// Serves the hello app and the WeChat routes under `/wechat`, behind the login middleware.
+///
+/// # Errors
+/// When the port cannot be bound or the server cannot start.
+pub fn spawn_actix_routes(
+    flow: LoginFlow,
+    routes: WeChatRoutes,
+    workers: usize,
+) -> std::io::Result<RunningServer> {
+    use actix_web::{App, web};
+    spawn_actix!(workers, move || App::new()
+        .wrap(wechat_actix::WeChatLoginMiddleware::new(flow.clone()))
+        .route("/hello", web::get().to(actix_hello))
+        .service(wechat_actix::scope("/wechat", routes.clone())))
+}
+
+/// The shop behind the payment routes: one unpaid order, [`fixtures::OUT_TRADE_NO`] of
+/// [`fixtures::TOTAL_FEE`] fen; recording a payment is an idempotent no-op (no database), so
+/// the notify route measures verification and the route itself.
+#[derive(Debug, Default)]
+pub struct BenchShop;
+
+impl OrderBackend for BenchShop {
+    fn price<'a>(
+        &'a self,
+        _buyer: &'a OpenId,
+        _request: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<OrderDraft, ShopError>> {
+        Box::pin(async {
+            Ok(OrderDraft::new(
+                fixtures::OUT_TRADE_NO,
+                "Coffee",
+                fixtures::TOTAL_FEE,
+            ))
+        })
+    }
+
+    fn record_created<'a>(
+        &'a self,
+        _buyer: &'a OpenId,
+        _draft: &'a OrderDraft,
+        _prepay_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), ShopError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn on_paid<'a>(
+        &'a self,
+        _payment: &'a PaymentNotification,
+    ) -> BoxFuture<'a, Result<(), ShopError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn on_refund<'a>(
+        &'a self,
+        _refund: &'a RefundNotification,
+    ) -> BoxFuture<'a, Result<(), ShopError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn order<'a>(
+        &'a self,
+        out_trade_no: &'a OutTradeNo,
+    ) -> BoxFuture<'a, Result<Option<OrderRecord>, ShopError>> {
+        Box::pin(async move {
+            Ok(
+                (out_trade_no.as_str() == fixtures::OUT_TRADE_NO).then(|| OrderRecord {
+                    out_trade_no: out_trade_no.clone(),
+                    owner: OpenId::new(fixtures::OPENID),
+                    total_fee: fixtures::TOTAL_FEE,
+                    status: OrderStatus::Unpaid,
+                }),
+            )
+        })
+    }
+}
+
+/// The shop as the routes hold it.
+pub fn bench_shop() -> Arc<dyn OrderBackend> {
+    Arc::new(BenchShop)
+}
