@@ -181,12 +181,18 @@ pub fn run(target: &Target, options: LoadOptions) -> std::io::Result<LoadReport>
     let measure_from = start + options.warmup;
     let end = measure_from + options.duration;
     let mut handles = Vec::with_capacity(threads);
+    // Dropped once the CPU times are read: until then the generator threads stay alive, so that
+    // their time is still in /proc when it is read at the end of the window.
+    let mut release = Vec::with_capacity(threads);
     for t in 0..threads {
         // Spread the connections as evenly as possible over the threads.
         let conns = options.connections / threads + usize::from(t < options.connections % threads);
         let target = target.clone();
         let thread = std::thread::Builder::new().name(GENERATOR_THREAD.to_owned());
+        let (released, linger) = std::sync::mpsc::channel::<()>();
+        release.push(released);
         handles.push(thread.spawn(move || -> std::io::Result<LoadReport> {
+            let _linger = Linger(linger);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -210,6 +216,7 @@ pub fn run(target: &Target, options: LoadOptions) -> std::io::Result<LoadReport>
     let cpu_before = crate::cpu::process_cpu_split(GENERATOR_THREAD);
     std::thread::sleep(end.saturating_duration_since(Instant::now()));
     let cpu_after = crate::cpu::process_cpu_split(GENERATOR_THREAD);
+    drop(release);
     let mut report = LoadReport::default();
     for handle in handles {
         let part = handle
@@ -223,6 +230,15 @@ pub fn run(target: &Target, options: LoadOptions) -> std::io::Result<LoadReport>
         report.generator_cpu = after.1.since(before.1);
     }
     Ok(report)
+}
+
+/// Keeps a generator thread alive until its sender is dropped (bounded, in case it never is).
+struct Linger(std::sync::mpsc::Receiver<()>);
+
+impl Drop for Linger {
+    fn drop(&mut self) {
+        let _ = self.0.recv_timeout(Duration::from_secs(30));
+    }
 }
 
 /// One connection's loop; reconnects after errors and `Connection: close`.
@@ -549,8 +565,9 @@ mod tests {
         let options = LoadOptions {
             connections: 2,
             threads: 1,
-            warmup: Duration::from_millis(50),
-            duration: Duration::from_millis(200),
+            // A functional check of the generator, not a measurement: keep it short.
+            warmup: Duration::from_millis(20),
+            duration: Duration::from_millis(100),
         };
         let mut report = tokio::task::spawn_blocking(move || run(&ok, options))
             .await
