@@ -25,7 +25,7 @@ count() {
 
 if [ "$#" -eq 0 ]; then
     set -- sign_md5 bare_md5 sign_hmac_sha256 bare_hmac_sha256 notify_verify_md5 jssdk_sign \
-        session_decode login_decide
+        session_decode session_decode_uncached login_decide
 fi
 echo "| operation | instructions per call |"
 echo "| --- | ---: |"

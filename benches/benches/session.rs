@@ -1,7 +1,7 @@
 //! Criterion micro-benchmarks of the session cookie, the per-request cost of the login
-//! middleware: verifying a cookie value, reading it from the `Cookie` header, and the whole
-//! `LoginFlow::decide` for a request with a valid session, beside the bare HMAC-SHA256 of the
-//! same cookie payload.
+//! middleware: verifying a cookie value (answered from the verified-value cache, and in full
+//! with the cache off), reading it from the `Cookie` header, and the whole `LoginFlow::decide`
+//! for a request with a valid session, beside the bare HMAC-SHA256 of the same cookie payload.
 //!
 //! `cargo bench -p wechat-benches --bench session`.
 
@@ -35,9 +35,14 @@ fn session(c: &mut Criterion) {
         .expect("payload.tag");
     let key = hex::decode(fixtures::SESSION_KEY_HEX).expect("hex key");
 
+    let uncached = cookie.clone().with_cache_capacity(0);
+
     let mut g = c.benchmark_group("session_cookie");
-    g.bench_function("SessionCookie::decode (verify + parse)", |b| {
+    g.bench_function("SessionCookie::decode (verified before: cache hit)", |b| {
         b.iter(|| cookie.decode(black_box(&value), now).is_some())
+    });
+    g.bench_function("SessionCookie::decode (cache off: verify + parse)", |b| {
+        b.iter(|| uncached.decode(black_box(&value), now).is_some())
     });
     g.bench_function("SessionCookie::read (Cookie header)", |b| {
         b.iter(|| cookie.read(black_box(&parts.headers), now).is_some())

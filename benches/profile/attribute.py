@@ -37,18 +37,25 @@ def has(frames, pattern):
 
 
 CATEGORIES = [
-    (r"decode_with_nonce", r"serde_json|WirePayload", "session.rs decode_with_nonce: serde_json payload"),
-    (r"decode_with_nonce", r"base64", "session.rs decode_with_nonce: base64 of the payload"),
-    (r"decode_with_nonce", r"sha2|hmac|Hmac|Key::mac|verify", "session.rs SessionKeys::verify: HMAC-SHA256"),
-    (r"decode_with_nonce", r"malloc|free|realloc", "session.rs decode_with_nonce: allocations"),
-    (r"decode_with_nonce", r"", "session.rs decode_with_nonce: the rest"),
-    (r"read_with_nonce", r"", "session.rs read_with_nonce / cookie_values: Cookie header scan"),
-    (r"LoginFlow::decide", r"", "login.rs LoginFlow::decide: the rest (clock, paths)"),
+    # Full verification of a value the cache does not hold (a new or rotated cookie).
+    (r"SessionCookie::verify", r"serde_json|WirePayload", "session.rs verify: serde_json payload"),
+    (r"SessionCookie::verify", r"base64", "session.rs verify: base64 of the payload"),
+    (r"SessionCookie::verify", r"sha2|hmac|Hmac|Key::mac", "session.rs verify: HMAC-SHA256"),
+    (r"SessionCookie::verify", r"", "session.rs verify: the rest"),
+    (r"VerifiedCache::insert", r"", "session/cache.rs VerifiedCache::insert"),
+    # The cached path.
+    (r"VerifiedCache::get", r"SessionUser.*[Cc]lone|String.*[Cc]lone|malloc|memcpy", "session/cache.rs: cloning the cached SessionUser"),
+    (r"VerifiedCache::get", r"", "session/cache.rs VerifiedCache::get: slot, lock, compare"),
+    (r"SessionCookie::(read|decode)|cookie_values", r"memchr|memmem|cookie_values_in|from_utf8", "session.rs: finding the cookie in the Cookie header"),
+    (r"SessionCookie::(read|decode)|cookie_values", r"get_all|HeaderMap", "session.rs: Cookie header lookup in the HeaderMap"),
+    (r"SessionCookie::(read|decode)|cookie_values", r"", "session.rs read/decode: the rest"),
+    (r"LoginFlow::(decide|fast_proceed)", r"SystemTime|clock_gettime|vdso|Timespec", "login.rs: the clock (SystemTime::now)"),
+    (r"LoginFlow::(decide|fast_proceed)", r"drop_in_place|free", "login.rs: drops"),
+    (r"LoginFlow::(decide|fast_proceed)", r"", "login.rs LoginFlow::decide / fast_proceed: the rest (paths, moves)"),
     (r"login_parts|request_parts", r"", "actix convert.rs login_parts -> login.rs request_parts"),
     (r"[Ee]xtensions", r"", "extensions insert/remove"),
     (r"drop_in_place", r"", "drops"),
 ]
-
 
 def category(frames):
     for outer, inner, name in CATEGORIES:
@@ -78,6 +85,13 @@ def main():
           f"the inner service called from it {100 * inner_count / total:.1f} %")
     for name, count in collections.Counter(category(s) for s in own).most_common():
         print(f"{100 * count / total:6.2f} %  {name}")
+    others = collections.Counter(
+        s[0] for s in own if category(s) == "other middleware frames"
+    ).most_common(5)
+    if others:
+        print("        leaf functions of the other frames: " + "; ".join(
+            f"{100 * count / total:.2f} % {re.sub(r'^[0-9a-f]+ ', '', leaf)[:80]}"
+            for leaf, count in others))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Besides the operations compared with wechatpy, it runs the bare hashes they are compared with
-//! and the login middleware's per-request work (`session_decode`, `login_decide`); `--op` runs
+//! and the login middleware's per-request work (`session_decode`, `session_decode_uncached`,
+//! `login_decide`); `--op` runs
 //! one of them a fixed number of times, for `benches/count-instructions.sh`.
 //!
 //! `benches/wechatpy/compare.sh` runs it beside wechatpy on the same inputs (read from
@@ -71,6 +72,8 @@ fn ops() -> Vec<(&'static str, Op)> {
         .into_parts();
     let now = fixtures::unix_now();
     let cookie = flow.config().session_cookie().clone();
+    let uncached = cookie.clone().with_cache_capacity(0);
+    let uncached_value = value.clone();
     let sign_key = key.clone();
     let hmac_key = key.clone();
     vec![
@@ -118,6 +121,10 @@ fn ops() -> Vec<(&'static str, Op)> {
         (
             "session_decode",
             Box::new(move || cookie.decode(black_box(&value), now).is_some()),
+        ),
+        (
+            "session_decode_uncached",
+            Box::new(move || uncached.decode(black_box(&uncached_value), now).is_some()),
         ),
         (
             "login_decide",

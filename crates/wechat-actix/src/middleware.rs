@@ -4,8 +4,9 @@
 //! Every decision is [`LoginFlow::decide`]'s (see `wechat_core::LoginFlow` for the behaviour);
 //! this module only carries it out in actix:
 //!
-//! - [`Decision::Proceed`]: the [`SessionUser`] (when there is one) and a clone of the
-//!   [`LoginFlow`] go into the request extensions, and the inner service is called;
+//! - [`Decision::Proceed`]: the [`SessionUser`] goes into the request extensions (on an excluded
+//!   path without a session, a clone of the [`LoginFlow`] instead, for the extractor's 401), and
+//!   the inner service is called;
 //! - [`Decision::Respond`]: the flow's response is sent (a redirect to WeChat, a 401 JSON, …);
 //! - [`Decision::Callback`]: [`LoginFlow::handle_callback`]'s response is sent.
 
@@ -15,6 +16,7 @@ use actix_service::{Service, Transform, forward_ready};
 use actix_utils::future::{Ready, ready};
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
 use actix_web::{Error, HttpMessage};
 use futures_util::future::{Either, LocalBoxFuture, MapOk, TryFutureExt};
 use wechat_core::{Decision, LoginFlow, SessionUser};
@@ -124,21 +126,19 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
+        // Nearly every request is a logged-in one: let it through without building `Parts`.
+        let cookies = req
+            .headers()
+            .get_all(header::COOKIE)
+            .map(|value| value.as_bytes());
+        if let Some(user) = self.flow.fast_proceed(req.path(), cookies) {
+            return self.proceed(req, Some(user));
+        }
         let Some(parts) = login_parts(req.request()) else {
             return respond(req, bad_request());
         };
         match self.flow.decide(&parts) {
-            Decision::Proceed(user) => {
-                {
-                    let mut extensions = req.extensions_mut();
-                    if let Some(user) = user {
-                        extensions.insert::<SessionUser>(user);
-                    }
-                    extensions.insert::<LoginFlow>(self.flow.clone());
-                }
-                let left: Left<B> = ServiceResponse::map_into_left_body;
-                Either::Left(self.service.call(req).map_ok(left))
-            }
+            Decision::Proceed(user) => self.proceed(req, user),
             Decision::Respond(response) => respond(req, to_actix(&response)),
             Decision::Callback => {
                 let flow = self.flow.clone();
@@ -148,6 +148,37 @@ where
                 }))
             }
         }
+    }
+}
+
+impl<S, B> WeChatLoginService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    S::Future: 'static,
+    B: MessageBody + 'static,
+{
+    /// Calls the inner service with the user in the request's extensions (without one, the flow,
+    /// for the extractor's 401).
+    fn proceed(
+        &self,
+        req: ServiceRequest,
+        user: Option<SessionUser>,
+    ) -> WeChatLoginFuture<S::Future, B> {
+        {
+            let mut extensions = req.extensions_mut();
+            // Only this middleware says who the user is: replace or remove any earlier value.
+            match user {
+                Some(user) => {
+                    extensions.insert::<SessionUser>(user);
+                }
+                None => {
+                    extensions.remove::<SessionUser>();
+                    extensions.insert::<LoginFlow>(self.flow.clone());
+                }
+            }
+        }
+        let left: Left<B> = ServiceResponse::map_into_left_body;
+        Either::Left(self.service.call(req).map_ok(left))
     }
 }
 

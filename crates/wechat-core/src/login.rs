@@ -319,8 +319,10 @@ impl LoginConfigBuilder {
 #[derive(Debug)]
 #[must_use = "the adapter must act on the decision"]
 pub enum Decision {
-    /// Pass the request to the inner service. Insert the user (when `Some`) and a clone of the
-    /// [`LoginFlow`] into the request extensions. `None` only on excluded paths.
+    /// Pass the request to the inner service. Insert the user into the request extensions
+    /// (replacing any earlier one) when `Some`. `None` only on excluded paths: remove any
+    /// [`SessionUser`] from the extensions and insert a clone of the [`LoginFlow`] instead, so
+    /// that extractors can answer [`LoginFlow::login_required`].
     Proceed(Option<SessionUser>),
     /// Send this response instead: a redirect to WeChat, a 401 JSON, a logout redirect…
     Respond(Response<Bytes>),
@@ -334,9 +336,10 @@ pub enum Decision {
 /// where to send a browser without one, how the OAuth callback is checked, and which cookies are
 /// set. `wechat-tower` and `wechat-actix` only translate a [`Decision`] into their framework:
 ///
-/// - [`Decision::Proceed`]: call the inner service; put the [`SessionUser`] (when there is one)
-///   and a clone of the [`LoginFlow`] into the request extensions (the flow lets extractors answer
-///   [`LoginFlow::login_required`] on an excluded path without a session).
+/// - [`Decision::Proceed`]: call the inner service with the [`SessionUser`] in the request
+///   extensions; on an excluded path without a session, with a clone of the [`LoginFlow`] there
+///   instead (it lets extractors answer [`LoginFlow::login_required`]). One value per request:
+///   this is the hot path.
 /// - [`Decision::Respond`]: send this response instead (a redirect to WeChat, a 401 JSON, …).
 /// - [`Decision::Callback`]: await [`LoginFlow::handle_callback`] and send its response.
 ///
@@ -723,6 +726,48 @@ impl LoginFlow {
         } else {
             Decision::Respond(self.login_required(parts))
         }
+    }
+
+    /// The common case of [`decide`](Self::decide), for adapters whose requests are not `http`
+    /// 1 types: the user when a request for `path` (without the query) whose `Cookie` header
+    /// values (bytes, as the framework holds them) are `cookie_headers` has a valid session and is not for one of the flow's own
+    /// paths, which is exactly when `decide` answers [`Decision::Proceed`] with that user.
+    /// `None` means: build the request's [`Parts`] (see [`request_parts`]) and call `decide`.
+    ///
+    /// `wechat-actix` uses it so that logged-in requests, nearly all of them, pass without an
+    /// `http::request::Parts` being built for each.
+    ///
+    /// ```
+    /// # use wechat_core::{Config, LoginConfig, LoginFlow, OAuthClient, SessionKeys, SessionUser, OpenId};
+    /// # let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef");
+    /// # let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())?.build()?;
+    /// let flow = LoginFlow::new(OAuthClient::new(&config, reqwest::Client::new()), login);
+    /// let session = flow.config().session_cookie();
+    /// let expires_at = std::time::SystemTime::now()
+    ///     .duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    /// let value = session.encode(&SessionUser::new(OpenId::new("o6_bmjrPTlm6_2sgVt7hMZOPfL2M"), expires_at))?;
+    /// let cookie = format!("theme=dark; wechat_session={value}");
+    ///
+    /// let user = flow.fast_proceed("/shop", [cookie.as_bytes()]).expect("a valid session");
+    /// assert_eq!(user.openid.as_str(), "o6_bmjrPTlm6_2sgVt7hMZOPfL2M");
+    /// // No session: decide sends the browser to log in.
+    /// assert!(flow.fast_proceed("/shop", [b"theme=dark".as_slice()]).is_none());
+    /// // The flow's own paths: decide answers them.
+    /// assert!(flow.fast_proceed("/wechat/oauth/logout", [cookie.as_bytes()]).is_none());
+    /// # Ok::<(), wechat_core::Error>(())
+    /// ```
+    pub fn fast_proceed<'a>(
+        &self,
+        path: &str,
+        cookie_headers: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Option<SessionUser> {
+        let config = &self.inner.config;
+        if path == config.callback_path || path == config.login_path || path == config.logout_path {
+            return None;
+        }
+        config
+            .session
+            .read_values(cookie_headers.into_iter(), now_unix())
     }
 
     /// The 401 answer for a request without a session that is not a page load:
@@ -1307,6 +1352,40 @@ mod tests {
             flow.current_user(&parts("GET", "/", &[("cookie", &cookie)]).headers),
             Some(user)
         );
+    }
+
+    #[test]
+    fn fast_proceed_agrees_with_decide() {
+        let flow = flow_with(|b| b.exclude("/static").unwrap());
+        let user = alice(now_unix() + 3600);
+        let cookie = session_cookie_for(&flow, &user);
+        let expired = session_cookie_for(&flow, &alice(now_unix() - 1));
+        let config = flow.config().clone();
+        for path in [
+            "/shop",
+            "/static/app.js",
+            config.callback_path(),
+            config.login_path(),
+            config.logout_path(),
+        ] {
+            for cookies in [
+                vec![],
+                vec!["a=1"],
+                vec!["a=1", cookie.as_str()],
+                vec![expired.as_str()],
+            ] {
+                let mut headers: Vec<(&str, &str)> = vec![("accept", "text/html")];
+                headers.extend(cookies.iter().map(|c| ("cookie", *c)));
+                let fast = flow.fast_proceed(path, cookies.iter().map(|c| c.as_bytes()));
+                match flow.decide(&parts("GET", path, &headers)) {
+                    Decision::Proceed(Some(got)) => {
+                        assert_eq!(fast, Some(got), "{path} {cookies:?}")
+                    }
+                    other => assert!(fast.is_none(), "{path} {cookies:?}: {other:?}"),
+                }
+            }
+        }
+        assert_eq!(flow.fast_proceed("/shop", [cookie.as_bytes()]), Some(user));
     }
 
     #[test]

@@ -42,16 +42,21 @@
 //!   logout only removes it from that browser.
 //! - The payload is signed, not encrypted: do not add secrets to it.
 
+mod cache;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
+use memchr::memmem::Finder;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::{Error, OpenId, Result, Sex, UnionId, UserInfo};
+use cache::VerifiedCache;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -366,14 +371,30 @@ impl WireProfile {
 /// The session cookie's settings and keys: encodes, verifies, and writes `Set-Cookie` headers.
 ///
 /// Defaults: name `wechat_session`, `Path=/`, max-age 7 days, not `Secure` (the login flow turns
-/// it on for https public URLs). Cheap to clone.
+/// it on for https public URLs), a cache of [`DEFAULT_CACHE_CAPACITY`](Self::DEFAULT_CACHE_CAPACITY)
+/// verified values. Cheap to clone; clones share the cache.
+///
+/// # The verified-value cache
+/// Verifying a value (base64, HMAC-SHA256, JSON) is most of what the login middleware does per
+/// request, and a browser sends the same value with every request. So values that verified are
+/// remembered, with their user, in a bounded cache: a later request with the very same value
+/// (compared byte for byte, in constant time) gets the user without a new HMAC, as long as the
+/// session has not expired (checked on every request). Only values that passed verification are
+/// stored, so a flood of forged cookies cannot fill it; the cache has a fixed number of slots, a
+/// new value replacing the one in its slot, so its memory stays bounded (each entry holds a
+/// value and its user, a few hundred bytes). Keys cannot change within a `SessionCookie`: one
+/// built with rotated keys has a new, empty cache. Turn it off, or resize it, with
+/// [`with_cache_capacity`](Self::with_cache_capacity).
 #[derive(Debug, Clone)]
 pub struct SessionCookie {
     keys: SessionKeys,
     name: String,
+    /// A prepared search for `name` in `Cookie` headers.
+    name_finder: Finder<'static>,
     path: String,
     secure: bool,
     max_age: Duration,
+    cache: Option<Arc<VerifiedCache>>,
 }
 
 /// Whether `name` is a valid cookie name (an RFC 7230 token).
@@ -397,24 +418,39 @@ pub(crate) fn is_plain_path(path: &str) -> bool {
 }
 
 /// The values of every cookie called `name` in the `Cookie` headers (HTTP/2 may send several).
-pub(crate) fn cookie_values<'a>(
-    headers: &'a http::HeaderMap,
-    name: &'a str,
-) -> impl Iterator<Item = &'a str> + 'a {
+pub(crate) fn cookie_values<'a>(headers: &'a http::HeaderMap, name: &str) -> Vec<&'a str> {
+    let finder = Finder::new(name).into_owned();
     headers
         .get_all(http::header::COOKIE)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(move |pair| {
-            let (n, v) = pair.trim().split_once('=')?;
-            (n.trim() == name).then(|| {
-                let v = v.trim();
-                v.strip_prefix('"')
-                    .and_then(|v| v.strip_suffix('"'))
-                    .unwrap_or(v)
-            })
-        })
+        .flat_map(|header| cookie_values_in(header.as_bytes(), &finder))
+        .collect()
+}
+
+/// The values of every cookie named by `finder` (a search for the cookie name) in one `Cookie`
+/// header value: `name=value` pairs separated by `;`, with optional spaces and quotes around
+/// the value. Searches the bytes for the name (only the value found is checked to be UTF-8), so
+/// the other cookies of a long header cost a vectorized scan, not a split.
+pub(crate) fn cookie_values_in<'h>(
+    header: &'h [u8],
+    finder: &Finder<'static>,
+) -> impl Iterator<Item = &'h str> {
+    let name_len = finder.needle().len();
+    finder.find_iter(header).filter_map(move |at| {
+        // The name must start a pair: only spaces since the previous `;`.
+        let before = header[..at].trim_ascii_end();
+        if !(before.is_empty() || before.ends_with(b";")) {
+            return None;
+        }
+        let rest = header[at + name_len..].trim_ascii_start();
+        let rest = rest.strip_prefix(b"=")?;
+        let value = rest[..memchr::memchr(b';', rest).unwrap_or(rest.len())].trim_ascii();
+        let value = value
+            .strip_prefix(b"\"")
+            .and_then(|v| v.strip_suffix(b"\""))
+            .unwrap_or(value);
+        std::str::from_utf8(value).ok()
+    })
 }
 
 /// Builds a `Set-Cookie` value with this crate's fixed attributes.
@@ -439,16 +475,36 @@ impl SessionCookie {
     pub const DEFAULT_NAME: &'static str = "wechat_session";
     /// The default session lifetime: 7 days.
     pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+    /// The default number of slots of the verified-value cache (see [`SessionCookie`]): a
+    /// returning browser is verified once as long as fewer than about this many are active at
+    /// once; beyond that, values replace each other and are verified in full more often.
+    pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
 
     /// A session cookie signed with `keys`, with the default settings.
     pub fn new(keys: SessionKeys) -> Self {
         Self {
             keys,
             name: Self::DEFAULT_NAME.to_owned(),
+            name_finder: Finder::new(Self::DEFAULT_NAME).into_owned(),
             path: "/".to_owned(),
             secure: false,
             max_age: Self::DEFAULT_MAX_AGE,
+            cache: VerifiedCache::new(Self::DEFAULT_CACHE_CAPACITY).map(Arc::new),
         }
+    }
+
+    /// Sets the number of slots of the verified-value cache (see [`SessionCookie`]), rounded up
+    /// to a power of two (at most 2^20); 0 turns the cache off, so that every request's value is
+    /// verified in full. The new cache starts empty and is shared by the clones made from now on.
+    #[must_use]
+    pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache = VerifiedCache::new(capacity).map(Arc::new);
+        self
+    }
+
+    /// The number of slots of the verified-value cache; 0 when it is off.
+    pub fn cache_capacity(&self) -> usize {
+        self.cache.as_ref().map_or(0, |cache| cache.capacity())
     }
 
     /// Sets the cookie name.
@@ -463,6 +519,7 @@ impl SessionCookie {
             )));
         }
         self.name = name.to_owned();
+        self.name_finder = Finder::new(name).into_owned();
         Ok(self)
     }
 
@@ -578,7 +635,7 @@ impl SessionCookie {
     /// Verifies a cookie value and returns its user, or `None` when the value is malformed,
     /// tampered with, signed by no configured key, or expired at `now` (unix seconds).
     pub fn decode(&self, value: &str, now: u64) -> Option<SessionUser> {
-        self.decode_with_nonce(value, now).map(|(user, _)| user)
+        self.decode_map(value, now, |user, _| user.clone())
     }
 
     pub(crate) fn decode_with_nonce(
@@ -586,9 +643,36 @@ impl SessionCookie {
         value: &str,
         now: u64,
     ) -> Option<(SessionUser, Option<String>)> {
+        self.decode_map(value, now, |user, nonce| {
+            (user.clone(), nonce.map(str::to_owned))
+        })
+    }
+
+    /// `read` applied to the user and login nonce of `value`, from the cache when `value`
+    /// verified before, else verified in full (and then cached).
+    fn decode_map<R>(
+        &self,
+        value: &str,
+        now: u64,
+        read: impl Fn(&SessionUser, Option<&str>) -> R,
+    ) -> Option<R> {
         if value.len() > MAX_COOKIE_VALUE_LEN {
             return None;
         }
+        if let Some(cache) = &self.cache {
+            if let Some(hit) = cache.get(value, now, &read) {
+                return Some(hit);
+            }
+        }
+        let (user, nonce) = self.verify(value, now)?;
+        if let Some(cache) = &self.cache {
+            cache.insert(value, &user, nonce.as_deref());
+        }
+        Some(read(&user, nonce.as_deref()))
+    }
+
+    /// Verifies `value` in full: the tag, then the payload.
+    fn verify(&self, value: &str, now: u64) -> Option<(SessionUser, Option<String>)> {
         let (body, tag) = value.split_once('.')?;
         // A genuine tag is 32 bytes (43 characters); decode on the stack, anything longer fails.
         let mut tag_buf = [0u8; 48];
@@ -615,7 +699,25 @@ impl SessionCookie {
     /// The user of the first valid session cookie in `headers` (all `Cookie` headers are read;
     /// several cookies of the same name are tried in turn).
     pub fn read(&self, headers: &http::HeaderMap, now: u64) -> Option<SessionUser> {
-        self.read_with_nonce(headers, now).map(|(user, _)| user)
+        self.read_values(
+            headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .map(http::HeaderValue::as_bytes),
+            now,
+        )
+    }
+
+    /// As [`read`](Self::read), from the `Cookie` header values themselves (for frameworks whose
+    /// requests are not `http` 1 types).
+    pub(crate) fn read_values<'a>(
+        &self,
+        header_values: impl Iterator<Item = &'a [u8]>,
+        now: u64,
+    ) -> Option<SessionUser> {
+        header_values
+            .flat_map(|header| cookie_values_in(header, &self.name_finder))
+            .find_map(|value| self.decode(value, now))
     }
 
     pub(crate) fn read_with_nonce(
@@ -623,7 +725,9 @@ impl SessionCookie {
         headers: &http::HeaderMap,
         now: u64,
     ) -> Option<(SessionUser, Option<String>)> {
-        cookie_values(headers, &self.name).find_map(|value| self.decode_with_nonce(value, now))
+        cookie_values(headers, &self.name)
+            .into_iter()
+            .find_map(|value| self.decode_with_nonce(value, now))
     }
 
     /// A `Set-Cookie` header value for `user`: `HttpOnly; SameSite=Lax`, the configured path,
@@ -775,6 +879,72 @@ mod tests {
     }
 
     #[test]
+    fn verified_values_are_cached_and_still_checked() {
+        let cookie = SessionCookie::new(keys(1));
+        assert_eq!(
+            cookie.cache_capacity(),
+            SessionCookie::DEFAULT_CACHE_CAPACITY
+        );
+        let value = cookie.encode(&full_user()).unwrap();
+        let cached = |cookie: &SessionCookie, value: &str| {
+            cookie
+                .cache
+                .as_ref()
+                .unwrap()
+                .get(value, NOW, |user, _| user.clone())
+        };
+        assert_eq!(cached(&cookie, &value), None);
+        assert_eq!(cookie.decode(&value, NOW), Some(full_user()));
+        // Stored on the first verification, shared with clones, and answered from there.
+        let clone = cookie.clone();
+        assert_eq!(cached(&clone, &value), Some(full_user()));
+        assert_eq!(clone.decode(&value, NOW), Some(full_user()));
+        // Expiry is checked on every hit.
+        assert_eq!(cookie.decode(&value, NOW + 3600), None);
+        // A value with the cached one's tag and another body shares its slot, not its result.
+        let (_, tag) = value.split_once('.').unwrap();
+        let mut forged = full_user();
+        forged.openid = OpenId::new("attacker");
+        let forged_body = cookie.encode(&forged).unwrap();
+        let forged_body = forged_body.split_once('.').unwrap().0;
+        assert_eq!(cookie.decode(&format!("{forged_body}.{tag}"), NOW), None);
+        assert_eq!(cookie.decode(&value, NOW), Some(full_user()));
+        // Other keys, other cache: the value is no session there.
+        assert_eq!(SessionCookie::new(keys(2)).decode(&value, NOW), None);
+        // Turned off: still verifies, stores nothing.
+        let uncached = SessionCookie::new(keys(1)).with_cache_capacity(0);
+        assert_eq!(uncached.cache_capacity(), 0);
+        assert_eq!(uncached.decode(&value, NOW), Some(full_user()));
+        assert_eq!(uncached.decode(&value, NOW + 3600), None);
+        assert_eq!(
+            SessionCookie::new(keys(1))
+                .with_cache_capacity(3000)
+                .cache_capacity(),
+            4096
+        );
+    }
+
+    #[test]
+    fn cached_values_keep_their_login_nonce() {
+        let cookie = SessionCookie::new(keys(1));
+        let value = cookie
+            .encode_with_nonce(&full_user(), Some("nonce-1"))
+            .unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                cookie.decode_with_nonce(&value, NOW),
+                Some((full_user(), Some("nonce-1".to_owned())))
+            );
+        }
+        // The cache does not mix values of two users.
+        let mut bob = full_user();
+        bob.openid = OpenId::new("bob");
+        let bob_value = cookie.encode(&bob).unwrap();
+        assert_eq!(cookie.decode(&bob_value, NOW), Some(bob));
+        assert_eq!(cookie.decode(&value, NOW), Some(full_user()));
+    }
+
+    #[test]
     fn expired_values_are_rejected() {
         let cookie = SessionCookie::new(keys(1));
         let value = cookie.encode(&full_user()).unwrap();
@@ -890,6 +1060,16 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(cookie.read(&headers, NOW), Some(full_user()));
+        // Spaces around `=`, and another cookie whose value is not ASCII (it used to hide ours).
+        let mut spaced = http::HeaderMap::new();
+        spaced.insert(
+            http::header::COOKIE,
+            http::HeaderValue::from_bytes(
+                format!("name=\u{4f60}\u{597d};  wechat_session = {value} ; z=1").as_bytes(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(cookie.read(&spaced, NOW), Some(full_user()));
         let mut only_prefix = http::HeaderMap::new();
         only_prefix.insert(
             http::header::COOKIE,

@@ -3,8 +3,9 @@
 //! For every request the service asks [`LoginFlow::decide`] what to do (the decisions live in
 //! `wechat-core`, shared with `wechat-actix`) and translates the [`Decision`]:
 //!
-//! - `Proceed`: the [`SessionUser`] (when there is one) and a clone of the [`LoginFlow`] go into
-//!   the request extensions, and the inner service is called;
+//! - `Proceed`: the [`SessionUser`] goes into the request extensions (on an excluded path
+//!   without a session, a clone of the [`LoginFlow`] instead, for the extractors' 401), and the
+//!   inner service is called;
 //! - `Respond`: that response is sent (a 302 to WeChat's authorize page, a 401 JSON for `fetch`
 //!   and non-GET requests, the login and logout redirects…), the inner service is not called;
 //! - `Callback`: the OAuth callback, answered by [`LoginFlow::handle_callback`].
@@ -125,12 +126,16 @@ where
         let (mut parts, body) = request.into_parts();
         match self.flow.decide(&parts) {
             Decision::Proceed(user) => {
-                // Only this middleware says who the user is.
-                parts.extensions.remove::<SessionUser>();
-                if let Some(user) = user {
-                    parts.extensions.insert(user);
+                // Only this middleware says who the user is: replace or remove any earlier value.
+                match user {
+                    Some(user) => {
+                        parts.extensions.insert(user);
+                    }
+                    None => {
+                        parts.extensions.remove::<SessionUser>();
+                        parts.extensions.insert(self.flow.clone());
+                    }
                 }
-                parts.extensions.insert(self.flow.clone());
                 ResponseFuture {
                     kind: Kind::Inner {
                         future: self.inner.call(Request::from_parts(parts, body)),
@@ -292,7 +297,7 @@ mod tests {
         let response = service.clone().oneshot(health).await.unwrap();
         assert_eq!(response.body(), "user= flow=true");
 
-        // A valid session proceeds with its user.
+        // A valid session proceeds with its user (and no flow: one extension per request).
         let user = SessionUser::new(OpenId::new("oAlice"), u64::MAX / 2);
         let cookie = format!(
             "wechat_session={}",
@@ -303,7 +308,7 @@ mod tests {
             .body(())
             .unwrap();
         let response = service.clone().oneshot(request).await.unwrap();
-        assert_eq!(response.body(), "user=oAlice flow=true");
+        assert_eq!(response.body(), "user=oAlice flow=false");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
 
         // The callback is answered by the flow (here: no state, so 400 and no redirect).
