@@ -120,6 +120,13 @@ pub fn axum_bare() -> axum::Router {
     axum::Router::new().route("/hello", axum::routing::get(axum_hello))
 }
 
+/// The same app behind a tower layer that does nothing (`layer_fn(|service| service)`): what
+/// axum's `Router::layer` costs by itself, whatever the layer (it boxes and clones the layered
+/// service per request).
+pub fn axum_noop_layer() -> axum::Router {
+    axum_bare().layer(tower::layer::layer_fn(|service| service))
+}
+
 /// The same app behind the login layer.
 pub fn axum_layer(flow: LoginFlow) -> axum::Router {
     axum_bare().layer(wechat_tower::WeChatLayer::new(flow))

@@ -3,7 +3,7 @@
 //! notification routes, all on 127.0.0.1 and measured in one run.
 //!
 //! ```sh
-//! cargo run --release -p wechat-benches --bin load     # 10 s per target, in 5 interleaved rounds
+//! cargo run --release -p wechat-benches --bin load     # 10 s per target, in 10 interleaved rounds
 //! cargo run --release -p wechat-benches --bin load -- --duration 1 --rounds 1 --warmup 0.2  # smoke
 //! ```
 //!
@@ -42,7 +42,7 @@ struct Args {
     /// Rounds: every target is measured this many times (`duration / rounds` each),
     /// interleaved (bare, layer, bare, layer, …), so that drift on a shared machine hits all
     /// alike; the layer/bare ratio is the median of the rounds' ratios.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 10)]
     rounds: usize,
     /// Only the targets whose name contains one of these comma-separated texts (e.g.
     /// `--only bare,+` for the four layer/bare targets).
@@ -110,6 +110,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .build();
 
     let axum_bare = servers::spawn_axum(servers::axum_bare(), workers)?;
+    let axum_noop = servers::spawn_axum(servers::axum_noop_layer(), workers)?;
     let axum_layer = servers::spawn_axum(servers::axum_layer(flow.clone()), workers)?;
     let axum_routes =
         servers::spawn_axum(servers::axum_routes(flow.clone(), routes.clone()), workers)?;
@@ -162,6 +163,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut benches = vec![
         bench("axum bare", hello(&axum_bare), HELLO),
+        bench("axum + no-op tower layer", hello(&axum_noop), HELLO),
         bench("axum + WeChatLayer", hello(&axum_layer), HELLO),
         bench("actix-web bare", hello(&actix_bare), HELLO),
         bench(
@@ -236,6 +238,14 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         for b in &mut benches {
             eprintln!("measuring {} …", b.name);
             let round = loadgen::run(&b.target, options)?;
+            let cpu = round.server_cpu_per_request();
+            eprintln!(
+                "  {}: {:.0} req/s, {:.2} + {:.2} µs",
+                b.name,
+                round.requests_per_sec(),
+                micros(cpu.user),
+                micros(cpu.system)
+            );
             b.rounds.push(round.requests_per_sec());
             b.report.merge(round);
         }
@@ -268,6 +278,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for (framework, bare, layer) in [
         ("axum", "axum bare", "axum + WeChatLayer"),
         (
+            "axum, a layer that does nothing (no target: for reference)",
+            "axum bare",
+            "axum + no-op tower layer",
+        ),
+        (
             "actix-web",
             "actix-web bare",
             "actix-web + WeChatLoginMiddleware",
@@ -283,21 +298,33 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .map(|(b, l)| if *b > 0.0 { l / b } else { 0.0 })
             .collect();
         ratios.sort_by(f64::total_cmp);
-        let median = ratios.get(ratios.len() / 2).copied().unwrap_or(0.0);
+        let median = match ratios.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => ratios[n / 2],
+            n => (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0,
+        };
         let (min, max) = (
             ratios.first().copied().unwrap_or(0.0),
             ratios.last().copied().unwrap_or(0.0),
         );
         let bare_user = micros(bare.report.server_cpu_per_request().user);
         let layer_user = micros(layer.report.server_cpu_per_request().user);
+        let verdict = if layer.name.contains("no-op") {
+            "no target"
+        } else if median >= 0.95 {
+            "target >= 95 %: met"
+        } else {
+            "target >= 95 %: MISSED"
+        };
+        let rounds: Vec<String> = ratios.iter().map(|r| format!("{:.0}", r * 100.0)).collect();
         println!(
-            "{framework}: layer/bare req/s = {:.1} % (median of {} rounds, {:.1} to {:.1} %; target >= 95 %: {}); server user-space CPU per request {bare_user:.1} µs bare, {layer_user:.1} µs with the middleware (+{:.1} µs)",
+            "{framework}: layer/bare req/s = {:.1} % (median of {} rounds, {:.1} to {:.1} %; {verdict}); server user-space CPU per request {bare_user:.1} µs bare, {layer_user:.1} µs with the layer (+{:.1} µs); the rounds, sorted: {} %",
             median * 100.0,
             ratios.len(),
             min * 100.0,
             max * 100.0,
-            if median >= 0.95 { "met" } else { "MISSED" },
             layer_user - bare_user,
+            rounds.join(" "),
         );
     }
     let ticket_calls = sim.stats().calls_to("/cgi-bin/ticket/getticket");
@@ -305,6 +332,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     for server in [
         axum_bare,
+        axum_noop,
         axum_layer,
         axum_routes,
         actix_bare,

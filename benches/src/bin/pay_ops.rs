@@ -127,6 +127,27 @@ fn ops() -> Vec<(&'static str, Op)> {
             Box::new(move || uncached.decode(black_box(&uncached_value), now).is_some()),
         ),
         (
+            "axum_router_bare",
+            axum_op(wechat_benches::servers::axum_bare(), &header),
+        ),
+        (
+            "axum_router_noop_layer",
+            axum_op(
+                wechat_benches::servers::axum_bare()
+                    .layer(tower::layer::layer_fn(|service| service)),
+                &header,
+            ),
+        ),
+        (
+            "axum_router_layer",
+            axum_op(
+                wechat_benches::servers::axum_layer(
+                    fixtures::login_flow("http://127.0.0.1:9").expect("constant configuration"),
+                ),
+                &header,
+            ),
+        ),
+        (
             "login_decide",
             Box::new(move || {
                 matches!(
@@ -136,6 +157,26 @@ fn ops() -> Vec<(&'static str, Op)> {
             }),
         ),
     ]
+}
+
+/// One `GET /hello` with the session cookie through `router`, in process (no socket): what the
+/// router, its layers and the handler cost, without hyper and the kernel.
+fn axum_op(router: axum::Router, cookie_header: &str) -> Op {
+    use futures_util::FutureExt;
+    use tower::ServiceExt;
+    let cookie = http::HeaderValue::from_str(cookie_header).expect("a valid header value");
+    Box::new(move || {
+        let mut request = http::Request::new(axum::body::Body::empty());
+        *request.uri_mut() = http::Uri::from_static("/hello");
+        request
+            .headers_mut()
+            .insert(http::header::COOKIE, cookie.clone());
+        // The hello handler never waits, so neither does the whole call.
+        match router.clone().oneshot(request).now_or_never() {
+            Some(Ok(response)) => response.status() == http::StatusCode::OK,
+            _ => false,
+        }
+    })
 }
 
 fn main() {

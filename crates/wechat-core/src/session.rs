@@ -424,17 +424,18 @@ pub(crate) fn cookie_values<'a>(headers: &'a http::HeaderMap, name: &str) -> Vec
         .get_all(http::header::COOKIE)
         .iter()
         .flat_map(|header| cookie_values_in(header.as_bytes(), &finder))
+        .filter_map(|value| std::str::from_utf8(value).ok())
         .collect()
 }
 
 /// The values of every cookie named by `finder` (a search for the cookie name) in one `Cookie`
 /// header value: `name=value` pairs separated by `;`, with optional spaces and quotes around
-/// the value. Searches the bytes for the name (only the value found is checked to be UTF-8), so
-/// the other cookies of a long header cost a vectorized scan, not a split.
+/// the value. Searches the bytes for the name, so the other cookies of a long header cost a
+/// vectorized scan, not a split.
 pub(crate) fn cookie_values_in<'h>(
     header: &'h [u8],
     finder: &Finder<'static>,
-) -> impl Iterator<Item = &'h str> {
+) -> impl Iterator<Item = &'h [u8]> {
     let name_len = finder.needle().len();
     finder.find_iter(header).filter_map(move |at| {
         // The name must start a pair: only spaces since the previous `;`.
@@ -445,11 +446,12 @@ pub(crate) fn cookie_values_in<'h>(
         let rest = header[at + name_len..].trim_ascii_start();
         let rest = rest.strip_prefix(b"=")?;
         let value = rest[..memchr::memchr(b';', rest).unwrap_or(rest.len())].trim_ascii();
-        let value = value
-            .strip_prefix(b"\"")
-            .and_then(|v| v.strip_suffix(b"\""))
-            .unwrap_or(value);
-        std::str::from_utf8(value).ok()
+        Some(
+            value
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
+                .unwrap_or(value),
+        )
     })
 }
 
@@ -635,7 +637,7 @@ impl SessionCookie {
     /// Verifies a cookie value and returns its user, or `None` when the value is malformed,
     /// tampered with, signed by no configured key, or expired at `now` (unix seconds).
     pub fn decode(&self, value: &str, now: u64) -> Option<SessionUser> {
-        self.decode_map(value, now, |user, _| user.clone())
+        self.decode_map(value.as_bytes(), now, |user, _| user.clone())
     }
 
     pub(crate) fn decode_with_nonce(
@@ -643,16 +645,17 @@ impl SessionCookie {
         value: &str,
         now: u64,
     ) -> Option<(SessionUser, Option<String>)> {
-        self.decode_map(value, now, |user, nonce| {
+        self.decode_map(value.as_bytes(), now, |user, nonce| {
             (user.clone(), nonce.map(str::to_owned))
         })
     }
 
     /// `read` applied to the user and login nonce of `value`, from the cache when `value`
-    /// verified before, else verified in full (and then cached).
+    /// verified before, else verified in full (and then cached). Bytes, as they come in the
+    /// `Cookie` header: a value that is not base64url fails verification.
     fn decode_map<R>(
         &self,
-        value: &str,
+        value: &[u8],
         now: u64,
         read: impl Fn(&SessionUser, Option<&str>) -> R,
     ) -> Option<R> {
@@ -672,13 +675,14 @@ impl SessionCookie {
     }
 
     /// Verifies `value` in full: the tag, then the payload.
-    fn verify(&self, value: &str, now: u64) -> Option<(SessionUser, Option<String>)> {
-        let (body, tag) = value.split_once('.')?;
+    fn verify(&self, value: &[u8], now: u64) -> Option<(SessionUser, Option<String>)> {
+        let dot = memchr::memchr(b'.', value)?;
+        let (body, tag) = (&value[..dot], &value[dot + 1..]);
         // A genuine tag is 32 bytes (43 characters); decode on the stack, anything longer fails.
         let mut tag_buf = [0u8; 48];
         let tag_len = URL_SAFE_NO_PAD.decode_slice(tag, &mut tag_buf).ok()?;
         let tag = &tag_buf[..tag_len];
-        if !self.keys.verify(SESSION_LABEL, &[body.as_bytes()], tag) {
+        if !self.keys.verify(SESSION_LABEL, &[body], tag) {
             return None;
         }
         let json = URL_SAFE_NO_PAD.decode(body).ok()?;
@@ -715,9 +719,15 @@ impl SessionCookie {
         header_values: impl Iterator<Item = &'a [u8]>,
         now: u64,
     ) -> Option<SessionUser> {
-        header_values
-            .flat_map(|header| cookie_values_in(header, &self.name_finder))
-            .find_map(|value| self.decode(value, now))
+        // Loops rather than iterator adapters: the found user is moved once, not per adapter.
+        for header in header_values {
+            for value in cookie_values_in(header, &self.name_finder) {
+                if let Some(user) = self.decode_map(value, now, |user, _| user.clone()) {
+                    return Some(user);
+                }
+            }
+        }
+        None
     }
 
     pub(crate) fn read_with_nonce(
@@ -891,7 +901,7 @@ mod tests {
                 .cache
                 .as_ref()
                 .unwrap()
-                .get(value, NOW, |user, _| user.clone())
+                .get(value.as_bytes(), NOW, |user, _| user.clone())
         };
         assert_eq!(cached(&cookie, &value), None);
         assert_eq!(cookie.decode(&value, NOW), Some(full_user()));

@@ -25,7 +25,7 @@ const MAX_SLOTS: usize = 1 << 20;
 
 /// One verified value and what it decoded to.
 struct Entry {
-    value: Box<str>,
+    value: Box<[u8]>,
     user: SessionUser,
     nonce: Option<Box<str>>,
 }
@@ -62,9 +62,9 @@ impl VerifiedCache {
         self.slots.len()
     }
 
-    fn slot(&self, value: &str) -> &Mutex<Option<Entry>> {
+    fn slot(&self, value: &[u8]) -> &Mutex<Option<Entry>> {
         // FNV-1a over the last 16 bytes: for a genuine value, base64 of its HMAC tag.
-        let bytes = value.as_bytes();
+        let bytes = value;
         let tail = &bytes[bytes.len().saturating_sub(16)..];
         let hash = tail.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, &byte| {
             (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
@@ -77,7 +77,7 @@ impl VerifiedCache {
     /// and its session has not ended at `now`; `None` otherwise (the caller verifies in full).
     pub(super) fn get<R>(
         &self,
-        value: &str,
+        value: &[u8],
         now: u64,
         read: impl FnOnce(&SessionUser, Option<&str>) -> R,
     ) -> Option<R> {
@@ -94,7 +94,7 @@ impl VerifiedCache {
     }
 
     /// Remembers that `value` verified to `user` (and `nonce`), replacing its slot's entry.
-    pub(super) fn insert(&self, value: &str, user: &SessionUser, nonce: Option<&str>) {
+    pub(super) fn insert(&self, value: &[u8], user: &SessionUser, nonce: Option<&str>) {
         let mut slot = match self.slot(value).try_lock() {
             Ok(slot) => slot,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
@@ -110,8 +110,7 @@ impl VerifiedCache {
 
 /// Whether `a` and `b` are equal, in time that depends on their lengths only (lengths are not
 /// secret here: every genuine value of one user has about the same length).
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -142,32 +141,32 @@ mod tests {
     fn hits_need_the_same_value_and_a_live_session() {
         let cache = VerifiedCache::new(8).unwrap();
         cache.insert(
-            "body.tag-of-alice-0123456789",
+            b"body.tag-of-alice-0123456789",
             &user("alice", 100),
             Some("n1"),
         );
-        let got = cache.get("body.tag-of-alice-0123456789", 99, |user, nonce| {
+        let got = cache.get(b"body.tag-of-alice-0123456789", 99, |user, nonce| {
             (user.clone(), nonce.map(str::to_owned))
         });
         assert_eq!(got, Some((user("alice", 100), Some("n1".to_owned()))));
         // Expired at `now`.
         assert!(
             cache
-                .get("body.tag-of-alice-0123456789", 100, |_, _| ())
+                .get(b"body.tag-of-alice-0123456789", 100, |_, _| ())
                 .is_none()
         );
         // Same tail (so the same slot), another body: not a hit.
         assert!(
             cache
-                .get("bodx.tag-of-alice-0123456789", 50, |_, _| ())
+                .get(b"bodx.tag-of-alice-0123456789", 50, |_, _| ())
                 .is_none()
         );
         assert!(
             cache
-                .get("body.tag-of-alice-0123456789x", 50, |_, _| ())
+                .get(b"body.tag-of-alice-0123456789x", 50, |_, _| ())
                 .is_none()
         );
-        assert!(cache.get("", 50, |_, _| ()).is_none());
+        assert!(cache.get(b"", 50, |_, _| ()).is_none());
     }
 
     #[test]
@@ -181,35 +180,32 @@ mod tests {
         );
         // A one-slot cache keeps the newest value only.
         let cache = VerifiedCache::new(1).unwrap();
-        cache.insert("a.first", &user("a", 10), None);
-        cache.insert("b.second", &user("b", 10), None);
-        assert!(cache.get("a.first", 0, |_, _| ()).is_none());
-        assert!(cache.get("b.second", 0, |_, _| ()).is_some());
+        cache.insert(b"a.first", &user("a", 10), None);
+        cache.insert(b"b.second", &user("b", 10), None);
+        assert!(cache.get(b"a.first", 0, |_, _| ()).is_none());
+        assert!(cache.get(b"b.second", 0, |_, _| ()).is_some());
     }
 
     #[test]
     fn debug_shows_no_values() {
         let cache = VerifiedCache::new(4).unwrap();
-        cache.insert("secret-cookie-value", &user("alice", 10), None);
+        cache.insert(b"secret-cookie-value", &user("alice", 10), None);
         assert_eq!(format!("{cache:?}"), "VerifiedCache { slots: 4 }");
     }
 
     #[test]
     fn constant_time_eq_compares_every_byte() {
-        assert!(constant_time_eq("", ""));
-        assert!(constant_time_eq("abc", "abc"));
-        assert!(!constant_time_eq("abc", "abd"));
-        assert!(!constant_time_eq("abc", "xbc"));
-        assert!(!constant_time_eq("abc", "abcd"));
+        assert!(constant_time_eq(b"", b""));
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"xbc"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
         let long = "0123456789abcdef-0123456789abcdef-tail";
-        assert!(constant_time_eq(long, long));
+        assert!(constant_time_eq(long.as_bytes(), long.as_bytes()));
         for i in 0..long.len() {
             let mut other = long.as_bytes().to_vec();
             other[i] ^= 1;
-            assert!(
-                !constant_time_eq(long, std::str::from_utf8(&other).unwrap()),
-                "{i}"
-            );
+            assert!(!constant_time_eq(long.as_bytes(), &other), "{i}");
         }
     }
 }
