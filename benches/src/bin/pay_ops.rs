@@ -147,6 +147,8 @@ fn ops() -> Vec<(&'static str, Op)> {
                 &header,
             ),
         ),
+        ("actix_app_bare", actix_op(false, &header)),
+        ("actix_app_middleware", actix_op(true, &header)),
         (
             "login_decide",
             Box::new(move || {
@@ -177,6 +179,44 @@ fn axum_op(router: axum::Router, cookie_header: &str) -> Op {
             _ => false,
         }
     })
+}
+
+/// The [`Op`] calling an initialized actix-web app `$app` on `$runner` (a macro: the app's
+/// request type, `actix_http::Request`, is not nameable through actix-web).
+macro_rules! actix_call {
+    ($runner:expr, $app:expr, $cookie:expr) => {{
+        let (runner, app, cookie) = ($runner, $app, $cookie.to_owned());
+        Box::new(move || {
+            let request = actix_web::test::TestRequest::get()
+                .uri("/hello")
+                .insert_header(("cookie", cookie.as_str()))
+                .to_request();
+            match runner.block_on(actix_web::dev::Service::call(&app, request)) {
+                Ok(response) => response.status().as_u16() == 200,
+                Err(_) => false,
+            }
+        }) as Op
+    }};
+}
+
+/// One `GET /hello` with the session cookie through the actix-web hello app (behind the login
+/// middleware when `middleware`), in process with `actix_web::test` (no socket).
+fn actix_op(middleware: bool, cookie_header: &str) -> Op {
+    use actix_web::{App, test, web};
+    let runner = actix_web::rt::System::new();
+    let hello = web::get().to(wechat_benches::servers::actix_hello);
+    if middleware {
+        let flow = fixtures::login_flow("http://127.0.0.1:9").expect("constant configuration");
+        let app = runner.block_on(test::init_service(
+            App::new()
+                .wrap(wechat_actix::WeChatLoginMiddleware::new(flow))
+                .route("/hello", hello),
+        ));
+        actix_call!(runner, app, cookie_header)
+    } else {
+        let app = runner.block_on(test::init_service(App::new().route("/hello", hello)));
+        actix_call!(runner, app, cookie_header)
+    }
 }
 
 fn main() {
