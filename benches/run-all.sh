@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark of BENCHMARKS.md in sequence, as written there, and keeps each output
-# under <cargo target dir>/bench-results/. About 4 minutes on 2 cores once built; measure on a
+# under <cargo target dir>/bench-results/. About 6 minutes on 2 cores once built; measure on a
 # quiet machine (the load average is printed before each step).
 #
 #   bash benches/run-all.sh
