@@ -80,6 +80,26 @@ pub async fn axum_hello() -> &'static str {
 /// # Errors
 /// When the port cannot be bound or the runtime cannot start.
 pub fn spawn_axum(app: axum::Router, workers: usize) -> std::io::Result<RunningServer> {
+    spawn_axum_service(app, workers)
+}
+
+/// As [`spawn_axum`], for any service an axum app can be made of (e.g. a tower layer around a
+/// whole `Router`).
+///
+/// # Errors
+/// When the port cannot be bound or the runtime cannot start.
+pub fn spawn_axum_service<S>(app: S, workers: usize) -> std::io::Result<RunningServer>
+where
+    S: tower::Service<
+            http::Request<axum::body::Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+{
     let listener = bind()?;
     let addr = listener.local_addr()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -97,7 +117,7 @@ pub fn spawn_axum(app: axum::Router, workers: usize) -> std::io::Result<RunningS
                 };
                 let serve = axum::serve(
                     listener,
-                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                    axum::ServiceExt::<http::Request<axum::body::Body>>::into_make_service_with_connect_info::<SocketAddr>(app),
                 );
                 tokio::select! {
                     _ = serve => {}
@@ -130,6 +150,12 @@ pub fn axum_noop_layer() -> axum::Router {
 /// The same app behind the login layer.
 pub fn axum_layer(flow: LoginFlow) -> axum::Router {
     axum_bare().layer(wechat_tower::WeChatLayer::new(flow))
+}
+
+/// The same app inside the login layer: the layer around the whole `Router` (it runs before
+/// routing) rather than added with `Router::layer` (which wraps each route).
+pub fn axum_wrapped(flow: LoginFlow) -> wechat_tower::WeChatService<axum::Router> {
+    tower::Layer::layer(&wechat_tower::WeChatLayer::new(flow), axum_bare())
 }
 
 /// The hello app with the WeChat routes under `/wechat`, behind the login layer.

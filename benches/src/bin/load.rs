@@ -112,6 +112,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let axum_bare = servers::spawn_axum(servers::axum_bare(), workers)?;
     let axum_noop = servers::spawn_axum(servers::axum_noop_layer(), workers)?;
     let axum_layer = servers::spawn_axum(servers::axum_layer(flow.clone()), workers)?;
+    let axum_wrapped = servers::spawn_axum_service(servers::axum_wrapped(flow.clone()), workers)?;
     let axum_routes =
         servers::spawn_axum(servers::axum_routes(flow.clone(), routes.clone()), workers)?;
     let actix_bare = servers::spawn_actix_bare(workers)?;
@@ -165,6 +166,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         bench("axum bare", hello(&axum_bare), HELLO),
         bench("axum + no-op tower layer", hello(&axum_noop), HELLO),
         bench("axum + WeChatLayer", hello(&axum_layer), HELLO),
+        bench(
+            "axum + WeChatLayer around the Router",
+            hello(&axum_wrapped),
+            HELLO,
+        ),
         bench("actix-web bare", hello(&actix_bare), HELLO),
         bench(
             "actix-web + WeChatLoginMiddleware",
@@ -207,7 +213,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 return Err(format!("{}: unexpected answer {status}: {text}", b.name).into());
             }
         }
-        for server in [&axum_layer, &actix_layer] {
+        for server in [&axum_layer, &axum_wrapped, &actix_layer] {
             let anonymous = Target::new(server.addr(), "GET", "/hello", &[], b"", 401);
             let (status, _) = loadgen::probe(&anonymous).await?;
             if status != 401 {
@@ -278,6 +284,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for (framework, bare, layer) in [
         ("axum", "axum bare", "axum + WeChatLayer"),
         (
+            "axum, WeChatLayer around the whole Router",
+            "axum bare",
+            "axum + WeChatLayer around the Router",
+        ),
+        (
             "axum, a layer that does nothing (no target: for reference)",
             "axum bare",
             "axum + no-op tower layer",
@@ -334,6 +345,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         axum_bare,
         axum_noop,
         axum_layer,
+        axum_wrapped,
         axum_routes,
         actix_bare,
         actix_layer,

@@ -147,6 +147,18 @@ fn ops() -> Vec<(&'static str, Op)> {
                 &header,
             ),
         ),
+        (
+            "axum_router_wrapped",
+            axum_service_op(
+                tower::Layer::layer(
+                    &wechat_tower::WeChatLayer::new(
+                        fixtures::login_flow("http://127.0.0.1:9").expect("constant configuration"),
+                    ),
+                    wechat_benches::servers::axum_bare(),
+                ),
+                &header,
+            ),
+        ),
         ("actix_app_bare", actix_op(false, &header)),
         ("actix_app_middleware", actix_op(true, &header)),
         (
@@ -164,6 +176,20 @@ fn ops() -> Vec<(&'static str, Op)> {
 /// One `GET /hello` with the session cookie through `router`, in process (no socket): what the
 /// router, its layers and the handler cost, without hyper and the kernel.
 fn axum_op(router: axum::Router, cookie_header: &str) -> Op {
+    axum_service_op(router, cookie_header)
+}
+
+/// As [`axum_op`], for any cloneable service over axum's requests (e.g. a layer around a whole
+/// `Router`).
+fn axum_service_op<S>(router: S, cookie_header: &str) -> Op
+where
+    S: tower::Service<
+            http::Request<axum::body::Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + 'static,
+{
     use futures_util::FutureExt;
     use tower::ServiceExt;
     let cookie = http::HeaderValue::from_str(cookie_header).expect("a valid header value");

@@ -276,6 +276,15 @@ impl LoginConfigBuilder {
         self
     }
 
+    /// Sets the number of slots of the session cookie's verified-value cache (default
+    /// [`SessionCookie::DEFAULT_CACHE_CAPACITY`]; 0 turns it off); see
+    /// [`SessionCookie::with_cache_capacity`]. Raise it when many more browsers than that are
+    /// active at once on one instance.
+    pub fn session_cache_capacity(mut self, capacity: usize) -> Self {
+        self.config.session = self.config.session.with_cache_capacity(capacity);
+        self
+    }
+
     /// Excludes a path prefix from login (e.g. `/wechat/pay/notify`, `/static`, `/health`):
     /// such requests proceed with the user when there is a valid session and without one
     /// otherwise.
@@ -1132,6 +1141,16 @@ mod tests {
         assert_eq!(config.scope(), Scope::Base);
         assert!(config.session_cookie().secure());
         assert_eq!(config.session_cookie().name(), "wechat_session");
+        assert_eq!(
+            config.session_cookie().cache_capacity(),
+            SessionCookie::DEFAULT_CACHE_CAPACITY
+        );
+        let uncached = LoginConfig::builder("https://shop.example.com/", keys())
+            .unwrap()
+            .session_cache_capacity(0)
+            .build()
+            .unwrap();
+        assert_eq!(uncached.session_cookie().cache_capacity(), 0);
         assert_eq!(config.state_cookie_name(), "wechat_session_state");
         let plain = LoginConfig::builder("http://127.0.0.1:3000", keys())
             .unwrap()

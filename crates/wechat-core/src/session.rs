@@ -381,8 +381,10 @@ impl WireProfile {
 /// (compared byte for byte, in constant time) gets the user without a new HMAC, as long as the
 /// session has not expired (checked on every request). Only values that passed verification are
 /// stored, so a flood of forged cookies cannot fill it; the cache has a fixed number of slots, a
-/// new value replacing the one in its slot, so its memory stays bounded (each entry holds a
-/// value and its user, a few hundred bytes). Keys cannot change within a `SessionCookie`: one
+/// new value replacing the one in its slot, so its memory stays bounded: each entry holds a
+/// value and its user, a few hundred bytes for `snsapi_base` and at most about 5 KB for a
+/// maximal `snsapi_userinfo` profile (values are capped at [`MAX_COOKIE_VALUE_LEN`]), so the
+/// default 4,096 slots hold typically 1–3 MB. Keys cannot change within a `SessionCookie`: one
 /// built with rotated keys has a new, empty cache. Turn it off, or resize it, with
 /// [`with_cache_capacity`](Self::with_cache_capacity).
 #[derive(Debug, Clone)]
