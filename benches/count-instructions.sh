@@ -26,7 +26,7 @@ count() {
 if [ "$#" -eq 0 ]; then
     set -- sign_md5 bare_md5 sign_hmac_sha256 bare_hmac_sha256 notify_verify_md5 jssdk_sign \
         session_decode session_decode_uncached login_decide axum_router_bare axum_router_noop_layer \
-        axum_router_layer actix_app_bare actix_app_middleware
+        axum_router_layer axum_router_wrapped actix_app_bare actix_app_middleware
 fi
 echo "| operation | instructions per call |"
 echo "| --- | ---: |"
