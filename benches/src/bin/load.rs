@@ -329,7 +329,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         };
         let rounds: Vec<String> = ratios.iter().map(|r| format!("{:.0}", r * 100.0)).collect();
         println!(
-            "{framework}: layer/bare req/s = {:.1} % (median of {} rounds, {:.1} to {:.1} %; {verdict}); server user-space CPU per request {bare_user:.1} µs bare, {layer_user:.1} µs with the layer (+{:.1} µs); the rounds, sorted: {} %",
+            "{framework}: layer/bare req/s = {:.1} % (median of {} rounds, {:.1} to {:.1} %; {verdict}); server user-space CPU per request {bare_user:.1} µs bare, {layer_user:.1} µs with the layer ({:+.1} µs); the rounds, sorted: {} %",
             median * 100.0,
             ratios.len(),
             min * 100.0,
