@@ -1,45 +1,7 @@
 //! Web page OAuth (网页授权): the authorize URL, code exchange, refresh, `sns/userinfo` and
 //! `sns/auth`.
 //!
-//! Implements WeChat's "网页授权" documents (`doc/service/api/webdev/access/api_sns*` on
-//! developers.weixin.qq.com). The flow: send the browser to [`authorize_url`], WeChat redirects
-//! back to `redirect_uri?code=CODE&state=STATE`, and the server exchanges the single-use code with
-//! [`OAuthClient::exchange_code`]. For a ready-made flow with a signed `state` and a session
-//! cookie, see [`LoginFlow`](crate::LoginFlow).
-//!
-//! ```
-//! use wechat_core::{authorize_url, AppId, Scope};
-//!
-//! let url = authorize_url(
-//!     "https://open.weixin.qq.com",
-//!     &AppId::new("wx1234567890abcdef"),
-//!     "https://shop.example.com/wechat/oauth/callback",
-//!     Scope::Base,
-//!     "xyz123",
-//! );
-//! assert_eq!(
-//!     url,
-//!     "https://open.weixin.qq.com/connect/oauth2/authorize?appid=wx1234567890abcdef\
-//!      &redirect_uri=https%3A%2F%2Fshop.example.com%2Fwechat%2Foauth%2Fcallback\
-//!      &response_type=code&scope=snsapi_base&state=xyz123#wechat_redirect"
-//! );
-//! ```
-//!
-//! Exchanging a code (against WeChat, or a `wechat-sim` through [`Config::with_base_urls`]):
-//!
-//! ```no_run
-//! # async fn run() -> wechat_core::Result<()> {
-//! use wechat_core::{build_http_client, Config, Lang, OAuthClient};
-//!
-//! let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef");
-//! let client = OAuthClient::new(&config, build_http_client(&config)?);
-//! let token = client.exchange_code("CODE_FROM_THE_CALLBACK").await?;
-//! if !token.is_snapshot_user {
-//!     let user = client.userinfo(&token.access_token, &token.openid, Lang::ZhCn).await?;
-//!     println!("hello {}", user.nickname);
-//! }
-//! # Ok(()) }
-//! ```
+//! The details are on [`OAuthClient`], where rustdoc shows them (this module is private).
 
 use std::sync::Arc;
 
@@ -300,6 +262,46 @@ impl From<RawUserInfo> for UserInfo {
 /// The web OAuth client: code exchange, refresh, `sns/userinfo`, `sns/auth`.
 ///
 /// Cheap to clone (an `Arc` inside); share one per app.
+///
+/// Implements WeChat's "网页授权" documents (`doc/service/api/webdev/access/api_sns*` on
+/// developers.weixin.qq.com). The flow: send the browser to [`authorize_url`], WeChat redirects
+/// back to `redirect_uri?code=CODE&state=STATE`, and the server exchanges the single-use code with
+/// [`OAuthClient::exchange_code`]. For a ready-made flow with a signed `state` and a session
+/// cookie, see [`LoginFlow`](crate::LoginFlow).
+///
+/// ```
+/// use wechat_core::{authorize_url, AppId, Scope};
+///
+/// let url = authorize_url(
+///     "https://open.weixin.qq.com",
+///     &AppId::new("wx1234567890abcdef"),
+///     "https://shop.example.com/wechat/oauth/callback",
+///     Scope::Base,
+///     "xyz123",
+/// );
+/// assert_eq!(
+///     url,
+///     "https://open.weixin.qq.com/connect/oauth2/authorize?appid=wx1234567890abcdef\
+///      &redirect_uri=https%3A%2F%2Fshop.example.com%2Fwechat%2Foauth%2Fcallback\
+///      &response_type=code&scope=snsapi_base&state=xyz123#wechat_redirect"
+/// );
+/// ```
+///
+/// Exchanging a code (against WeChat, or a `wechat-sim` through [`Config::with_base_urls`]):
+///
+/// ```no_run
+/// # async fn run() -> wechat_core::Result<()> {
+/// use wechat_core::{build_http_client, Config, Lang, OAuthClient};
+///
+/// let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef");
+/// let client = OAuthClient::new(&config, build_http_client(&config)?);
+/// let token = client.exchange_code("CODE_FROM_THE_CALLBACK").await?;
+/// if !token.is_snapshot_user {
+///     let user = client.userinfo(&token.access_token, &token.openid, Lang::ZhCn).await?;
+///     println!("hello {}", user.nickname);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct OAuthClient {
     inner: Arc<ClientInner>,

@@ -1,46 +1,6 @@
 //! The stateless session cookie: who is logged in, authenticated with HMAC-SHA256.
 //!
-//! The cookie carries the user itself (openid, unionid when known, for `snsapi_userinfo` the
-//! profile, a snapshot flag and an expiry), so any number of app instances, written with
-//! `wechat-tower` or `wechat-actix`, accept each other's cookies given the same
-//! [`SessionKeys`], with no shared store.
-//!
-//! Format of the value: `base64url(JSON payload) "." base64url(HMAC-SHA256(key, label ‖ payload))`
-//! (no padding). The payload uses short field names: `v` version (1), `o` openid, `u` unionid,
-//! `e` expiry (unix seconds), `p` profile (`n` nickname, `h` headimgurl, `s` sex, `pr` province,
-//! `c` city, `co` country), `g` snapshot (guest) flag, `n` nonce of the login that created it.
-//! The payload is readable by whoever holds the cookie (it is not encrypted): it holds nothing
-//! the user does not already know about themselves.
-//!
-//! ```
-//! use std::time::Duration;
-//! use wechat_core::{OpenId, SessionCookie, SessionKeys, SessionUser};
-//!
-//! let keys = SessionKeys::from_hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")?;
-//! let cookie = SessionCookie::new(keys).with_secure(true).with_max_age(Duration::from_secs(3600));
-//! let now = 1_700_000_000;
-//! let user = SessionUser::new(OpenId::new("o6_bmjrPTlm6_2sgVt7hMZOPfL2M"), now + 3600);
-//!
-//! let value = cookie.encode(&user)?;
-//! assert_eq!(cookie.decode(&value, now), Some(user.clone()));
-//! assert_eq!(cookie.decode(&value, now + 3600), None); // expired
-//!
-//! let header = cookie.set_cookie(&user, now)?;
-//! assert!(header.to_str().unwrap().starts_with("wechat_session="));
-//! # Ok::<(), wechat_core::Error>(())
-//! ```
-//!
-//! # Security
-//! - Values are authenticated with HMAC-SHA256 and verified in constant time
-//!   (`Mac::verify_slice`); a tampered value, an expired one, or one signed only by a key that
-//!   is no longer configured counts as no session.
-//! - Keys rotate: sign with the current key, accept the current and the previous keys; remove a
-//!   previous key once every cookie it signed has expired (the cookie's max-age) or to log
-//!   everyone out.
-//! - The cookie is `HttpOnly` and `SameSite=Lax`; set `Secure` whenever the site is served over
-//!   https. It is a bearer credential: whoever holds it is logged in until it expires, and a
-//!   logout only removes it from that browser.
-//! - The payload is signed, not encrypted: do not add secrets to it.
+//! The details are on [`SessionCookie`], where rustdoc shows them (this module is private).
 
 mod cache;
 
@@ -373,6 +333,48 @@ impl WireProfile {
 /// Defaults: name `wechat_session`, `Path=/`, max-age 7 days, not `Secure` (the login flow turns
 /// it on for https public URLs), a cache of [`DEFAULT_CACHE_CAPACITY`](Self::DEFAULT_CACHE_CAPACITY)
 /// verified values. Cheap to clone; clones share the cache.
+///
+/// The cookie carries the user itself (openid, unionid when known, for `snsapi_userinfo` the
+/// profile, a snapshot flag and an expiry), so any number of app instances, written with
+/// `wechat-tower` or `wechat-actix`, accept each other's cookies given the same
+/// [`SessionKeys`], with no shared store.
+///
+/// Format of the value: `base64url(JSON payload) "." base64url(HMAC-SHA256(key, label ‖ payload))`
+/// (no padding). The payload uses short field names: `v` version (1), `o` openid, `u` unionid,
+/// `e` expiry (unix seconds), `p` profile (`n` nickname, `h` headimgurl, `s` sex, `pr` province,
+/// `c` city, `co` country), `g` snapshot (guest) flag, `n` nonce of the login that created it.
+/// The payload is readable by whoever holds the cookie (it is not encrypted): it holds nothing
+/// the user does not already know about themselves.
+///
+/// ```
+/// use std::time::Duration;
+/// use wechat_core::{OpenId, SessionCookie, SessionKeys, SessionUser};
+///
+/// let keys = SessionKeys::from_hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")?;
+/// let cookie = SessionCookie::new(keys).with_secure(true).with_max_age(Duration::from_secs(3600));
+/// let now = 1_700_000_000;
+/// let user = SessionUser::new(OpenId::new("o6_bmjrPTlm6_2sgVt7hMZOPfL2M"), now + 3600);
+///
+/// let value = cookie.encode(&user)?;
+/// assert_eq!(cookie.decode(&value, now), Some(user.clone()));
+/// assert_eq!(cookie.decode(&value, now + 3600), None); // expired
+///
+/// let header = cookie.set_cookie(&user, now)?;
+/// assert!(header.to_str().unwrap().starts_with("wechat_session="));
+/// # Ok::<(), wechat_core::Error>(())
+/// ```
+///
+/// # Security
+/// - Values are authenticated with HMAC-SHA256 and verified in constant time
+///   (`Mac::verify_slice`); a tampered value, an expired one, or one signed only by a key that
+///   is no longer configured counts as no session.
+/// - Keys rotate: sign with the current key, accept the current and the previous keys; remove a
+///   previous key once every cookie it signed has expired (the cookie's max-age) or to log
+///   everyone out.
+/// - The cookie is `HttpOnly` and `SameSite=Lax`; set `Secure` whenever the site is served over
+///   https. It is a bearer credential: whoever holds it is logged in until it expires, and a
+///   logout only removes it from that browser.
+/// - The payload is signed, not encrypted: do not add secrets to it.
 ///
 /// # The verified-value cache
 /// Verifying a value (base64, HMAC-SHA256, JSON) is most of what the login middleware does per

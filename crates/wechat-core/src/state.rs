@@ -1,51 +1,7 @@
 //! The signed OAuth `state`: CSRF protection for the callback and a return path that cannot be
 //! turned into an open redirect.
 //!
-//! WeChat echoes `state` back to the callback and limits it to 128 characters of `a-zA-Z0-9`
-//! (protocol reference §1.1). The state is
-//!
-//! ```text
-//! nonce (16 × [a-zA-Z0-9]) ‖ retry flag ("0" or "1") ‖ expiry (unix seconds, decimal) ‖ MAC (64 lowercase hex)
-//! ```
-//!
-//! e.g. 91 characters, where MAC = HMAC-SHA256 (under the current [`SessionKeys`] key, with a
-//! label separating it from session cookies) over the nonce, the flag, the expiry and the return
-//! path. The return path does not fit in the state, so it travels in the `redirect_uri`'s own
-//! query (`{callback_url}?r=<percent-encoded path>`, left out when it is `/`) and comes back to the
-//! callback with it; the MAC binds it. The nonce also goes into a short-lived cookie so that the
-//! callback can check that the state was issued to this browser (see
-//! [`LoginFlow`](crate::LoginFlow)).
-//!
-//! ```
-//! use std::time::Duration;
-//! use wechat_core::{OAuthState, SessionKeys};
-//!
-//! let keys = SessionKeys::new([7u8; 32])?;
-//! let now = 1_700_000_000;
-//! let state = OAuthState::issue(&keys, "/shop?item=42", Duration::from_secs(600), false, now);
-//! assert!(state.as_str().len() <= 128 && state.as_str().bytes().all(|b| b.is_ascii_alphanumeric()));
-//! assert_eq!(
-//!     state.redirect_uri("https://shop.example.com/wechat/oauth/callback"),
-//!     "https://shop.example.com/wechat/oauth/callback?r=%2Fshop%3Fitem%3D42"
-//! );
-//!
-//! // In the callback: the state and the `r` parameter as they came back.
-//! let verified = OAuthState::verify(&keys, state.as_str(), Some("/shop?item=42"), now + 5)?;
-//! assert_eq!(verified.return_path(), "/shop?item=42");
-//! assert_eq!(verified.nonce(), state.nonce());
-//! // Another return path, or too late: refused.
-//! assert!(OAuthState::verify(&keys, state.as_str(), Some("/admin"), now + 5).is_err());
-//! assert!(OAuthState::verify(&keys, state.as_str(), Some("/shop?item=42"), now + 600).is_err());
-//! # Ok::<(), wechat_core::Error>(())
-//! ```
-//!
-//! # Security
-//! - The MAC (HMAC-SHA256, compared in constant time with `Mac::verify_slice`) makes a state
-//!   unforgeable without the keys; the expiry bounds replay; the nonce, matched against a cookie
-//!   of the same browser, stops login CSRF (a victim's browser completing the attacker's login).
-//! - Return paths are sanitized with [`safe_return_path`] both when a state is issued and after
-//!   it is verified: only same-site relative paths survive, anything else becomes `/`.
-//! - The state is not secret (it is in URLs and logs of WeChat); it carries no user data.
+//! The details are on [`OAuthState`], where rustdoc shows them (this module is private).
 
 use std::time::Duration;
 
@@ -66,6 +22,52 @@ const MAC_HEX_LEN: usize = 64;
 const STATE_LABEL: &[u8] = b"wechat-core/oauth-state/v1";
 
 /// A signed OAuth `state`, issued before the redirect to WeChat and verified in the callback.
+///
+/// WeChat echoes `state` back to the callback and limits it to 128 characters of `a-zA-Z0-9`
+/// (protocol reference §1.1). The state is
+///
+/// ```text
+/// nonce (16 × [a-zA-Z0-9]) ‖ retry flag ("0" or "1") ‖ expiry (unix seconds, decimal) ‖ MAC (64 lowercase hex)
+/// ```
+///
+/// e.g. 91 characters, where MAC = HMAC-SHA256 (under the current [`SessionKeys`] key, with a
+/// label separating it from session cookies) over the nonce, the flag, the expiry and the return
+/// path. The return path does not fit in the state, so it travels in the `redirect_uri`'s own
+/// query (`{callback_url}?r=<percent-encoded path>`, left out when it is `/`) and comes back to the
+/// callback with it; the MAC binds it. The nonce also goes into a short-lived cookie so that the
+/// callback can check that the state was issued to this browser (see
+/// [`LoginFlow`](crate::LoginFlow)).
+///
+/// ```
+/// use std::time::Duration;
+/// use wechat_core::{OAuthState, SessionKeys};
+///
+/// let keys = SessionKeys::new([7u8; 32])?;
+/// let now = 1_700_000_000;
+/// let state = OAuthState::issue(&keys, "/shop?item=42", Duration::from_secs(600), false, now);
+/// assert!(state.as_str().len() <= 128 && state.as_str().bytes().all(|b| b.is_ascii_alphanumeric()));
+/// assert_eq!(
+///     state.redirect_uri("https://shop.example.com/wechat/oauth/callback"),
+///     "https://shop.example.com/wechat/oauth/callback?r=%2Fshop%3Fitem%3D42"
+/// );
+///
+/// // In the callback: the state and the `r` parameter as they came back.
+/// let verified = OAuthState::verify(&keys, state.as_str(), Some("/shop?item=42"), now + 5)?;
+/// assert_eq!(verified.return_path(), "/shop?item=42");
+/// assert_eq!(verified.nonce(), state.nonce());
+/// // Another return path, or too late: refused.
+/// assert!(OAuthState::verify(&keys, state.as_str(), Some("/admin"), now + 5).is_err());
+/// assert!(OAuthState::verify(&keys, state.as_str(), Some("/shop?item=42"), now + 600).is_err());
+/// # Ok::<(), wechat_core::Error>(())
+/// ```
+///
+/// # Security
+/// - The MAC (HMAC-SHA256, compared in constant time with `Mac::verify_slice`) makes a state
+///   unforgeable without the keys; the expiry bounds replay; the nonce, matched against a cookie
+///   of the same browser, stops login CSRF (a victim's browser completing the attacker's login).
+/// - Return paths are sanitized with [`safe_return_path`] both when a state is issued and after
+///   it is verified: only same-site relative paths survive, anything else becomes `/`.
+/// - The state is not secret (it is in URLs and logs of WeChat); it carries no user data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthState {
     value: String,

@@ -1,46 +1,7 @@
 //! The mountable routes' logic, shared by the axum (`wechat-tower`) and actix (`wechat-actix`)
 //! adapters: the JS-SDK config route, the payment routes, the client IP and the user check.
 //!
-//! [`WeChatRoutes`] bundles what the routes need: the [`Tokens`] (for the jsapi_ticket), the
-//! JS-SDK domains and API lists, whether a reverse proxy's headers are trusted for the client IP,
-//! and optionally the [`PayRoutes`]. Every route method takes plain values (query string, body
-//! bytes, the buyer) and returns a complete `http::Response<Bytes>`; an adapter only extracts
-//! those values and sends the response. The routes, relative to the prefix they are mounted
-//! under:
-//!
-//! | route | method |
-//! | --- | --- |
-//! | `GET {prefix}/jssdk/config?url=<page url>` | [`WeChatRoutes::jssdk_config`] |
-//! | `POST {prefix}/pay/orders` | [`WeChatRoutes::create_order`] |
-//! | `POST {prefix}/pay/notify` | [`WeChatRoutes::payment_notify`] |
-//! | `POST {prefix}/pay/refund-notify` | [`WeChatRoutes::refund_notify`] |
-//! | `GET {prefix}/pay/orders/{out_trade_no}` | [`WeChatRoutes::order_status`] |
-//!
-//! The two notification routes are called by WeChat's servers, which have no session: exclude
-//! them from login with [`LoginConfigBuilder::exclude_notifications`] (or
-//! [`notification_paths`]).
-//!
-//! ```
-//! use std::sync::Arc;
-//! use wechat_core::{BaseUrls, Config, LoginConfig, MemoryStore, SessionKeys, Tokens, WeChatRoutes};
-//!
-//! let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef")
-//!     .with_base_urls(BaseUrls::all("http://127.0.0.1:9000"));
-//! let tokens = Tokens::new(&config, reqwest::Client::new(), Arc::new(MemoryStore::new()));
-//! let routes = WeChatRoutes::builder(tokens)
-//!     .jssdk_domain("https://shop.example.com")?
-//!     .js_api_list(["chooseWXPay", "updateAppMessageShareData"])
-//!     .build();
-//! assert_eq!(routes.jssdk_domains(), ["shop.example.com"]);
-//!
-//! // The routes are mounted under /wechat: keep WeChat's notifications out of the login.
-//! let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())?
-//!     .exclude_notifications("/wechat")?
-//!     .build()?;
-//! assert!(login.is_excluded("/wechat/pay/notify"));
-//! assert!(login.is_excluded("/wechat/pay/refund-notify"));
-//! # Ok::<(), wechat_core::Error>(())
-//! ```
+//! The details are on [`WeChatRoutes`], where rustdoc shows them (this module is private).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -267,6 +228,47 @@ impl std::fmt::Display for JsDomain {
 /// ([`refund_notify`](Self::refund_notify)), `GET /pay/orders/{out_trade_no}`
 /// ([`order_status`](Self::order_status)). Exclude the two notification routes from login
 /// ([`LoginConfigBuilder::exclude_notifications`]).
+///
+/// [`WeChatRoutes`] bundles what the routes need: the [`Tokens`] (for the jsapi_ticket), the
+/// JS-SDK domains and API lists, whether a reverse proxy's headers are trusted for the client IP,
+/// and optionally the [`PayRoutes`]. Every route method takes plain values (query string, body
+/// bytes, the buyer) and returns a complete `http::Response<Bytes>`; an adapter only extracts
+/// those values and sends the response. The routes, relative to the prefix they are mounted
+/// under:
+///
+/// | route | method |
+/// | --- | --- |
+/// | `GET {prefix}/jssdk/config?url=<page url>` | [`WeChatRoutes::jssdk_config`] |
+/// | `POST {prefix}/pay/orders` | [`WeChatRoutes::create_order`] |
+/// | `POST {prefix}/pay/notify` | [`WeChatRoutes::payment_notify`] |
+/// | `POST {prefix}/pay/refund-notify` | [`WeChatRoutes::refund_notify`] |
+/// | `GET {prefix}/pay/orders/{out_trade_no}` | [`WeChatRoutes::order_status`] |
+///
+/// The two notification routes are called by WeChat's servers, which have no session: exclude
+/// them from login with [`LoginConfigBuilder::exclude_notifications`] (or
+/// [`notification_paths`]).
+///
+/// ```
+/// use std::sync::Arc;
+/// use wechat_core::{BaseUrls, Config, LoginConfig, MemoryStore, SessionKeys, Tokens, WeChatRoutes};
+///
+/// let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef")
+///     .with_base_urls(BaseUrls::all("http://127.0.0.1:9000"));
+/// let tokens = Tokens::new(&config, reqwest::Client::new(), Arc::new(MemoryStore::new()));
+/// let routes = WeChatRoutes::builder(tokens)
+///     .jssdk_domain("https://shop.example.com")?
+///     .js_api_list(["chooseWXPay", "updateAppMessageShareData"])
+///     .build();
+/// assert_eq!(routes.jssdk_domains(), ["shop.example.com"]);
+///
+/// // The routes are mounted under /wechat: keep WeChat's notifications out of the login.
+/// let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())?
+///     .exclude_notifications("/wechat")?
+///     .build()?;
+/// assert!(login.is_excluded("/wechat/pay/notify"));
+/// assert!(login.is_excluded("/wechat/pay/refund-notify"));
+/// # Ok::<(), wechat_core::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct WeChatRoutes {
     inner: Arc<RoutesInner>,
