@@ -152,6 +152,25 @@ pub fn check_pay_reply(
 
 /// The client for WeChat Pay API v2: cheap to clone (the HTTP clients are shared).
 ///
+/// The flow, and where money safety comes from:
+///
+/// 1. The server prices the order itself (the browser never sets the amount) and calls
+///    `unifiedorder` ([`PayClient::unified_order`]) with the buyer's openid.
+/// 2. The page receives [`BrandWcPayParams`](crate::BrandWcPayParams) and calls
+///    `WeixinJSBridge.invoke('getBrandWCPayRequest', params, cb)`. The page's
+///    `get_brand_wcpay_request:ok` is **not** proof of payment.
+/// 3. WeChat posts a payment notification:
+///    [`handle_payment_notification`](crate::handle_payment_notification) verifies it (sign over
+///    every field, merchant, app) before the application sees it, and acknowledges only after
+///    the application recorded it; WeChat re-sends until then, and duplicates are normal.
+/// 4. When no notification arrives, [`PayClient::query_order`] asks WeChat.
+///
+/// Every reply from WeChat Pay is checked the same way ([`check_pay_reply`]): `return_code`, then
+/// the reply's `sign` (a SUCCESS without a valid sign is refused), then `result_code`/`err_code`
+/// as [`Error::Pay`](crate::Error::Pay). `SYSTEMERROR` and `BIZERR_NEED_RETRY` are retried with
+/// the same parameters. WeChat's documentation:
+/// <https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=9_1>.
+///
 /// ```no_run
 /// # async fn demo() -> wechat_core::Result<()> {
 /// use std::net::{IpAddr, Ipv4Addr};
