@@ -149,7 +149,7 @@ fn ops() -> Vec<(&'static str, Op)> {
         ),
         (
             "axum_router_wrapped",
-            axum_service_op(
+            axum_op(
                 tower::Layer::layer(
                     &wechat_tower::WeChatLayer::new(
                         fixtures::login_flow("http://127.0.0.1:9").expect("constant configuration"),
@@ -173,15 +173,10 @@ fn ops() -> Vec<(&'static str, Op)> {
     ]
 }
 
-/// One `GET /hello` with the session cookie through `router`, in process (no socket): what the
-/// router, its layers and the handler cost, without hyper and the kernel.
-fn axum_op(router: axum::Router, cookie_header: &str) -> Op {
-    axum_service_op(router, cookie_header)
-}
-
-/// As [`axum_op`], for any cloneable service over axum's requests (e.g. a layer around a whole
-/// `Router`).
-fn axum_service_op<S>(router: S, cookie_header: &str) -> Op
+/// One `GET /hello` with the session cookie through `router` (an axum `Router`, or a layer
+/// around one), in process (no socket): what the router, its layers and the handler cost,
+/// without hyper and the kernel.
+fn axum_op<S>(router: S, cookie_header: &str) -> Op
 where
     S: tower::Service<
             http::Request<axum::body::Body>,
