@@ -49,7 +49,7 @@ fn session(c: &mut Criterion) {
     });
     g.bench_function("LoginFlow::decide (valid session)", |b| {
         b.iter(|| match flow.decide(black_box(&parts)) {
-            wechat_core::Decision::Proceed(user) => user.is_some(),
+            wechat_core::login::Decision::Proceed(p) => p.session_user().is_some(),
             _ => false,
         })
     });

@@ -17,9 +17,9 @@ use md5::{Digest, Md5};
 use sha1::Sha1;
 use sha2::Sha256;
 use wechat_benches::fixtures;
-use wechat_core::{
-    JsSdkConfig, PayFields, SignType, sign_jssdk, sign_pay_fields, verify_pay_fields,
-    verify_payment_notification,
+use wechat_core::jssdk::{JsSdkConfig, sign_jssdk};
+use wechat_core::pay::v2::{
+    PayFields, SignType, sign_pay_fields, verify_pay_fields, verify_payment_notification,
 };
 
 fn pay_sign(c: &mut Criterion) {

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use criterion::Criterion;
 use wechat_benches::fixtures;
-use wechat_core::{MemoryStore, Tokens, build_http_client};
+use wechat_core::build_http_client;
+use wechat_core::token::{MemoryStore, Tokens};
 
 fn tokens(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()

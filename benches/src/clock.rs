@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use wechat_core::{Clock, SystemClock};
+use wechat_core::clock::{Clock, SystemClock};
 
 /// The system time plus an offset that only grows (a clock must not run behind the system
 /// clock: stores drop entries by system time).

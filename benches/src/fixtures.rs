@@ -7,10 +7,11 @@
 
 use std::time::Duration;
 
-use wechat_core::{
-    AppId, BaseUrls, Config, JsapiTicket, LoginConfig, LoginFlow, OAuthClient, OpenId, PayApiKey,
-    PayConfig, PayFields, SessionKeys, SessionUser, SignType, sign_pay_fields,
-};
+use wechat_core::login::{LoginConfig, LoginFlow};
+use wechat_core::oauth::OAuthClient;
+use wechat_core::pay::v2::{PayConfig, PayFields, SignType, sign_pay_fields};
+use wechat_core::session::{SessionKeys, SessionUser};
+use wechat_core::{AppId, BaseUrls, Config, JsapiTicket, OpenId, PayApiKey};
 
 /// The benchmark app's id.
 pub const APPID: &str = "wx1234567890abcdef";
@@ -215,7 +216,7 @@ pub fn unix_now() -> u64 {
 mod tests {
     use super::*;
     use md5::{Digest, Md5};
-    use wechat_core::{verify_pay_fields, verify_payment_notification};
+    use wechat_core::pay::v2::{verify_pay_fields, verify_payment_notification};
 
     #[test]
     fn canonical_string_is_wechats_and_matches_the_library_sign() {

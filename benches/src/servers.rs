@@ -11,10 +11,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use futures_util::future::BoxFuture;
-use wechat_core::{
-    LoginFlow, OpenId, OrderBackend, OrderDraft, OrderRecord, OrderStatus, OutTradeNo,
-    PaymentNotification, RefundNotification, ShopError, WeChatRoutes,
+use wechat_core::login::LoginFlow;
+use wechat_core::pay::v2::{PaymentNotification, RefundNotification};
+use wechat_core::routes::{
+    OrderBackend, OrderDraft, OrderRecord, OrderStatus, ShopError, WeChatRoutes,
 };
+use wechat_core::{OpenId, OutTradeNo};
 
 use crate::fixtures;
 

@@ -18,7 +18,10 @@ use wechat_benches::fixtures;
 use wechat_benches::loadgen::{self, LoadOptions, LoadReport, Target};
 use wechat_benches::report::{fmt_duration, loadavg, machine};
 use wechat_benches::servers::{self, HELLO, RunningServer};
-use wechat_core::{MemoryStore, PayClient, PayRoutes, Tokens, WeChatRoutes, build_http_client};
+use wechat_core::build_http_client;
+use wechat_core::pay::v2::PayClient;
+use wechat_core::routes::{PayRoutes, WeChatRoutes};
+use wechat_core::token::{MemoryStore, Tokens};
 
 /// Command-line options.
 #[derive(Debug, Parser)]

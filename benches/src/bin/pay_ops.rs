@@ -23,7 +23,8 @@ use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
 use sha2::Sha256;
 use wechat_benches::fixtures;
-use wechat_core::{SignType, sign_jssdk, sign_pay_fields, verify_payment_notification};
+use wechat_core::jssdk::sign_jssdk;
+use wechat_core::pay::v2::{SignType, sign_pay_fields, verify_payment_notification};
 
 /// Command-line options.
 #[derive(Debug, Parser)]
@@ -166,7 +167,7 @@ fn ops() -> Vec<(&'static str, Op)> {
             Box::new(move || {
                 matches!(
                     flow.decide(black_box(&parts)),
-                    wechat_core::Decision::Proceed(Some(_))
+                    wechat_core::login::Decision::Proceed(p) if p.session_user().is_some()
                 )
             }),
         ),

@@ -21,7 +21,8 @@ use wechat_benches::clock::OffsetClock;
 use wechat_benches::fixtures;
 use wechat_benches::loadgen::percentile_sorted;
 use wechat_benches::report::{fmt_duration, loadavg, machine};
-use wechat_core::{MemoryStore, TokenEndpoint, Tokens, build_http_client};
+use wechat_core::token::{MemoryStore, Tokens};
+use wechat_core::{TokenEndpoint, build_http_client};
 use wechat_sim::RunningSim;
 
 /// Command-line options.
@@ -86,7 +87,7 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         let config = fixtures::app_config(&base).with_token_endpoint(endpoint);
         Ok(Tokens::builder(&config, build_http_client(&config)?)
             .store(Arc::new(MemoryStore::new()))
-            .clock(Arc::clone(&clock) as Arc<dyn wechat_core::Clock>)
+            .clock(Arc::clone(&clock) as Arc<dyn wechat_core::clock::Clock>)
             .build())
     };
     let mut outcomes = Vec::new();

@@ -6,11 +6,11 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
 use bytes::Bytes;
 
-/// The request head that [`wechat_core::LoginFlow`] reads, built from an actix request;
+/// The request head that [`wechat_core::login::LoginFlow`] reads, built from an actix request;
 /// `None` when it is not valid HTTP for `http` 1 (answer 400).
 pub(crate) fn login_parts(req: &HttpRequest) -> Option<http::request::Parts> {
     let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    wechat_core::request_parts(
+    wechat_core::adapter::request_parts(
         req.method().as_str(),
         target,
         req.headers()

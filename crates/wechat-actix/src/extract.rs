@@ -5,7 +5,9 @@ use std::ops::Deref;
 use actix_utils::future::{Ready, ready};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
-use wechat_core::{LoginFlow, SessionUser, require_user};
+use wechat_core::adapter::require_user;
+use wechat_core::login::LoginFlow;
+use wechat_core::session::SessionUser;
 
 use crate::Error;
 use crate::convert::login_parts;
@@ -64,7 +66,7 @@ impl FromRequest for WeChatUser {
 const MISSING_MIDDLEWARE: &str = "`wechat_actix::WeChatLoginMiddleware`: add \
      `.wrap(WeChatLoginMiddleware::new(flow))` to the App or scope that serves this route";
 
-/// The user the middleware found, or why there is none (`wechat_core::require_user`).
+/// The user the middleware found, or why there is none (`wechat_core::adapter::require_user`).
 fn user_of(req: &HttpRequest) -> Result<WeChatUser, Error> {
     let extensions = req.extensions();
     if let Some(user) = extensions.get::<SessionUser>() {

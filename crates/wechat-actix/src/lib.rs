@@ -6,7 +6,7 @@
 //!   middleware (an actix `Transform` and its service).
 //! - [`WeChatUser`] / [`Error`]: the extractor and why it can fail.
 //! - [`scope`] / [`configure`]: the mountable routes over
-//!   [`WeChatRoutes`](wechat_core::WeChatRoutes).
+//!   [`WeChatRoutes`](wechat_core::routes::WeChatRoutes).
 //! - [`notification_paths`]: the paths to exclude from login for a mount prefix.
 //! - [`wechat_core`]: the framework-agnostic crate, re-exported.
 
@@ -21,4 +21,4 @@ pub use extract::WeChatUser;
 pub use middleware::{WeChatLoginFuture, WeChatLoginMiddleware, WeChatLoginService};
 pub use routes::{configure, scope};
 pub use wechat_core;
-pub use wechat_core::notification_paths;
+pub use wechat_core::routes::notification_paths;

@@ -1,10 +1,10 @@
 //! The login middleware: [`WeChatLoginMiddleware`] (an actix [`Transform`]) and the service it
 //! wraps around each route, [`WeChatLoginService`].
 //!
-//! Every decision is [`LoginFlow::decide`]'s (see `wechat_core::LoginFlow` for the behaviour);
+//! Every decision is [`LoginFlow::decide`]'s (see `wechat_core::login::LoginFlow` for the behaviour);
 //! this module only carries it out in actix:
 //!
-//! - [`Decision::Proceed`]: the [`SessionUser`] goes into the request extensions (on an excluded
+//! - [`Decision::Proceed`]: the [`SessionUser`](wechat_core::session::SessionUser) goes into the request extensions (on an excluded
 //!   path without a session, a clone of the [`LoginFlow`] instead, for the extractor's 401), and
 //!   the inner service is called;
 //! - [`Decision::Respond`]: the flow's response is sent (a redirect to WeChat, a 401 JSON, …);
@@ -15,29 +15,33 @@ use std::rc::Rc;
 use actix_service::{Service, Transform, forward_ready};
 use actix_utils::future::{Ready, ready};
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::{Error, HttpMessage};
 use futures_util::future::{Either, LocalBoxFuture, MapOk, TryFutureExt};
-use wechat_core::{Decision, LoginFlow, SessionUser};
+use wechat_core::adapter::{RequestExtensions, fast_proceed};
+use wechat_core::login::{Decision, LoginFlow, Proceed};
 
 use crate::convert::{bad_request, login_parts, to_actix};
 
 /// The WeChat login middleware: `App::new().wrap(WeChatLoginMiddleware::new(flow))`.
 ///
-/// Requests with a valid session cookie reach the routes with their [`SessionUser`] (read it
+/// Requests with a valid session cookie reach the routes with their [`SessionUser`](wechat_core::session::SessionUser) (read it
 /// with the [`WeChatUser`](crate::WeChatUser) extractor); browsers without one are sent to
 /// WeChat and come back logged in; other requests without one get 401 JSON; excluded paths pass
 /// with or without a session. The flow's callback, login and logout paths are answered here.
 ///
 /// The session cookie is the one of `wechat-core`: an actix app and an axum app (with
-/// `wechat-tower`) configured with the same [`SessionKeys`](wechat_core::SessionKeys) accept
+/// `wechat-tower`) configured with the same [`SessionKeys`](wechat_core::session::SessionKeys) accept
 /// each other's sessions.
 ///
 /// ```
 /// use actix_web::{App, HttpResponse, web};
 /// use wechat_actix::{WeChatLoginMiddleware, WeChatUser};
-/// use wechat_core::{Config, LoginConfig, LoginFlow, OAuthClient, SessionKeys};
+/// use wechat_core::Config;
+/// use wechat_core::login::{LoginConfig, LoginFlow};
+/// use wechat_core::oauth::OAuthClient;
+/// use wechat_core::session::SessionKeys;
 ///
 /// async fn me(user: WeChatUser) -> HttpResponse {
 ///     HttpResponse::Ok().body(user.openid.to_string())
@@ -57,7 +61,7 @@ use crate::convert::{bad_request, login_parts, to_actix};
 /// ```
 ///
 /// # Security
-/// See `wechat_core::LoginFlow` and `wechat_core::SessionCookie`: the state is signed and bound
+/// See `wechat_core::login::LoginFlow` and `wechat_core::session::SessionCookie`: the state is signed and bound
 /// to the browser, return paths stay on this site, and the cookie is `HttpOnly; SameSite=Lax`
 /// (and `Secure` for an https public URL).
 #[derive(Debug, Clone)]
@@ -131,14 +135,14 @@ where
             .headers()
             .get_all(header::COOKIE)
             .map(|value| value.as_bytes());
-        if let Some(user) = self.flow.fast_proceed(req.path(), cookies) {
-            return self.proceed(req, Some(user));
+        if let Some(proceed) = fast_proceed(&self.flow, req.path(), cookies) {
+            return self.proceed(req, proceed);
         }
         let Some(parts) = login_parts(req.request()) else {
             return respond(req, bad_request());
         };
         match self.flow.decide(&parts) {
-            Decision::Proceed(user) => self.proceed(req, user),
+            Decision::Proceed(proceed) => self.proceed(req, proceed),
             Decision::Respond(response) => respond(req, to_actix(&response)),
             Decision::Callback => {
                 let flow = self.flow.clone();
@@ -157,28 +161,24 @@ where
     S::Future: 'static,
     B: MessageBody + 'static,
 {
-    /// Calls the inner service with the user in the request's extensions (without one, the flow,
-    /// for the extractor's 401).
-    fn proceed(
-        &self,
-        req: ServiceRequest,
-        user: Option<SessionUser>,
-    ) -> WeChatLoginFuture<S::Future, B> {
-        {
-            let mut extensions = req.extensions_mut();
-            // Only this middleware says who the user is: replace or remove any earlier value.
-            match user {
-                Some(user) => {
-                    extensions.insert::<SessionUser>(user);
-                }
-                None => {
-                    extensions.remove::<SessionUser>();
-                    extensions.insert::<LoginFlow>(self.flow.clone());
-                }
-            }
-        }
+    /// Calls the inner service with what `proceed` carries in the request's extensions.
+    fn proceed(&self, req: ServiceRequest, proceed: Proceed) -> WeChatLoginFuture<S::Future, B> {
+        proceed.apply(&mut ActixExtensions(&mut req.extensions_mut()));
         let left: Left<B> = ServiceResponse::map_into_left_body;
         Either::Left(self.service.call(req).map_ok(left))
+    }
+}
+
+/// actix-web's request extensions, for [`Proceed::apply`].
+struct ActixExtensions<'a>(&'a mut Extensions);
+
+impl RequestExtensions for ActixExtensions<'_> {
+    fn insert<T: Clone + Send + Sync + 'static>(&mut self, value: T) {
+        self.0.insert(value);
+    }
+
+    fn remove<T: Clone + Send + Sync + 'static>(&mut self) {
+        self.0.remove::<T>();
     }
 }
 

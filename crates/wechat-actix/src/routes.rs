@@ -1,6 +1,6 @@
 //! The mountable JS-SDK and payment routes: [`configure`] and [`scope`].
 //!
-//! Every answer is `wechat_core::WeChatRoutes`'s; this module extracts what it needs (query,
+//! Every answer is `wechat_core::routes::WeChatRoutes`'s; this module extracts what it needs (query,
 //! body, session user, client IP) and sends the response.
 
 use std::net::IpAddr;
@@ -11,9 +11,11 @@ use actix_web::{HttpRequest, HttpResponse, Scope};
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use http::StatusCode;
-use wechat_core::{
-    JSSDK_CONFIG_PATH, NotificationReply, PAY_NOTIFY_PATH, PAY_ORDER_STATUS_PATH, PAY_ORDERS_PATH,
-    REFUND_NOTIFY_PATH, WeChatRoutes, json_error_response,
+use wechat_core::adapter::json_error_response;
+use wechat_core::pay::v2::NotificationReply;
+use wechat_core::routes::{
+    JSSDK_CONFIG_PATH, PAY_NOTIFY_PATH, PAY_ORDER_STATUS_PATH, PAY_ORDERS_PATH, REFUND_NOTIFY_PATH,
+    WeChatRoutes,
 };
 
 use crate::WeChatUser;
@@ -37,7 +39,7 @@ use crate::convert::to_actix;
 ///
 /// ```
 /// use actix_web::{App, web};
-/// # fn app(routes: wechat_core::WeChatRoutes) {
+/// # fn app(routes: wechat_core::routes::WeChatRoutes) {
 /// let app = App::new().service(web::scope("/wechat").configure(wechat_actix::configure(routes)));
 /// # let _ = app;
 /// # }
@@ -128,7 +130,8 @@ pub fn scope(prefix: &str, routes: WeChatRoutes) -> Scope {
 /// The client IP for `spbill_create_ip`, by the routes' proxy policy.
 fn client_ip(routes: &WeChatRoutes, req: &HttpRequest) -> Option<IpAddr> {
     let header = |name: &str| req.headers().get(name).map(|v| v.as_bytes());
-    routes.client_ip(
+    wechat_core::adapter::client_ip(
+        routes,
         req.peer_addr().map(|addr| addr.ip()),
         header("x-forwarded-for"),
         header("x-real-ip"),

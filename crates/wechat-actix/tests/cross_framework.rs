@@ -8,7 +8,8 @@ use std::net::{SocketAddr, TcpListener};
 
 use actix_web::{App, HttpResponse, web};
 use common::{ALICE, Browser, bind, flow, keys, public_url, start_sim};
-use wechat_core::{LoginFlow, SessionKeys};
+use wechat_core::login::LoginFlow;
+use wechat_core::session::SessionKeys;
 
 async fn actix_me(user: wechat_actix::WeChatUser) -> HttpResponse {
     HttpResponse::Ok().body(format!("actix: hello {}", user.openid))

@@ -6,7 +6,7 @@ mod common;
 use actix_web::{App, HttpResponse, web};
 use common::{ALICE, BOB, Browser, bind, flow, flow_with_scope, keys, public_url, start_sim};
 use wechat_actix::{WeChatLoginMiddleware, WeChatUser};
-use wechat_core::Scope;
+use wechat_core::oauth::Scope;
 
 async fn me(user: WeChatUser) -> HttpResponse {
     HttpResponse::Ok().body(format!("hello {}", user.openid))
@@ -273,13 +273,18 @@ async fn wechat_errors_become_pages_that_say_what_failed() {
     let config = wechat_core::Config::new(common::APPID, "ffffffffffffffffffffffffffffffff")
         .with_base_urls(wechat_core::BaseUrls::all(&sim.base_url()))
         .with_timeout(std::time::Duration::from_secs(10));
-    let client =
-        wechat_core::OAuthClient::new(&config, wechat_core::build_http_client(&config).unwrap());
-    let login = wechat_core::LoginConfig::builder(&public_url(addr), keys())
+    let client = wechat_core::oauth::OAuthClient::new(
+        &config,
+        wechat_core::build_http_client(&config).unwrap(),
+    );
+    let login = wechat_core::login::LoginConfig::builder(&public_url(addr), keys())
         .unwrap()
         .build()
         .unwrap();
-    let _server = serve!(listener, app!(wechat_core::LoginFlow::new(client, login)));
+    let _server = serve!(
+        listener,
+        app!(wechat_core::login::LoginFlow::new(client, login))
+    );
     let base = public_url(addr);
     let browser = Browser::new();
     let first = browser.open(&format!("{base}/shop")).await;

@@ -11,7 +11,7 @@ use common::{
     ALICE, APPID, Browser, PREFIX, TempStore, bind, flow, keys, public_url, routes, start_sim,
 };
 use wechat_actix::WeChatLoginMiddleware;
-use wechat_core::OrderStatus;
+use wechat_core::routes::OrderStatus;
 
 macro_rules! app {
     ($flow:expr, $routes:expr) => {{
@@ -212,8 +212,8 @@ async fn an_order_is_paid_notified_and_shown_to_its_owner_only() {
     // Another user, and an unknown order, get the same 404.
     let stranger = {
         let keys_browser = Browser::new();
-        let value = wechat_core::SessionCookie::new(keys())
-            .encode(&wechat_core::SessionUser::new(
+        let value = wechat_core::session::SessionCookie::new(keys())
+            .encode(&wechat_core::session::SessionUser::new(
                 wechat_core::OpenId::new("oSomeoneElse000000000000000"),
                 u64::MAX / 2,
             ))

@@ -132,7 +132,7 @@ pub enum Error {
         /// The message of the error that made the refresh fail.
         cause: String,
     },
-    /// Read-only mode ([`TokensBuilder::read_only`](crate::TokensBuilder::read_only)): the shared
+    /// Read-only mode ([`TokensBuilder::read_only`](crate::token::TokensBuilder::read_only)): the shared
     /// token store holds no usable access token or jsapi_ticket, and this process never fetches
     /// one from WeChat itself.
     #[error(

@@ -4,7 +4,7 @@
 //! (signature algorithm): `signature = hex(SHA1("jsapi_ticket=…&noncestr=…&timestamp=…&url=…"))`,
 //! where `url` is the page's full URL without its `#fragment`.
 //!
-//! [`Tokens::jssdk_config`](crate::Tokens::jssdk_config) does everything (ticket, nonce, time);
+//! [`Tokens::jssdk_config`](crate::token::Tokens::jssdk_config) does everything (ticket, nonce, time);
 //! [`sign_jssdk`], [`jssdk_page_url`] and [`JsSdkConfig::sign`] are the pure parts, tested
 //! against the official vector.
 
@@ -83,7 +83,8 @@ pub(crate) fn random_nonce() -> String {
 /// `location.href.split('#')[0]`.
 ///
 /// ```
-/// use wechat_core::{AppId, JsSdkConfig, JsapiTicket, jssdk_page_url, sign_jssdk};
+/// use wechat_core::{AppId, JsapiTicket};
+/// use wechat_core::jssdk::{JsSdkConfig, jssdk_page_url, sign_jssdk};
 ///
 /// let ticket = JsapiTicket::new("sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg");
 /// // The official example (V1).

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
-use crate::http::{JsonCall, OnBusy, call_json};
+use crate::transport::{JsonCall, OnBusy, call_json};
 use crate::{
     AppId, AppSecret, Config, Error, OAuthAccessToken, OpenId, RefreshToken, Result, UnionId,
 };
@@ -267,10 +267,11 @@ impl From<RawUserInfo> for UserInfo {
 /// developers.weixin.qq.com). The flow: send the browser to [`authorize_url`], WeChat redirects
 /// back to `redirect_uri?code=CODE&state=STATE`, and the server exchanges the single-use code with
 /// [`OAuthClient::exchange_code`]. For a ready-made flow with a signed `state` and a session
-/// cookie, see [`LoginFlow`](crate::LoginFlow).
+/// cookie, see [`LoginFlow`](crate::login::LoginFlow).
 ///
 /// ```
-/// use wechat_core::{authorize_url, AppId, Scope};
+/// use wechat_core::oauth::{authorize_url, Scope};
+/// use wechat_core::AppId;
 ///
 /// let url = authorize_url(
 ///     "https://open.weixin.qq.com",
@@ -291,7 +292,8 @@ impl From<RawUserInfo> for UserInfo {
 ///
 /// ```no_run
 /// # async fn run() -> wechat_core::Result<()> {
-/// use wechat_core::{build_http_client, Config, Lang, OAuthClient};
+/// use wechat_core::{build_http_client, Config};
+/// use wechat_core::oauth::{Lang, OAuthClient};
 ///
 /// let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef");
 /// let client = OAuthClient::new(&config, build_http_client(&config)?);

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use wechat_core::{
-    BaseUrls, Config, Error, JsapiTicket, Tokens, build_http_client, jssdk_page_url, sign_jssdk,
-};
+use wechat_core::jssdk::{jssdk_page_url, sign_jssdk};
+use wechat_core::token::Tokens;
+use wechat_core::{BaseUrls, Config, Error, JsapiTicket, build_http_client};
 use wechat_sim::Simulator;
 
 const SIM_CONFIG: &str = r#"

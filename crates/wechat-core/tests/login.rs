@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
-use wechat_core::{
-    BaseUrls, Config, Decision, LoginConfig, LoginFlow, OAuthClient, OpenId, Scope, SessionKeys,
-    SessionUser, build_http_client,
-};
+use wechat_core::login::{Decision, LoginConfig, LoginFlow};
+use wechat_core::oauth::{OAuthClient, Scope};
+use wechat_core::session::{SessionKeys, SessionUser};
+use wechat_core::{BaseUrls, Config, OpenId, build_http_client};
 use wechat_sim::{RunningSim, Simulator};
 
 const APPID: &str = "wx1234567890abcdef";
@@ -138,7 +138,7 @@ impl Browser {
     async fn visit(&mut self, flow: &LoginFlow, uri: &str) -> Visit {
         let parts = self.request("GET", uri, true);
         let visit = match flow.decide(&parts) {
-            Decision::Proceed(user) => return Visit::Page(user),
+            Decision::Proceed(p) => return Visit::Page(p.into_session_user()),
             Decision::Respond(response) => response,
             Decision::Callback => flow.handle_callback(&parts).await,
         };
@@ -274,7 +274,9 @@ async fn first_visit_logs_in_and_returns_to_the_page() {
 
     // Requests that are not page loads also pass with the session.
     match flow.decide(&browser.request("POST", "/api/cart", false)) {
-        Decision::Proceed(Some(u)) => assert_eq!(u, user),
+        Decision::Proceed(p) if p.session_user().is_some() => {
+            assert_eq!(p.session_user(), Some(&user))
+        }
         other => panic!("{other:?}"),
     }
 
@@ -287,7 +289,9 @@ async fn first_visit_logs_in_and_returns_to_the_page() {
     // Another instance with the same key accepts the session (stateless cookie).
     let other_instance = flow_with_same_key(&sim);
     match other_instance.decide(&browser.request("GET", "/shop", true)) {
-        Decision::Proceed(Some(u)) => assert_eq!(u.openid, OpenId::new(ALICE)),
+        Decision::Proceed(p) if p.session_user().is_some() => {
+            assert_eq!(p.session_user().unwrap().openid, OpenId::new(ALICE))
+        }
         other => panic!("{other:?}"),
     }
 
@@ -482,7 +486,7 @@ async fn fetches_and_excluded_paths() {
     let flow = flow(&sim, Scope::Base, SECRET);
     let browser = Browser::new();
     match flow.decide(&browser.request("GET", "/health", false)) {
-        Decision::Proceed(None) => {}
+        Decision::Proceed(p) if p.session_user().is_none() => {}
         other => panic!("{other:?}"),
     }
     let Decision::Respond(response) = flow.decide(&browser.request("POST", "/api/cart", false))

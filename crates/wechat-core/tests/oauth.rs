@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
-use wechat_core::{
-    BaseUrls, Config, Error, Lang, OAuthClient, OpenId, RefreshToken, Scope, Sex, build_http_client,
-};
+use wechat_core::oauth::{Lang, OAuthClient, Scope, Sex};
+use wechat_core::{BaseUrls, Config, Error, OpenId, RefreshToken, build_http_client};
 use wechat_sim::{RunningSim, Simulator};
 
 const APPID: &str = "wx1234567890abcdef";

@@ -19,12 +19,15 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use wechat_core::{
-    BaseUrls, BoxFuture, BrandWcPayParams, ClientCertificate, CreatedOrder, Error, JsapiOrder,
-    OpenId, OrderBackend, OrderDraft, OrderRecord, OrderRef, OrderStatus, OutRefundNo, OutTradeNo,
-    PayClient, PayConfig, PayErrorCode, PayRoutes, PaymentNotification, Refund, RefundNotification,
-    RefundRef, RefundStatus, ShopError, SignType, TradeState,
+use wechat_core::pay::v2::{
+    BrandWcPayParams, ClientCertificate, JsapiOrder, OrderRef, PayClient, PayConfig, PayErrorCode,
+    PaymentNotification, Refund, RefundNotification, RefundRef, RefundStatus, SignType, TradeState,
 };
+use wechat_core::routes::{
+    BoxFuture, CreatedOrder, OrderBackend, OrderDraft, OrderRecord, OrderStatus, PayRoutes,
+    ShopError,
+};
+use wechat_core::{BaseUrls, Error, OpenId, OutRefundNo, OutTradeNo};
 use wechat_sim::{RunningSim, Simulator};
 
 const APPID: &str = "wx1234567890abcdef";
@@ -185,7 +188,7 @@ async fn route(routes: &PayRoutes, request: hyper::Request<Incoming>) -> http::R
     {
         Ok(body) => body.to_bytes(),
         Err(_) => {
-            return wechat_core::NotificationReply::too_large().into_response();
+            return wechat_core::pay::v2::NotificationReply::too_large().into_response();
         }
     };
     match path.as_str() {

@@ -10,10 +10,10 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use wechat_core::{
-    Error, OrderRef, OutTradeNo, PayApiKey, PayClient, PayConfig, PayErrorCode, PayFields,
-    SignType, TradeState, sign_pay_fields,
+use wechat_core::pay::v2::{
+    OrderRef, PayClient, PayConfig, PayErrorCode, PayFields, SignType, TradeState, sign_pay_fields,
 };
+use wechat_core::{Error, OutTradeNo, PayApiKey};
 
 const APPID: &str = "wx1234567890abcdef";
 const MCH_ID: &str = "1900000109";

@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
-use wechat_core::{
-    BaseUrls, Clock, Config, RedisStore, StoredToken, TokenStore, Tokens, build_http_client,
-};
+use wechat_core::clock::Clock;
+use wechat_core::token::{RedisStore, StoredToken, TokenStore, Tokens};
+use wechat_core::{BaseUrls, Config, build_http_client};
 use wechat_sim::{RunningSim, Simulator};
 
 const APPID: &str = "wx1234567890abcdef";
@@ -381,7 +381,7 @@ async fn store_operations_against_redis() {
         .await
         .expect("Redis");
     let mut raw = raw_connection(&url).await;
-    let now = wechat_core::SystemClock.now_unix_secs();
+    let now = wechat_core::clock::SystemClock.now_unix_secs();
 
     // set/get, with a Redis expiry at expires_at.
     assert_eq!(store.get("k").await.unwrap(), None);
@@ -476,7 +476,7 @@ async fn store_operations_against_redis() {
         "another prefix, another lock"
     );
     store
-        .unlock("k", &wechat_core::LockLease::random())
+        .unlock("k", &wechat_core::token::LockLease::random())
         .await
         .unwrap();
     assert_eq!(

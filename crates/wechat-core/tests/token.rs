@@ -4,10 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use wechat_core::{
-    AccessToken, BaseUrls, Clock, Config, Error, SystemClock, TokenEndpoint, Tokens,
-    build_http_client,
-};
+use wechat_core::clock::{Clock, SystemClock};
+use wechat_core::token::Tokens;
+use wechat_core::{AccessToken, BaseUrls, Config, Error, TokenEndpoint, build_http_client};
 use wechat_sim::{RunningSim, Simulator};
 
 const APPID: &str = "wx1234567890abcdef";

@@ -5,7 +5,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::StatusCode;
 use http::request::Parts;
-use wechat_core::{LoginFlow, SessionUser, require_user};
+use wechat_core::adapter::require_user;
+use wechat_core::login::LoginFlow;
+use wechat_core::session::SessionUser;
 
 /// What the 500 answer says is missing when [`WeChatUser`] is used without the layer.
 pub(crate) const MISSING_LAYER: &str = "`wechat_tower::WeChatLayer`: add \
@@ -122,7 +124,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for WeChatUser {
             return Ok(None);
         }
         Err(WeChatUserRejection {
-            response: wechat_core::missing_middleware_response(MISSING_LAYER),
+            response: wechat_core::adapter::missing_middleware_response(MISSING_LAYER),
         })
     }
 }

@@ -3,9 +3,9 @@
 //! For every request the service asks [`LoginFlow::decide`] what to do (the decisions live in
 //! `wechat-core`, shared with `wechat-actix`) and translates the [`Decision`]:
 //!
-//! - `Proceed`: the [`SessionUser`] goes into the request extensions (on an excluded path
-//!   without a session, a clone of the [`LoginFlow`] instead, for the extractors' 401), and the
-//!   inner service is called;
+//! - `Proceed`: what it carries goes into the request extensions
+//!   ([`Proceed::apply`](wechat_core::login::Proceed::apply): the user, or on an excluded path
+//!   without a session the flow, for the extractors' 401), and the inner service is called;
 //! - `Respond`: that response is sent (a 302 to WeChat's authorize page, a 401 JSON for `fetch`
 //!   and non-GET requests, the login and logout redirects…), the inner service is not called;
 //! - `Callback`: the OAuth callback, answered by [`LoginFlow::handle_callback`].
@@ -19,19 +19,23 @@ use futures_util::future::BoxFuture;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use tower_layer::Layer;
 use tower_service::Service;
-use wechat_core::{Decision, LoginFlow, SessionUser};
+use wechat_core::adapter::fast_proceed;
+use wechat_core::login::{Decision, LoginFlow};
 
 /// A tower [`Layer`] that logs browsers in with WeChat and puts the user into the request
 /// extensions; see the [crate docs](crate) for an axum app.
 ///
 /// Apply it outside every route that needs the user (with axum, `Router::layer` after the
 /// routes, including the nested [`router`](crate::router)). Exclude WeChat's notification routes
-/// from login in the [`LoginConfig`](wechat_core::LoginConfig) with
-/// [`exclude_notifications`](wechat_core::LoginConfigBuilder::exclude_notifications).
+/// from login in the [`LoginConfig`](wechat_core::login::LoginConfig) with
+/// [`exclude_notifications`](wechat_core::login::LoginConfigBuilder::exclude_notifications).
 ///
 /// ```
 /// use tower_layer::Layer;
-/// use wechat_core::{Config, LoginConfig, LoginFlow, OAuthClient, SessionKeys};
+/// use wechat_core::Config;
+/// use wechat_core::login::{LoginConfig, LoginFlow};
+/// use wechat_core::oauth::OAuthClient;
+/// use wechat_core::session::SessionKeys;
 /// use wechat_tower::WeChatLayer;
 ///
 /// let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef");
@@ -129,8 +133,8 @@ where
             .get_all(header::COOKIE)
             .iter()
             .map(HeaderValue::as_bytes);
-        if let Some(user) = self.flow.fast_proceed(request.uri().path(), cookies) {
-            request.extensions_mut().insert(user);
+        if let Some(proceed) = fast_proceed(&self.flow, request.uri().path(), cookies) {
+            proceed.apply(request.extensions_mut());
             return ResponseFuture {
                 kind: Kind::Inner {
                     future: self.inner.call(request),
@@ -139,17 +143,8 @@ where
         }
         let (mut parts, body) = request.into_parts();
         match self.flow.decide(&parts) {
-            Decision::Proceed(user) => {
-                // Only this middleware says who the user is: replace or remove any earlier value.
-                match user {
-                    Some(user) => {
-                        parts.extensions.insert(user);
-                    }
-                    None => {
-                        parts.extensions.remove::<SessionUser>();
-                        parts.extensions.insert(self.flow.clone());
-                    }
-                }
+            Decision::Proceed(proceed) => {
+                proceed.apply(&mut parts.extensions);
                 ResponseFuture {
                     kind: Kind::Inner {
                         future: self.inner.call(Request::from_parts(parts, body)),
@@ -233,7 +228,10 @@ mod tests {
 
     use http::header;
     use tower::{ServiceExt as _, service_fn};
-    use wechat_core::{Config, LoginConfig, OAuthClient, OpenId, SessionKeys};
+    use wechat_core::login::LoginConfig;
+    use wechat_core::oauth::OAuthClient;
+    use wechat_core::session::{SessionKeys, SessionUser};
+    use wechat_core::{Config, OpenId};
 
     use super::*;
 

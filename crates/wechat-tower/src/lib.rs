@@ -4,7 +4,7 @@
 //!
 //! - [`WeChatLayer`] / [`WeChatService`] / [`ResponseFuture`]: the login middleware (tower).
 //! - [`WeChatUser`] / [`WeChatUserRejection`]: the axum extractor (feature `axum`, default).
-//! - [`router`]: the mountable axum routes over [`WeChatRoutes`](wechat_core::WeChatRoutes)
+//! - [`router`]: the mountable axum routes over [`WeChatRoutes`](wechat_core::routes::WeChatRoutes)
 //!   (feature `axum`).
 //! - [`notification_paths`]: the paths to exclude from login for a mount prefix.
 //! - [`wechat_core`]: the framework-agnostic crate, re-exported.
@@ -21,4 +21,4 @@ pub use layer::{ResponseFuture, WeChatLayer, WeChatService};
 #[cfg(feature = "axum")]
 pub use routes::router;
 pub use wechat_core;
-pub use wechat_core::notification_paths;
+pub use wechat_core::routes::notification_paths;

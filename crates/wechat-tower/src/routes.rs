@@ -11,9 +11,11 @@ use axum::routing::{get, post};
 use bytes::{Bytes, BytesMut};
 use http::StatusCode;
 use http_body_util::BodyExt as _;
-use wechat_core::{
-    JSSDK_CONFIG_PATH, NotificationReply, PAY_NOTIFY_PATH, PAY_ORDER_STATUS_PATH, PAY_ORDERS_PATH,
-    REFUND_NOTIFY_PATH, WeChatRoutes, json_error_response,
+use wechat_core::adapter::{client_ip_from_headers, json_error_response};
+use wechat_core::pay::v2::NotificationReply;
+use wechat_core::routes::{
+    JSSDK_CONFIG_PATH, PAY_NOTIFY_PATH, PAY_ORDER_STATUS_PATH, PAY_ORDERS_PATH, REFUND_NOTIFY_PATH,
+    WeChatRoutes,
 };
 
 use crate::WeChatUser;
@@ -24,13 +26,13 @@ use crate::WeChatUser;
 /// | route | answer |
 /// | --- | --- |
 /// | `GET /jssdk/config?url=<page url>` | the `wx.config` JSON for a page on a configured JS-SDK domain; 400 otherwise; 502 with WeChat's message when the ticket cannot be had |
-/// | `POST /pay/orders` | for the session's user (JSON body priced by the app's [`OrderBackend`](wechat_core::OrderBackend); empty or `{}` allowed): `{"out_trade_no", "params": {appId, timeStamp, nonceStr, package, signType, paySign}}` |
+/// | `POST /pay/orders` | for the session's user (JSON body priced by the app's [`OrderBackend`](wechat_core::routes::OrderBackend); empty or `{}` allowed): `{"out_trade_no", "params": {appId, timeStamp, nonceStr, package, signType, paySign}}` |
 /// | `POST /pay/notify` | WeChat's payment notifications (XML) |
 /// | `POST /pay/refund-notify` | WeChat's refund notifications (XML) |
 /// | `GET /pay/orders/{out_trade_no}` | `{"out_trade_no", "status", "total_fee"}` for the order's owner, 404 for anyone else; asks WeChat (`orderquery`) while unpaid |
 ///
 /// The `/pay/*` routes exist only when [`WeChatRoutes`] has payment
-/// ([`WeChatRoutesBuilder::pay`](wechat_core::WeChatRoutesBuilder::pay)). Request bodies are
+/// ([`WeChatRoutesBuilder::pay`](wechat_core::routes::WeChatRoutesBuilder::pay)). Request bodies are
 /// limited to [`WeChatRoutes::MAX_BODY`] (64 KiB; 413 above).
 ///
 /// Requirements of the app:
@@ -42,7 +44,7 @@ use crate::WeChatUser;
 ///   `{public_url}/wechat/pay/notify`.
 /// - Serve with the peer address, `app.into_make_service_with_connect_info::<SocketAddr>()`:
 ///   the order route sends the buyer's IP to WeChat (`spbill_create_ip`). Behind a reverse proxy,
-///   enable [`trust_proxy`](wechat_core::WeChatRoutesBuilder::trust_proxy) instead.
+///   enable [`trust_proxy`](wechat_core::routes::WeChatRoutesBuilder::trust_proxy) instead.
 pub fn router<S>(routes: WeChatRoutes) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -93,7 +95,7 @@ async fn create_order(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    let Some(client_ip) = routes.client_ip_from_headers(peer, request.headers()) else {
+    let Some(client_ip) = client_ip_from_headers(&routes, peer, request.headers()) else {
         tracing::error!(
             "POST pay/orders: the client IP is unknown; serve the app with \
              into_make_service_with_connect_info::<SocketAddr>()"

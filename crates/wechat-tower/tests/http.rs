@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
-use wechat_tower::wechat_core::{OAuthState, OrderStatus};
+use wechat_tower::wechat_core::routes::OrderStatus;
+use wechat_tower::wechat_core::session::OAuthState;
 
 // ---------------------------------------------------------------------------------------------
 // Login.

@@ -38,7 +38,8 @@ use demo_shop::{
 };
 use tokio::task::JoinHandle;
 use wechat_actix::{WeChatLoginMiddleware, WeChatUser};
-use wechat_core::{LoginFlow, WeChatRoutes};
+use wechat_core::login::LoginFlow;
+use wechat_core::routes::WeChatRoutes;
 
 /// How many actix-web workers (each a thread with its own single-threaded runtime) serve the
 /// demo.

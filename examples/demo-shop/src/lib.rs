@@ -8,8 +8,8 @@
 //!
 //! 1. [`Settings::from_env`] (or [`Settings::embedded`] in tests) reads the configuration;
 //! 2. [`bind`] binds the listener first, so that the public URL has the real port;
-//! 3. [`Shop::start`] builds the WeChat clients, the [`LoginFlow`](wechat_core::LoginFlow), the
-//!    [`PayRoutes`](wechat_core::PayRoutes) over the SQLite [`OrderStore`], the [`Page`], and
+//! 3. [`Shop::start`] builds the WeChat clients, the [`LoginFlow`](wechat_core::login::LoginFlow), the
+//!    [`PayRoutes`](wechat_core::routes::PayRoutes) over the SQLite [`OrderStore`], the [`Page`], and
 //!    (with no `WECHAT_APPID`) starts an embedded wechat-sim on 127.0.0.1 ([`sim`]);
 //! 4. the adapter serves [`Page::render`] at `/`, [`asset`] under [`ASSETS_PREFIX`], `ok` at
 //!    [`HEALTH_PATH`], and mounts its WeChat routes under [`WECHAT_PREFIX`].

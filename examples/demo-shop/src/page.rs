@@ -8,7 +8,7 @@
 //! Stable element ids (tests and people's own scripts rely on them): `nickname`, `avatar`,
 //! `pay`, `order-status`, plus `openid`, `order-no` and `jssdk-status`.
 
-use wechat_core::SessionUser;
+use wechat_core::session::SessionUser;
 
 use crate::store::{PRODUCT_DESCRIPTION, PRODUCT_PRICE_FEN};
 
@@ -187,7 +187,8 @@ fn fill(template: &str, value: impl Fn(&str) -> Option<String>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use wechat_core::{OpenId, Profile};
+    use wechat_core::OpenId;
+    use wechat_core::session::Profile;
 
     use super::*;
 

@@ -3,7 +3,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use wechat_core::{AppId, AppSecret, BaseUrls, MchId, PayApiKey, SessionKeys};
+use wechat_core::session::SessionKeys;
+use wechat_core::{AppId, AppSecret, BaseUrls, MchId, PayApiKey};
 
 use crate::{DemoError, Result};
 

@@ -6,11 +6,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use wechat_core::{
-    BaseUrls, ClientCertificate, Config, LoginConfig, LoginFlow, MchId, MemoryStore, OAuthClient,
-    PayClient, PayConfig, PayRoutes, RedisStore, Scope, SessionKeys, TokenStore, Tokens,
-    WeChatRoutes, build_http_client,
-};
+use wechat_core::login::{LoginConfig, LoginFlow};
+use wechat_core::oauth::{OAuthClient, Scope};
+use wechat_core::pay::v2::{ClientCertificate, PayClient, PayConfig};
+use wechat_core::routes::{PayRoutes, WeChatRoutes};
+use wechat_core::session::SessionKeys;
+use wechat_core::token::{MemoryStore, RedisStore, TokenStore, Tokens};
+use wechat_core::{BaseUrls, Config, MchId, build_http_client};
 use wechat_sim::RunningSim;
 
 use crate::page::{ASSETS_PREFIX, Page};

@@ -12,10 +12,9 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::BoxFuture;
 use rand::Rng as _;
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
-use wechat_core::{
-    AppId, OpenId, OrderBackend, OrderDraft, OrderRecord, OrderStatus, OutTradeNo,
-    PaymentNotification, RefundNotification, RefundStatus, ShopError, TransactionId,
-};
+use wechat_core::pay::v2::{PaymentNotification, RefundNotification, RefundStatus};
+use wechat_core::routes::{OrderBackend, OrderDraft, OrderRecord, OrderStatus, ShopError};
+use wechat_core::{AppId, OpenId, OutTradeNo, TransactionId};
 
 use crate::{DemoError, Result};
 
@@ -545,7 +544,8 @@ impl OrderBackend for OrderStore {
 
 #[cfg(test)]
 mod tests {
-    use wechat_core::{MchId, OutRefundNo, PayFields};
+    use wechat_core::pay::v2::PayFields;
+    use wechat_core::{MchId, OutRefundNo};
 
     use super::*;
 

@@ -5,7 +5,7 @@
 //! `CI=true`, where it fails.
 
 use demo_shop::{Settings, Shop, bind, sim::SIM_APPID};
-use wechat_core::{RedisStore, TokenStore as _};
+use wechat_core::token::{RedisStore, TokenStore as _};
 
 fn redis_url() -> Option<String> {
     match std::env::var("WECHAT_TEST_REDIS_URL") {

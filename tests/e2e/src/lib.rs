@@ -165,3 +165,8 @@ macro_rules! e2e_suite {
         )*
     };
 }
+
+/// The root README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct RootReadme;

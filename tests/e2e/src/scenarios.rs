@@ -7,7 +7,9 @@ use demo_shop::sim::USERS;
 use demo_shop::{OrderStore, Settings};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use wechat_core::{OrderStatus, OutTradeNo, SessionKeys};
+use wechat_core::OutTradeNo;
+use wechat_core::routes::OrderStatus;
+use wechat_core::session::SessionKeys;
 use wechat_sim::RunningSim;
 
 use crate::html::{Form, attr, element_tag, element_text};

@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use demo_shop::OrderStore;
 use reqwest::cookie::{CookieStore, Jar};
-use wechat_core::{
-    AppId, BaseUrls, Config, LoginConfig, LoginFlow, MemoryStore, OAuthClient, OrderStatus,
-    OutTradeNo, PayClient, PayConfig, PayRoutes, Scope, SessionKeys, Tokens, WeChatRoutes,
-    build_http_client,
-};
+use wechat_core::login::{LoginConfig, LoginFlow};
+use wechat_core::oauth::{OAuthClient, Scope};
+use wechat_core::pay::v2::{PayClient, PayConfig};
+use wechat_core::routes::{OrderStatus, PayRoutes, WeChatRoutes};
+use wechat_core::session::SessionKeys;
+use wechat_core::token::{MemoryStore, Tokens};
+use wechat_core::{AppId, BaseUrls, Config, OutTradeNo, build_http_client};
 use wechat_sim::{RunningSim, Simulator};
 
 pub const APPID: &str = "wx1234567890abcdef";

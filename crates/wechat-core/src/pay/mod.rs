@@ -1,37 +1,27 @@
-//! WeChat Pay JSAPI, API v2 (XML): orders, the page's pay parameters, notifications, queries,
-//! closing and refunds.
+//! WeChat Pay for JSAPI (pages opened in WeChat): create an order, have the page pay it with
+//! `getBrandWCPayRequest`, receive WeChat's notifications, query, close and refund.
 //!
-//! The details (the flow, where money safety comes from, an example) are on [`PayClient`],
-//! where rustdoc shows them (this module is private).
+//! One submodule per API version; an application usually does not call them directly but
+//! mounts the payment routes ([`routes::PayRoutes`](crate::routes::PayRoutes)), which do the
+//! WeChat side and the money-safety checks over the application's
+//! [`OrderBackend`](crate::routes::OrderBackend).
+//!
+//! - [`v2`]: API v2, XML signed with the merchant's API key (MD5 or HMAC-SHA256), for merchants
+//!   who have v2 credentials.
+//!
+//! ```
+//! use wechat_core::BaseUrls;
+//! use wechat_core::pay::v2::{PayConfig, SignType};
+//!
+//! let pay = PayConfig::new(
+//!     "1900000109",
+//!     "wx1234567890abcdef",
+//!     "192006250b4c09247ec02edce69f6a2d",
+//!     "https://shop.example.com/wechat/pay/notify",
+//! )
+//! .with_sign_type(SignType::HmacSha256)
+//! .with_base_urls(&BaseUrls::all("http://127.0.0.1:9000"));
+//! assert!(pay.validate().is_ok());
+//! ```
 
-mod client;
-mod config;
-mod crypto;
-mod notify;
-mod order;
-mod refund;
-mod shop;
-mod sign;
-mod xml;
-
-pub use client::{PayClient, PayRequest, check_pay_reply};
-pub use config::{ClientCertificate, PayConfig};
-pub use crypto::{decrypt_refund_req_info, encrypt_refund_req_info};
-pub use notify::{
-    NOTIFICATION_SUCCESS_XML, NotificationReply, PaymentNotification, RefundNotification,
-    handle_payment_notification, handle_refund_notification, notification_fail_xml,
-    verify_payment_notification, verify_refund_notification,
-};
-pub use order::{
-    BrandWcPayParams, JsapiOrder, OrderQueryResponse, OrderRef, TradeState, UnifiedOrderResponse,
-    close_order_request,
-};
-pub use refund::{
-    Refund, RefundItem, RefundQueryResponse, RefundRef, RefundResponse, RefundStatus,
-};
-pub use shop::{
-    BoxFuture, CreatedOrder, OrderBackend, OrderDraft, OrderRecord, OrderStatus, PayRoutes,
-    ShopError,
-};
-pub use sign::{SignType, sign_pay_fields, verify_pay_fields};
-pub use xml::{MAX_NOTIFICATION_BODY, PayFields};
+pub mod v2;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tracing::Instrument;
 
-use super::Clock;
 use super::store::{StoredToken, TokenStore};
+use crate::clock::Clock;
 use crate::{Error, Result};
 
 /// Refresh at most this long before expiry...
@@ -801,8 +801,9 @@ mod tests {
     use futures_util::future::join_all;
 
     use super::*;
+    use crate::AccessToken;
+    use crate::token::MemoryStore;
     use crate::token::store::LockLease;
-    use crate::{AccessToken, MemoryStore};
 
     /// Unix time that starts at the system's and moves with tokio's (paused) clock.
     struct TokioClock {
@@ -813,7 +814,7 @@ mod tests {
     impl TokioClock {
         fn new() -> Self {
             Self {
-                base: crate::SystemClock.now_unix_secs(),
+                base: crate::clock::SystemClock.now_unix_secs(),
                 start: tokio::time::Instant::now(),
             }
         }
@@ -968,7 +969,7 @@ mod tests {
         assert!(
             cached
                 .expires_at()
-                .abs_diff(crate::SystemClock.now_unix_secs() + 7200)
+                .abs_diff(crate::clock::SystemClock.now_unix_secs() + 7200)
                 <= 1
         );
         assert_eq!(fake.calls(), 1);
@@ -1238,8 +1239,10 @@ mod tests {
             let store = store.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(700)).await;
-                let token =
-                    StoredToken::new("FROM-OTHER", crate::SystemClock.now_unix_secs() + 7200);
+                let token = StoredToken::new(
+                    "FROM-OTHER",
+                    crate::clock::SystemClock.now_unix_secs() + 7200,
+                );
                 store.set(KEY, &token).await.unwrap();
                 store.unlock(KEY, &other).await.unwrap();
             })

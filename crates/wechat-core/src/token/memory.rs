@@ -20,7 +20,7 @@ const MAX_ENTRY_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 ///
 /// This is the default store. It is enough for one process; several instances of an app need a
 /// store they share (a Redis store), or each instance's `cgi-bin/token` calls retire the others'
-/// tokens. Clones share the same entries, so several [`Tokens`](crate::Tokens) handles built on
+/// tokens. Clones share the same entries, so several [`Tokens`](crate::token::Tokens) handles built on
 /// one `MemoryStore` behave like processes sharing one remote store.
 #[derive(Clone)]
 pub struct MemoryStore {

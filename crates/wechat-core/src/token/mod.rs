@@ -7,7 +7,8 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use wechat_core::{Config, MemoryStore, Tokens, build_http_client};
+//! use wechat_core::{Config, build_http_client};
+//! use wechat_core::token::{MemoryStore, Tokens};
 //!
 //! # async fn run() -> wechat_core::Result<()> {
 //! let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef");
@@ -36,7 +37,7 @@ mod store;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -46,38 +47,15 @@ pub use self::memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisStore, RedisStoreBuilder};
 pub use self::store::{LockLease, StoredToken, TokenStore};
-use crate::http::{JsonCall, OnBusy, call_json};
+use crate::clock::Clock;
 use crate::jssdk::JsSdkConfig;
+use crate::transport::{JsonCall, OnBusy, call_json};
 use crate::{AccessToken, AppId, AppSecret, Config, JsapiTicket, Result, TokenEndpoint};
 
 /// The default prefix of store keys.
 const DEFAULT_KEY_PREFIX: &str = "wechat:";
 /// How long a read-only process waits for the central service by default.
 const DEFAULT_READ_ONLY_WAIT: Duration = Duration::from_secs(2);
-
-/// Where the token managers (and the JS-SDK timestamp) read the current unix time.
-///
-/// [`SystemClock`] is the default. Tests that move a `wechat-sim` clock forward give [`Tokens`]
-/// a clock that moves with it (the system time plus the same offset), so that tokens expire on
-/// both sides. A clock must not run behind the system clock: stores drop entries at their
-/// expiry by system time.
-pub trait Clock: Send + Sync + 'static {
-    /// The current unix time, in seconds.
-    fn now_unix_secs(&self) -> u64;
-}
-
-/// The system's clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_unix_secs(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    }
-}
 
 /// The basic access token and the jsapi_ticket of one Official Account, cached in a shared
 /// [`TokenStore`].
@@ -115,7 +93,8 @@ impl Clock for SystemClock {
 ///
 /// ```no_run
 /// use std::sync::Arc;
-/// use wechat_core::{Config, MemoryStore, Tokens, build_http_client};
+/// use wechat_core::{Config, build_http_client};
+/// use wechat_core::token::{MemoryStore, Tokens};
 ///
 /// # async fn run() -> wechat_core::Result<()> {
 /// let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef");
@@ -170,7 +149,7 @@ impl Tokens {
             http,
             store: None,
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
-            clock: Arc::new(SystemClock),
+            clock: crate::clock::system(),
             lock_lease: None,
             read_only: None,
         }
@@ -222,7 +201,7 @@ impl Tokens {
     /// `call` once more. `call` runs at most twice.
     ///
     /// ```no_run
-    /// # async fn run(tokens: wechat_core::Tokens) -> wechat_core::Result<()> {
+    /// # async fn run(tokens: wechat_core::token::Tokens) -> wechat_core::Result<()> {
     /// let quota_left: u64 = tokens
     ///     .call_with_token(|token| async move {
     ///         // Send the request with `token.expose_secret()`; map a WeChat errcode with
@@ -320,7 +299,7 @@ impl TokensBuilder {
         self
     }
 
-    /// The clock that decides expiry (default [`SystemClock`]).
+    /// The clock that decides expiry (default [`SystemClock`](crate::clock::SystemClock)).
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -354,7 +333,8 @@ impl TokensBuilder {
     /// # #[cfg(feature = "redis")]
     /// # async fn run() -> wechat_core::Result<()> {
     /// use std::sync::Arc;
-    /// use wechat_core::{Config, RedisStore, Tokens, build_http_client};
+    /// use wechat_core::{Config, build_http_client};
+    /// use wechat_core::token::{RedisStore, Tokens};
     ///
     /// let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef");
     /// let tokens = Tokens::builder(&config, build_http_client(&config)?)

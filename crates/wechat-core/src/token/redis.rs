@@ -9,7 +9,8 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use wechat_core::{Config, RedisStore, Tokens, build_http_client};
+//! use wechat_core::{Config, build_http_client};
+//! use wechat_core::token::{RedisStore, Tokens};
 //!
 //! # async fn run() -> wechat_core::Result<()> {
 //! let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef");
@@ -73,7 +74,7 @@ return 0
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use wechat_core::RedisStore;
+/// use wechat_core::token::RedisStore;
 ///
 /// # async fn run() -> wechat_core::Result<()> {
 /// let store = RedisStore::builder("redis://:password@redis.internal:6379/2")
@@ -89,7 +90,7 @@ return 0
 /// # What is stored
 ///
 /// Each credential is one string key, `{store prefix}{Tokens key prefix}{kind}:{appid}`; with the
-/// defaults (no store prefix, [`Tokens`](crate::Tokens) prefix `wechat:`) these are
+/// defaults (no store prefix, [`Tokens`](crate::token::Tokens) prefix `wechat:`) these are
 /// `wechat:access_token:{appid}` and `wechat:jsapi_ticket:{appid}`. The value is JSON,
 /// `{"value":"<credential>","expires_at":<unix seconds>}`, and the key carries a Redis expiry at
 /// `expires_at`, so Redis drops it on its own. A central service written in another language can
@@ -110,7 +111,7 @@ return 0
 /// Every command is bounded (by default a 300 ms connect timeout and a 500 ms response timeout),
 /// and after a failure the store skips Redis for a short pause (1 s by default) and answers
 /// [`Error::Store`] at once, so that a Redis outage never makes callers wait for timeouts one after
-/// another. [`Tokens`](crate::Tokens) survives that: it keeps serving its in-process copy, falls
+/// another. [`Tokens`](crate::token::Tokens) survives that: it keeps serving its in-process copy, falls
 /// back to its in-process single flight, logs one warning per outage, and uses Redis again as soon
 /// as it answers. The connection is re-established in the background.
 ///

@@ -88,9 +88,9 @@ impl LockLease {
 
 /// Where access tokens and jsapi_tickets are kept, possibly shared by several processes.
 ///
-/// [`Tokens`](crate::Tokens) keeps its own in-process copy in front of the store and calls it only
+/// [`Tokens`](crate::token::Tokens) keeps its own in-process copy in front of the store and calls it only
 /// when that copy is missing, expired or due for refresh, so a store may be remote (Redis).
-/// [`MemoryStore`](crate::MemoryStore) is the default, for a single process.
+/// [`MemoryStore`](crate::token::MemoryStore) is the default, for a single process.
 ///
 /// The trait is object safe and used as `Arc<dyn TokenStore>`; methods return boxed futures.
 /// Keys are complete (`{prefix}access_token:{appid}`, `{prefix}jsapi_ticket:{appid}`); a store

@@ -15,12 +15,17 @@ use futures_util::future::BoxFuture;
 use reqwest::cookie::{CookieStore as _, Jar};
 use serde_json::{Value, json};
 use wechat_sim::{RunningSim, Simulator};
-use wechat_tower::wechat_core::{
-    BaseUrls, Config, LoginConfig, LoginFlow, MemoryStore, OAuthClient, OpenId, OrderBackend,
-    OrderDraft, OrderRecord, OrderStatus, OutTradeNo, PayClient, PayConfig, PayRoutes,
-    PaymentNotification, RefundNotification, Scope, SessionKeys, ShopError, Tokens, WeChatRoutes,
-    build_http_client,
+use wechat_tower::wechat_core::login::{LoginConfig, LoginFlow};
+use wechat_tower::wechat_core::oauth::{OAuthClient, Scope};
+use wechat_tower::wechat_core::pay::v2::{
+    PayClient, PayConfig, PaymentNotification, RefundNotification,
 };
+use wechat_tower::wechat_core::routes::{
+    OrderBackend, OrderDraft, OrderRecord, OrderStatus, PayRoutes, ShopError, WeChatRoutes,
+};
+use wechat_tower::wechat_core::session::SessionKeys;
+use wechat_tower::wechat_core::token::{MemoryStore, Tokens};
+use wechat_tower::wechat_core::{BaseUrls, Config, OpenId, OutTradeNo, build_http_client};
 use wechat_tower::{WeChatLayer, WeChatUser, router};
 
 pub(crate) const APPID: &str = "wx1234567890abcdef";

@@ -16,7 +16,8 @@ use wechat_browser_tests::{
     Browser, Cookie, DEFAULT_WAIT, Error, Result, TempDir, Wait, ensure, wait_until,
     workspace_root, write_png,
 };
-use wechat_core::{OrderStatus, OutTradeNo};
+use wechat_core::OutTradeNo;
+use wechat_core::routes::OrderStatus;
 use wechat_sim::RunningSim;
 
 /// The session cookie's name (wechat-core's default, used by both demos).

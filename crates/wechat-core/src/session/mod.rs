@@ -3,6 +3,7 @@
 //! The details are on [`SessionCookie`], where rustdoc shows them (this module is private).
 
 mod cache;
+mod state;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +16,10 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::{Error, OpenId, Result, Sex, UnionId, UserInfo};
+use crate::oauth::{Sex, UserInfo};
+use crate::{Error, OpenId, Result, UnionId};
 use cache::VerifiedCache;
+pub use state::{MAX_RETURN_PATH_LEN, OAuthState, RETURN_PARAM, STATE_MAX_LEN, safe_return_path};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -82,7 +85,7 @@ impl Key {
 /// Every instance of the app must be configured with the same keys. `Debug` never shows them.
 ///
 /// ```
-/// use wechat_core::SessionKeys;
+/// use wechat_core::session::SessionKeys;
 ///
 /// let keys = SessionKeys::from_hex(&"ab".repeat(32))?       // the new key
 ///     .with_previous_hex(&"cd".repeat(32))?;                  // still accepted
@@ -222,7 +225,7 @@ impl From<&UserInfo> for Profile {
 /// The logged-in user, read from a valid session cookie.
 ///
 /// The login middleware of `wechat-tower` and `wechat-actix` puts it into the request extensions
-/// (see [`Decision::Proceed`](crate::Decision::Proceed)); handlers read it with the adapters'
+/// (see [`Decision::Proceed`](crate::login::Decision::Proceed)); handlers read it with the adapters'
 /// extractors or [`SessionUser::from_extensions`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionUser {
@@ -348,7 +351,8 @@ impl WireProfile {
 ///
 /// ```
 /// use std::time::Duration;
-/// use wechat_core::{OpenId, SessionCookie, SessionKeys, SessionUser};
+/// use wechat_core::OpenId;
+/// use wechat_core::session::{SessionCookie, SessionKeys, SessionUser};
 ///
 /// let keys = SessionKeys::from_hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")?;
 /// let cookie = SessionCookie::new(keys).with_secure(true).with_max_age(Duration::from_secs(3600));

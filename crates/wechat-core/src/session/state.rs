@@ -8,7 +8,8 @@ use std::time::Duration;
 use rand::distr::{Alphanumeric, SampleString};
 
 use crate::oauth::encode_component;
-use crate::{Error, Result, SessionKeys};
+use crate::session::SessionKeys;
+use crate::{Error, Result};
 
 /// The longest `state` WeChat accepts (and the longest this module emits): 128 characters.
 pub const STATE_MAX_LEN: usize = 128;
@@ -36,11 +37,11 @@ const STATE_LABEL: &[u8] = b"wechat-core/oauth-state/v1";
 /// query (`{callback_url}?r=<percent-encoded path>`, left out when it is `/`) and comes back to the
 /// callback with it; the MAC binds it. The nonce also goes into a short-lived cookie so that the
 /// callback can check that the state was issued to this browser (see
-/// [`LoginFlow`](crate::LoginFlow)).
+/// [`LoginFlow`](crate::login::LoginFlow)).
 ///
 /// ```
 /// use std::time::Duration;
-/// use wechat_core::{OAuthState, SessionKeys};
+/// use wechat_core::session::{OAuthState, SessionKeys};
 ///
 /// let keys = SessionKeys::new([7u8; 32])?;
 /// let now = 1_700_000_000;
@@ -86,7 +87,7 @@ pub struct OAuthState {
 /// character or non-ASCII text, which browsers may turn into another host.
 ///
 /// ```
-/// use wechat_core::safe_return_path;
+/// use wechat_core::session::safe_return_path;
 ///
 /// assert_eq!(safe_return_path("/shop?item=1#top"), "/shop?item=1#top");
 /// for evil in ["//evil.com", "/\\evil.com", "https://evil.com/", "/\t/evil.com", "evil", ""] {

@@ -26,7 +26,7 @@ pub(crate) const MAX_REPLY_BODY: usize = 256 * 1024;
 /// which is what signature verification needs) or from pairs for a request.
 ///
 /// ```
-/// use wechat_core::PayFields;
+/// use wechat_core::pay::v2::PayFields;
 ///
 /// let fields = PayFields::parse(b"<xml><return_code><![CDATA[SUCCESS]]></return_code><total_fee>1</total_fee></xml>")?;
 /// assert_eq!(fields.get("return_code"), Some("SUCCESS"));

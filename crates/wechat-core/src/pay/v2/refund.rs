@@ -15,7 +15,8 @@ use crate::{Error, OutRefundNo, OutTradeNo, Result, TransactionId};
 /// A refund of (part of) a paid order.
 ///
 /// ```
-/// use wechat_core::{OrderRef, OutTradeNo, PayConfig, Refund};
+/// use wechat_core::pay::v2::{OrderRef, PayConfig, Refund};
+/// use wechat_core::OutTradeNo;
 ///
 /// let config = PayConfig::new("1900000109", "wx1234567890abcdef", "192006250b4c09247ec02edce69f6a2d", "https://shop.example.com/pay/notify");
 /// let refund = Refund::new(OrderRef::OutTradeNo(OutTradeNo::new("T1")), "R1", 100, 40).with_description("one item out of stock");

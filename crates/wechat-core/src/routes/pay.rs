@@ -16,7 +16,9 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use wechat_core::{BoxFuture, OpenId, OrderBackend, OrderDraft, OrderRecord, OutTradeNo, PaymentNotification, RefundNotification, ShopError};
+//! use wechat_core::routes::{BoxFuture, OrderBackend, OrderDraft, OrderRecord, ShopError};
+//! use wechat_core::{OpenId, OutTradeNo};
+//! use wechat_core::pay::v2::{PaymentNotification, RefundNotification};
 //!
 //! struct Shop; // a database handle in a real application
 //!
@@ -47,12 +49,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::order::validate_out_trade_no;
-use super::{
-    BrandWcPayParams, JsapiOrder, OrderRef, PayClient, PaymentNotification, RefundNotification,
-    TradeState, handle_payment_notification, handle_refund_notification,
+use crate::pay::v2::order::validate_out_trade_no;
+use crate::pay::v2::{
+    BrandWcPayParams, JsapiOrder, OrderRef, PayClient, PayErrorCode, PaymentNotification,
+    RefundNotification, TradeState, handle_payment_notification, handle_refund_notification,
 };
-use crate::{Error, OpenId, OutTradeNo, PayErrorCode};
+use crate::response::{json, json_error};
+use crate::{Error, OpenId, OutTradeNo};
 
 /// The boxed, `Send` future the [`OrderBackend`] methods return (re-exported so that
 /// applications need no `futures-util` dependency): write `Box::pin(async move { … })`.
@@ -265,7 +268,7 @@ impl std::fmt::Debug for PayRoutes {
 
 impl PayRoutes {
     /// The largest request body any route accepts (64 KiB); adapters should stop reading there.
-    pub const MAX_BODY: usize = super::MAX_NOTIFICATION_BODY;
+    pub const MAX_BODY: usize = crate::pay::v2::MAX_NOTIFICATION_BODY;
 
     /// Routes over a client and the application's backend.
     pub fn new(client: PayClient, backend: Arc<dyn OrderBackend>) -> Self {
@@ -343,7 +346,7 @@ impl PayRoutes {
             out_trade_no: draft.out_trade_no.into_string(),
             params: self.client.brand_wcpay_params(&created.prepay_id),
         };
-        json_response(http::StatusCode::OK, &body)
+        json(http::StatusCode::OK, &body)
     }
 
     /// `POST …/pay/notify`: verifies the payment notification, checks its amount against the
@@ -396,7 +399,7 @@ impl PayRoutes {
                 Err(e) => return json_error(e.status(), e.message()),
             }
         }
-        json_response(
+        json(
             http::StatusCode::OK,
             &StatusBody {
                 out_trade_no: record.out_trade_no.as_str(),
@@ -483,31 +486,6 @@ fn unified_order_error(error: &Error) -> http::Response<Bytes> {
     json_error(status, &error.to_string())
 }
 
-fn json_response<T: Serialize>(status: http::StatusCode, body: &T) -> http::Response<Bytes> {
-    let (status, bytes) = match serde_json::to_vec(body) {
-        Ok(bytes) => (status, bytes),
-        Err(_) => (
-            http::StatusCode::INTERNAL_SERVER_ERROR,
-            br#"{"error":"internal error"}"#.to_vec(),
-        ),
-    };
-    let mut response = http::Response::new(Bytes::from(bytes));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    response.headers_mut().insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
-    );
-    response
-}
-
-fn json_error(status: http::StatusCode, message: &str) -> http::Response<Bytes> {
-    json_response(status, &serde_json::json!({ "error": message }))
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -515,7 +493,8 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::{PayApiKey, PayConfig, PayFields, SignType, sign_pay_fields};
+    use crate::PayApiKey;
+    use crate::pay::v2::{PayConfig, PayFields, SignType, sign_pay_fields};
 
     const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
 

@@ -10,7 +10,8 @@ use tracing::Instrument as _;
 
 use super::xml::{MAX_REPLY_BODY, parse_flat, write_xml};
 use super::{PayConfig, PayFields, SignType, sign_pay_fields, verify_pay_fields};
-use crate::{Error, PayErrorCode, Result};
+use crate::pay::v2::PayErrorCode;
+use crate::{Error, Result};
 
 /// How many times a request answered `SYSTEMERROR` (or `BIZERR_NEED_RETRY`) is sent in all.
 const RETRY_ATTEMPTS: u32 = 3;
@@ -156,11 +157,11 @@ pub fn check_pay_reply(
 ///
 /// 1. The server prices the order itself (the browser never sets the amount) and calls
 ///    `unifiedorder` ([`PayClient::unified_order`]) with the buyer's openid.
-/// 2. The page receives [`BrandWcPayParams`](crate::BrandWcPayParams) and calls
+/// 2. The page receives [`BrandWcPayParams`](crate::pay::v2::BrandWcPayParams) and calls
 ///    `WeixinJSBridge.invoke('getBrandWCPayRequest', params, cb)`. The page's
 ///    `get_brand_wcpay_request:ok` is **not** proof of payment.
 /// 3. WeChat posts a payment notification:
-///    [`handle_payment_notification`](crate::handle_payment_notification) verifies it (sign over
+///    [`handle_payment_notification`](crate::pay::v2::handle_payment_notification) verifies it (sign over
 ///    every field, merchant, app) before the application sees it, and acknowledges only after
 ///    the application recorded it; WeChat re-sends until then, and duplicates are normal.
 /// 4. When no notification arrives, [`PayClient::query_order`] asks WeChat.
@@ -174,7 +175,7 @@ pub fn check_pay_reply(
 /// ```no_run
 /// # async fn demo() -> wechat_core::Result<()> {
 /// use std::net::{IpAddr, Ipv4Addr};
-/// use wechat_core::{JsapiOrder, PayClient, PayConfig};
+/// use wechat_core::pay::v2::{JsapiOrder, PayClient, PayConfig};
 ///
 /// let pay = PayClient::new(PayConfig::new(
 ///     "1900000109",

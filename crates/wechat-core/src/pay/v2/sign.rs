@@ -8,7 +8,8 @@
 //! See <https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=4_3>.
 //!
 //! ```
-//! use wechat_core::{PayApiKey, SignType, sign_pay_fields, verify_pay_fields};
+//! use wechat_core::PayApiKey;
+//! use wechat_core::pay::v2::{SignType, sign_pay_fields, verify_pay_fields};
 //!
 //! let key = PayApiKey::new("192006250b4c09247ec02edce69f6a2d");
 //! let fields = [

@@ -133,7 +133,8 @@ impl std::fmt::Debug for ClientCertificate {
 /// A WeChat Pay merchant (API v2) as used by one Official Account.
 ///
 /// ```
-/// use wechat_core::{BaseUrls, PayConfig, SignType};
+/// use wechat_core::BaseUrls;
+/// use wechat_core::pay::v2::{PayConfig, SignType};
 ///
 /// let pay = PayConfig::new(
 ///     "1900000109",

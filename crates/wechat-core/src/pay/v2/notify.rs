@@ -8,7 +8,7 @@
 //! recorded. Duplicates are normal: the handler must be idempotent.
 //!
 //! ```
-//! use wechat_core::{PayConfig, PaymentNotification, handle_payment_notification};
+//! use wechat_core::pay::v2::{PayConfig, PaymentNotification, handle_payment_notification};
 //!
 //! # async fn demo(config: PayConfig, body: &[u8]) -> http::Response<bytes::Bytes> {
 //! let reply = handle_payment_notification(&config, body, |paid: PaymentNotification| async move {
@@ -31,9 +31,8 @@ use super::xml::{MAX_NOTIFICATION_BODY, parse_flat};
 use super::{
     PayConfig, PayFields, RefundStatus, SignType, decrypt_refund_req_info, verify_pay_fields,
 };
-use crate::{
-    AppId, Error, MchId, OpenId, OutRefundNo, OutTradeNo, PayErrorCode, Result, TransactionId,
-};
+use crate::pay::v2::PayErrorCode;
+use crate::{AppId, Error, MchId, OpenId, OutRefundNo, OutTradeNo, Result, TransactionId};
 
 const PAYMENT: &str = "payment notification";
 const REFUND: &str = "refund notification";

@@ -1,141 +1,21 @@
-//! The mountable routes' logic, shared by the axum (`wechat-tower`) and actix (`wechat-actix`)
-//! adapters: the JS-SDK config route, the payment routes, the client IP and the user check.
-//!
-//! The details are on [`WeChatRoutes`], where rustdoc shows them (this module is private).
+//! [`WeChatRoutes`]: the JS-SDK config route, and the payment routes when configured.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
-use http::request::Parts;
 use http::{Response, StatusCode};
 
-use crate::{
-    Error, LoginConfigBuilder, LoginFlow, OpenId, PayRoutes, Result, SessionUser, Tokens,
-    jssdk_page_url,
-};
-
-/// `GET {prefix}/jssdk/config?url=…`: the `wx.config` object for a page.
-pub const JSSDK_CONFIG_PATH: &str = "/jssdk/config";
-/// `POST {prefix}/pay/orders`: creates an order for the session's user.
-pub const PAY_ORDERS_PATH: &str = "/pay/orders";
-/// `GET {prefix}/pay/orders/{out_trade_no}`: an order's status, for its owner (the `{…}`
-/// placeholder syntax of axum 0.8 and actix-web 4).
-pub const PAY_ORDER_STATUS_PATH: &str = "/pay/orders/{out_trade_no}";
-/// `POST {prefix}/pay/notify`: WeChat's payment notifications (exclude it from login).
-pub const PAY_NOTIFY_PATH: &str = "/pay/notify";
-/// `POST {prefix}/pay/refund-notify`: WeChat's refund notifications (exclude it from login).
-pub const REFUND_NOTIFY_PATH: &str = "/pay/refund-notify";
-
-/// The full paths of the two notification routes when the routes are mounted under `prefix`
-/// (e.g. `/wechat`, or `""` / `/` at the root): `[{prefix}/pay/notify, {prefix}/pay/refund-notify]`.
-///
-/// WeChat's servers post notifications without a session, so these paths must be excluded from
-/// login ([`LoginConfigBuilder::exclude_notifications`] does it), and the `notify_url` given to
-/// WeChat Pay is `{public_url}{prefix}/pay/notify`.
-///
-/// ```
-/// assert_eq!(
-///     wechat_core::notification_paths("/wechat/"),
-///     ["/wechat/pay/notify", "/wechat/pay/refund-notify"]
-/// );
-/// assert_eq!(wechat_core::notification_paths(""), ["/pay/notify", "/pay/refund-notify"]);
-/// ```
-pub fn notification_paths(prefix: &str) -> [String; 2] {
-    let prefix = prefix.trim().trim_end_matches('/');
-    [
-        format!("{prefix}{PAY_NOTIFY_PATH}"),
-        format!("{prefix}{REFUND_NOTIFY_PATH}"),
-    ]
-}
-
-impl LoginConfigBuilder {
-    /// Excludes the payment and refund notification routes mounted under `prefix` from login
-    /// (see [`notification_paths`]): WeChat's servers post them without a session.
-    ///
-    /// # Errors
-    /// [`Error::Config`] when `prefix` is not empty and does not start with `/`, or holds `?`,
-    /// `#`, spaces…
-    pub fn exclude_notifications(self, prefix: &str) -> Result<Self> {
-        let [payment, refund] = notification_paths(prefix);
-        self.exclude(&payment)?.exclude(&refund)
-    }
-}
-
-/// A JSON error body `{"error": message}` with `status`, `Content-Type: application/json` and
-/// `Cache-Control: no-store`: the shape of every error the routes answer to a browser.
-pub fn json_error_response(status: StatusCode, message: &str) -> Response<Bytes> {
-    json_response(status, &serde_json::json!({ "error": message }))
-}
-
-fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Bytes> {
-    let (status, bytes) = match serde_json::to_vec(body) {
-        Ok(bytes) => (status, bytes),
-        Err(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            br#"{"error":"internal error"}"#.to_vec(),
-        ),
-    };
-    let mut response = Response::new(Bytes::from(bytes));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-/// The user of a route that needs one, as the adapters' extractors decide it.
-///
-/// - `user` is the [`SessionUser`] the login middleware put into the request extensions: it is
-///   returned.
-/// - No user, but `flow` (the [`LoginFlow`] the middleware also puts there) is present: the
-///   request came through the middleware on an excluded path without a session, so the answer is
-///   the flow's 401 JSON ([`LoginFlow::login_required`]).
-/// - Neither: the middleware did not run for this route, a programming error. The answer is a
-///   500 whose plain-text body names the missing middleware, `missing_middleware` (e.g.
-///   ``"`wechat_tower::WeChatLayer`: add `.layer(WeChatLayer::new(flow))` …"``).
-///
-/// # Errors
-/// The response to send instead, as above.
-#[allow(clippy::result_large_err)] // the error is the response to send at once
-pub fn require_user(
-    user: Option<&SessionUser>,
-    flow: Option<&LoginFlow>,
-    parts: &Parts,
-    missing_middleware: &str,
-) -> std::result::Result<SessionUser, Response<Bytes>> {
-    if let Some(user) = user {
-        return Ok(user.clone());
-    }
-    if let Some(flow) = flow {
-        return Err(flow.login_required(parts));
-    }
-    Err(missing_middleware_response(missing_middleware))
-}
-
-/// The 500 answer of an extractor used where the login middleware did not run: a plain-text body
-/// naming `missing_middleware`; see [`require_user`].
-pub fn missing_middleware_response(missing_middleware: &str) -> Response<Bytes> {
-    tracing::error!(
-        middleware = missing_middleware,
-        "a route needs the WeChat user, but the login middleware did not run for it"
-    );
-    let body = format!(
-        "Internal configuration error: this route needs the WeChat user, but the WeChat login \
-         middleware did not run for this request. Missing: {missing_middleware}\n"
-    );
-    let mut response = Response::new(Bytes::from(body));
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
+#[cfg(feature = "pay")]
+use crate::OpenId;
+use crate::jssdk::jssdk_page_url;
+use crate::response::{json, json_error};
+#[cfg(feature = "pay")]
+use crate::routes::PayRoutes;
+#[cfg(feature = "pay")]
+use crate::session::SessionUser;
+use crate::token::Tokens;
+use crate::{Error, Result};
 
 /// A JS-SDK domain: a host and, when not the scheme's default, a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,7 +107,7 @@ impl std::fmt::Display for JsDomain {
 /// ([`payment_notify`](Self::payment_notify)), `POST /pay/refund-notify`
 /// ([`refund_notify`](Self::refund_notify)), `GET /pay/orders/{out_trade_no}`
 /// ([`order_status`](Self::order_status)). Exclude the two notification routes from login
-/// ([`LoginConfigBuilder::exclude_notifications`]).
+/// ([`LoginConfigBuilder::exclude_notifications`](crate::login::LoginConfigBuilder::exclude_notifications)).
 ///
 /// [`WeChatRoutes`] bundles what the routes need: the [`Tokens`] (for the jsapi_ticket), the
 /// JS-SDK domains and API lists, whether a reverse proxy's headers are trusted for the client IP,
@@ -245,12 +125,16 @@ impl std::fmt::Display for JsDomain {
 /// | `GET {prefix}/pay/orders/{out_trade_no}` | [`WeChatRoutes::order_status`] |
 ///
 /// The two notification routes are called by WeChat's servers, which have no session: exclude
-/// them from login with [`LoginConfigBuilder::exclude_notifications`] (or
-/// [`notification_paths`]).
+/// them from login with [`LoginConfigBuilder::exclude_notifications`](crate::login::LoginConfigBuilder::exclude_notifications) (or
+/// [`notification_paths`](crate::routes::notification_paths)).
 ///
 /// ```
 /// use std::sync::Arc;
-/// use wechat_core::{BaseUrls, Config, LoginConfig, MemoryStore, SessionKeys, Tokens, WeChatRoutes};
+/// use wechat_core::{BaseUrls, Config};
+/// use wechat_core::login::LoginConfig;
+/// use wechat_core::token::{MemoryStore, Tokens};
+/// use wechat_core::session::SessionKeys;
+/// use wechat_core::routes::WeChatRoutes;
 ///
 /// let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef")
 ///     .with_base_urls(BaseUrls::all("http://127.0.0.1:9000"));
@@ -280,6 +164,7 @@ struct RoutesInner {
     domain_names: Vec<String>,
     js_api_list: Vec<String>,
     open_tag_list: Vec<String>,
+    #[cfg(feature = "pay")]
     pay: Option<PayRoutes>,
     trust_proxy: bool,
 }
@@ -287,14 +172,15 @@ struct RoutesInner {
 impl std::fmt::Debug for WeChatRoutes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let inner = &self.inner;
-        f.debug_struct("WeChatRoutes")
-            .field("tokens", &inner.tokens)
+        let mut f = f.debug_struct("WeChatRoutes");
+        f.field("tokens", &inner.tokens)
             .field("jssdk_domains", &inner.domain_names)
             .field("js_api_list", &inner.js_api_list)
             .field("open_tag_list", &inner.open_tag_list)
-            .field("pay", &inner.pay)
-            .field("trust_proxy", &inner.trust_proxy)
-            .finish()
+            .field("trust_proxy", &inner.trust_proxy);
+        #[cfg(feature = "pay")]
+        f.field("pay", &inner.pay);
+        f.finish()
     }
 }
 
@@ -306,6 +192,7 @@ pub struct WeChatRoutesBuilder {
     domains: Vec<JsDomain>,
     js_api_list: Vec<String>,
     open_tag_list: Vec<String>,
+    #[cfg(feature = "pay")]
     pay: Option<PayRoutes>,
     trust_proxy: bool,
 }
@@ -352,6 +239,7 @@ impl WeChatRoutesBuilder {
     }
 
     /// Enables the payment routes with the application's [`PayRoutes`].
+    #[cfg(feature = "pay")]
     pub fn pay(mut self, pay: PayRoutes) -> Self {
         self.pay = Some(pay);
         self
@@ -378,6 +266,7 @@ impl WeChatRoutesBuilder {
                 domain_names,
                 js_api_list: self.js_api_list,
                 open_tag_list: self.open_tag_list,
+                #[cfg(feature = "pay")]
                 pay: self.pay,
                 trust_proxy: self.trust_proxy,
             }),
@@ -403,7 +292,7 @@ fn parse_ip_entry(entry: &str) -> Option<IpAddr> {
 impl WeChatRoutes {
     /// The largest request body the routes accept (64 KiB): adapters read at most one byte more
     /// and pass what they read; the route methods answer 413 above it.
-    pub const MAX_BODY: usize = PayRoutes::MAX_BODY;
+    pub const MAX_BODY: usize = 64 * 1024;
 
     /// Starts the routes over `tokens` (the app's access token and jsapi_ticket).
     ///
@@ -415,6 +304,7 @@ impl WeChatRoutes {
             domains: Vec::new(),
             js_api_list: Vec::new(),
             open_tag_list: Vec::new(),
+            #[cfg(feature = "pay")]
             pay: None,
             trust_proxy: false,
         }
@@ -425,6 +315,7 @@ impl WeChatRoutes {
         &self.inner.tokens
     }
 
+    #[cfg(feature = "pay")]
     /// The payment routes, when configured. Adapters mount the payment routes only then.
     pub fn pay(&self) -> Option<&PayRoutes> {
         self.inner.pay.as_ref()
@@ -440,12 +331,8 @@ impl WeChatRoutes {
         self.inner.trust_proxy
     }
 
-    /// The client IP for `spbill_create_ip`, from the raw header values: with
-    /// [`trust_proxy`](WeChatRoutesBuilder::trust_proxy), the first entry of
-    /// `X-Forwarded-For` (`forwarded_for`), else `X-Real-IP` (`real_ip`), else the peer;
-    /// without it, the peer only. IPv4-mapped IPv6 addresses become IPv4. `None` when nothing
-    /// usable is known (the adapter then answers 500).
-    pub fn client_ip(
+    /// The client IP by the proxy policy; see [`adapter::client_ip`](crate::adapter::client_ip).
+    pub(crate) fn client_ip(
         &self,
         peer: Option<IpAddr>,
         forwarded_for: Option<&[u8]>,
@@ -466,19 +353,6 @@ impl WeChatRoutes {
         ip.map(|ip| ip.to_canonical())
     }
 
-    /// [`client_ip`](Self::client_ip) reading `X-Forwarded-For` and `X-Real-IP` from `headers`.
-    pub fn client_ip_from_headers(
-        &self,
-        peer: Option<IpAddr>,
-        headers: &HeaderMap,
-    ) -> Option<IpAddr> {
-        self.client_ip(
-            peer,
-            headers.get("x-forwarded-for").map(HeaderValue::as_bytes),
-            headers.get("x-real-ip").map(HeaderValue::as_bytes),
-        )
-    }
-
     /// `GET {prefix}/jssdk/config?url=<page url>` with the request's raw query string: the
     /// `wx.config` JSON for the page (`{"debug","appId","timestamp","nonceStr","signature",
     /// "jsApiList","openTagList"}`).
@@ -494,13 +368,13 @@ impl WeChatRoutes {
         let page = match (urls.next(), urls.next()) {
             (Some(page), None) if !page.trim().is_empty() => page,
             (Some(_), Some(_)) => {
-                return json_error_response(
+                return json_error(
                     StatusCode::BAD_REQUEST,
                     "the url parameter is repeated; pass the page's URL once",
                 );
             }
             _ => {
-                return json_error_response(
+                return json_error(
                     StatusCode::BAD_REQUEST,
                     "missing url parameter: pass the page's URL, \
                      ?url=encodeURIComponent(location.href.split('#')[0])",
@@ -509,11 +383,11 @@ impl WeChatRoutes {
         };
         let signed = match jssdk_page_url(&page) {
             Ok(signed) => signed,
-            Err(e) => return json_error_response(StatusCode::BAD_REQUEST, &e.to_string()),
+            Err(e) => return json_error(StatusCode::BAD_REQUEST, &e.to_string()),
         };
         let parsed = match url::Url::parse(&signed) {
             Ok(parsed) => parsed,
-            Err(e) => return json_error_response(StatusCode::BAD_REQUEST, &e.to_string()),
+            Err(e) => return json_error(StatusCode::BAD_REQUEST, &e.to_string()),
         };
         if !self.inner.domains.iter().any(|d| d.matches(&parsed)) {
             let host = match (parsed.host_str(), parsed.port()) {
@@ -534,7 +408,7 @@ impl WeChatRoutes {
                     self.inner.domain_names.join(", ")
                 )
             };
-            return json_error_response(StatusCode::BAD_REQUEST, &message);
+            return json_error(StatusCode::BAD_REQUEST, &message);
         }
         let apis: Vec<&str> = self.inner.js_api_list.iter().map(String::as_str).collect();
         let tags: Vec<&str> = self
@@ -544,19 +418,22 @@ impl WeChatRoutes {
             .map(String::as_str)
             .collect();
         match self.inner.tokens.jssdk_config(&signed, &apis, &tags).await {
-            Ok(config) => json_response(StatusCode::OK, &config),
+            Ok(config) => json(StatusCode::OK, &config),
             Err(e @ Error::InvalidPageUrl(_)) => {
-                json_error_response(StatusCode::BAD_REQUEST, &e.to_string())
+                json_error(StatusCode::BAD_REQUEST, &e.to_string())
             }
             Err(e) => {
                 tracing::warn!(error = %e, "JS-SDK config failed");
-                json_error_response(StatusCode::BAD_GATEWAY, &e.to_string())
+                json_error(StatusCode::BAD_GATEWAY, &e.to_string())
             }
         }
     }
+}
 
+#[cfg(feature = "pay")]
+impl WeChatRoutes {
     fn pay_not_configured() -> Response<Bytes> {
-        json_error_response(
+        json_error(
             StatusCode::NOT_FOUND,
             "WeChat Pay is not configured on this server",
         )
@@ -576,7 +453,7 @@ impl WeChatRoutes {
             return Self::pay_not_configured();
         };
         if buyer.is_snapshot_user {
-            return json_error_response(
+            return json_error(
                 StatusCode::FORBIDDEN,
                 "this page was opened as a WeChat snapshot (guest) page: open it in WeChat to pay",
             );
@@ -615,10 +492,18 @@ impl WeChatRoutes {
 #[cfg(test)]
 mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use http::header::{self, HeaderMap, HeaderValue};
     use std::time::Duration;
 
     use super::*;
-    use crate::{BaseUrls, Config, LoginConfig, MemoryStore, OAuthClient, SessionKeys};
+    use crate::adapter::require_user;
+    use crate::login::{LoginConfig, LoginFlow};
+    use crate::oauth::OAuthClient;
+    use crate::routes::notification_paths;
+    use crate::session::SessionKeys;
+    use crate::token::MemoryStore;
+    use crate::{BaseUrls, Config};
 
     fn tokens() -> Tokens {
         // Nothing listens on port 9: a ticket fetch fails fast.
@@ -794,10 +679,13 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
         assert_eq!(
-            proxied.client_ip_from_headers(peer, &headers),
+            crate::adapter::client_ip_from_headers(&proxied, peer, &headers),
             Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)))
         );
-        assert_eq!(direct.client_ip_from_headers(peer, &headers), peer);
+        assert_eq!(
+            crate::adapter::client_ip_from_headers(&direct, peer, &headers),
+            peer
+        );
     }
 
     #[test]
@@ -858,37 +746,37 @@ mod tests {
 
     struct RefusingShop;
 
-    impl crate::OrderBackend for RefusingShop {
+    impl crate::routes::OrderBackend for RefusingShop {
         fn price<'a>(
             &'a self,
             _buyer: &'a OpenId,
             _request: &'a serde_json::Value,
         ) -> futures_util::future::BoxFuture<
             'a,
-            std::result::Result<crate::OrderDraft, crate::ShopError>,
+            std::result::Result<crate::routes::OrderDraft, crate::routes::ShopError>,
         > {
-            Box::pin(async { Err(crate::ShopError::bad_request("no products")) })
+            Box::pin(async { Err(crate::routes::ShopError::bad_request("no products")) })
         }
         fn record_created<'a>(
             &'a self,
             _buyer: &'a OpenId,
-            _draft: &'a crate::OrderDraft,
+            _draft: &'a crate::routes::OrderDraft,
             _prepay_id: &'a str,
-        ) -> futures_util::future::BoxFuture<'a, std::result::Result<(), crate::ShopError>>
+        ) -> futures_util::future::BoxFuture<'a, std::result::Result<(), crate::routes::ShopError>>
         {
             Box::pin(async { Ok(()) })
         }
         fn on_paid<'a>(
             &'a self,
-            _payment: &'a crate::PaymentNotification,
-        ) -> futures_util::future::BoxFuture<'a, std::result::Result<(), crate::ShopError>>
+            _payment: &'a crate::pay::v2::PaymentNotification,
+        ) -> futures_util::future::BoxFuture<'a, std::result::Result<(), crate::routes::ShopError>>
         {
             Box::pin(async { Ok(()) })
         }
         fn on_refund<'a>(
             &'a self,
-            _refund: &'a crate::RefundNotification,
-        ) -> futures_util::future::BoxFuture<'a, std::result::Result<(), crate::ShopError>>
+            _refund: &'a crate::pay::v2::RefundNotification,
+        ) -> futures_util::future::BoxFuture<'a, std::result::Result<(), crate::routes::ShopError>>
         {
             Box::pin(async { Ok(()) })
         }
@@ -897,7 +785,7 @@ mod tests {
             _out_trade_no: &'a crate::OutTradeNo,
         ) -> futures_util::future::BoxFuture<
             'a,
-            std::result::Result<Option<crate::OrderRecord>, crate::ShopError>,
+            std::result::Result<Option<crate::routes::OrderRecord>, crate::routes::ShopError>,
         > {
             Box::pin(async { Ok(None) })
         }
@@ -905,7 +793,7 @@ mod tests {
 
     #[tokio::test]
     async fn snapshot_guests_cannot_order() {
-        let pay = crate::PayConfig::new(
+        let pay = crate::pay::v2::PayConfig::new(
             "1900000109",
             "wx1234567890abcdef",
             "192006250b4c09247ec02edce69f6a2d",
@@ -914,7 +802,7 @@ mod tests {
         .with_base_url("http://127.0.0.1:9");
         let routes = WeChatRoutes::builder(tokens())
             .pay(PayRoutes::new(
-                crate::PayClient::new(pay).unwrap(),
+                crate::pay::v2::PayClient::new(pay).unwrap(),
                 Arc::new(RefusingShop),
             ))
             .build();

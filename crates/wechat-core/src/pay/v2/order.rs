@@ -16,7 +16,7 @@ use crate::{AppId, Error, OpenId, OutTradeNo, PayApiKey, Result, TransactionId};
 ///
 /// ```
 /// use std::net::{IpAddr, Ipv4Addr};
-/// use wechat_core::{JsapiOrder, PayConfig};
+/// use wechat_core::pay::v2::{JsapiOrder, PayConfig};
 ///
 /// let config = PayConfig::new("1900000109", "wx1234567890abcdef", "192006250b4c09247ec02edce69f6a2d", "https://shop.example.com/pay/notify");
 /// let order = JsapiOrder::new("T20240101001", "Coffee", 1, "oUser", IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)))
@@ -200,7 +200,8 @@ impl UnifiedOrderResponse {
 /// `paySign`; all strings).
 ///
 /// ```
-/// use wechat_core::{AppId, BrandWcPayParams, PayApiKey, SignType};
+/// use wechat_core::{AppId, PayApiKey};
+/// use wechat_core::pay::v2::{BrandWcPayParams, SignType};
 ///
 /// let params = BrandWcPayParams::new(
 ///     &AppId::new("wxd930ea5d5a258f4f"),

@@ -1,0 +1,110 @@
+//! The one clock of the library: everything that reads the time (token expiry, the JS-SDK
+//! timestamp, the login state, the session cookie's expiry) asks a [`Clock`].
+//!
+//! [`SystemClock`] is the default everywhere. Tests give the same [`ManualClock`] to every part
+//! (and move a `wechat-sim` clock by the same amount) so that they move time instead of
+//! sleeping:
+//!
+//! ```
+//! use std::time::Duration;
+//! use wechat_core::clock::{Clock, ManualClock};
+//!
+//! let clock = ManualClock::at(1_700_000_000);
+//! clock.advance(Duration::from_secs(60));
+//! assert_eq!(clock.now_unix_secs(), 1_700_000_060);
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Where the library reads the current unix time.
+///
+/// A clock given to [`Tokens`](crate::token::Tokens) must not run behind the system clock:
+/// token stores (Redis, the in-memory store) drop entries at their expiry by system time.
+pub trait Clock: Send + Sync + 'static {
+    /// The current unix time, in seconds.
+    fn now_unix_secs(&self) -> u64;
+}
+
+/// The clock shared by the parts of the library that read the time.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_unix_secs(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
+/// The default clock, [`SystemClock`], as a [`SharedClock`].
+pub(crate) fn system() -> SharedClock {
+    Arc::new(SystemClock)
+}
+
+/// A clock that stands still until it is moved: for tests.
+///
+/// It starts at a given time ([`at`](Self::at)) or at the system time
+/// ([`starting_now`](Self::starting_now)) and moves only with [`advance`](Self::advance) and
+/// [`set`](Self::set). Shared through an `Arc`, every part given it sees the same time.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    now: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock at `unix_secs`.
+    pub fn at(unix_secs: u64) -> Self {
+        Self {
+            now: AtomicU64::new(unix_secs),
+        }
+    }
+
+    /// A clock at the current system time.
+    pub fn starting_now() -> Self {
+        Self::at(SystemClock.now_unix_secs())
+    }
+
+    /// Moves the clock forward by `by` (whole seconds).
+    pub fn advance(&self, by: Duration) {
+        self.now.fetch_add(by.as_secs(), Ordering::Relaxed);
+    }
+
+    /// Sets the clock to `unix_secs` (forward or back).
+    pub fn set(&self, unix_secs: u64) {
+        self.now.store(unix_secs, Ordering::Relaxed);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_unix_secs(&self) -> u64 {
+        self.now.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let clock = ManualClock::at(1_700_000_000);
+        assert_eq!(clock.now_unix_secs(), 1_700_000_000);
+        clock.advance(Duration::from_millis(61_500));
+        assert_eq!(clock.now_unix_secs(), 1_700_000_061);
+        clock.set(5);
+        assert_eq!(clock.now_unix_secs(), 5);
+    }
+
+    #[test]
+    fn system_clock_is_unix_time() {
+        let now = SystemClock.now_unix_secs();
+        // After 2023-11 and before 2100.
+        assert!((1_700_000_000..4_102_444_800).contains(&now));
+    }
+}

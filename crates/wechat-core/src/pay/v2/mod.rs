@@ -1,0 +1,35 @@
+//! WeChat Pay JSAPI, API v2: XML requests signed with the merchant's API key (MD5 or
+//! HMAC-SHA256): orders, the page's pay parameters, notifications, queries, closing and refunds.
+//!
+//! Implements the [JSAPI payment API v2](https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=9_1)
+//! (unified order, `orderquery`, `closeorder`, `refund`, `refundquery`, and the payment and
+//! refund notifications). The flow, where money safety comes from, and an example are on
+//! [`PayClient`].
+
+mod client;
+mod config;
+mod crypto;
+mod notify;
+pub(crate) mod order;
+mod refund;
+mod sign;
+mod xml;
+
+pub use crate::error::PayErrorCode;
+pub use client::{PayClient, PayRequest, check_pay_reply};
+pub use config::{ClientCertificate, PayConfig};
+pub use crypto::{decrypt_refund_req_info, encrypt_refund_req_info};
+pub use notify::{
+    NOTIFICATION_SUCCESS_XML, NotificationReply, PaymentNotification, RefundNotification,
+    handle_payment_notification, handle_refund_notification, notification_fail_xml,
+    verify_payment_notification, verify_refund_notification,
+};
+pub use order::{
+    BrandWcPayParams, JsapiOrder, OrderQueryResponse, OrderRef, TradeState, UnifiedOrderResponse,
+    close_order_request,
+};
+pub use refund::{
+    Refund, RefundItem, RefundQueryResponse, RefundRef, RefundResponse, RefundStatus,
+};
+pub use sign::{SignType, sign_pay_fields, verify_pay_fields};
+pub use xml::{MAX_NOTIFICATION_BODY, PayFields};

@@ -1,0 +1,124 @@
+//! The one place that builds HTTP responses for login, the routes and Pay: HTML pages, JSON,
+//! redirects, with `Cache-Control: no-store` (none of them may be cached: they carry sessions,
+//! orders and one-time redirects).
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+
+pub(crate) fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub(crate) fn base_response(
+    status: StatusCode,
+    content_type: Option<&'static str>,
+    body: impl Into<Bytes>,
+) -> Response<Bytes> {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if let Some(content_type) = content_type {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+    }
+    response
+}
+
+/// A small UTF-8 HTML page; every text is escaped.
+pub(crate) fn html_page(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    link: Option<(&str, &str)>,
+) -> Response<Bytes> {
+    let link = link
+        .map(|(href, text)| {
+            format!(
+                "<p><a href=\"{}\">{}</a></p>\n",
+                escape_html(href),
+                escape_html(text)
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title></head>\n<body style=\"font-family:sans-serif;max-width:32em;margin:2em auto;padding:0 1em\">\n\
+         <h1>{title}</h1>\n<p>{message}</p>\n{link}</body></html>\n",
+        title = escape_html(title),
+        message = escape_html(message),
+    );
+    base_response(status, Some("text/html; charset=utf-8"), body)
+}
+
+pub(crate) fn redirect(status: StatusCode, location: &str) -> Response<Bytes> {
+    match HeaderValue::try_from(location) {
+        Ok(value) => {
+            let mut response = base_response(status, None, Bytes::new());
+            response.headers_mut().insert(header::LOCATION, value);
+            response
+        }
+        Err(_) => html_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Login error",
+            "The login redirect could not be built.",
+            None,
+        ),
+    }
+}
+
+pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Bytes> {
+    let mut response = html_page(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        "This login address only accepts ordinary page loads.",
+        None,
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// A JSON response with `status`; a body that cannot be serialized becomes a 500
+/// `{"error":"internal error"}`.
+pub(crate) fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Bytes> {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => base_response(status, Some("application/json"), bytes),
+        Err(_) => base_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some("application/json"),
+            Bytes::from_static(br#"{"error":"internal error"}"#),
+        ),
+    }
+}
+
+/// `{"error": message}` with `status`: the shape of every error the routes answer to a browser.
+pub(crate) fn json_error(status: StatusCode, message: &str) -> Response<Bytes> {
+    json(status, &serde_json::json!({ "error": message }))
+}
+
+/// A plain-text response with `status`.
+pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Bytes> {
+    base_response(status, Some("text/plain; charset=utf-8"), body)
+}
