@@ -21,7 +21,6 @@ fn session(c: &mut Criterion) {
         .split_once('=')
         .map(|(_, v)| v.to_owned())
         .expect("name=value");
-    let now = fixtures::unix_now();
     let request = http::Request::builder()
         .method("GET")
         .uri("/hello")
@@ -35,17 +34,21 @@ fn session(c: &mut Criterion) {
         .expect("payload.tag");
     let key = hex::decode(fixtures::SESSION_KEY_HEX).expect("hex key");
 
-    let uncached = cookie.clone().with_cache_capacity(0);
+    let uncached = wechat_core::session::SessionCookie::builder(cookie.keys().clone())
+        .name(cookie.name())
+        .cache_capacity(0)
+        .build()
+        .expect("constant configuration");
 
     let mut g = c.benchmark_group("session_cookie");
     g.bench_function("SessionCookie::decode (verified before: cache hit)", |b| {
-        b.iter(|| cookie.decode(black_box(&value), now).is_some())
+        b.iter(|| cookie.decode(black_box(&value)).is_some())
     });
     g.bench_function("SessionCookie::decode (cache off: verify + parse)", |b| {
-        b.iter(|| uncached.decode(black_box(&value), now).is_some())
+        b.iter(|| uncached.decode(black_box(&value)).is_some())
     });
     g.bench_function("SessionCookie::read (Cookie header)", |b| {
-        b.iter(|| cookie.read(black_box(&parts.headers), now).is_some())
+        b.iter(|| cookie.read(black_box(&parts.headers)).is_some())
     });
     g.bench_function("LoginFlow::decide (valid session)", |b| {
         b.iter(|| match flow.decide(black_box(&parts)) {

@@ -147,13 +147,15 @@ pub fn pay_key() -> PayApiKey {
 
 /// The merchant's configuration (notifications signed with MD5), pointing at `base_url`.
 pub fn pay_config(base_url: &str) -> PayConfig {
-    PayConfig::new(
+    PayConfig::builder(
         MCH_ID,
         APPID,
         PAY_KEY,
         "https://shop.example.com/wechat/pay/notify",
     )
-    .with_base_url(base_url)
+    .base_url(base_url)
+    .build()
+    .unwrap()
 }
 
 /// The app's configuration with every WeChat base URL at `base_url` (the simulator).
@@ -185,8 +187,8 @@ pub fn session_keys() -> SessionKeys {
 /// A configuration error from `wechat-core` (none for these constants).
 pub fn login_flow(base_url: &str) -> wechat_core::Result<LoginFlow> {
     let config = app_config(base_url);
-    let login = LoginConfig::builder(PUBLIC_URL, session_keys())?
-        .exclude_notifications("/wechat")?
+    let login = LoginConfig::builder(PUBLIC_URL, session_keys())
+        .exclude_notifications("/wechat")
         .build()?;
     Ok(LoginFlow::new(
         OAuthClient::new(&config, reqwest::Client::new()),

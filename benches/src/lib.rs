@@ -13,7 +13,6 @@
 //! This library holds what they share. Nothing here runs as part of `cargo test` beyond its own
 //! unit tests: every measurement is started explicitly.
 
-pub mod clock;
 pub mod cpu;
 pub mod fixtures;
 pub mod loadgen;

@@ -107,10 +107,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         servers::bench_shop(),
     );
     let routes = WeChatRoutes::builder(tokens)
-        .jssdk_domain(fixtures::PUBLIC_URL)?
+        .jssdk_domain(fixtures::PUBLIC_URL)
         .js_api_list(["chooseWXPay", "updateAppMessageShareData"])
         .pay(pay)
-        .build();
+        .build()
+        .unwrap();
 
     let axum_bare = servers::spawn_axum(servers::axum_bare(), workers)?;
     let axum_noop = servers::spawn_axum(servers::axum_noop_layer(), workers)?;

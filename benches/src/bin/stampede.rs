@@ -17,10 +17,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use wechat_benches::clock::OffsetClock;
 use wechat_benches::fixtures;
 use wechat_benches::loadgen::percentile_sorted;
 use wechat_benches::report::{fmt_duration, loadavg, machine};
+use wechat_core::clock::OffsetClock;
 use wechat_core::token::{MemoryStore, Tokens};
 use wechat_core::{TokenEndpoint, build_http_client};
 use wechat_sim::RunningSim;
@@ -88,7 +88,8 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         Ok(Tokens::builder(&config, build_http_client(&config)?)
             .store(Arc::new(MemoryStore::new()))
             .clock(Arc::clone(&clock) as Arc<dyn wechat_core::clock::Clock>)
-            .build())
+            .build()
+            .unwrap())
     };
     let mut outcomes = Vec::new();
 

@@ -48,8 +48,8 @@ use crate::convert::{bad_request, login_parts, to_actix};
 /// }
 ///
 /// let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef");
-/// let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())?
-///     .exclude("/wechat/pay/notify")?
+/// let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())
+///     .exclude("/wechat/pay/notify")
 ///     .build()?;
 /// let flow = LoginFlow::new(OAuthClient::new(&config, reqwest::Client::new()), login);
 ///

@@ -278,7 +278,6 @@ async fn wechat_errors_become_pages_that_say_what_failed() {
         wechat_core::build_http_client(&config).unwrap(),
     );
     let login = wechat_core::login::LoginConfig::builder(&public_url(addr), keys())
-        .unwrap()
         .build()
         .unwrap();
     let _server = serve!(

@@ -21,7 +21,7 @@
 //! use wechat_core::Config;
 //!
 //! let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef");
-//! let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())?.build()?;
+//! let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate()).build()?;
 //! let flow = LoginFlow::new(OAuthClient::new(&config, reqwest::Client::new()), login);
 //!
 //! // A request from a framework with its own types: no session, so decide what to do.
@@ -58,7 +58,7 @@ use crate::session::SessionUser;
 /// # use wechat_core::oauth::OAuthClient;
 /// # use wechat_core::session::{SessionKeys, SessionUser};
 /// # let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef");
-/// # let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())?.build()?;
+/// # let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate()).build()?;
 /// use wechat_core::adapter::fast_proceed;
 ///
 /// let flow = LoginFlow::new(OAuthClient::new(&config, reqwest::Client::new()), login);

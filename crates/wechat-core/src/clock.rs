@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 ///
 /// A clock given to [`Tokens`](crate::token::Tokens) must not run behind the system clock:
 /// token stores (Redis, the in-memory store) drop entries at their expiry by system time.
-pub trait Clock: Send + Sync + 'static {
+pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
     /// The current unix time, in seconds.
     fn now_unix_secs(&self) -> u64;
 }
@@ -45,6 +45,49 @@ impl Clock for SystemClock {
 /// The default clock, [`SystemClock`], as a [`SharedClock`].
 pub(crate) fn system() -> SharedClock {
     Arc::new(SystemClock)
+}
+
+/// The system time plus an offset that only grows: for tests that move a `wechat-sim` clock
+/// forward and need tokens to expire on both sides at once.
+///
+/// Unlike [`ManualClock`], it never runs behind the system clock, so it may be given to
+/// [`Tokens`](crate::token::Tokens) with any token store.
+///
+/// ```
+/// use wechat_core::clock::{Clock, OffsetClock, SystemClock};
+///
+/// let clock = OffsetClock::new();
+/// assert_eq!(clock.advance(7200), 7200); // with the simulator: sim.advance_clock(7200)
+/// assert!(clock.now_unix_secs() >= SystemClock.now_unix_secs() + 7199);
+/// ```
+#[derive(Debug, Default)]
+pub struct OffsetClock {
+    offset_secs: AtomicU64,
+}
+
+impl OffsetClock {
+    /// A clock at the system time.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Moves the clock `secs` seconds forward; returns the new offset.
+    pub fn advance(&self, secs: u64) -> u64 {
+        self.offset_secs.fetch_add(secs, Ordering::SeqCst) + secs
+    }
+
+    /// How far ahead of the system clock it is, in seconds.
+    pub fn offset(&self) -> u64 {
+        self.offset_secs.load(Ordering::SeqCst)
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now_unix_secs(&self) -> u64 {
+        SystemClock
+            .now_unix_secs()
+            .saturating_add(self.offset_secs.load(Ordering::SeqCst))
+    }
 }
 
 /// A clock that stands still until it is moved: for tests.
@@ -99,6 +142,16 @@ mod tests {
         assert_eq!(clock.now_unix_secs(), 1_700_000_061);
         clock.set(5);
         assert_eq!(clock.now_unix_secs(), 5);
+    }
+
+    #[test]
+    fn offset_clock_advances_with_the_system_clock() {
+        let clock = OffsetClock::new();
+        let before = SystemClock.now_unix_secs();
+        assert_eq!(clock.advance(7200), 7200);
+        assert_eq!(clock.offset(), 7200);
+        let now = clock.now_unix_secs();
+        assert!(now >= before + 7200 && now <= SystemClock.now_unix_secs() + 7200);
     }
 
     #[test]

@@ -51,12 +51,17 @@ impl BaseUrls {
             ("res", &mut self.res),
         ] {
             let trimmed = url.trim_end_matches('/').to_owned();
-            let parsed = url::Url::parse(&trimmed)
-                .map_err(|e| Error::Config(format!("{name} base URL {trimmed:?}: {e}")))?;
+            let parsed = url::Url::parse(&trimmed).map_err(|e| {
+                Error::config(
+                    format!("BaseUrls::{name}"),
+                    format!("{name} base URL {trimmed:?}: {e}"),
+                )
+            })?;
             if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-                return Err(Error::Config(format!(
-                    "{name} base URL {trimmed:?} must be an absolute http(s) URL"
-                )));
+                return Err(Error::config(
+                    format!("BaseUrls::{name}"),
+                    format!("{name} base URL {trimmed:?} must be an absolute http(s) URL"),
+                ));
             }
             *url = trimmed;
         }

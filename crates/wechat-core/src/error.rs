@@ -4,6 +4,64 @@
 //! `return_code`/`result_code`/`err_code`). Codes a caller would branch on become named variants
 //! whose message says what to do; every other code is kept as [`Error::Api`].
 
+/// A setting that a builder's `build()` (or a constructor) refused: which setting, and why.
+///
+/// Builders take every value without failing and check them all in `build()`, so that a
+/// configuration reads as one chain; this error then names the setting to fix (the builder's
+/// setter, or for files and environment the path or name it came from).
+///
+/// ```
+/// use wechat_core::login::LoginConfig;
+/// use wechat_core::session::SessionKeys;
+///
+/// let err = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())
+///     .cookie_name("not a token")
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.setting(), "LoginConfigBuilder::cookie_name");
+/// assert!(err.to_string().contains("not a token"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {setting}: {problem}")]
+pub struct ConfigError {
+    setting: std::borrow::Cow<'static, str>,
+    problem: String,
+}
+
+impl ConfigError {
+    /// An error for `setting` (e.g. `LoginConfigBuilder::cookie_name`, or a file's path) that
+    /// says what is wrong with its value.
+    pub fn new(
+        setting: impl Into<std::borrow::Cow<'static, str>>,
+        problem: impl Into<String>,
+    ) -> Self {
+        Self {
+            setting: setting.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The setting that is wrong.
+    pub fn setting(&self) -> &str {
+        &self.setting
+    }
+
+    /// What is wrong with it.
+    pub fn problem(&self) -> &str {
+        &self.problem
+    }
+}
+
+impl Error {
+    /// An [`Error::Config`] for `setting`.
+    pub(crate) fn config(
+        setting: impl Into<std::borrow::Cow<'static, str>>,
+        problem: impl Into<String>,
+    ) -> Self {
+        Self::Config(ConfigError::new(setting, problem))
+    }
+}
+
 /// A `Result` whose error is this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -148,9 +206,9 @@ pub enum Error {
         /// What the store held: empty, an expired or rejected credential, or why it failed.
         reason: String,
     },
-    /// The configuration is invalid.
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// A setting is invalid: [`ConfigError`] names it and says what is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// A page URL cannot be signed for the JS-SDK.
     #[error("cannot sign this page URL for the JS-SDK: {0}")]
     InvalidPageUrl(String),

@@ -19,7 +19,8 @@
 //! credentials, and where WeChat or a `wechat-sim` is), [`build_http_client`], [`Error`] (one
 //! error type; WeChat's well-known codes are variants whose messages say what to do),
 //! the identifier newtypes and the secret
-//! types, whose `Debug` is redacted. [`prelude`] imports the common names of an app at once.
+//! types, whose `Debug` is redacted. [`ConfigError`] is what a builder's `build()` refuses,
+//! naming the setting. [`prelude`] imports the common names of an app at once.
 //!
 //! ```
 //! use wechat_core::prelude::*;
@@ -27,9 +28,9 @@
 //! let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef")
 //!     .with_base_urls(BaseUrls::all("http://127.0.0.1:9000"));
 //! let http = build_http_client(&config)?;
-//! let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())?
+//! let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())
 //!     .scope(Scope::UserInfo)
-//!     .exclude_notifications("/wechat")?
+//!     .exclude_notifications("/wechat")
 //!     .build()?;
 //! let flow = LoginFlow::new(OAuthClient::new(&config, http), login);
 //! # let _ = flow;
@@ -61,7 +62,7 @@ pub mod token;
 mod transport;
 
 pub use config::{BaseUrls, Config, TokenEndpoint};
-pub use error::{Error, Result};
+pub use error::{ConfigError, Error, Result};
 pub use ids::{AppId, MchId, OpenId, OutRefundNo, OutTradeNo, TransactionId, UnionId};
 pub use secret::{AccessToken, AppSecret, JsapiTicket, OAuthAccessToken, PayApiKey, RefreshToken};
 pub use transport::build_http_client;

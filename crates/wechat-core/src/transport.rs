@@ -29,7 +29,12 @@ pub fn build_http_client(config: &Config) -> Result<reqwest::Client> {
         .connect_timeout(config.connect_timeout())
         .user_agent(concat!("wechat-rs/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| Error::Config(format!("cannot build the HTTP client: {}", e.without_url())))
+        .map_err(|e| {
+            Error::config(
+                "build_http_client",
+                format!("cannot build the HTTP client: {}", e.without_url()),
+            )
+        })
 }
 
 /// Whether a call may be repeated when WeChat answers `-1`.

@@ -77,7 +77,9 @@ async fn a_config_is_accepted_by_the_simulator() {
     let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef")
         .with_base_urls(BaseUrls::all(&sim.base_url()))
         .with_timeout(Duration::from_secs(10));
-    let tokens = Tokens::builder(&config, build_http_client(&config).unwrap()).build();
+    let tokens = Tokens::builder(&config, build_http_client(&config).unwrap())
+        .build()
+        .unwrap();
     let page = "http://127.0.0.1:3000/shop?item=1&from=singlemessage#/cart";
     let wx_config = tokens
         .jssdk_config(

@@ -48,10 +48,8 @@ fn flow(sim: &RunningSim, scope: Scope, secret: &str) -> LoginFlow {
         .with_timeout(Duration::from_secs(10));
     let client = OAuthClient::new(&config, build_http_client(&config).unwrap());
     let login = LoginConfig::builder(PUBLIC, key())
-        .unwrap()
         .scope(scope)
         .exclude("/health")
-        .unwrap()
         .build()
         .unwrap();
     LoginFlow::new(client, login)

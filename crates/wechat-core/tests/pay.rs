@@ -345,11 +345,12 @@ async fn world(options: Options) -> World {
     } else {
         format!("http://{receiver}")
     };
-    let mut config = PayConfig::new(MCH_ID, APPID, API_KEY, format!("{notify_base}/pay/notify"))
-        .with_sign_type(options.sign_type)
-        .with_base_urls(&BaseUrls::all(&sim.base_url()))
-        .with_refund_notify_url(format!("{notify_base}/pay/refund-notify"))
-        .with_timeout(WAIT);
+    let mut config =
+        PayConfig::builder(MCH_ID, APPID, API_KEY, format!("{notify_base}/pay/notify"))
+            .sign_type(options.sign_type)
+            .base_urls(&BaseUrls::all(&sim.base_url()))
+            .refund_notify_url(format!("{notify_base}/pay/refund-notify"))
+            .timeout(WAIT);
     if let Some(tls) = &tls {
         let server_ca = http
             .get(format!("{}/_sim/tls/server-ca.pem", sim.base_url()))
@@ -360,14 +361,17 @@ async fn world(options: Options) -> World {
             .await
             .unwrap();
         config = config
-            .with_secapi_base_url(sim.tls_base_url().unwrap())
-            .with_root_certificate_pem(server_ca.into_bytes())
-            .with_client_certificate(
+            .secapi_base_url(sim.tls_base_url().unwrap())
+            .root_certificate_pem(server_ca.into_bytes())
+            .client_certificate(
                 ClientCertificate::from_pem(tls.cert_pem.as_bytes(), tls.key_pem.as_bytes())
                     .unwrap(),
             );
     }
-    let routes = PayRoutes::new(PayClient::new(config).unwrap(), shop.clone());
+    let routes = PayRoutes::new(
+        PayClient::new(config.build().unwrap()).unwrap(),
+        shop.clone(),
+    );
     serve(listener, routes.clone());
     World {
         sim,
@@ -772,13 +776,15 @@ async fn wechat_errors_are_typed() {
         })
     ));
     // A wrong API key: WeChat answers return_code FAIL (签名错误), which names no secret.
-    let wrong = PayConfig::new(
+    let wrong = PayConfig::builder(
         MCH_ID,
         APPID,
         "00000000000000000000000000000000",
         "http://127.0.0.1:9/pay/notify",
     )
-    .with_base_urls(&BaseUrls::all(&w.sim.base_url()));
+    .base_urls(&BaseUrls::all(&w.sim.base_url()))
+    .build()
+    .unwrap();
     let wrong = PayClient::new(wrong).unwrap();
     match wrong
         .unified_order(&JsapiOrder::new("E0003", "Tea", 50, ALICE, ip))
@@ -814,7 +820,9 @@ async fn wechat_errors_are_typed() {
         ))
         .await
     {
-        Err(Error::Config(message)) => assert!(message.contains("certificate"), "{message}"),
+        Err(Error::Config(message)) => {
+            assert!(message.problem().contains("certificate"), "{message}")
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -889,13 +897,19 @@ async fn refund_over_mutual_tls_and_refund_notification() {
     assert_eq!(w.shop.refunds.lock().unwrap().len(), refunds_before + 1);
 
     let tls = w.tls.as_ref().unwrap();
-    let base = PayConfig::new(MCH_ID, APPID, API_KEY, "http://127.0.0.1:9/pay/notify")
-        .with_base_urls(&BaseUrls::all(&w.sim.base_url()))
-        .with_timeout(WAIT);
+    let base = PayConfig::builder(MCH_ID, APPID, API_KEY, "http://127.0.0.1:9/pay/notify")
+        .base_urls(&BaseUrls::all(&w.sim.base_url()))
+        .timeout(WAIT);
     // The plain listener refuses /secapi for a merchant with a client CA.
-    let plain = PayClient::new(base.clone().with_client_certificate(
-        ClientCertificate::from_pem(tls.cert_pem.as_bytes(), tls.key_pem.as_bytes()).unwrap(),
-    ))
+    let plain = PayClient::new(
+        base.clone()
+            .client_certificate(
+                ClientCertificate::from_pem(tls.cert_pem.as_bytes(), tls.key_pem.as_bytes())
+                    .unwrap(),
+            )
+            .build()
+            .unwrap(),
+    )
     .unwrap();
     let r3 = Refund::new(OrderRef::OutTradeNo(no.clone()), "R0003", PRICE, 1);
     assert!(matches!(
@@ -913,15 +927,17 @@ async fn refund_over_mutual_tls_and_refund_notification() {
         .await
         .unwrap();
     let stranger = PayClient::new(
-        base.with_secapi_base_url(w.sim.tls_base_url().unwrap())
-            .with_root_certificate_pem(server_ca.to_vec())
-            .with_client_certificate(
+        base.secapi_base_url(w.sim.tls_base_url().unwrap())
+            .root_certificate_pem(server_ca.to_vec())
+            .client_certificate(
                 ClientCertificate::from_pem(
                     tls.stranger_cert_pem.as_bytes(),
                     tls.stranger_key_pem.as_bytes(),
                 )
                 .unwrap(),
-            ),
+            )
+            .build()
+            .unwrap(),
     )
     .unwrap();
     match stranger.refund(&r3).await {

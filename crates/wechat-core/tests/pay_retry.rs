@@ -95,8 +95,10 @@ fn not_paid() -> String {
 
 fn client(base: &str) -> PayClient {
     PayClient::new(
-        PayConfig::new(MCH_ID, APPID, API_KEY, "https://shop.example/pay/notify")
-            .with_base_url(base),
+        PayConfig::builder(MCH_ID, APPID, API_KEY, "https://shop.example/pay/notify")
+            .base_url(base)
+            .build()
+            .unwrap(),
     )
     .unwrap()
 }

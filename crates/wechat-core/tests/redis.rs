@@ -64,6 +64,12 @@ fn unique_prefix(test: &str) -> String {
 /// The simulator's clock, so that tokens expire on both sides when the test moves it.
 struct SimClock(Arc<RunningSim>);
 
+impl std::fmt::Debug for SimClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SimClock")
+    }
+}
+
 impl Clock for SimClock {
     fn now_unix_secs(&self) -> u64 {
         self.0.now_secs()
@@ -94,7 +100,8 @@ async fn process(sim: &Arc<RunningSim>, store: RedisStore, lock_lease: Duration)
         .store(store.clone())
         .clock(Arc::new(SimClock(Arc::clone(sim))))
         .lock_lease(lock_lease)
-        .build();
+        .build()
+        .unwrap();
     Process { tokens, store }
 }
 
@@ -558,7 +565,8 @@ async fn read_only_process(
         .store(store.clone())
         .clock(Arc::new(SimClock(Arc::clone(sim))))
         .read_only_wait(wait)
-        .build();
+        .build()
+        .unwrap();
     Process { tokens, store }
 }
 

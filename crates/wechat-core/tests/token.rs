@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use wechat_core::clock::{Clock, SystemClock};
+use wechat_core::clock::OffsetClock;
 use wechat_core::token::Tokens;
 use wechat_core::{AccessToken, BaseUrls, Config, Error, TokenEndpoint, build_http_client};
 use wechat_sim::{RunningSim, Simulator};
@@ -29,21 +29,9 @@ secret = "fedcba9876543210fedcba9876543210"
 ip_whitelist = ["10.0.0.1"]
 "#;
 
-/// The system clock plus an offset the test moves together with the simulator's clock.
-#[derive(Default)]
-struct TestClock {
-    offset: AtomicU64,
-}
-
-impl Clock for TestClock {
-    fn now_unix_secs(&self) -> u64 {
-        SystemClock.now_unix_secs() + self.offset.load(Ordering::SeqCst)
-    }
-}
-
 struct Harness {
     sim: RunningSim,
-    clock: Arc<TestClock>,
+    clock: Arc<OffsetClock>,
     http: reqwest::Client,
 }
 
@@ -76,6 +64,7 @@ impl Harness {
         Tokens::builder(config, build_http_client(config).unwrap())
             .clock(self.clock.clone())
             .build()
+            .unwrap()
     }
 
     fn tokens(&self) -> Tokens {
@@ -85,7 +74,7 @@ impl Harness {
     /// Moves the simulator's clock and the clients' clock forward together.
     fn advance(&self, secs: u64) {
         self.sim.advance_clock(secs);
-        self.clock.offset.fetch_add(secs, Ordering::SeqCst);
+        self.clock.advance(secs);
     }
 
     fn calls(&self, path: &str) -> u64 {

@@ -39,8 +39,8 @@ use wechat_core::login::{Decision, LoginFlow};
 /// use wechat_tower::WeChatLayer;
 ///
 /// let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef");
-/// let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())?
-///     .exclude_notifications("/wechat")?
+/// let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())
+///     .exclude_notifications("/wechat")
 ///     .build()?;
 /// let layer = WeChatLayer::new(LoginFlow::new(OAuthClient::new(&config, reqwest::Client::new()), login));
 /// // Any tower service over `http` requests whose response body can be built from `Bytes`:
@@ -241,9 +241,7 @@ mod tests {
             "https://shop.example.com",
             SessionKeys::new([7u8; 32]).unwrap(),
         )
-        .unwrap()
         .exclude("/health")
-        .unwrap()
         .build()
         .unwrap();
         LoginFlow::new(OAuthClient::new(&config, reqwest::Client::new()), login)

@@ -40,7 +40,7 @@ use crate::WeChatUser;
 ///   the user; without the layer they answer 500 naming it).
 /// - Exclude the two notification routes from login: WeChat's servers post them without a
 ///   session. With the routes under `/wechat`:
-///   `LoginConfig::builder(…)?.exclude_notifications("/wechat")?`; the Pay `notify_url` is then
+///   `LoginConfig::builder(…).exclude_notifications("/wechat")`; the Pay `notify_url` is then
 ///   `{public_url}/wechat/pay/notify`.
 /// - Serve with the peer address, `app.into_make_service_with_connect_info::<SocketAddr>()`:
 ///   the order route sends the buyer's IP to WeChat (`spbill_create_ip`). Behind a reverse proxy,

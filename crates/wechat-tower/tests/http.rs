@@ -125,7 +125,13 @@ async fn forged_expired_and_foreign_states_are_refused_without_redirect() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let old = OAuthState::issue(&w.keys, "/", Duration::from_secs(600), false, now - 700);
+    let old = OAuthState::issue(
+        &w.keys,
+        "/",
+        Duration::from_secs(600),
+        false,
+        &wechat_core::clock::ManualClock::at(now - 700),
+    );
     let expired = Browser::new();
     expired.jar.add_cookie_str(
         &format!(

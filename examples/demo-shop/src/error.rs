@@ -35,6 +35,12 @@ pub enum DemoError {
     Task(String),
 }
 
+impl From<wechat_core::ConfigError> for DemoError {
+    fn from(error: wechat_core::ConfigError) -> Self {
+        Self::WeChat(error.into())
+    }
+}
+
 impl DemoError {
     /// An I/O error with what was being done.
     pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {

@@ -128,12 +128,12 @@ impl Shop {
                 SessionKeys::generate()
             }
         };
-        let mut login = LoginConfig::builder(&public_url, keys)?
+        let mut login = LoginConfig::builder(&public_url, keys)
             .scope(Scope::UserInfo)
-            .callback_path(CALLBACK_PATH)?
-            .exclude_notifications(WECHAT_PREFIX)?;
+            .callback_path(CALLBACK_PATH)
+            .exclude_notifications(WECHAT_PREFIX);
         for path in EXCLUDED_PATHS {
-            login = login.exclude(path)?;
+            login = login.exclude(path);
         }
         let login = LoginFlow::new(OAuthClient::new(&config, http.clone()), login.build()?);
 
@@ -141,19 +141,19 @@ impl Shop {
             .notify_url
             .clone()
             .unwrap_or_else(|| format!("{public_url}{NOTIFY_PATH}"));
-        let mut pay_config = PayConfig::new(
+        let mut pay_config = PayConfig::builder(
             wechat.mch_id.clone(),
             wechat.appid.clone(),
             wechat.pay_key.clone(),
             notify_url,
         )
-        .with_base_urls(&base_urls)
-        .with_refund_notify_url(format!("{public_url}{REFUND_NOTIFY_PATH}"));
+        .base_urls(&base_urls)
+        .refund_notify_url(format!("{public_url}{REFUND_NOTIFY_PATH}"));
         if let Some(path) = &wechat.pay_cert {
             pay_config =
-                pay_config.with_client_certificate(read_client_certificate(path, &wechat.mch_id)?);
+                pay_config.client_certificate(read_client_certificate(path, &wechat.mch_id)?);
         }
-        let pay_client = PayClient::new(pay_config)?;
+        let pay_client = PayClient::new(pay_config.build()?)?;
 
         let store = OrderStore::open(&settings.db_path, wechat.appid.clone()).await?;
         let pay = PayRoutes::new(pay_client, Arc::new(store.clone()));
@@ -163,10 +163,10 @@ impl Shop {
             sim.as_ref().map(RunningSim::base_url),
         );
         let routes = WeChatRoutes::builder(tokens.clone())
-            .jssdk_domain(&public_url)?
+            .jssdk_domain(&public_url)
             .js_api_list(["chooseWXPay"])
             .pay(pay)
-            .build();
+            .build()?;
         Ok(Self {
             public_url,
             sim,

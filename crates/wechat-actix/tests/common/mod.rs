@@ -108,12 +108,9 @@ pub fn flow_with_scope(
     let config = wechat_config(sim_base);
     let client = OAuthClient::new(&config, build_http_client(&config).expect("client"));
     let login = LoginConfig::builder(&public_url(addr), keys)
-        .expect("valid public URL")
         .scope(scope)
         .exclude("/public")
-        .expect("valid prefix")
         .exclude_notifications(PREFIX)
-        .expect("valid prefix")
         .build()
         .expect("valid login config");
     LoginFlow::new(client, login)
@@ -124,24 +121,26 @@ pub fn routes(sim_base: &str, addr: SocketAddr, store: &OrderStore) -> WeChatRou
     let config = wechat_config(sim_base);
     let http = build_http_client(&config).expect("client");
     let tokens = Tokens::new(&config, http.clone(), Arc::new(MemoryStore::new()));
-    let pay_config = PayConfig::new(
+    let pay_config = PayConfig::builder(
         MCH_ID,
         APPID,
         PAY_KEY,
         format!("{}{PREFIX}/pay/notify", public_url(addr)),
     )
-    .with_base_url(sim_base)
-    .with_timeout(Duration::from_secs(10));
+    .base_url(sim_base)
+    .timeout(Duration::from_secs(10))
+    .build()
+    .unwrap();
     let pay = PayRoutes::new(
         PayClient::with_http_client(pay_config, http).expect("pay client"),
         Arc::new(store.clone()),
     );
     WeChatRoutes::builder(tokens)
         .jssdk_domain(&public_url(addr))
-        .expect("valid domain")
         .js_api_list(["chooseWXPay"])
         .pay(pay)
         .build()
+        .unwrap()
 }
 
 /// Serves the actix app that `$factory` builds on `$listener` (one worker), until the returned

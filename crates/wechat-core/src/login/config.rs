@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use crate::ConfigError;
+use crate::clock::SharedClock;
 use crate::oauth::{Lang, Scope};
-use crate::session::{SessionCookie, SessionKeys, is_plain_path};
-use crate::{Error, Result};
+use crate::session::{SessionCookie, SessionCookieBuilder, SessionKeys, is_plain_path};
 
 /// The login flow's configuration; build it with [`LoginConfig::builder`].
 #[derive(Debug, Clone)]
@@ -20,11 +21,40 @@ pub struct LoginConfig {
     pub(super) lang: Option<Lang>,
 }
 
-/// Builds a [`LoginConfig`]. Setters chain; the ones that can fail return a `Result`.
+/// Builds a [`LoginConfig`]. Every setter takes its value; [`build`](Self::build) checks them
+/// all and names the one that is wrong.
+///
+/// ```
+/// use std::time::Duration;
+/// use wechat_core::login::LoginConfig;
+/// use wechat_core::oauth::Scope;
+/// use wechat_core::session::SessionKeys;
+///
+/// let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())
+///     .scope(Scope::UserInfo)
+///     .session_ttl(Duration::from_secs(24 * 3600))
+///     .exclude("/static")
+///     .exclude_notifications("/wechat")
+///     .build()?;
+/// assert!(login.is_excluded("/wechat/pay/notify"));
+///
+/// let err = LoginConfig::builder("shop.example.com", SessionKeys::generate()).build().unwrap_err();
+/// assert_eq!(err.setting(), "LoginConfig::builder(public_url)");
+/// # Ok::<(), wechat_core::ConfigError>(())
+/// ```
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until build() is called"]
 pub struct LoginConfigBuilder {
-    config: LoginConfig,
+    public_url: String,
+    callback_path: String,
+    login_path: String,
+    logout_path: String,
+    scope: Scope,
+    session: SessionCookieBuilder,
+    secure: Option<bool>,
+    state_ttl: Duration,
+    excluded: Vec<(String, &'static str)>,
+    lang: Option<Lang>,
 }
 
 impl LoginConfig {
@@ -43,30 +73,27 @@ impl LoginConfig {
     /// `https://shop.example.com` (no path, query or fragment; a trailing `/` is removed); the
     /// `redirect_uri` sent to WeChat is `public_url + callback_path`, so its host must be the
     /// account's OAuth callback domain. `keys` sign the session cookie and the OAuth state.
+    /// [`build`](LoginConfigBuilder::build) refuses a `public_url` that is not an absolute
+    /// http(s) origin.
     ///
     /// Defaults: scope `snsapi_base`, callback `/wechat/oauth/callback`, login
     /// `/wechat/oauth/login`, logout `/wechat/oauth/logout`, state TTL 10 minutes, the
     /// [`SessionCookie`] defaults (name `wechat_session`, `Path=/`, 7 days), `Secure` when
-    /// `public_url` is https, no excluded paths, `sns/userinfo` language `zh_CN`.
-    ///
-    /// # Errors
-    /// [`Error::Config`] when `public_url` is not an absolute http(s) origin.
-    pub fn builder(public_url: &str, keys: SessionKeys) -> Result<LoginConfigBuilder> {
-        let public_url = validate_public_url(public_url)?;
-        let secure = public_url.starts_with("https://");
-        Ok(LoginConfigBuilder {
-            config: LoginConfig {
-                public_url,
-                callback_path: Self::DEFAULT_CALLBACK_PATH.to_owned(),
-                login_path: Self::DEFAULT_LOGIN_PATH.to_owned(),
-                logout_path: Self::DEFAULT_LOGOUT_PATH.to_owned(),
-                scope: Scope::Base,
-                session: SessionCookie::new(keys).with_secure(secure),
-                state_ttl: Self::DEFAULT_STATE_TTL,
-                excluded: Vec::new(),
-                lang: None,
-            },
-        })
+    /// `public_url` is https, no excluded paths, `sns/userinfo` language `zh_CN`, the system
+    /// clock.
+    pub fn builder(public_url: &str, keys: SessionKeys) -> LoginConfigBuilder {
+        LoginConfigBuilder {
+            public_url: public_url.to_owned(),
+            callback_path: Self::DEFAULT_CALLBACK_PATH.to_owned(),
+            login_path: Self::DEFAULT_LOGIN_PATH.to_owned(),
+            logout_path: Self::DEFAULT_LOGOUT_PATH.to_owned(),
+            scope: Scope::Base,
+            session: SessionCookie::builder(keys),
+            secure: None,
+            state_ttl: Self::DEFAULT_STATE_TTL,
+            excluded: Vec::new(),
+            lang: None,
+        }
     }
 
     /// The public origin, without a trailing slash.
@@ -134,14 +161,22 @@ impl LoginConfig {
             })
         })
     }
+
+    /// The clock the flow reads (the session cookie's).
+    pub fn clock(&self) -> &SharedClock {
+        self.session.clock()
+    }
 }
 
-fn validate_public_url(public_url: &str) -> Result<String> {
+const PUBLIC_URL_SETTING: &str = "LoginConfig::builder(public_url)";
+
+fn validate_public_url(public_url: &str) -> Result<String, ConfigError> {
     let trimmed = public_url.trim().trim_end_matches('/');
     let bad = |why: &str| {
-        Error::Config(format!(
-            "public URL {trimmed:?} {why}; expected e.g. https://shop.example.com"
-        ))
+        ConfigError::new(
+            PUBLIC_URL_SETTING,
+            format!("public URL {trimmed:?} {why}; expected e.g. https://shop.example.com"),
+        )
     };
     let parsed = url::Url::parse(trimmed).map_err(|e| bad(&format!("is not a URL ({e})")))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
@@ -156,161 +191,191 @@ fn validate_public_url(public_url: &str) -> Result<String> {
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }
 
-fn checked_path(what: &str, path: &str) -> Result<String> {
+fn check_path(setting: &'static str, what: &str, path: &str) -> Result<(), ConfigError> {
     if is_plain_path(path) {
-        Ok(path.to_owned())
+        Ok(())
     } else {
-        Err(Error::Config(format!(
-            "{what} {path:?} must start with a single / and hold no ; , ? # \\ or spaces"
-        )))
+        Err(ConfigError::new(
+            setting,
+            format!("{what} {path:?} must start with a single / and hold no ; , ? # \\ or spaces"),
+        ))
     }
 }
 
 impl LoginConfigBuilder {
-    /// Sets the callback path (default `/wechat/oauth/callback`).
-    ///
-    /// # Errors
-    /// [`Error::Config`] when the path does not start with `/` or holds `?`, `#`, `;`, spaces…
-    pub fn callback_path(mut self, path: &str) -> Result<Self> {
-        self.config.callback_path = checked_path("callback path", path)?;
-        Ok(self)
+    /// Sets the callback path (default `/wechat/oauth/callback`): starts with `/`, without `?`,
+    /// `#`, `;`, spaces…
+    pub fn callback_path(mut self, path: &str) -> Self {
+        self.callback_path = path.to_owned();
+        self
     }
 
-    /// Sets the path that starts a login (default `/wechat/oauth/login`).
-    ///
-    /// # Errors
-    /// As [`callback_path`](Self::callback_path).
-    pub fn login_path(mut self, path: &str) -> Result<Self> {
-        self.config.login_path = checked_path("login path", path)?;
-        Ok(self)
+    /// Sets the path that starts a login (default `/wechat/oauth/login`), as
+    /// [`callback_path`](Self::callback_path).
+    pub fn login_path(mut self, path: &str) -> Self {
+        self.login_path = path.to_owned();
+        self
     }
 
-    /// Sets the logout path (default `/wechat/oauth/logout`).
-    ///
-    /// # Errors
-    /// As [`callback_path`](Self::callback_path).
-    pub fn logout_path(mut self, path: &str) -> Result<Self> {
-        self.config.logout_path = checked_path("logout path", path)?;
-        Ok(self)
+    /// Sets the logout path (default `/wechat/oauth/logout`), as
+    /// [`callback_path`](Self::callback_path).
+    pub fn logout_path(mut self, path: &str) -> Self {
+        self.logout_path = path.to_owned();
+        self
     }
 
     /// Sets the scope: [`Scope::Base`] (silent, openid only; the default) or
     /// [`Scope::UserInfo`] (consent page; the session then holds the profile).
     pub fn scope(mut self, scope: Scope) -> Self {
-        self.config.scope = scope;
+        self.scope = scope;
         self
     }
 
-    /// Sets how long a pending login stays valid (default 10 minutes).
-    ///
-    /// # Errors
-    /// [`Error::Config`] outside 1 minute to 1 hour.
-    pub fn state_ttl(mut self, ttl: Duration) -> Result<Self> {
-        if !(Duration::from_secs(60)..=Duration::from_secs(3600)).contains(&ttl) {
-            return Err(Error::Config(format!(
-                "state TTL {ttl:?} must be between 1 minute and 1 hour"
-            )));
-        }
-        self.config.state_ttl = ttl;
-        Ok(self)
+    /// Sets how long a pending login stays valid (default 10 minutes; 1 minute to 1 hour).
+    pub fn state_ttl(mut self, ttl: Duration) -> Self {
+        self.state_ttl = ttl;
+        self
     }
 
-    /// Sets the session lifetime (cookie max-age; default 7 days).
-    ///
-    /// # Errors
-    /// [`Error::Config`] when shorter than 1 minute.
-    pub fn session_ttl(mut self, ttl: Duration) -> Result<Self> {
-        if ttl < Duration::from_secs(60) {
-            return Err(Error::Config(format!(
-                "session TTL {ttl:?} must be at least 1 minute"
-            )));
-        }
-        self.config.session = self.config.session.with_max_age(ttl);
-        Ok(self)
+    /// Sets the session lifetime (cookie max-age; default 7 days; at least 1 minute).
+    pub fn session_ttl(mut self, ttl: Duration) -> Self {
+        self.session = self.session.max_age(ttl);
+        self
     }
 
-    /// Sets the session cookie name (default `wechat_session`; cookies ignore ports, so two
-    /// apps on one host need different names).
-    ///
-    /// # Errors
-    /// [`Error::Config`] when `name` is not a cookie token.
-    pub fn cookie_name(mut self, name: &str) -> Result<Self> {
-        self.config.session = self.config.session.with_name(name)?;
-        Ok(self)
+    /// Sets the session cookie name (default `wechat_session`; a cookie token; cookies ignore
+    /// ports, so two apps on one host need different names).
+    pub fn cookie_name(mut self, name: &str) -> Self {
+        self.session = self.session.name(name);
+        self
     }
 
-    /// Sets the session cookie `Path` (default `/`).
-    ///
-    /// # Errors
-    /// As [`SessionCookie::with_path`].
-    pub fn cookie_path(mut self, path: &str) -> Result<Self> {
-        self.config.session = self.config.session.with_path(path)?;
-        Ok(self)
+    /// Sets the session cookie `Path` (default `/`), as
+    /// [`SessionCookieBuilder::path`].
+    pub fn cookie_path(mut self, path: &str) -> Self {
+        self.session = self.session.path(path);
+        self
     }
 
     /// Sets the `Secure` attribute of both cookies (default: on for an https public URL).
     pub fn secure(mut self, secure: bool) -> Self {
-        self.config.session = self.config.session.with_secure(secure);
+        self.secure = Some(secure);
         self
     }
 
     /// Sets the number of slots of the session cookie's verified-value cache (default
     /// [`SessionCookie::DEFAULT_CACHE_CAPACITY`]; 0 turns it off); see
-    /// [`SessionCookie::with_cache_capacity`]. Raise it when many more browsers than that are
+    /// [`SessionCookieBuilder::cache_capacity`]. Raise it when many more browsers than that are
     /// active at once on one instance.
     pub fn session_cache_capacity(mut self, capacity: usize) -> Self {
-        self.config.session = self.config.session.with_cache_capacity(capacity);
+        self.session = self.session.cache_capacity(capacity);
+        self
+    }
+
+    /// Sets the clock of the flow: the OAuth state's and the session's expiry (default
+    /// [`SystemClock`](crate::clock::SystemClock)). Tests move a
+    /// [`ManualClock`](crate::clock::ManualClock) instead of sleeping.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.session = self.session.clock(clock);
         self
     }
 
     /// Excludes a path prefix from login (e.g. `/wechat/pay/notify`, `/static`, `/health`):
     /// such requests proceed with the user when there is a valid session and without one
-    /// otherwise.
-    ///
-    /// # Errors
-    /// [`Error::Config`] when the prefix does not start with `/` or holds `?`, `#`, spaces…
-    pub fn exclude(mut self, prefix: &str) -> Result<Self> {
-        let prefix = checked_path("excluded path", prefix)?;
-        if !self.config.excluded.contains(&prefix) {
-            self.config.excluded.push(prefix);
+    /// otherwise. The prefix starts with `/` and holds no `?`, `#`, spaces…
+    pub fn exclude(mut self, prefix: &str) -> Self {
+        self.push_excluded(prefix.to_owned(), "LoginConfigBuilder::exclude");
+        self
+    }
+
+    /// Excludes the payment and refund notification routes mounted under `prefix` from login
+    /// (see [`notification_paths`](crate::routes::notification_paths)): WeChat's servers post
+    /// them without a session. `prefix` is empty or starts with `/`.
+    pub fn exclude_notifications(mut self, prefix: &str) -> Self {
+        for path in crate::routes::notification_paths(prefix) {
+            self.push_excluded(path, "LoginConfigBuilder::exclude_notifications");
         }
-        Ok(self)
+        self
+    }
+
+    fn push_excluded(&mut self, prefix: String, setting: &'static str) {
+        if !self.excluded.iter().any(|(p, _)| *p == prefix) {
+            self.excluded.push((prefix, setting));
+        }
     }
 
     /// Sets the language of the profile's region fields (`sns/userinfo` `lang`).
     pub fn lang(mut self, lang: Lang) -> Self {
-        self.config.lang = Some(lang);
+        self.lang = Some(lang);
         self
     }
 
-    /// Finishes the configuration.
+    /// Checks every setting and finishes the configuration.
     ///
     /// # Errors
-    /// [`Error::Config`] when the callback, login and logout paths are not all different.
-    pub fn build(self) -> Result<LoginConfig> {
-        let c = &self.config;
-        if c.callback_path == c.login_path
-            || c.callback_path == c.logout_path
-            || c.login_path == c.logout_path
+    /// [`ConfigError`] naming the setting that is wrong: a public URL that is not an absolute
+    /// http(s) origin, a path that does not start with `/` or holds `?`, `#`, `;` or spaces,
+    /// callback, login and logout paths that are not all different, a state TTL outside 1
+    /// minute to 1 hour, a session TTL under 1 minute, a cookie name that is not a token.
+    pub fn build(self) -> Result<LoginConfig, ConfigError> {
+        let public_url = validate_public_url(&self.public_url)?;
+        check_path(
+            "LoginConfigBuilder::callback_path",
+            "callback path",
+            &self.callback_path,
+        )?;
+        check_path(
+            "LoginConfigBuilder::login_path",
+            "login path",
+            &self.login_path,
+        )?;
+        check_path(
+            "LoginConfigBuilder::logout_path",
+            "logout path",
+            &self.logout_path,
+        )?;
+        if self.callback_path == self.login_path
+            || self.callback_path == self.logout_path
+            || self.login_path == self.logout_path
         {
-            return Err(Error::Config(format!(
-                "the callback ({}), login ({}) and logout ({}) paths must differ",
-                c.callback_path, c.login_path, c.logout_path
-            )));
+            return Err(ConfigError::new(
+                "LoginConfigBuilder::callback_path",
+                format!(
+                    "the callback ({}), login ({}) and logout ({}) paths must differ",
+                    self.callback_path, self.login_path, self.logout_path
+                ),
+            ));
         }
-        Ok(self.config)
-    }
-}
-
-impl LoginConfigBuilder {
-    /// Excludes the payment and refund notification routes mounted under `prefix` from login
-    /// (see [`notification_paths`](crate::routes::notification_paths)): WeChat's servers post them without a session.
-    ///
-    /// # Errors
-    /// [`Error::Config`] when `prefix` is not empty and does not start with `/`, or holds `?`,
-    /// `#`, spaces…
-    pub fn exclude_notifications(self, prefix: &str) -> Result<Self> {
-        let [payment, refund] = crate::routes::notification_paths(prefix);
-        self.exclude(&payment)?.exclude(&refund)
+        if !(Duration::from_secs(60)..=Duration::from_secs(3600)).contains(&self.state_ttl) {
+            return Err(ConfigError::new(
+                "LoginConfigBuilder::state_ttl",
+                format!(
+                    "state TTL {:?} must be between 1 minute and 1 hour",
+                    self.state_ttl
+                ),
+            ));
+        }
+        for (prefix, setting) in &self.excluded {
+            check_path(setting, "excluded path", prefix)?;
+        }
+        let secure = self
+            .secure
+            .unwrap_or_else(|| public_url.starts_with("https://"));
+        let session = self.session.secure(secure);
+        session.check(
+            "LoginConfigBuilder",
+            ["cookie_name", "cookie_path", "session_ttl"],
+        )?;
+        Ok(LoginConfig {
+            public_url,
+            callback_path: self.callback_path,
+            login_path: self.login_path,
+            logout_path: self.logout_path,
+            scope: self.scope,
+            session: session.build()?,
+            state_ttl: self.state_ttl,
+            excluded: self.excluded.into_iter().map(|(p, _)| p).collect(),
+            lang: self.lang,
+        })
     }
 }

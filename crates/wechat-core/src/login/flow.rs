@@ -20,12 +20,6 @@ use crate::{Error, Result};
 const MAX_PENDING_NONCES: usize = 4;
 const NONCE_LEN: usize = 16;
 
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// What the login middleware does with a request; see [`LoginFlow`].
 #[derive(Debug)]
 #[must_use = "the adapter must act on the decision"]
@@ -142,10 +136,10 @@ impl Proceed {
 /// let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef")
 ///     .with_base_urls(BaseUrls::all("http://127.0.0.1:9000"));
 /// let client = OAuthClient::new(&config, reqwest::Client::new());
-/// let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())?
+/// let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())
 ///     .scope(Scope::UserInfo)
-///     .exclude("/wechat/pay/notify")?
-///     .exclude("/static")?
+///     .exclude("/wechat/pay/notify")
+///     .exclude("/static")
 ///     .build()?;
 /// let flow = LoginFlow::new(client, login);
 ///
@@ -221,7 +215,7 @@ impl LoginFlow {
 
     /// The user of a valid session cookie in `headers`, if any.
     pub fn current_user(&self, headers: &HeaderMap) -> Option<SessionUser> {
-        self.inner.config.session.read(headers, now_unix())
+        self.inner.config.session.read(headers)
     }
 
     /// The absolute URL that starts a login and returns to `return_path` (sanitized) afterwards:
@@ -249,14 +243,14 @@ impl LoginFlow {
         if path == config.callback_path {
             return Decision::Callback;
         }
-        let now = now_unix();
+        let now = config.session.now();
         if path == config.login_path {
             if parts.method != Method::GET {
                 return Decision::Respond(method_not_allowed("GET"));
             }
             let wanted = query_param(parts.uri.query(), crate::session::RETURN_PARAM);
             let return_path = safe_return_path(wanted.as_deref().unwrap_or("/"));
-            if config.session.read(&parts.headers, now).is_some() {
+            if config.session.read_at(&parts.headers, now).is_some() {
                 return Decision::Respond(redirect(StatusCode::FOUND, return_path));
             }
             return Decision::Respond(self.redirect_to_wechat(
@@ -271,7 +265,7 @@ impl LoginFlow {
             let wanted = query_param(parts.uri.query(), crate::session::RETURN_PARAM);
             return Decision::Respond(self.logout(wanted.as_deref().unwrap_or("/")));
         }
-        if let Some(user) = config.session.read(&parts.headers, now) {
+        if let Some(user) = config.session.read_at(&parts.headers, now) {
             return Decision::Proceed(Proceed::user(user));
         }
         if config.is_excluded(path) {
@@ -297,7 +291,7 @@ impl LoginFlow {
         }
         config
             .session
-            .read_values(cookie_headers.into_iter(), now_unix())
+            .read_values(cookie_headers.into_iter(), config.session.now())
             .map(Proceed::user)
     }
 
@@ -392,7 +386,7 @@ impl LoginFlow {
         now: u64,
     ) -> Response<Bytes> {
         let config = &self.inner.config;
-        let state = OAuthState::issue(
+        let state = OAuthState::issue_at(
             config.session.keys(),
             return_path,
             config.state_ttl,
@@ -435,7 +429,7 @@ impl LoginFlow {
             return method_not_allowed("GET");
         }
         let config = &self.inner.config;
-        let now = now_unix();
+        let now = config.session.now();
         let Some(query) = CallbackQuery::parse(parts.uri.query()) else {
             return self.bad_state("The login link has a repeated parameter.", "/");
         };
@@ -443,7 +437,7 @@ impl LoginFlow {
         let Some(state_param) = query.state.as_deref().filter(|s| !s.is_empty()) else {
             return self.bad_state("The login link has no state parameter.", wanted);
         };
-        let state = match OAuthState::verify(
+        let state = match OAuthState::verify_at(
             config.session.keys(),
             state_param,
             query.return_path.as_deref(),

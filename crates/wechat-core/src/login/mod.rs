@@ -16,8 +16,8 @@
 //! use wechat_core::Config;
 //!
 //! let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef");
-//! let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())?
-//!     .exclude("/health")?
+//! let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())
+//!     .exclude("/health")
 //!     .build()?;
 //! let flow = LoginFlow::new(OAuthClient::new(&config, reqwest::Client::new()), login);
 //!

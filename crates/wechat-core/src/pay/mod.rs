@@ -13,15 +13,17 @@
 //! use wechat_core::BaseUrls;
 //! use wechat_core::pay::v2::{PayConfig, SignType};
 //!
-//! let pay = PayConfig::new(
+//! let pay = PayConfig::builder(
 //!     "1900000109",
 //!     "wx1234567890abcdef",
 //!     "192006250b4c09247ec02edce69f6a2d",
 //!     "https://shop.example.com/wechat/pay/notify",
 //! )
-//! .with_sign_type(SignType::HmacSha256)
-//! .with_base_urls(&BaseUrls::all("http://127.0.0.1:9000"));
-//! assert!(pay.validate().is_ok());
+//! .sign_type(SignType::HmacSha256)
+//! .base_urls(&BaseUrls::all("http://127.0.0.1:9000"))
+//! .build()?;
+//! assert_eq!(pay.mch_id().as_str(), "1900000109");
+//! # Ok::<(), wechat_core::ConfigError>(())
 //! ```
 
 pub mod v2;

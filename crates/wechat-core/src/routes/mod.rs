@@ -18,9 +18,9 @@
 //!     .with_base_urls(BaseUrls::all("http://127.0.0.1:9000"));
 //! let tokens = Tokens::new(&config, reqwest::Client::new(), Arc::new(MemoryStore::new()));
 //! let routes = WeChatRoutes::builder(tokens)
-//!     .jssdk_domain("https://shop.example.com")?
+//!     .jssdk_domain("https://shop.example.com")
 //!     .js_api_list(["chooseWXPay"])
-//!     .build();
+//!     .build()?;
 //! assert_eq!(routes.jssdk_domains(), ["shop.example.com"]);
 //! # Ok::<(), wechat_core::Error>(())
 //! ```

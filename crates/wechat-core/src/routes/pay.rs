@@ -580,14 +580,16 @@ mod tests {
 
     fn routes(shop: Arc<MemoryShop>) -> PayRoutes {
         // Nothing listens on port 9 of 127.0.0.1: every WeChat call fails fast.
-        let config = PayConfig::new(
+        let config = PayConfig::builder(
             "1900000109",
             "wx1234567890abcdef",
             KEY,
             "https://shop.example/pay/notify",
         )
-        .with_base_url("http://127.0.0.1:9")
-        .with_timeout(std::time::Duration::from_secs(2));
+        .base_url("http://127.0.0.1:9")
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+        .unwrap();
         PayRoutes::new(PayClient::new(config).unwrap(), shop)
     }
 

@@ -15,7 +15,7 @@ use crate::routes::PayRoutes;
 #[cfg(feature = "pay")]
 use crate::session::SessionUser;
 use crate::token::Tokens;
-use crate::{Error, Result};
+use crate::{ConfigError, Error};
 
 /// A JS-SDK domain: a host and, when not the scheme's default, a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,13 +26,16 @@ struct JsDomain {
 
 impl JsDomain {
     /// Parses `host`, `host:port` or an origin URL such as `https://shop.example.com`.
-    fn parse(input: &str) -> Result<Self> {
+    fn parse(input: &str) -> std::result::Result<Self, ConfigError> {
         let trimmed = input.trim();
         let bad = |why: String| {
-            Error::Config(format!(
-                "JS-SDK domain {trimmed:?} {why}; expected a host such as shop.example.com, \
-                 127.0.0.1:3000, or an origin such as https://shop.example.com"
-            ))
+            ConfigError::new(
+                "WeChatRoutesBuilder::jssdk_domain",
+                format!(
+                    "JS-SDK domain {trimmed:?} {why}; expected a host such as shop.example.com, \
+                     127.0.0.1:3000, or an origin such as https://shop.example.com"
+                ),
+            )
         };
         let (as_url, default_port) = if trimmed.contains("://") {
             (trimmed.trim_end_matches('/').to_owned(), true)
@@ -140,14 +143,14 @@ impl std::fmt::Display for JsDomain {
 ///     .with_base_urls(BaseUrls::all("http://127.0.0.1:9000"));
 /// let tokens = Tokens::new(&config, reqwest::Client::new(), Arc::new(MemoryStore::new()));
 /// let routes = WeChatRoutes::builder(tokens)
-///     .jssdk_domain("https://shop.example.com")?
+///     .jssdk_domain("https://shop.example.com")
 ///     .js_api_list(["chooseWXPay", "updateAppMessageShareData"])
-///     .build();
+///     .build()?;
 /// assert_eq!(routes.jssdk_domains(), ["shop.example.com"]);
 ///
 /// // The routes are mounted under /wechat: keep WeChat's notifications out of the login.
-/// let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())?
-///     .exclude_notifications("/wechat")?
+/// let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())
+///     .exclude_notifications("/wechat")
 ///     .build()?;
 /// assert!(login.is_excluded("/wechat/pay/notify"));
 /// assert!(login.is_excluded("/wechat/pay/refund-notify"));
@@ -184,12 +187,13 @@ impl std::fmt::Debug for WeChatRoutes {
     }
 }
 
-/// Builds [`WeChatRoutes`]. Setters chain; the ones that can fail return a `Result`.
+/// Builds [`WeChatRoutes`]. Every setter takes its value; [`build`](Self::build) checks them
+/// all.
 #[derive(Debug)]
 #[must_use = "a builder does nothing until build() is called"]
 pub struct WeChatRoutesBuilder {
     tokens: Tokens,
-    domains: Vec<JsDomain>,
+    domains: Vec<String>,
     js_api_list: Vec<String>,
     open_tag_list: Vec<String>,
     #[cfg(feature = "pay")]
@@ -206,15 +210,9 @@ impl WeChatRoutesBuilder {
     ///
     /// Matching is exact: `shop.example.com` does not cover `www.shop.example.com`, and a domain
     /// without a port covers only the scheme's default port.
-    ///
-    /// # Errors
-    /// [`Error::Config`] when `domain` is not a host, `host:port` or http(s) origin.
-    pub fn jssdk_domain(mut self, domain: &str) -> Result<Self> {
-        let domain = JsDomain::parse(domain)?;
-        if !self.domains.contains(&domain) {
-            self.domains.push(domain);
-        }
-        Ok(self)
+    pub fn jssdk_domain(mut self, domain: &str) -> Self {
+        self.domains.push(domain.to_owned());
+        self
     }
 
     /// Sets `jsApiList` of every `wx.config` (the JS interfaces pages call, e.g. `chooseWXPay`,
@@ -256,13 +254,24 @@ impl WeChatRoutesBuilder {
         self
     }
 
-    /// Finishes the routes.
-    pub fn build(self) -> WeChatRoutes {
-        let domain_names = self.domains.iter().map(ToString::to_string).collect();
-        WeChatRoutes {
+    /// Checks the settings and finishes the routes.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming [`jssdk_domain`](Self::jssdk_domain) when a domain is not a host,
+    /// `host:port` or http(s) origin.
+    pub fn build(self) -> std::result::Result<WeChatRoutes, ConfigError> {
+        let mut domains: Vec<JsDomain> = Vec::with_capacity(self.domains.len());
+        for domain in &self.domains {
+            let domain = JsDomain::parse(domain)?;
+            if !domains.contains(&domain) {
+                domains.push(domain);
+            }
+        }
+        let domain_names = domains.iter().map(ToString::to_string).collect();
+        Ok(WeChatRoutes {
             inner: Arc::new(RoutesInner {
                 tokens: self.tokens,
-                domains: self.domains,
+                domains,
                 domain_names,
                 js_api_list: self.js_api_list,
                 open_tag_list: self.open_tag_list,
@@ -270,7 +279,7 @@ impl WeChatRoutesBuilder {
                 pay: self.pay,
                 trust_proxy: self.trust_proxy,
             }),
-        }
+        })
     }
 }
 
@@ -520,9 +529,9 @@ mod tests {
     fn routes(domains: &[&str], trust_proxy: bool) -> WeChatRoutes {
         let mut builder = WeChatRoutes::builder(tokens()).trust_proxy(trust_proxy);
         for domain in domains {
-            builder = builder.jssdk_domain(domain).unwrap();
+            builder = builder.jssdk_domain(domain);
         }
-        builder.build()
+        builder.build().unwrap()
     }
 
     fn error_of(response: &Response<Bytes>) -> String {
@@ -560,10 +569,7 @@ mod tests {
             "shop.example.com?x",
             "a b",
         ] {
-            assert!(
-                matches!(JsDomain::parse(bad), Err(Error::Config(_))),
-                "{bad:?}"
-            );
+            assert!(JsDomain::parse(bad).is_err(), "{bad:?}");
         }
     }
 
@@ -699,9 +705,7 @@ mod tests {
             ["/pay/notify", "/pay/refund-notify"]
         );
         let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())
-            .unwrap()
             .exclude_notifications("/api/wechat/")
-            .unwrap()
             .build()
             .unwrap();
         assert!(login.is_excluded("/api/wechat/pay/notify"));
@@ -709,8 +713,8 @@ mod tests {
         assert!(!login.is_excluded("/api/wechat/pay/orders"));
         assert!(
             LoginConfig::builder("https://shop.example.com", SessionKeys::generate())
-                .unwrap()
                 .exclude_notifications("wechat")
+                .build()
                 .is_err()
         );
     }
@@ -734,7 +738,6 @@ mod tests {
         let flow = LoginFlow::new(
             OAuthClient::new(&config, reqwest::Client::new()),
             LoginConfig::builder("https://shop.example.com", SessionKeys::generate())
-                .unwrap()
                 .build()
                 .unwrap(),
         );
@@ -793,19 +796,22 @@ mod tests {
 
     #[tokio::test]
     async fn snapshot_guests_cannot_order() {
-        let pay = crate::pay::v2::PayConfig::new(
+        let pay = crate::pay::v2::PayConfig::builder(
             "1900000109",
             "wx1234567890abcdef",
             "192006250b4c09247ec02edce69f6a2d",
             "https://shop.example.com/wechat/pay/notify",
         )
-        .with_base_url("http://127.0.0.1:9");
+        .base_url("http://127.0.0.1:9")
+        .build()
+        .unwrap();
         let routes = WeChatRoutes::builder(tokens())
             .pay(PayRoutes::new(
                 crate::pay::v2::PayClient::new(pay).unwrap(),
                 Arc::new(RefusingShop),
             ))
-            .build();
+            .build()
+            .unwrap();
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let mut guest = SessionUser::new(OpenId::new("oGuest"), u64::MAX);
         guest.is_snapshot_user = true;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use rand::distr::{Alphanumeric, SampleString};
 
+use crate::clock::Clock;
 use crate::oauth::encode_component;
 use crate::session::SessionKeys;
 use crate::{Error, Result};
@@ -41,11 +42,12 @@ const STATE_LABEL: &[u8] = b"wechat-core/oauth-state/v1";
 ///
 /// ```
 /// use std::time::Duration;
+/// use wechat_core::clock::ManualClock;
 /// use wechat_core::session::{OAuthState, SessionKeys};
 ///
 /// let keys = SessionKeys::new([7u8; 32])?;
-/// let now = 1_700_000_000;
-/// let state = OAuthState::issue(&keys, "/shop?item=42", Duration::from_secs(600), false, now);
+/// let clock = ManualClock::at(1_700_000_000);
+/// let state = OAuthState::issue(&keys, "/shop?item=42", Duration::from_secs(600), false, &clock);
 /// assert!(state.as_str().len() <= 128 && state.as_str().bytes().all(|b| b.is_ascii_alphanumeric()));
 /// assert_eq!(
 ///     state.redirect_uri("https://shop.example.com/wechat/oauth/callback"),
@@ -53,12 +55,14 @@ const STATE_LABEL: &[u8] = b"wechat-core/oauth-state/v1";
 /// );
 ///
 /// // In the callback: the state and the `r` parameter as they came back.
-/// let verified = OAuthState::verify(&keys, state.as_str(), Some("/shop?item=42"), now + 5)?;
+/// clock.advance(Duration::from_secs(5));
+/// let verified = OAuthState::verify(&keys, state.as_str(), Some("/shop?item=42"), &clock)?;
 /// assert_eq!(verified.return_path(), "/shop?item=42");
 /// assert_eq!(verified.nonce(), state.nonce());
 /// // Another return path, or too late: refused.
-/// assert!(OAuthState::verify(&keys, state.as_str(), Some("/admin"), now + 5).is_err());
-/// assert!(OAuthState::verify(&keys, state.as_str(), Some("/shop?item=42"), now + 600).is_err());
+/// assert!(OAuthState::verify(&keys, state.as_str(), Some("/admin"), &clock).is_err());
+/// clock.advance(Duration::from_secs(595));
+/// assert!(OAuthState::verify(&keys, state.as_str(), Some("/shop?item=42"), &clock).is_err());
 /// # Ok::<(), wechat_core::Error>(())
 /// ```
 ///
@@ -115,17 +119,22 @@ pub fn safe_return_path(candidate: &str) -> &str {
     }
 }
 
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl OAuthState {
     /// Issues a state for `return_path` (sanitized with [`safe_return_path`]) valid for `ttl`
-    /// from `now` (unix seconds). `retry` marks a login restarted after a used or invalid code,
-    /// which must not be restarted again.
+    /// from now by `clock`. `retry` marks a login restarted after a used or invalid code, which
+    /// must not be restarted again.
     pub fn issue(
+        keys: &SessionKeys,
+        return_path: &str,
+        ttl: Duration,
+        retry: bool,
+        clock: &dyn Clock,
+    ) -> Self {
+        Self::issue_at(keys, return_path, ttl, retry, clock.now_unix_secs())
+    }
+
+    /// [`issue`](Self::issue) at `now` (unix seconds).
+    pub(crate) fn issue_at(
         keys: &SessionKeys,
         return_path: &str,
         ttl: Duration,
@@ -156,18 +165,23 @@ impl OAuthState {
         }
     }
 
-    /// Issues a state valid for `ttl` from the system clock; see [`issue`](Self::issue).
-    pub fn issue_now(keys: &SessionKeys, return_path: &str, ttl: Duration, retry: bool) -> Self {
-        Self::issue(keys, return_path, ttl, retry, now_unix())
-    }
-
     /// Verifies a state that came back to the callback, with the callback's `r` parameter
-    /// (`None` when absent, meaning `/`), at `now` (unix seconds).
+    /// (`None` when absent, meaning `/`), at the time `clock` tells.
     ///
     /// # Errors
     /// [`Error::InvalidState`] when the state is malformed, its MAC does not match (forged,
     /// altered, another return path, or a key no longer configured), or it has expired.
     pub fn verify(
+        keys: &SessionKeys,
+        state: &str,
+        return_path: Option<&str>,
+        clock: &dyn Clock,
+    ) -> Result<Self> {
+        Self::verify_at(keys, state, return_path, clock.now_unix_secs())
+    }
+
+    /// [`verify`](Self::verify) at `now` (unix seconds).
+    pub(crate) fn verify_at(
         keys: &SessionKeys,
         state: &str,
         return_path: Option<&str>,
@@ -224,14 +238,6 @@ impl OAuthState {
         })
     }
 
-    /// Verifies at the system clock; see [`verify`](Self::verify).
-    ///
-    /// # Errors
-    /// As [`verify`](Self::verify).
-    pub fn verify_now(keys: &SessionKeys, state: &str, return_path: Option<&str>) -> Result<Self> {
-        Self::verify(keys, state, return_path, now_unix())
-    }
-
     /// The `state` parameter for the authorize URL.
     pub fn as_str(&self) -> &str {
         &self.value
@@ -286,7 +292,7 @@ mod tests {
     #[test]
     fn round_trip_and_format() {
         for (path, retry) in [("/", false), ("/a/b?c=d&e=%20f", true), ("/x#frag", false)] {
-            let state = OAuthState::issue(&keys(), path, TTL, retry, NOW);
+            let state = OAuthState::issue_at(&keys(), path, TTL, retry, NOW);
             let s = state.as_str();
             assert!(
                 s.len() <= STATE_MAX_LEN && s.bytes().all(|b| b.is_ascii_alphanumeric()),
@@ -297,30 +303,31 @@ mod tests {
             assert_eq!(&s[16..17], if retry { "1" } else { "0" });
             assert_eq!(&s[17..27], (NOW + 600).to_string());
             let r = (path != "/").then_some(path);
-            let back = OAuthState::verify(&keys(), s, r, NOW + 1).unwrap();
+            let back = OAuthState::verify_at(&keys(), s, r, NOW + 1).unwrap();
             assert_eq!(back, state);
             assert_eq!(back.is_retry(), retry);
             assert_eq!(back.return_path(), path);
         }
-        let a = OAuthState::issue(&keys(), "/", TTL, false, NOW);
-        let b = OAuthState::issue(&keys(), "/", TTL, false, NOW);
+        let a = OAuthState::issue_at(&keys(), "/", TTL, false, NOW);
+        let b = OAuthState::issue_at(&keys(), "/", TTL, false, NOW);
         assert_ne!(a.nonce(), b.nonce());
     }
 
     #[test]
     fn max_length_state_fits() {
-        let state = OAuthState::issue(&keys(), "/", Duration::from_secs(u64::MAX), false, u64::MAX);
+        let state =
+            OAuthState::issue_at(&keys(), "/", Duration::from_secs(u64::MAX), false, u64::MAX);
         assert!(state.as_str().len() <= STATE_MAX_LEN);
         assert_eq!(state.expires_at(), u64::MAX);
     }
 
     #[test]
     fn tampering_is_refused() {
-        let state = OAuthState::issue(&keys(), "/shop", TTL, false, NOW);
+        let state = OAuthState::issue_at(&keys(), "/shop", TTL, false, NOW);
         let s = state.as_str();
         // Another return path.
-        assert!(OAuthState::verify(&keys(), s, Some("/admin"), NOW).is_err());
-        assert!(OAuthState::verify(&keys(), s, None, NOW).is_err());
+        assert!(OAuthState::verify_at(&keys(), s, Some("/admin"), NOW).is_err());
+        assert!(OAuthState::verify_at(&keys(), s, None, NOW).is_err());
         // Flipped retry flag, later expiry, other nonce, other MAC.
         let flip = |i: usize, to: char| {
             let mut v: Vec<char> = s.chars().collect();
@@ -328,42 +335,42 @@ mod tests {
             v.into_iter().collect::<String>()
         };
         let retry_flipped = flip(16, '1');
-        assert!(OAuthState::verify(&keys(), &retry_flipped, Some("/shop"), NOW).is_err());
+        assert!(OAuthState::verify_at(&keys(), &retry_flipped, Some("/shop"), NOW).is_err());
         let later = flip(17, '9');
-        assert!(OAuthState::verify(&keys(), &later, Some("/shop"), NOW).is_err());
+        assert!(OAuthState::verify_at(&keys(), &later, Some("/shop"), NOW).is_err());
         let nonce = flip(0, if s.starts_with('a') { 'b' } else { 'a' });
-        assert!(OAuthState::verify(&keys(), &nonce, Some("/shop"), NOW).is_err());
+        assert!(OAuthState::verify_at(&keys(), &nonce, Some("/shop"), NOW).is_err());
         let mac = flip(s.len() - 1, if s.ends_with('0') { '1' } else { '0' });
-        assert!(OAuthState::verify(&keys(), &mac, Some("/shop"), NOW).is_err());
+        assert!(OAuthState::verify_at(&keys(), &mac, Some("/shop"), NOW).is_err());
         // Another key.
         let other = SessionKeys::new([8u8; 32]).unwrap();
-        assert!(OAuthState::verify(&other, s, Some("/shop"), NOW).is_err());
+        assert!(OAuthState::verify_at(&other, s, Some("/shop"), NOW).is_err());
         // Still fine with the right inputs.
-        assert!(OAuthState::verify(&keys(), s, Some("/shop"), NOW).is_ok());
+        assert!(OAuthState::verify_at(&keys(), s, Some("/shop"), NOW).is_ok());
     }
 
     #[test]
     fn previous_keys_verify_states() {
-        let state = OAuthState::issue(&keys(), "/", TTL, false, NOW);
+        let state = OAuthState::issue_at(&keys(), "/", TTL, false, NOW);
         let rotated = SessionKeys::new([1u8; 32])
             .unwrap()
             .with_previous([9u8; 32])
             .unwrap();
-        assert!(OAuthState::verify(&rotated, state.as_str(), None, NOW).is_ok());
+        assert!(OAuthState::verify_at(&rotated, state.as_str(), None, NOW).is_ok());
     }
 
     #[test]
     fn expiry_is_enforced() {
-        let state = OAuthState::issue(&keys(), "/", TTL, false, NOW);
-        assert!(OAuthState::verify(&keys(), state.as_str(), None, NOW + 599).is_ok());
-        let err = OAuthState::verify(&keys(), state.as_str(), None, NOW + 600).unwrap_err();
+        let state = OAuthState::issue_at(&keys(), "/", TTL, false, NOW);
+        assert!(OAuthState::verify_at(&keys(), state.as_str(), None, NOW + 599).is_ok());
+        let err = OAuthState::verify_at(&keys(), state.as_str(), None, NOW + 600).unwrap_err();
         assert!(err.to_string().contains("expired"), "{err}");
     }
 
     #[test]
     fn malformed_states_are_refused() {
         let long = "a".repeat(200);
-        let good = OAuthState::issue(&keys(), "/", TTL, false, NOW);
+        let good = OAuthState::issue_at(&keys(), "/", TTL, false, NOW);
         let with_dash = format!("{}-", &good.as_str()[..good.as_str().len() - 1]);
         let bad_flag = format!("{}x{}", &good.as_str()[..16], &good.as_str()[17..]);
         for bad in [
@@ -373,7 +380,7 @@ mod tests {
             with_dash.as_str(),
             bad_flag.as_str(),
         ] {
-            let err = OAuthState::verify(&keys(), bad, None, NOW).unwrap_err();
+            let err = OAuthState::verify_at(&keys(), bad, None, NOW).unwrap_err();
             assert!(matches!(err, Error::InvalidState(_)), "{bad}");
         }
     }
@@ -397,7 +404,7 @@ mod tests {
             "\u{0}/x",
         ] {
             assert_eq!(safe_return_path(evil), "/", "{evil:?}");
-            let state = OAuthState::issue(&keys(), evil, TTL, false, NOW);
+            let state = OAuthState::issue_at(&keys(), evil, TTL, false, NOW);
             assert_eq!(state.return_path(), "/");
             assert_eq!(
                 state.redirect_uri("https://x.example/cb"),
@@ -431,16 +438,16 @@ mod tests {
             &[nonce.as_bytes(), b"0", expiry.as_bytes(), b"//evil.com"],
         );
         let state = format!("{nonce}0{expiry}{}", hex::encode(mac));
-        let verified = OAuthState::verify(&keys, &state, Some("//evil.com"), NOW).unwrap();
+        let verified = OAuthState::verify_at(&keys, &state, Some("//evil.com"), NOW).unwrap();
         assert_eq!(verified.return_path(), "/");
     }
 
     #[test]
     fn redirect_uri_carries_the_return_path() {
-        let state = OAuthState::issue(&keys(), "/a b?x=1&y=+", TTL, false, NOW);
+        let state = OAuthState::issue_at(&keys(), "/a b?x=1&y=+", TTL, false, NOW);
         // A space is not a safe path character: the path is replaced.
         assert_eq!(state.return_path(), "/");
-        let state = OAuthState::issue(&keys(), "/a?x=1&y=+%2B", TTL, false, NOW);
+        let state = OAuthState::issue_at(&keys(), "/a?x=1&y=+%2B", TTL, false, NOW);
         assert_eq!(
             state.redirect_uri("https://h.example/cb"),
             "https://h.example/cb?r=%2Fa%3Fx%3D1%26y%3D%2B%252B"

@@ -806,6 +806,7 @@ mod tests {
     use crate::token::store::LockLease;
 
     /// Unix time that starts at the system's and moves with tokio's (paused) clock.
+    #[derive(Debug)]
     struct TokioClock {
         base: u64,
         start: tokio::time::Instant,

@@ -50,7 +50,9 @@ pub use self::store::{LockLease, StoredToken, TokenStore};
 use crate::clock::Clock;
 use crate::jssdk::JsSdkConfig;
 use crate::transport::{JsonCall, OnBusy, call_json};
-use crate::{AccessToken, AppId, AppSecret, Config, JsapiTicket, Result, TokenEndpoint};
+use crate::{
+    AccessToken, AppId, AppSecret, Config, ConfigError, JsapiTicket, Result, TokenEndpoint,
+};
 
 /// The default prefix of store keys.
 const DEFAULT_KEY_PREFIX: &str = "wechat:";
@@ -139,7 +141,7 @@ impl Tokens {
     /// Tokens for `config`'s app, fetched with `http` (see
     /// [`build_http_client`](crate::build_http_client)) and shared through `store`.
     pub fn new(config: &Config, http: reqwest::Client, store: Arc<dyn TokenStore>) -> Self {
-        Self::builder(config, http).store(store).build()
+        Self::builder(config, http).store(store).finish()
     }
 
     /// A builder for the less common settings: key prefix, clock, lock lease, read-only mode.
@@ -261,7 +263,9 @@ impl Tokens {
     }
 }
 
-/// Builds [`Tokens`] with non-default settings.
+/// Builds [`Tokens`] with non-default settings. Every setter takes its value;
+/// [`build`](Self::build) checks them all.
+#[must_use = "a builder does nothing until build() is called"]
 pub struct TokensBuilder {
     config: Config,
     http: reqwest::Client,
@@ -285,7 +289,6 @@ impl std::fmt::Debug for TokensBuilder {
 
 impl TokensBuilder {
     /// The store shared with other processes (default: a new [`MemoryStore`]).
-    #[must_use]
     pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
         self.store = Some(store);
         self
@@ -293,14 +296,12 @@ impl TokensBuilder {
 
     /// The prefix of store keys (default `wechat:`); keys are `{prefix}access_token:{appid}`
     /// and `{prefix}jsapi_ticket:{appid}`.
-    #[must_use]
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = prefix.into();
         self
     }
 
     /// The clock that decides expiry (default [`SystemClock`](crate::clock::SystemClock)).
-    #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -308,7 +309,6 @@ impl TokensBuilder {
 
     /// How long one process may hold the store's refresh lock before another takes over
     /// (default: twice the HTTP timeout plus 5 s, as a ticket refresh may fetch a token first).
-    #[must_use]
     pub fn lock_lease(mut self, lease: Duration) -> Self {
         self.lock_lease = Some(lease);
         self
@@ -340,12 +340,11 @@ impl TokensBuilder {
     /// let tokens = Tokens::builder(&config, build_http_client(&config)?)
     ///     .store(Arc::new(RedisStore::connect("redis://127.0.0.1:6379/").await?))
     ///     .read_only()
-    ///     .build();
+    ///     .build()?;
     /// # let _ = tokens;
     /// # Ok(())
     /// # }
     /// ```
-    #[must_use]
     pub fn read_only(mut self) -> Self {
         self.read_only.get_or_insert(DEFAULT_READ_ONLY_WAIT);
         self
@@ -353,14 +352,47 @@ impl TokensBuilder {
 
     /// Read-only mode (see [`read_only`](Self::read_only)), waiting up to `wait` (default 2 s)
     /// for the central service when the store holds no usable credential.
-    #[must_use]
     pub fn read_only_wait(mut self, wait: Duration) -> Self {
         self.read_only = Some(wait);
         self
     }
 
-    /// The [`Tokens`] handle.
-    pub fn build(self) -> Tokens {
+    /// Checks the settings and returns the [`Tokens`] handle.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the setter: a key prefix longer than 64 bytes or holding spaces
+    /// or control characters, a lock lease under 1 second or over 10 minutes, a read-only wait
+    /// over 1 minute.
+    pub fn build(self) -> Result<Tokens, ConfigError> {
+        if self.key_prefix.len() > 64 || !self.key_prefix.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ConfigError::new(
+                "TokensBuilder::key_prefix",
+                format!(
+                    "key prefix {:?} must be at most 64 printable ASCII characters without spaces",
+                    self.key_prefix
+                ),
+            ));
+        }
+        if let Some(lease) = self.lock_lease {
+            if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&lease) {
+                return Err(ConfigError::new(
+                    "TokensBuilder::lock_lease",
+                    format!("lock lease {lease:?} must be between 1 second and 10 minutes"),
+                ));
+            }
+        }
+        if let Some(wait) = self.read_only {
+            if wait > Duration::from_secs(60) {
+                return Err(ConfigError::new(
+                    "TokensBuilder::read_only_wait",
+                    format!("read-only wait {wait:?} must be at most 1 minute"),
+                ));
+            }
+        }
+        Ok(self.finish())
+    }
+
+    fn finish(self) -> Tokens {
         let Self {
             config,
             http,

@@ -469,8 +469,12 @@ impl RedisStoreBuilder {
     pub async fn connect(self) -> Result<RedisStore> {
         let info = parse_url(&self.url)?;
         let server = describe(&info);
-        let client = redis::Client::open(info)
-            .map_err(|e| Error::Config(format!("invalid Redis URL for {server}: {e}")))?;
+        let client = redis::Client::open(info).map_err(|e| {
+            Error::config(
+                "RedisStoreBuilder",
+                format!("invalid Redis URL for {server}: {e}"),
+            )
+        })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(self.connect_timeout)
             .set_response_timeout(self.response_timeout)
@@ -554,13 +558,17 @@ fn parse_url(url: &str) -> Result<ConnectionInfo> {
         .split_once("://")
         .map(|(scheme, _)| scheme.to_ascii_lowercase());
     if matches!(scheme.as_deref(), Some("rediss" | "valkeys")) {
-        return Err(Error::Config(
-            "rediss:// (Redis over TLS) is not supported: use redis:// on a private network or through a TLS tunnel"
-                .to_owned(),
+        return Err(Error::config(
+            "RedisStore::connect",
+            "rediss:// (Redis over TLS) is not supported: use redis:// on a private network or through a TLS tunnel",
         ));
     }
-    url.into_connection_info()
-        .map_err(|e| Error::Config(format!("invalid Redis URL {}: {e}", redact_url(url))))
+    url.into_connection_info().map_err(|e| {
+        Error::config(
+            "RedisStore::connect",
+            format!("invalid Redis URL {}: {e}", redact_url(url)),
+        )
+    })
 }
 
 /// `redis://host:port/db` (or `unix:path?db=N`), never the credentials.
@@ -644,7 +652,7 @@ mod tests {
     fn bad_urls_are_configuration_errors() {
         let err = parse_url("rediss://:hunter2@redis.internal/").unwrap_err();
         assert!(
-            matches!(err, Error::Config(ref m) if m.contains("TLS")),
+            matches!(err, Error::Config(ref m) if m.problem().contains("TLS")),
             "{err}"
         );
         let err = parse_url("http://:hunter2@redis.internal/").unwrap_err();

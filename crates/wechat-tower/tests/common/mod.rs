@@ -235,16 +235,11 @@ pub(crate) async fn world(options: Options) -> World {
         Scope::Base
     };
     let login = LoginConfig::builder(&app, keys.clone())
-        .unwrap()
         .scope(scope)
         .exclude("/health")
-        .unwrap()
         .exclude("/public")
-        .unwrap()
         .exclude("/lost")
-        .unwrap()
         .exclude_notifications("/wechat")
-        .unwrap()
         .build()
         .unwrap();
     let flow = LoginFlow::new(OAuthClient::new(&config, http.clone()), login);
@@ -253,16 +248,18 @@ pub(crate) async fn world(options: Options) -> World {
         Notifications::Delivered => format!("{app}/wechat/pay/notify"),
         Notifications::Refused => format!("{app}/lost/notify"),
     };
-    let pay = PayConfig::new(MCH_ID, APPID, API_KEY, notify_url)
-        .with_base_urls(&base)
-        .with_timeout(WAIT);
+    let pay = PayConfig::builder(MCH_ID, APPID, API_KEY, notify_url)
+        .base_urls(&base)
+        .timeout(WAIT)
+        .build()
+        .unwrap();
     let shop = Arc::new(Shop::default());
     let routes = WeChatRoutes::builder(Tokens::new(&config, http, Arc::new(MemoryStore::new())))
         .jssdk_domain(&app)
-        .unwrap()
         .js_api_list(["chooseWXPay"])
         .pay(PayRoutes::new(PayClient::new(pay).unwrap(), shop.clone()))
-        .build();
+        .build()
+        .unwrap();
 
     let refused_notifications = Arc::new(AtomicU32::new(0));
     let refused = refused_notifications.clone();

@@ -177,12 +177,12 @@ pub fn check_pay_reply(
 /// use std::net::{IpAddr, Ipv4Addr};
 /// use wechat_core::pay::v2::{JsapiOrder, PayClient, PayConfig};
 ///
-/// let pay = PayClient::new(PayConfig::new(
+/// let pay = PayClient::new(PayConfig::builder(
 ///     "1900000109",
 ///     "wx1234567890abcdef",
 ///     "192006250b4c09247ec02edce69f6a2d",
 ///     "https://shop.example.com/wechat/pay/notify",
-/// ))?;
+/// ).build()?)?;
 /// let order = JsapiOrder::new("T20240101001", "Coffee", 1, "oUser", IpAddr::V4(Ipv4Addr::LOCALHOST));
 /// let (prepay, params) = pay.create_jsapi_order(&order).await?;
 /// // `params` serialises to exactly what WeixinJSBridge.invoke('getBrandWCPayRequest', …) takes.
@@ -197,14 +197,17 @@ pub struct PayClient {
 }
 
 impl PayClient {
-    /// Validates `config` and builds the HTTP clients: one for ordinary calls and, when a client
+    /// Builds the HTTP clients for `config`: one for ordinary calls and, when a client
     /// certificate is configured, one presenting it for `/secapi/…`.
     ///
     /// # Errors
     /// [`Error::Config`] for an invalid configuration or certificate.
     pub fn new(config: PayConfig) -> Result<Self> {
         let http = client_builder(&config)?.build().map_err(|e| {
-            Error::Config(format!("cannot build the HTTP client: {}", e.without_url()))
+            Error::config(
+                "PayClient::new",
+                format!("cannot build the HTTP client: {}", e.without_url()),
+            )
         })?;
         Self::with_http_client(config, http)
     }
@@ -216,17 +219,16 @@ impl PayClient {
     /// # Errors
     /// [`Error::Config`] for an invalid configuration or certificate.
     pub fn with_http_client(config: PayConfig, http: reqwest::Client) -> Result<Self> {
-        config.validate()?;
         let secapi = match config.client_certificate() {
             Some(certificate) => Some(
                 client_builder(&config)?
                     .identity(certificate.identity()?)
                     .build()
                     .map_err(|e| {
-                        Error::Config(format!(
-                            "cannot build the refund HTTP client: {}",
-                            e.without_url()
-                        ))
+                        Error::config(
+                            "PayConfigBuilder::client_certificate",
+                            format!("cannot build the refund HTTP client: {}", e.without_url()),
+                        )
                     })?,
             ),
             None => None,
@@ -256,10 +258,13 @@ impl PayClient {
         let endpoint = request.endpoint();
         let (client, base) = if request.requires_client_certificate() {
             let client = self.secapi.as_ref().ok_or_else(|| {
-                Error::Config(format!(
-                    "{endpoint} needs the merchant API client certificate: configure it with \
-                     PayConfig::with_client_certificate (apiclient_cert.pem + apiclient_key.pem)"
-                ))
+                Error::config(
+                    "PayConfigBuilder::client_certificate",
+                    format!(
+                        "{endpoint} needs the merchant API client certificate: configure it with \
+                         PayConfigBuilder::client_certificate (apiclient_cert.pem + apiclient_key.pem)"
+                    ),
+                )
             })?;
             (client, self.config.secapi_base_url())
         } else {
@@ -354,8 +359,12 @@ fn client_builder(config: &PayConfig) -> Result<reqwest::ClientBuilder> {
         .connect_timeout(config.connect_timeout())
         .user_agent(concat!("wechat-rs/", env!("CARGO_PKG_VERSION")));
     for pem in config.root_certificates() {
-        let certificate = reqwest::Certificate::from_pem(pem)
-            .map_err(|e| Error::Config(format!("cannot read a root certificate PEM: {e}")))?;
+        let certificate = reqwest::Certificate::from_pem(pem).map_err(|e| {
+            Error::config(
+                "PayConfigBuilder::root_certificate_pem",
+                format!("cannot read a root certificate PEM: {e}"),
+            )
+        })?;
         builder = builder.add_root_certificate(certificate);
     }
     Ok(builder)
@@ -364,16 +373,21 @@ fn client_builder(config: &PayConfig) -> Result<reqwest::ClientBuilder> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pay::v2::PayConfigBuilder;
 
     const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
 
-    fn config() -> PayConfig {
-        PayConfig::new(
+    fn builder() -> PayConfigBuilder {
+        PayConfig::builder(
             "1900000109",
             "wx1234567890abcdef",
             KEY,
             "https://x.example/notify",
         )
+    }
+
+    fn config() -> PayConfig {
+        builder().build().unwrap()
     }
 
     fn signed_reply(pairs: &[(&str, &str)], sign_type: SignType) -> Vec<u8> {
@@ -480,7 +494,7 @@ mod tests {
 
     #[test]
     fn requests_are_signed_with_sign_type_included() {
-        let c = config().with_sign_type(SignType::HmacSha256);
+        let c = builder().sign_type(SignType::HmacSha256).build().unwrap();
         let fields: PayFields = [("appid", "wx1234567890abcdef"), ("nonce_str", "n")]
             .into_iter()
             .collect();

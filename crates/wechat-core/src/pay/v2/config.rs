@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use super::SignType;
-use crate::{AppId, BaseUrls, Error, MchId, PayApiKey, Result};
+use crate::clock::SharedClock;
+use crate::{AppId, BaseUrls, ConfigError, Error, MchId, PayApiKey, Result};
 
 /// The merchant API client certificate (`apiclient_cert.pem` + `apiclient_key.pem` from the
 /// merchant platform's API security page), presented over mutual TLS to `/secapi/pay/refund`.
@@ -36,15 +37,17 @@ impl ClientCertificate {
             .filter_map(std::result::Result::ok)
             .count();
         if certs == 0 {
-            return Err(Error::Config(
-                "the merchant client certificate PEM contains no CERTIFICATE block (apiclient_cert.pem)".into(),
+            return Err(Error::config(
+                "ClientCertificate",
+                "the merchant client certificate PEM contains no CERTIFICATE block (apiclient_cert.pem)",
             ));
         }
         match rustls_pemfile::private_key(&mut &key_pem[..]) {
             Ok(Some(_)) => {}
             _ => {
-                return Err(Error::Config(
-                    "the merchant client key PEM contains no readable PRIVATE KEY block (apiclient_key.pem)".into(),
+                return Err(Error::config(
+                    "ClientCertificate",
+                    "the merchant client key PEM contains no readable PRIVATE KEY block (apiclient_key.pem)",
                 ));
             }
         }
@@ -67,33 +70,37 @@ impl ClientCertificate {
     /// messages never contain the password.
     pub fn from_pkcs12(der: &[u8], password: &str) -> Result<Self> {
         let pfx = p12::PFX::parse(der).map_err(|_| {
-            Error::Config("the merchant client certificate is not a PKCS#12 (.p12) file".into())
+            Error::config(
+                "ClientCertificate",
+                "the merchant client certificate is not a PKCS#12 (.p12) file",
+            )
         })?;
         if !pfx.verify_mac(password) {
-            return Err(Error::Config(
-                "the PKCS#12 password is wrong (WeChat's apiclient_cert.p12 uses the merchant id)"
-                    .into(),
+            return Err(Error::config(
+                "ClientCertificate",
+                "the PKCS#12 password is wrong (WeChat's apiclient_cert.p12 uses the merchant id)",
             ));
         }
         let unsupported = |_| {
-            Error::Config(
+            Error::config(
+                "ClientCertificate",
                 "cannot decrypt this PKCS#12 file (PBES2/AES is not supported): convert it to PEM \
-                 with `openssl pkcs12` and use ClientCertificate::from_pem"
-                    .into(),
+                 with `openssl pkcs12` and use ClientCertificate::from_pem",
             )
         };
         let certs = pfx.cert_x509_bags(password).map_err(unsupported)?;
         let keys = pfx.key_bags(password).map_err(unsupported)?;
         let Some(key) = keys.first() else {
-            return Err(Error::Config(
+            return Err(Error::config(
+                "ClientCertificate",
                 "the PKCS#12 file holds no readable private key (PBES2/AES-encrypted keys are not \
-                 supported: convert it to PEM with `openssl pkcs12`)"
-                    .into(),
+                 supported: convert it to PEM with `openssl pkcs12`)",
             ));
         };
         if certs.is_empty() {
-            return Err(Error::Config(
-                "the PKCS#12 file holds no readable certificate".into(),
+            return Err(Error::config(
+                "ClientCertificate",
+                "the PKCS#12 file holds no readable certificate",
             ));
         }
         let mut cert_pem = Vec::new();
@@ -105,8 +112,12 @@ impl ClientCertificate {
 
     /// The identity for reqwest.
     pub(crate) fn identity(&self) -> Result<reqwest::Identity> {
-        reqwest::Identity::from_pem(&self.pem)
-            .map_err(|e| Error::Config(format!("cannot load the merchant client certificate: {e}")))
+        reqwest::Identity::from_pem(&self.pem).map_err(|e| {
+            Error::config(
+                "ClientCertificate",
+                format!("cannot load the merchant client certificate: {e}"),
+            )
+        })
     }
 }
 
@@ -136,16 +147,17 @@ impl std::fmt::Debug for ClientCertificate {
 /// use wechat_core::BaseUrls;
 /// use wechat_core::pay::v2::{PayConfig, SignType};
 ///
-/// let pay = PayConfig::new(
+/// let pay = PayConfig::builder(
 ///     "1900000109",
 ///     "wx1234567890abcdef",
 ///     "192006250b4c09247ec02edce69f6a2d",
 ///     "https://shop.example.com/wechat/pay/notify",
 /// )
-/// .with_sign_type(SignType::HmacSha256)
-/// .with_base_urls(&BaseUrls::all("http://127.0.0.1:9000"));
-/// assert!(pay.validate().is_ok());
+/// .sign_type(SignType::HmacSha256)
+/// .base_urls(&BaseUrls::all("http://127.0.0.1:9000"))
+/// .build()?;
 /// assert!(!format!("{pay:?}").contains("192006250b4c"));
+/// # Ok::<(), wechat_core::ConfigError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct PayConfig {
@@ -161,97 +173,36 @@ pub struct PayConfig {
     secapi_base_url: Option<String>,
     timeout: Duration,
     connect_timeout: Duration,
+    clock: SharedClock,
 }
 
 impl PayConfig {
     /// A merchant with its app id, API key (v2, 32 characters: not the AppSecret) and the
     /// public URL WeChat posts payment notifications to. MD5 signing, WeChat's production host,
-    /// 10 s timeout.
-    pub fn new(
+    /// 10 s timeout. [`build`](PayConfigBuilder::build) checks every value.
+    pub fn builder(
         mch_id: impl Into<MchId>,
         appid: impl Into<AppId>,
         api_key: impl Into<PayApiKey>,
         notify_url: impl Into<String>,
-    ) -> Self {
-        Self {
-            mch_id: mch_id.into(),
-            appid: appid.into(),
-            api_key: api_key.into(),
-            sign_type: SignType::Md5,
-            notify_url: notify_url.into(),
-            refund_notify_url: None,
-            client_certificate: None,
-            root_certificates: Vec::new(),
-            base_url: BaseUrls::wechat().pay,
-            secapi_base_url: None,
-            timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(5),
+    ) -> PayConfigBuilder {
+        PayConfigBuilder {
+            config: Self {
+                mch_id: mch_id.into(),
+                appid: appid.into(),
+                api_key: api_key.into(),
+                sign_type: SignType::Md5,
+                notify_url: notify_url.into(),
+                refund_notify_url: None,
+                client_certificate: None,
+                root_certificates: Vec::new(),
+                base_url: BaseUrls::wechat().pay,
+                secapi_base_url: None,
+                timeout: Duration::from_secs(10),
+                connect_timeout: Duration::from_secs(5),
+                clock: crate::clock::system(),
+            },
         }
-    }
-
-    /// The signature algorithm for requests, the page's `paySign` and replies (default MD5).
-    #[must_use]
-    pub fn with_sign_type(mut self, sign_type: SignType) -> Self {
-        self.sign_type = sign_type;
-        self
-    }
-
-    /// Takes the Pay host from `base_urls.pay` (a `wechat-sim`, a proxy).
-    #[must_use]
-    pub fn with_base_urls(mut self, base_urls: &BaseUrls) -> Self {
-        self.base_url = base_urls.pay.trim_end_matches('/').to_owned();
-        self
-    }
-
-    /// The Pay host, e.g. `https://api.mch.weixin.qq.com` (no trailing slash).
-    #[must_use]
-    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = base_url.into().trim_end_matches('/').to_owned();
-        self
-    }
-
-    /// A separate host for the mutual-TLS `/secapi/…` routes (refunds); by default the Pay host.
-    /// A simulator serves them on its own TLS port.
-    #[must_use]
-    pub fn with_secapi_base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.secapi_base_url = Some(base_url.into().trim_end_matches('/').to_owned());
-        self
-    }
-
-    /// Where WeChat posts refund notifications (sent as `notify_url` with each refund); by
-    /// default the one configured on the merchant platform.
-    #[must_use]
-    pub fn with_refund_notify_url(mut self, url: impl Into<String>) -> Self {
-        self.refund_notify_url = Some(url.into());
-        self
-    }
-
-    /// The merchant API client certificate, required for refunds.
-    #[must_use]
-    pub fn with_client_certificate(mut self, certificate: ClientCertificate) -> Self {
-        self.client_certificate = Some(certificate);
-        self
-    }
-
-    /// Trusts one more CA (PEM) for WeChat Pay's server certificate, e.g. a test simulator's.
-    #[must_use]
-    pub fn with_root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.root_certificates.push(pem.into());
-        self
-    }
-
-    /// The total timeout of one HTTP request (default 10 s).
-    #[must_use]
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// The connect timeout (default 5 s).
-    #[must_use]
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
     }
 
     /// The merchant id.
@@ -309,59 +260,173 @@ impl PayConfig {
         self.connect_timeout
     }
 
+    /// The clock of the page's `timeStamp`.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
     pub(crate) fn root_certificates(&self) -> &[Vec<u8>] {
         &self.root_certificates
     }
 
     /// Checks the configuration the way WeChat would, with messages that say what to fix.
-    ///
-    /// # Errors
-    /// [`Error::Config`] for an empty merchant id or app id, an API key that is not 32 ASCII
-    /// characters, a notify URL that is not absolute http(s) or has a query string, or a base URL
-    /// that is not absolute http(s).
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> std::result::Result<(), ConfigError> {
         if self.mch_id.as_str().is_empty() {
-            return Err(Error::Config(
-                "the WeChat Pay merchant id (mch_id) is empty".into(),
+            return Err(ConfigError::new(
+                "PayConfig::builder(mch_id)",
+                "the WeChat Pay merchant id (mch_id) is empty",
             ));
         }
         if self.appid.as_str().is_empty() {
-            return Err(Error::Config(
-                "the app id bound to the merchant is empty".into(),
+            return Err(ConfigError::new(
+                "PayConfig::builder(appid)",
+                "the app id bound to the merchant is empty",
             ));
         }
         let key = self.api_key.expose_secret();
         if key.len() != 32 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(Error::Config(
+            return Err(ConfigError::new(
+                "PayConfig::builder(api_key)",
                 "the WeChat Pay API key must be the 32-character API v2 key set under Account center > \
-                 API security on pay.weixin.qq.com (not the AppSecret, not the APIv3 key)"
-                    .into(),
+                 API security on pay.weixin.qq.com (not the AppSecret, not the APIv3 key)",
             ));
         }
-        check_url("notify_url", &self.notify_url, true)?;
+        check_url(
+            "PayConfig::builder(notify_url)",
+            "notify_url",
+            &self.notify_url,
+            true,
+        )?;
         if let Some(url) = &self.refund_notify_url {
-            check_url("refund notify_url", url, true)?;
+            check_url(
+                "PayConfigBuilder::refund_notify_url",
+                "refund notify_url",
+                url,
+                true,
+            )?;
         }
-        check_url("Pay base URL", &self.base_url, false)?;
+        check_url(
+            "PayConfigBuilder::base_url",
+            "Pay base URL",
+            &self.base_url,
+            false,
+        )?;
         if let Some(url) = &self.secapi_base_url {
-            check_url("secapi base URL", url, false)?;
+            check_url(
+                "PayConfigBuilder::secapi_base_url",
+                "secapi base URL",
+                url,
+                false,
+            )?;
         }
         Ok(())
     }
 }
 
-fn check_url(what: &str, value: &str, notify: bool) -> Result<()> {
-    let url =
-        url::Url::parse(value).map_err(|e| Error::Config(format!("{what} {value:?}: {e}")))?;
+/// Builds a [`PayConfig`]: every setter takes its value, [`build`](Self::build) checks them all.
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until build() is called"]
+pub struct PayConfigBuilder {
+    config: PayConfig,
+}
+
+impl PayConfigBuilder {
+    /// The signature algorithm for requests, the page's `paySign` and replies (default MD5).
+    pub fn sign_type(mut self, sign_type: SignType) -> Self {
+        self.config.sign_type = sign_type;
+        self
+    }
+
+    /// Takes the Pay host from `base_urls.pay` (a `wechat-sim`, a proxy).
+    pub fn base_urls(mut self, base_urls: &BaseUrls) -> Self {
+        self.config.base_url = base_urls.pay.trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// The Pay host, e.g. `https://api.mch.weixin.qq.com` (no trailing slash).
+    pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.config.base_url = base_url.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// A separate host for the mutual-TLS `/secapi/…` routes (refunds); by default the Pay host.
+    /// A simulator serves them on its own TLS port.
+    pub fn secapi_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.config.secapi_base_url = Some(base_url.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Where WeChat posts refund notifications (sent as `notify_url` with each refund); by
+    /// default the one configured on the merchant platform.
+    pub fn refund_notify_url(mut self, url: impl Into<String>) -> Self {
+        self.config.refund_notify_url = Some(url.into());
+        self
+    }
+
+    /// The merchant API client certificate, required for refunds.
+    pub fn client_certificate(mut self, certificate: ClientCertificate) -> Self {
+        self.config.client_certificate = Some(certificate);
+        self
+    }
+
+    /// Trusts one more CA (PEM) for WeChat Pay's server certificate, e.g. a test simulator's.
+    pub fn root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.config.root_certificates.push(pem.into());
+        self
+    }
+
+    /// The total timeout of one HTTP request (default 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = timeout;
+        self
+    }
+
+    /// The connect timeout (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the clock of the page's `timeStamp` (default
+    /// [`SystemClock`](crate::clock::SystemClock)).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.config.clock = clock;
+        self
+    }
+
+    /// Checks the configuration the way WeChat would and finishes it.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the setting: an empty merchant id or app id, an API key that is
+    /// not 32 ASCII characters, a notify URL that is not absolute http(s) or has a query
+    /// string, or a base URL that is not absolute http(s).
+    pub fn build(self) -> std::result::Result<PayConfig, ConfigError> {
+        self.config.validate()?;
+        Ok(self.config)
+    }
+}
+
+fn check_url(
+    setting: &'static str,
+    what: &str,
+    value: &str,
+    notify: bool,
+) -> std::result::Result<(), ConfigError> {
+    let url = url::Url::parse(value)
+        .map_err(|e| ConfigError::new(setting, format!("{what} {value:?}: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(Error::Config(format!(
-            "{what} {value:?} must be an absolute http(s) URL"
-        )));
+        return Err(ConfigError::new(
+            setting,
+            format!("{what} {value:?} must be an absolute http(s) URL"),
+        ));
     }
     if notify && url.query().is_some() {
-        return Err(Error::Config(format!(
-            "{what} {value:?} must not have a query string: WeChat Pay drops it (put data in `attach`)"
-        )));
+        return Err(ConfigError::new(
+            setting,
+            format!(
+                "{what} {value:?} must not have a query string: WeChat Pay drops it (put data in `attach`)"
+            ),
+        ));
     }
     Ok(())
 }
@@ -417,8 +482,8 @@ mod tests {
         assert!(err.contains("not a PKCS#12"), "{err}");
     }
 
-    fn config() -> PayConfig {
-        PayConfig::new(
+    fn config() -> PayConfigBuilder {
+        PayConfig::builder(
             "1900000109",
             "wx1234567890abcdef",
             "192006250b4c09247ec02edce69f6a2d",
@@ -428,34 +493,29 @@ mod tests {
 
     #[test]
     fn validation_messages() {
-        assert!(config().validate().is_ok());
-        let err = PayConfig::new("1", "wx1", "short", "https://x.example/n")
-            .validate()
+        assert!(config().build().is_ok());
+        let err = PayConfig::builder("1", "wx1", "short", "https://x.example/n")
+            .build()
             .unwrap_err();
         assert!(err.to_string().contains("32-character"), "{err}");
-        let err = PayConfig::new(
+        let err = PayConfig::builder(
             "1",
             "wx1",
             "192006250b4c09247ec02edce69f6a2d",
             "https://x.example/n?a=1",
         )
-        .validate()
+        .build()
         .unwrap_err();
         assert!(err.to_string().contains("query"), "{err}");
+        assert!(config().base_url("api.mch.weixin.qq.com").build().is_err());
         assert!(
-            config()
-                .with_base_url("api.mch.weixin.qq.com")
-                .validate()
-                .is_err()
-        );
-        assert!(
-            PayConfig::new(
+            PayConfig::builder(
                 "",
                 "wx1",
                 "192006250b4c09247ec02edce69f6a2d",
                 "https://x.example/n"
             )
-            .validate()
+            .build()
             .is_err()
         );
     }
@@ -470,10 +530,11 @@ mod tests {
 
     #[test]
     fn secapi_defaults_to_the_pay_host() {
-        let c = config().with_base_url("http://127.0.0.1:1/");
+        let b = config().base_url("http://127.0.0.1:1/");
+        let c = b.clone().build().unwrap();
         assert_eq!(c.base_url(), "http://127.0.0.1:1");
         assert_eq!(c.secapi_base_url(), "http://127.0.0.1:1");
-        let c = c.with_secapi_base_url("https://127.0.0.1:2");
+        let c = b.secapi_base_url("https://127.0.0.1:2").build().unwrap();
         assert_eq!(c.secapi_base_url(), "https://127.0.0.1:2");
     }
 }

@@ -17,7 +17,7 @@ mod xml;
 
 pub use crate::error::PayErrorCode;
 pub use client::{PayClient, PayRequest, check_pay_reply};
-pub use config::{ClientCertificate, PayConfig};
+pub use config::{ClientCertificate, PayConfig, PayConfigBuilder};
 pub use crypto::{decrypt_refund_req_info, encrypt_refund_req_info};
 pub use notify::{
     NOTIFICATION_SUCCESS_XML, NotificationReply, PaymentNotification, RefundNotification,

@@ -447,16 +447,21 @@ mod tests {
     use super::super::{encrypt_refund_req_info, sign_pay_fields};
     use super::*;
     use crate::PayApiKey;
+    use crate::pay::v2::PayConfigBuilder;
 
     const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
 
-    fn config() -> PayConfig {
-        PayConfig::new(
+    fn builder() -> PayConfigBuilder {
+        PayConfig::builder(
             "1900000109",
             "wx1234567890abcdef",
             KEY,
             "https://shop.example/pay/notify",
         )
+    }
+
+    fn config() -> PayConfig {
+        builder().build().unwrap()
     }
 
     fn paid_fields() -> PayFields {
@@ -509,7 +514,7 @@ mod tests {
             verify_payment_notification(&config(), &signed(fields, SignType::HmacSha256)).is_ok()
         );
         // Absent sign_type: the configured one.
-        let hmac_config = config().with_sign_type(SignType::HmacSha256);
+        let hmac_config = builder().sign_type(SignType::HmacSha256).build().unwrap();
         assert!(
             verify_payment_notification(&hmac_config, &signed(paid_fields(), SignType::HmacSha256))
                 .is_ok()

@@ -4,7 +4,6 @@
 //! See <https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=9_1>.
 
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +17,7 @@ use crate::{AppId, Error, OpenId, OutTradeNo, PayApiKey, Result, TransactionId};
 /// use std::net::{IpAddr, Ipv4Addr};
 /// use wechat_core::pay::v2::{JsapiOrder, PayConfig};
 ///
-/// let config = PayConfig::new("1900000109", "wx1234567890abcdef", "192006250b4c09247ec02edce69f6a2d", "https://shop.example.com/pay/notify");
+/// let config = PayConfig::builder("1900000109", "wx1234567890abcdef", "192006250b4c09247ec02edce69f6a2d", "https://shop.example.com/pay/notify").build()?;
 /// let order = JsapiOrder::new("T20240101001", "Coffee", 1, "oUser", IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)))
 ///     .with_attach("table=7");
 /// let request = order.to_request(&config, "5K8264ILTKCH16CQ2502SI8ZNMTM67VS")?;
@@ -496,13 +495,6 @@ pub(crate) fn required_fen(fields: &PayFields, name: &str, endpoint: &'static st
     })
 }
 
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl PayClient {
     /// Places a JSAPI order (`unifiedorder`) and returns its prepay id.
     ///
@@ -525,7 +517,7 @@ impl PayClient {
             prepay_id,
             config.sign_type(),
             config.api_key(),
-            unix_now(),
+            self.config().clock().now_unix_secs(),
             &nonce_str(),
         )
     }
@@ -574,12 +566,14 @@ mod tests {
     const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
 
     fn config() -> PayConfig {
-        PayConfig::new(
+        PayConfig::builder(
             "1900000109",
             "wx1234567890abcdef",
             KEY,
             "https://shop.example/pay/notify",
         )
+        .build()
+        .unwrap()
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::{Error, OutRefundNo, OutTradeNo, Result, TransactionId};
 /// use wechat_core::pay::v2::{OrderRef, PayConfig, Refund};
 /// use wechat_core::OutTradeNo;
 ///
-/// let config = PayConfig::new("1900000109", "wx1234567890abcdef", "192006250b4c09247ec02edce69f6a2d", "https://shop.example.com/pay/notify");
+/// let config = PayConfig::builder("1900000109", "wx1234567890abcdef", "192006250b4c09247ec02edce69f6a2d", "https://shop.example.com/pay/notify").build()?;
 /// let refund = Refund::new(OrderRef::OutTradeNo(OutTradeNo::new("T1")), "R1", 100, 40).with_description("one item out of stock");
 /// let request = refund.to_request(&config, "nonce")?;
 /// assert_eq!(request.endpoint(), "/secapi/pay/refund");
@@ -350,13 +350,15 @@ mod tests {
     use super::*;
 
     fn config() -> PayConfig {
-        PayConfig::new(
+        PayConfig::builder(
             "1900000109",
             "wx1234567890abcdef",
             "192006250b4c09247ec02edce69f6a2d",
             "https://shop.example/pay/notify",
         )
-        .with_refund_notify_url("https://shop.example/pay/refund-notify")
+        .refund_notify_url("https://shop.example/pay/refund-notify")
+        .build()
+        .unwrap()
     }
 
     #[test]
