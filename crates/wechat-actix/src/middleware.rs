@@ -102,6 +102,7 @@ where
 }
 
 /// The service [`WeChatLoginMiddleware`] puts around the app's services; not used directly.
+#[doc(hidden)]
 #[derive(Debug)]
 pub struct WeChatLoginService<S> {
     service: Rc<S>,
@@ -112,6 +113,7 @@ type Left<B> = fn(ServiceResponse<B>) -> ServiceResponse<EitherBody<B>>;
 
 /// The future of [`WeChatLoginService`]: the inner service's (no allocation on the way through),
 /// or the flow's own response.
+#[doc(hidden)]
 pub type WeChatLoginFuture<F, B> = Either<
     MapOk<F, Left<B>>,
     LocalBoxFuture<'static, Result<ServiceResponse<EitherBody<B>>, Error>>,

@@ -32,7 +32,9 @@ use crate::convert::to_actix;
 /// | `POST /pay/refund-notify` | WeChat's refund notification ([`WeChatRoutes::refund_notify`]) |
 /// | `GET /pay/orders/{out_trade_no}` | the status, for the order's owner ([`WeChatRoutes::order_status`]) |
 ///
-/// The `/pay/…` routes are registered only when [`WeChatRoutes::pay`] is configured. The two
+/// The handlers are functions over `web::Data<WeChatRoutes>`, which `configure` registers where
+/// it is applied (so mount each `WeChatRoutes` in its own scope). The `/pay/…` routes are
+/// registered only when [`WeChatRoutes::pay`] is configured. The two
 /// notification routes are posted by WeChat's servers without a session: exclude them from
 /// login (`LoginConfigBuilder::exclude_notifications(prefix)`); the order routes need
 /// [`WeChatLoginMiddleware`](crate::WeChatLoginMiddleware) around them.
@@ -46,78 +48,62 @@ use crate::convert::to_actix;
 /// ```
 pub fn configure(routes: WeChatRoutes) -> impl FnOnce(&mut ServiceConfig) {
     move |cfg| {
-        let jssdk = routes.clone();
-        cfg.route(
-            JSSDK_CONFIG_PATH,
-            web::get().to(move |req: HttpRequest| {
-                let routes = jssdk.clone();
-                async move { to_actix(&routes.jssdk_config(req.uri().query()).await) }
-            }),
-        );
-        if routes.pay().is_none() {
-            return;
+        let with_pay = routes.pay().is_some();
+        cfg.app_data(web::Data::new(routes))
+            .route(JSSDK_CONFIG_PATH, web::get().to(jssdk_config));
+        if with_pay {
+            cfg.route(PAY_ORDERS_PATH, web::post().to(create_order))
+                .route(PAY_ORDER_STATUS_PATH, web::get().to(order_status))
+                .route(PAY_NOTIFY_PATH, web::post().to(payment_notify))
+                .route(REFUND_NOTIFY_PATH, web::post().to(refund_notify));
         }
-        let orders = routes.clone();
-        cfg.route(
-            PAY_ORDERS_PATH,
-            web::post().to(
-                move |req: HttpRequest, user: WeChatUser, payload: Payload| {
-                    let routes = orders.clone();
-                    async move {
-                        let Some(ip) = client_ip(&routes, &req) else {
-                            tracing::error!("POST pay/orders: the client IP is unknown");
-                            return to_actix(&json_error_response(
-                                StatusCode::INTERNAL_SERVER_ERROR,
-                                "the client IP (spbill_create_ip) is unknown: the connection has \
-                                 no peer address; behind a reverse proxy, enable \
-                                 WeChatRoutesBuilder::trust_proxy",
-                            ));
-                        };
-                        match read_body(payload).await {
-                            Ok(body) => to_actix(&routes.create_order(&user, ip, &body).await),
-                            Err(e) => unreadable_body(&e),
-                        }
-                    }
-                },
-            ),
-        );
-        let status = routes.clone();
-        cfg.route(
-            PAY_ORDER_STATUS_PATH,
-            web::get().to(move |req: HttpRequest, user: WeChatUser| {
-                let routes = status.clone();
-                async move {
-                    let out_trade_no = req.match_info().get("out_trade_no").unwrap_or_default();
-                    to_actix(&routes.order_status(&user.openid, out_trade_no).await)
-                }
-            }),
-        );
-        let payment = routes.clone();
-        cfg.route(
-            PAY_NOTIFY_PATH,
-            web::post().to(move |payload: Payload| {
-                let routes = payment.clone();
-                async move {
-                    match read_body(payload).await {
-                        Ok(body) => to_actix(&routes.payment_notify(&body).await),
-                        Err(_) => unreadable_notification(),
-                    }
-                }
-            }),
-        );
-        let refund = routes;
-        cfg.route(
-            REFUND_NOTIFY_PATH,
-            web::post().to(move |payload: Payload| {
-                let routes = refund.clone();
-                async move {
-                    match read_body(payload).await {
-                        Ok(body) => to_actix(&routes.refund_notify(&body).await),
-                        Err(_) => unreadable_notification(),
-                    }
-                }
-            }),
-        );
+    }
+}
+
+async fn jssdk_config(routes: web::Data<WeChatRoutes>, req: HttpRequest) -> HttpResponse {
+    to_actix(&routes.jssdk_config(req.uri().query()).await)
+}
+
+async fn create_order(
+    routes: web::Data<WeChatRoutes>,
+    req: HttpRequest,
+    user: WeChatUser,
+    payload: Payload,
+) -> HttpResponse {
+    let Some(ip) = client_ip(&routes, &req) else {
+        tracing::error!("POST pay/orders: the client IP is unknown");
+        return to_actix(&json_error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the client IP (spbill_create_ip) is unknown: the connection has no peer address; \
+             behind a reverse proxy, enable WeChatRoutesBuilder::trust_proxy",
+        ));
+    };
+    match read_body(payload).await {
+        Ok(body) => to_actix(&routes.create_order(&user, ip, &body).await),
+        Err(e) => unreadable_body(&e),
+    }
+}
+
+async fn order_status(
+    routes: web::Data<WeChatRoutes>,
+    req: HttpRequest,
+    user: WeChatUser,
+) -> HttpResponse {
+    let out_trade_no = req.match_info().get("out_trade_no").unwrap_or_default();
+    to_actix(&routes.order_status(&user.openid, out_trade_no).await)
+}
+
+async fn payment_notify(routes: web::Data<WeChatRoutes>, payload: Payload) -> HttpResponse {
+    match read_body(payload).await {
+        Ok(body) => to_actix(&routes.payment_notify(&body).await),
+        Err(_) => unreadable_notification(),
+    }
+}
+
+async fn refund_notify(routes: web::Data<WeChatRoutes>, payload: Payload) -> HttpResponse {
+    match read_body(payload).await {
+        Ok(body) => to_actix(&routes.refund_notify(&body).await),
+        Err(_) => unreadable_notification(),
     }
 }
 

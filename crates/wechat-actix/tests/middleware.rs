@@ -339,12 +339,7 @@ async fn return_paths_off_this_site_become_root() {
     let sim = start_sim(&[addr]).await;
     let _server = serve!(listener, app!(flow(&sim.base_url(), addr, keys())));
     let base = public_url(addr);
-    for target in [
-        "https://evil.example/steal",
-        "//evil.example/steal",
-        "/\\evil.example",
-        "http:/evil.example",
-    ] {
+    for target in wechat_core::testing::HOSTILE_RETURN_PATHS {
         let browser = Browser::new();
         let login =
             url::Url::parse_with_params(&format!("{base}/wechat/oauth/login"), [("r", target)])

@@ -42,6 +42,8 @@
 //! # Features
 //! - `pay` (default): WeChat Pay ([`pay`], and the payment routes of [`routes`]).
 //! - `redis`: `token::RedisStore`, a token store shared by several processes.
+//! - `testing`: `testing`, fixtures for an app's tests (an in-memory order backend, the test
+//!   merchant).
 
 pub mod adapter;
 pub mod clock;
@@ -58,6 +60,8 @@ mod response;
 pub mod routes;
 mod secret;
 pub mod session;
+#[cfg(all(feature = "pay", any(test, feature = "testing")))]
+pub mod testing;
 pub mod token;
 mod transport;
 

@@ -5,12 +5,11 @@
 //! Notifications are received by a tiny hyper server in front of [`PayRoutes`] with an
 //! in-memory [`OrderBackend`], so the payment routes' logic is tested here too.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,12 +20,10 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use wechat_core::pay::v2::{
     BrandWcPayParams, ClientCertificate, JsapiOrder, OrderRef, PayClient, PayConfig, PayErrorCode,
-    PaymentNotification, Refund, RefundNotification, RefundRef, RefundStatus, SignType, TradeState,
+    Refund, RefundRef, RefundStatus, SignType, TradeState,
 };
-use wechat_core::routes::{
-    BoxFuture, CreatedOrder, OrderBackend, OrderDraft, OrderRecord, OrderStatus, PayRoutes,
-    ShopError,
-};
+use wechat_core::routes::{CreatedOrder, OrderStatus, PayRoutes};
+use wechat_core::testing::MemoryOrders;
 use wechat_core::{BaseUrls, Error, OpenId, OutRefundNo, OutTradeNo};
 use wechat_sim::{RunningSim, Simulator};
 
@@ -39,120 +36,9 @@ const PRICE: u64 = 101;
 const WAIT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------------
-// The application's side: an in-memory shop.
+// The application's side: the in-memory shop of `wechat_core::testing`.
 
-#[derive(Default)]
-struct Shop {
-    orders: Mutex<HashMap<String, OrderRecord>>,
-    /// Every `on_paid` call, successful or not.
-    paid_calls: Mutex<Vec<PaymentNotification>>,
-    refunds: Mutex<Vec<RefundNotification>>,
-    /// How many upcoming `on_paid` calls fail (a database outage).
-    fail_next_paid: AtomicU32,
-    next_no: AtomicU32,
-}
-
-impl Shop {
-    fn paid_count(&self) -> usize {
-        self.paid_calls.lock().unwrap().len()
-    }
-
-    fn status(&self, out_trade_no: &str) -> Option<OrderStatus> {
-        self.orders
-            .lock()
-            .unwrap()
-            .get(out_trade_no)
-            .map(|o| o.status)
-    }
-}
-
-impl OrderBackend for Shop {
-    fn price<'a>(
-        &'a self,
-        _buyer: &'a OpenId,
-        request: &'a Value,
-    ) -> BoxFuture<'a, Result<OrderDraft, ShopError>> {
-        Box::pin(async move {
-            if let Some(no) = request.get("reuse").and_then(Value::as_str) {
-                return Ok(OrderDraft::new(no, "Coffee", PRICE));
-            }
-            let n = self.next_no.fetch_add(1, Ordering::SeqCst);
-            Ok(OrderDraft::new(format!("T{n:04}"), "Coffee", PRICE))
-        })
-    }
-
-    fn record_created<'a>(
-        &'a self,
-        buyer: &'a OpenId,
-        draft: &'a OrderDraft,
-        prepay_id: &'a str,
-    ) -> BoxFuture<'a, Result<(), ShopError>> {
-        Box::pin(async move {
-            assert!(!prepay_id.is_empty());
-            self.orders
-                .lock()
-                .unwrap()
-                .entry(draft.out_trade_no.to_string())
-                .or_insert(OrderRecord {
-                    out_trade_no: draft.out_trade_no.clone(),
-                    owner: buyer.clone(),
-                    total_fee: draft.total_fee,
-                    status: OrderStatus::Unpaid,
-                });
-            Ok(())
-        })
-    }
-
-    fn on_paid<'a>(
-        &'a self,
-        payment: &'a PaymentNotification,
-    ) -> BoxFuture<'a, Result<(), ShopError>> {
-        Box::pin(async move {
-            self.paid_calls.lock().unwrap().push(payment.clone());
-            if self
-                .fail_next_paid
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok()
-            {
-                return Err(ShopError::internal("simulated database outage"));
-            }
-            let mut orders = self.orders.lock().unwrap();
-            let order = orders
-                .get_mut(payment.out_trade_no.as_str())
-                .ok_or_else(|| ShopError::not_found("unknown order"))?;
-            if order.total_fee != payment.total_fee {
-                return Err(ShopError::conflict("amount mismatch"));
-            }
-            // Idempotent: a duplicate only acknowledges.
-            order.status = OrderStatus::Paid;
-            Ok(())
-        })
-    }
-
-    fn on_refund<'a>(
-        &'a self,
-        refund: &'a RefundNotification,
-    ) -> BoxFuture<'a, Result<(), ShopError>> {
-        Box::pin(async move {
-            self.refunds.lock().unwrap().push(refund.clone());
-            Ok(())
-        })
-    }
-
-    fn order<'a>(
-        &'a self,
-        out_trade_no: &'a OutTradeNo,
-    ) -> BoxFuture<'a, Result<Option<OrderRecord>, ShopError>> {
-        Box::pin(async move {
-            Ok(self
-                .orders
-                .lock()
-                .unwrap()
-                .get(out_trade_no.as_str())
-                .cloned())
-        })
-    }
-}
+type Shop = MemoryOrders;
 
 // ---------------------------------------------------------------------------------------------
 // The merchant's HTTP server: a tiny hyper server in front of PayRoutes.
@@ -334,7 +220,7 @@ async fn world(options: Options) -> World {
         simulator.start().await.unwrap()
     };
     let http = reqwest::Client::builder().timeout(WAIT).build().unwrap();
-    let shop = Arc::new(Shop::default());
+    let shop = Arc::new(MemoryOrders::new(PRICE));
 
     // The receiver's address goes into the config: bind it first.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -505,7 +391,7 @@ async fn full_flow(sign_type: SignType) {
         w.sim.stats().notifications.acknowledged == 1
     })
     .await;
-    let paid = w.shop.paid_calls.lock().unwrap()[0].clone();
+    let paid = w.shop.payments()[0].clone();
     assert_eq!(paid.out_trade_no.as_str(), created.out_trade_no);
     assert_eq!(paid.total_fee, PRICE);
     assert_eq!(paid.openid.as_str(), ALICE);
@@ -595,8 +481,8 @@ async fn order_status_is_private_and_asks_wechat_when_the_notification_is_lost()
         w.shop.status(&created.out_trade_no),
         Some(OrderStatus::Paid)
     );
-    assert_eq!(w.shop.paid_count(), 1);
-    assert_eq!(w.shop.paid_calls.lock().unwrap()[0].total_fee, PRICE);
+    assert_eq!(w.shop.payment_count(), 1);
+    assert_eq!(w.shop.payments()[0].total_fee, PRICE);
     assert_eq!(w.sim.stats().notifications.acknowledged, 0);
     let (status, _) = w.status(BOB, &created.out_trade_no).await;
     assert_eq!(status, http::StatusCode::NOT_FOUND);
@@ -616,7 +502,7 @@ async fn tampered_notifications_are_refused_and_duplicates_acknowledged() {
         w.sim.stats().notifications.acknowledged == 1
     })
     .await;
-    assert_eq!(w.shop.paid_count(), 1);
+    assert_eq!(w.shop.payment_count(), 1);
 
     for mode in ["tamper_sign", "tamper_total_fee", "other_appid", "no_sign"] {
         let answer = w.resend("out_trade_no", &created.out_trade_no, mode).await;
@@ -624,7 +510,7 @@ async fn tampered_notifications_are_refused_and_duplicates_acknowledged() {
         assert_eq!(answer["status"], 400, "{mode}: {answer}");
     }
     assert_eq!(
-        w.shop.paid_count(),
+        w.shop.payment_count(),
         1,
         "the handler must never see a forged notification"
     );
@@ -638,7 +524,7 @@ async fn tampered_notifications_are_refused_and_duplicates_acknowledged() {
         assert_eq!(answer["status"], 200, "{answer}");
     }
     assert_eq!(
-        w.shop.paid_count(),
+        w.shop.payment_count(),
         3,
         "each duplicate reaches the (idempotent) handler"
     );
@@ -652,7 +538,7 @@ async fn tampered_notifications_are_refused_and_duplicates_acknowledged() {
 #[tokio::test]
 async fn handler_error_yields_fail_and_the_simulator_retries() {
     let w = world(Options::default()).await;
-    w.shop.fail_next_paid.store(2, Ordering::SeqCst);
+    w.shop.fail_next_payments(2);
     let created = w.new_order(ALICE).await;
     w.pay(&created.params).await;
     eventually("the third delivery to be acknowledged", || {
@@ -661,7 +547,7 @@ async fn handler_error_yields_fail_and_the_simulator_retries() {
     .await;
     let stats = w.sim.stats().notifications;
     assert!(stats.sent >= 3, "{stats:?}");
-    assert_eq!(w.shop.paid_count(), 3);
+    assert_eq!(w.shop.payment_count(), 3);
     assert_eq!(
         w.shop.status(&created.out_trade_no),
         Some(OrderStatus::Paid)
@@ -689,8 +575,8 @@ async fn xxe_and_oversized_notifications_are_refused_over_http() {
     let refund_url = format!("http://{}/pay/refund-notify", w.receiver);
     let response = w.http.post(&refund_url).body(xxe).send().await.unwrap();
     assert_eq!(response.status(), 400);
-    assert_eq!(w.shop.paid_count(), 0);
-    assert!(w.shop.refunds.lock().unwrap().is_empty());
+    assert_eq!(w.shop.payment_count(), 0);
+    assert!(w.shop.refunds().is_empty());
 }
 
 #[tokio::test]
@@ -852,11 +738,8 @@ async fn refund_over_mutual_tls_and_refund_notification() {
     let again = w.client().refund(&refund).await.unwrap();
     assert_eq!(again.refund_id, accepted.refund_id);
 
-    eventually("the refund notification", || {
-        !w.shop.refunds.lock().unwrap().is_empty()
-    })
-    .await;
-    let notified = w.shop.refunds.lock().unwrap()[0].clone();
+    eventually("the refund notification", || !w.shop.refunds().is_empty()).await;
+    let notified = w.shop.refunds()[0].clone();
     assert_eq!(notified.out_refund_no, OutRefundNo::new("R0001"));
     assert_eq!(notified.out_trade_no, no);
     assert_eq!(notified.refund_id, accepted.refund_id);
@@ -888,13 +771,13 @@ async fn refund_over_mutual_tls_and_refund_notification() {
     ));
 
     // Refund notifications: an undecryptable req_info is refused, a duplicate acknowledged.
-    let refunds_before = w.shop.refunds.lock().unwrap().len();
+    let refunds_before = w.shop.refunds().len();
     let answer = w.resend("out_refund_no", "R0001", "tamper_req_info").await;
     assert_eq!(answer["acknowledged"], false, "{answer}");
-    assert_eq!(w.shop.refunds.lock().unwrap().len(), refunds_before);
+    assert_eq!(w.shop.refunds().len(), refunds_before);
     let answer = w.resend("out_refund_no", "R0001", "duplicate").await;
     assert_eq!(answer["acknowledged"], true, "{answer}");
-    assert_eq!(w.shop.refunds.lock().unwrap().len(), refunds_before + 1);
+    assert_eq!(w.shop.refunds().len(), refunds_before + 1);
 
     let tls = w.tls.as_ref().unwrap();
     let base = PayConfig::builder(MCH_ID, APPID, API_KEY, "http://127.0.0.1:9/pay/notify")

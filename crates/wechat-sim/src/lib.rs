@@ -30,6 +30,7 @@ mod api;
 mod clock;
 mod config;
 mod control;
+pub mod fixtures;
 mod jssdk;
 mod oauth;
 mod pay;

@@ -13,54 +13,25 @@ use demo_shop::OrderStore;
 use reqwest::cookie::{CookieStore, Jar};
 use wechat_core::login::{LoginConfig, LoginFlow};
 use wechat_core::oauth::{OAuthClient, Scope};
-use wechat_core::pay::v2::{PayClient, PayConfig};
+use wechat_core::pay::v2::PayClient;
 use wechat_core::routes::{OrderStatus, PayRoutes, WeChatRoutes};
 use wechat_core::session::SessionKeys;
 use wechat_core::token::{MemoryStore, Tokens};
 use wechat_core::{AppId, BaseUrls, Config, OutTradeNo, build_http_client};
-use wechat_sim::{RunningSim, Simulator};
+use wechat_sim::{RunningSim, Simulator, fixtures};
 
-pub const APPID: &str = "wx1234567890abcdef";
-pub const SECRET: &str = "0123456789abcdef0123456789abcdef";
-pub const MCH_ID: &str = "1900000109";
-pub const PAY_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
-pub const ALICE: &str = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M";
-pub const BOB: &str = "oBobBobBobBobBobBobBobBobBob";
+pub const APPID: &str = fixtures::APPID;
+pub const SECRET: &str = fixtures::SECRET;
+pub const ALICE: &str = fixtures::ALICE;
+pub const BOB: &str = fixtures::BOB;
 /// Where the WeChat routes are mounted in the test apps.
 pub const PREFIX: &str = "/wechat";
 
 /// The simulator, allowing OAuth redirects and JS-SDK pages to each of `apps` (`host:port`).
 pub async fn start_sim(apps: &[SocketAddr]) -> RunningSim {
-    let domains = apps
-        .iter()
-        .map(|a| format!("\"{a}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let toml = format!(
-        r#"
-[[apps]]
-appid = "{APPID}"
-secret = "{SECRET}"
-oauth_domains = [{domains}]
-js_domains = [{domains}]
-
-[[users]]
-appid = "{APPID}"
-openid = "{ALICE}"
-nickname = "Alice"
-
-[[users]]
-appid = "{APPID}"
-openid = "{BOB}"
-nickname = "Bob"
-
-[[merchants]]
-mch_id = "{MCH_ID}"
-api_key = "{PAY_KEY}"
-appids = ["{APPID}"]
-notify_retry_scale = 0.001
-"#
-    );
+    let domains: Vec<String> = apps.iter().map(ToString::to_string).collect();
+    let domains: Vec<&str> = domains.iter().map(String::as_str).collect();
+    let toml = fixtures::shop_toml(&domains, None);
     Simulator::from_toml_str(&toml)
         .expect("the test config is valid")
         .start()
@@ -121,13 +92,10 @@ pub fn routes(sim_base: &str, addr: SocketAddr, store: &OrderStore) -> WeChatRou
     let config = wechat_config(sim_base);
     let http = build_http_client(&config).expect("client");
     let tokens = Tokens::new(&config, http.clone(), Arc::new(MemoryStore::new()));
-    let pay_config = PayConfig::builder(
-        MCH_ID,
-        APPID,
-        PAY_KEY,
+    let pay_config = wechat_core::testing::pay_config(
+        sim_base,
         format!("{}{PREFIX}/pay/notify", public_url(addr)),
     )
-    .base_url(sim_base)
     .timeout(Duration::from_secs(10))
     .build()
     .unwrap();

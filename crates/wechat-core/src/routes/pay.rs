@@ -488,121 +488,24 @@ fn unified_order_error(error: &Error) -> http::Response<Bytes> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::net::Ipv4Addr;
-    use std::sync::Mutex;
 
     use super::*;
     use crate::PayApiKey;
-    use crate::pay::v2::{PayConfig, PayFields, SignType, sign_pay_fields};
+    use crate::pay::v2::{PayFields, SignType, sign_pay_fields};
+    use crate::testing::{self, MemoryOrders, TEST_API_KEY as KEY};
 
-    const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
-
-    #[derive(Default)]
-    struct MemoryShop {
-        orders: Mutex<HashMap<String, OrderRecord>>,
-        paid_calls: Mutex<u32>,
-        fail_on_paid: bool,
-    }
-
-    impl OrderBackend for MemoryShop {
-        fn price<'a>(
-            &'a self,
-            _buyer: &'a OpenId,
-            request: &'a serde_json::Value,
-        ) -> BoxFuture<'a, Result<OrderDraft, ShopError>> {
-            Box::pin(async move {
-                match request.get("product").and_then(serde_json::Value::as_str) {
-                    None | Some("coffee") => Ok(OrderDraft::new("T1", "Coffee", 101)),
-                    Some(_) => Err(ShopError::bad_request("unknown product")),
-                }
-            })
-        }
-        fn record_created<'a>(
-            &'a self,
-            buyer: &'a OpenId,
-            draft: &'a OrderDraft,
-            _prepay_id: &'a str,
-        ) -> BoxFuture<'a, Result<(), ShopError>> {
-            Box::pin(async move {
-                self.orders.lock().unwrap().insert(
-                    draft.out_trade_no.to_string(),
-                    OrderRecord {
-                        out_trade_no: draft.out_trade_no.clone(),
-                        owner: buyer.clone(),
-                        total_fee: draft.total_fee,
-                        status: OrderStatus::Unpaid,
-                    },
-                );
-                Ok(())
-            })
-        }
-        fn on_paid<'a>(
-            &'a self,
-            payment: &'a PaymentNotification,
-        ) -> BoxFuture<'a, Result<(), ShopError>> {
-            Box::pin(async move {
-                *self.paid_calls.lock().unwrap() += 1;
-                if self.fail_on_paid {
-                    return Err(ShopError::internal("disk full"));
-                }
-                if let Some(o) = self
-                    .orders
-                    .lock()
-                    .unwrap()
-                    .get_mut(payment.out_trade_no.as_str())
-                {
-                    o.status = OrderStatus::Paid;
-                }
-                Ok(())
-            })
-        }
-        fn on_refund<'a>(
-            &'a self,
-            _refund: &'a RefundNotification,
-        ) -> BoxFuture<'a, Result<(), ShopError>> {
-            Box::pin(async { Ok(()) })
-        }
-        fn order<'a>(
-            &'a self,
-            out_trade_no: &'a OutTradeNo,
-        ) -> BoxFuture<'a, Result<Option<OrderRecord>, ShopError>> {
-            Box::pin(async move {
-                Ok(self
-                    .orders
-                    .lock()
-                    .unwrap()
-                    .get(out_trade_no.as_str())
-                    .cloned())
-            })
-        }
-    }
-
-    fn routes(shop: Arc<MemoryShop>) -> PayRoutes {
+    fn routes(shop: Arc<MemoryOrders>) -> PayRoutes {
         // Nothing listens on port 9 of 127.0.0.1: every WeChat call fails fast.
-        let config = PayConfig::builder(
-            "1900000109",
-            "wx1234567890abcdef",
-            KEY,
-            "https://shop.example/pay/notify",
-        )
-        .base_url("http://127.0.0.1:9")
-        .timeout(std::time::Duration::from_secs(2))
-        .build()
-        .unwrap();
+        let config = testing::pay_config("http://127.0.0.1:9", "https://shop.example/pay/notify")
+            .timeout(std::time::Duration::from_secs(2))
+            .build()
+            .unwrap();
         PayRoutes::new(PayClient::new(config).unwrap(), shop)
     }
 
-    fn unpaid(shop: &MemoryShop, owner: &str, fee: u64) {
-        shop.orders.lock().unwrap().insert(
-            "T1".into(),
-            OrderRecord {
-                out_trade_no: OutTradeNo::new("T1"),
-                owner: OpenId::new(owner),
-                total_fee: fee,
-                status: OrderStatus::Unpaid,
-            },
-        );
+    fn unpaid(shop: &MemoryOrders, owner: &str, fee: u64) {
+        shop.insert_unpaid("T1", owner, fee);
     }
 
     fn notification(total_fee: &str) -> Vec<u8> {
@@ -634,7 +537,7 @@ mod tests {
 
     #[tokio::test]
     async fn notify_pays_only_matching_amounts_and_acks_after_ok() {
-        let shop = Arc::new(MemoryShop::default());
+        let shop = Arc::new(MemoryOrders::new(101));
         unpaid(&shop, "oBuyer", 101);
         let routes = routes(shop.clone());
 
@@ -642,7 +545,7 @@ mod tests {
         assert_eq!(wrong.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
         assert!(std::str::from_utf8(wrong.body()).unwrap().contains("FAIL"));
         assert_eq!(
-            *shop.paid_calls.lock().unwrap(),
+            shop.payment_count(),
             0,
             "on_paid must not see a mismatched amount"
         );
@@ -652,14 +555,14 @@ mod tests {
         assert!(std::str::from_utf8(ok.body()).unwrap().contains("SUCCESS"));
         let again = routes.payment_notify(&notification("101")).await;
         assert_eq!(again.status(), http::StatusCode::OK);
-        assert_eq!(*shop.paid_calls.lock().unwrap(), 2);
+        assert_eq!(shop.payment_count(), 2);
 
-        let unknown_shop = Arc::new(MemoryShop::default());
+        let unknown_shop = Arc::new(MemoryOrders::new(101));
         let reply = super::PayRoutes::new(routes.client().clone(), unknown_shop.clone())
             .payment_notify(&notification("101"))
             .await;
         assert_eq!(reply.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(*unknown_shop.paid_calls.lock().unwrap(), 0);
+        assert_eq!(unknown_shop.payment_count(), 0);
 
         let big = routes
             .payment_notify(&vec![b' '; PayRoutes::MAX_BODY + 1])
@@ -669,21 +572,23 @@ mod tests {
 
     #[tokio::test]
     async fn handler_failure_is_fail() {
-        let shop = Arc::new(MemoryShop {
-            fail_on_paid: true,
-            ..MemoryShop::default()
-        });
+        let shop = Arc::new(MemoryOrders::new(101));
+        shop.fail_next_payments(1);
         unpaid(&shop, "oBuyer", 101);
         let reply = routes(shop).payment_notify(&notification("101")).await;
         assert_eq!(reply.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
-        assert!(!std::str::from_utf8(reply.body()).unwrap().contains("disk"));
+        assert!(
+            !std::str::from_utf8(reply.body())
+                .unwrap()
+                .contains("outage")
+        );
     }
 
     #[tokio::test]
     async fn status_is_for_the_owner_only() {
-        let shop = Arc::new(MemoryShop::default());
+        let shop = Arc::new(MemoryOrders::new(101));
         unpaid(&shop, "oBuyer", 101);
-        shop.orders.lock().unwrap().get_mut("T1").unwrap().status = OrderStatus::Paid;
+        assert!(shop.set_status("T1", OrderStatus::Paid));
         let routes = routes(shop);
         let mine = routes.order_status(&OpenId::new("oBuyer"), "T1").await;
         assert_eq!(mine.status(), http::StatusCode::OK);
@@ -705,7 +610,7 @@ mod tests {
 
     #[tokio::test]
     async fn unpaid_status_survives_an_unreachable_wechat() {
-        let shop = Arc::new(MemoryShop::default());
+        let shop = Arc::new(MemoryOrders::new(101));
         unpaid(&shop, "oBuyer", 101);
         let response = routes(shop)
             .order_status(&OpenId::new("oBuyer"), "T1")
@@ -716,7 +621,7 @@ mod tests {
 
     #[tokio::test]
     async fn create_order_errors_are_json() {
-        let routes = routes(Arc::new(MemoryShop::default()));
+        let routes = routes(Arc::new(MemoryOrders::new(101)));
         let buyer = OpenId::new("oBuyer");
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let bad_json = routes.create_order(&buyer, ip, b"{not json").await;

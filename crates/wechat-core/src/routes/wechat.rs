@@ -747,68 +747,18 @@ mod tests {
         assert_eq!(body["error"], "login_required");
     }
 
-    struct RefusingShop;
-
-    impl crate::routes::OrderBackend for RefusingShop {
-        fn price<'a>(
-            &'a self,
-            _buyer: &'a OpenId,
-            _request: &'a serde_json::Value,
-        ) -> futures_util::future::BoxFuture<
-            'a,
-            std::result::Result<crate::routes::OrderDraft, crate::routes::ShopError>,
-        > {
-            Box::pin(async { Err(crate::routes::ShopError::bad_request("no products")) })
-        }
-        fn record_created<'a>(
-            &'a self,
-            _buyer: &'a OpenId,
-            _draft: &'a crate::routes::OrderDraft,
-            _prepay_id: &'a str,
-        ) -> futures_util::future::BoxFuture<'a, std::result::Result<(), crate::routes::ShopError>>
-        {
-            Box::pin(async { Ok(()) })
-        }
-        fn on_paid<'a>(
-            &'a self,
-            _payment: &'a crate::pay::v2::PaymentNotification,
-        ) -> futures_util::future::BoxFuture<'a, std::result::Result<(), crate::routes::ShopError>>
-        {
-            Box::pin(async { Ok(()) })
-        }
-        fn on_refund<'a>(
-            &'a self,
-            _refund: &'a crate::pay::v2::RefundNotification,
-        ) -> futures_util::future::BoxFuture<'a, std::result::Result<(), crate::routes::ShopError>>
-        {
-            Box::pin(async { Ok(()) })
-        }
-        fn order<'a>(
-            &'a self,
-            _out_trade_no: &'a crate::OutTradeNo,
-        ) -> futures_util::future::BoxFuture<
-            'a,
-            std::result::Result<Option<crate::routes::OrderRecord>, crate::routes::ShopError>,
-        > {
-            Box::pin(async { Ok(None) })
-        }
-    }
-
     #[tokio::test]
     async fn snapshot_guests_cannot_order() {
-        let pay = crate::pay::v2::PayConfig::builder(
-            "1900000109",
-            "wx1234567890abcdef",
-            "192006250b4c09247ec02edce69f6a2d",
+        let pay = crate::testing::pay_config(
+            "http://127.0.0.1:9",
             "https://shop.example.com/wechat/pay/notify",
         )
-        .base_url("http://127.0.0.1:9")
         .build()
         .unwrap();
         let routes = WeChatRoutes::builder(tokens())
             .pay(PayRoutes::new(
                 crate::pay::v2::PayClient::new(pay).unwrap(),
-                Arc::new(RefusingShop),
+                Arc::new(crate::testing::MemoryOrders::without_products()),
             ))
             .build()
             .unwrap();

@@ -3,138 +3,38 @@
 
 #![allow(dead_code)] // each helper is used by some tests only
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
-use futures_util::future::BoxFuture;
 use reqwest::cookie::{CookieStore as _, Jar};
 use serde_json::{Value, json};
-use wechat_sim::{RunningSim, Simulator};
+use wechat_sim::{RunningSim, Simulator, fixtures};
 use wechat_tower::wechat_core::login::{LoginConfig, LoginFlow};
 use wechat_tower::wechat_core::oauth::{OAuthClient, Scope};
-use wechat_tower::wechat_core::pay::v2::{
-    PayClient, PayConfig, PaymentNotification, RefundNotification,
-};
-use wechat_tower::wechat_core::routes::{
-    OrderBackend, OrderDraft, OrderRecord, OrderStatus, PayRoutes, ShopError, WeChatRoutes,
-};
+use wechat_tower::wechat_core::pay::v2::PayClient;
+use wechat_tower::wechat_core::routes::{PayRoutes, WeChatRoutes};
 use wechat_tower::wechat_core::session::SessionKeys;
+use wechat_tower::wechat_core::testing::{self, MemoryOrders};
 use wechat_tower::wechat_core::token::{MemoryStore, Tokens};
-use wechat_tower::wechat_core::{BaseUrls, Config, OpenId, OutTradeNo, build_http_client};
+use wechat_tower::wechat_core::{BaseUrls, Config, build_http_client};
 use wechat_tower::{WeChatLayer, WeChatUser, router};
 
-pub(crate) const APPID: &str = "wx1234567890abcdef";
-pub(crate) const SECRET: &str = "0123456789abcdef0123456789abcdef";
-pub(crate) const MCH_ID: &str = "1900000109";
-pub(crate) const API_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
-pub(crate) const ALICE: &str = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M";
-pub(crate) const BOB: &str = "oBob000000000000000000000002";
+pub(crate) const APPID: &str = fixtures::APPID;
+pub(crate) const SECRET: &str = fixtures::SECRET;
+pub(crate) const ALICE: &str = fixtures::ALICE;
+pub(crate) const BOB: &str = fixtures::BOB;
 pub(crate) const PRICE: u64 = 1;
 /// Every wait (HTTP request, polling) is bounded by this.
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------------
-// The application's side: an in-memory shop.
+// The application's side: the in-memory shop of `wechat_core::testing`.
 
-#[derive(Default)]
-pub(crate) struct Shop {
-    orders: Mutex<HashMap<String, OrderRecord>>,
-    next_no: AtomicU32,
-    /// `on_paid` calls.
-    pub(crate) paid_calls: AtomicU32,
-}
-
-impl Shop {
-    pub(crate) fn status(&self, out_trade_no: &str) -> Option<OrderStatus> {
-        self.orders
-            .lock()
-            .unwrap()
-            .get(out_trade_no)
-            .map(|o| o.status)
-    }
-}
-
-impl OrderBackend for Shop {
-    fn price<'a>(
-        &'a self,
-        _buyer: &'a OpenId,
-        request: &'a Value,
-    ) -> BoxFuture<'a, Result<OrderDraft, ShopError>> {
-        Box::pin(async move {
-            match request.get("product").and_then(Value::as_str) {
-                None | Some("coffee") => {
-                    let n = self.next_no.fetch_add(1, Ordering::SeqCst);
-                    Ok(OrderDraft::new(format!("T{n:04}"), "Coffee", PRICE))
-                }
-                Some(_) => Err(ShopError::bad_request("unknown product")),
-            }
-        })
-    }
-
-    fn record_created<'a>(
-        &'a self,
-        buyer: &'a OpenId,
-        draft: &'a OrderDraft,
-        _prepay_id: &'a str,
-    ) -> BoxFuture<'a, Result<(), ShopError>> {
-        Box::pin(async move {
-            self.orders.lock().unwrap().insert(
-                draft.out_trade_no.to_string(),
-                OrderRecord {
-                    out_trade_no: draft.out_trade_no.clone(),
-                    owner: buyer.clone(),
-                    total_fee: draft.total_fee,
-                    status: OrderStatus::Unpaid,
-                },
-            );
-            Ok(())
-        })
-    }
-
-    fn on_paid<'a>(
-        &'a self,
-        payment: &'a PaymentNotification,
-    ) -> BoxFuture<'a, Result<(), ShopError>> {
-        Box::pin(async move {
-            self.paid_calls.fetch_add(1, Ordering::SeqCst);
-            let mut orders = self.orders.lock().unwrap();
-            let order = orders
-                .get_mut(payment.out_trade_no.as_str())
-                .ok_or_else(|| ShopError::not_found("unknown order"))?;
-            if order.total_fee != payment.total_fee {
-                return Err(ShopError::conflict("amount mismatch"));
-            }
-            order.status = OrderStatus::Paid;
-            Ok(())
-        })
-    }
-
-    fn on_refund<'a>(
-        &'a self,
-        _refund: &'a RefundNotification,
-    ) -> BoxFuture<'a, Result<(), ShopError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn order<'a>(
-        &'a self,
-        out_trade_no: &'a OutTradeNo,
-    ) -> BoxFuture<'a, Result<Option<OrderRecord>, ShopError>> {
-        Box::pin(async move {
-            Ok(self
-                .orders
-                .lock()
-                .unwrap()
-                .get(out_trade_no.as_str())
-                .cloned())
-        })
-    }
-}
+pub(crate) type Shop = MemoryOrders;
 
 // ---------------------------------------------------------------------------------------------
 // The app.
@@ -191,32 +91,8 @@ pub(crate) async fn world(options: Options) -> World {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let app = format!("http://127.0.0.1:{port}");
-    let toml = format!(
-        r#"
-        [[apps]]
-        appid = "{APPID}"
-        secret = "{SECRET}"
-        oauth_domains = ["127.0.0.1:{port}"]
-        js_domains = ["127.0.0.1:{port}"]
-
-        [[users]]
-        appid = "{APPID}"
-        openid = "{ALICE}"
-        nickname = "Alice"
-        headimgurl = "{app}/alice.png"
-
-        [[users]]
-        appid = "{APPID}"
-        openid = "{BOB}"
-        nickname = "Bob"
-
-        [[merchants]]
-        mch_id = "{MCH_ID}"
-        api_key = "{API_KEY}"
-        appids = ["{APPID}"]
-        notify_retry_scale = 0.001
-        "#
-    );
+    let domain = format!("127.0.0.1:{port}");
+    let toml = fixtures::shop_toml(&[&domain], Some(&app));
     let sim = Simulator::from_toml_str(&toml)
         .unwrap()
         .start()
@@ -248,12 +124,11 @@ pub(crate) async fn world(options: Options) -> World {
         Notifications::Delivered => format!("{app}/wechat/pay/notify"),
         Notifications::Refused => format!("{app}/lost/notify"),
     };
-    let pay = PayConfig::builder(MCH_ID, APPID, API_KEY, notify_url)
-        .base_urls(&base)
+    let pay = testing::pay_config(&sim.base_url(), notify_url)
         .timeout(WAIT)
         .build()
         .unwrap();
-    let shop = Arc::new(Shop::default());
+    let shop = Arc::new(MemoryOrders::new(PRICE));
     let routes = WeChatRoutes::builder(Tokens::new(&config, http, Arc::new(MemoryStore::new())))
         .jssdk_domain(&app)
         .js_api_list(["chooseWXPay"])
