@@ -1,17 +1,29 @@
 //! The one clock of the library: everything that reads the time (token expiry, the JS-SDK
 //! timestamp, the login state, the session cookie's expiry) asks a [`Clock`].
 //!
-//! [`SystemClock`] is the default everywhere. Tests give the same [`ManualClock`] to every part
-//! (and move a `wechat-sim` clock by the same amount) so that they move time instead of
-//! sleeping:
+//! [`SystemClock`] is the default everywhere; each part takes a [`SharedClock`]
+//! (`LoginConfigBuilder::clock`, `SessionCookieBuilder::clock`, `TokensBuilder::clock`,
+//! `PayConfigBuilder::clock`, or an argument of [`OAuthState::issue`](crate::session::OAuthState::issue)).
+//! Tests give the same [`ManualClock`] (or, with a `wechat-sim` whose clock they move,
+//! [`OffsetClock`]) to every part, so that they move time instead of sleeping:
 //!
 //! ```
+//! use std::sync::Arc;
 //! use std::time::Duration;
-//! use wechat_core::clock::{Clock, ManualClock};
+//! use wechat_core::OpenId;
+//! use wechat_core::clock::ManualClock;
+//! use wechat_core::session::{SessionCookie, SessionKeys};
 //!
-//! let clock = ManualClock::at(1_700_000_000);
-//! clock.advance(Duration::from_secs(60));
-//! assert_eq!(clock.now_unix_secs(), 1_700_000_060);
+//! let clock = Arc::new(ManualClock::starting_now());
+//! let cookie = SessionCookie::builder(SessionKeys::generate())
+//!     .max_age(Duration::from_secs(3600))
+//!     .clock(clock.clone())
+//!     .build()?;
+//! let value = cookie.encode(&cookie.new_user(OpenId::new("o6_bmjrPTlm6_2sgVt7hMZOPfL2M")))?;
+//! assert!(cookie.decode(&value).is_some());
+//! clock.advance(Duration::from_secs(3600));
+//! assert!(cookie.decode(&value).is_none()); // expired, without waiting an hour
+//! # Ok::<(), wechat_core::Error>(())
 //! ```
 
 use std::sync::Arc;

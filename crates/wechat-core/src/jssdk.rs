@@ -6,7 +6,18 @@
 //!
 //! [`Tokens::jssdk_config`](crate::token::Tokens::jssdk_config) does everything (ticket, nonce, time);
 //! [`sign_jssdk`], [`jssdk_page_url`] and [`JsSdkConfig::sign`] are the pure parts, tested
-//! against the official vector.
+//! against the official vector (see [`sign_jssdk`]). The URL signed is the page's
+//! `location.href` without the fragment:
+//!
+//! ```
+//! use wechat_core::jssdk::jssdk_page_url;
+//!
+//! assert_eq!(
+//!     jssdk_page_url("https://shop.example.com/pay?item=1#/cart")?,
+//!     "https://shop.example.com/pay?item=1"
+//! );
+//! # Ok::<(), wechat_core::Error>(())
+//! ```
 
 use rand::Rng;
 use serde::Serialize;

@@ -1,7 +1,23 @@
 //! Web page OAuth (网页授权): the authorize URL, code exchange, refresh, `sns/userinfo` and
 //! `sns/auth`.
 //!
-//! The details are on [`OAuthClient`], where rustdoc shows them (this module is private).
+//! Implements WeChat's
+//! [web page authorization](https://developers.weixin.qq.com/doc/offiaccount/OA_Web_Apps/Wechat_webpage_authorization.html)
+//! for both scopes: [`Scope::Base`] (`snsapi_base`, silent, the openid only) and
+//! [`Scope::UserInfo`] (`snsapi_userinfo`, a consent page, then the profile). Most apps use it
+//! through [`LoginFlow`](crate::login::LoginFlow); [`OAuthClient`] has the details.
+//!
+//! ```
+//! use wechat_core::oauth::{OAuthClient, Scope};
+//! use wechat_core::{BaseUrls, Config};
+//!
+//! let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef")
+//!     .with_base_urls(BaseUrls::all("http://127.0.0.1:9000"));
+//! let client = OAuthClient::new(&config, reqwest::Client::new());
+//! let url = client.authorize_url("https://shop.example.com/cb", Scope::Base, "state123");
+//! assert!(url.starts_with("http://127.0.0.1:9000/connect/oauth2/authorize?appid=wx1234567890abcdef"));
+//! assert!(url.ends_with("&scope=snsapi_base&state=state123#wechat_redirect"));
+//! ```
 
 use std::sync::Arc;
 

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
+/// Escapes text for HTML element content and quoted attribute values: `&`, `<`, `>`, `"` and `'`.
 pub(crate) fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

@@ -32,9 +32,7 @@ pub mod sim;
 mod store;
 
 pub use error::{DemoError, Result};
-pub use page::{
-    ASSETS_PREFIX, Asset, JSSDK_SCRIPT_PATH, PAGE_CONTENT_TYPE, Page, asset, html_escape, yuan,
-};
+pub use page::{ASSETS_PREFIX, Asset, JSSDK_SCRIPT_PATH, PAGE_CONTENT_TYPE, Page, asset, yuan};
 pub use settings::{DATA_DIR, DEFAULT_DB_FILE, DEFAULT_LISTEN, ENV_VARS, Settings, WeChatSettings};
 pub use shop::{
     CALLBACK_PATH, EXCLUDED_PATHS, HEALTH_PATH, NOTIFY_PATH, REFUND_NOTIFY_PATH, Shop,

@@ -8,6 +8,7 @@
 //! Stable element ids (tests and people's own scripts rely on them): `nickname`, `avatar`,
 //! `pay`, `order-status`, plus `openid`, `order-no` and `jssdk-status`.
 
+use wechat_core::adapter::escape_html;
 use wechat_core::session::SessionUser;
 
 use crate::store::{PRODUCT_DESCRIPTION, PRODUCT_PRICE_FEN};
@@ -73,22 +74,6 @@ pub fn asset(name: &str) -> Option<Asset> {
         .map(|(_, asset)| *asset)
 }
 
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Formats fen as yuan with two decimals (`1` → `0.01`).
 pub fn yuan(fen: u64) -> String {
     format!("{}.{:02}", fen / 100, fen % 100)
@@ -138,19 +123,19 @@ impl Page {
         let banner = self.simulator.as_ref().map_or_else(String::new, |sim| {
             format!(
                 r#"<section class="card banner">Running against the embedded wechat-sim at <a href="{0}/_sim/stats">{0}</a>: no real WeChat account, no real money.</section>"#,
-                html_escape(sim)
+                escape_html(sim)
             )
         });
         let price = yuan(PRODUCT_PRICE_FEN);
         fill(TEMPLATE, |name| match name {
-            "nickname" => Some(html_escape(nickname)),
-            "avatar" => Some(html_escape(&avatar)),
-            "openid" => Some(html_escape(user.openid.as_str())),
+            "nickname" => Some(escape_html(nickname)),
+            "avatar" => Some(escape_html(&avatar)),
+            "openid" => Some(escape_html(user.openid.as_str())),
             "sim_banner" => Some(banner.clone()),
-            "product" => Some(html_escape(PRODUCT_DESCRIPTION)),
+            "product" => Some(escape_html(PRODUCT_DESCRIPTION)),
             "price" => Some(price.clone()),
-            "logout" => Some(html_escape(&self.logout_path)),
-            "jssdk_script" => Some(html_escape(&self.jssdk_script)),
+            "logout" => Some(escape_html(&self.logout_path)),
+            "jssdk_script" => Some(escape_html(&self.jssdk_script)),
             _ => None,
         })
     }

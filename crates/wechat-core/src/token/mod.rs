@@ -1,9 +1,14 @@
 //! The basic access token and the jsapi_ticket, cached in a shared [`TokenStore`].
 //!
-//! [`Tokens`] implements WeChat's access token (`cgi-bin/token` or `cgi-bin/stable_token`) and
-//! jsapi_ticket (`cgi-bin/ticket/getticket`) rules with one mechanism for both (see its docs for
-//! the guarantees); `manager` holds that mechanism, `store` the [`TokenStore`] trait that
-//! processes share, `memory` the default in-process store.
+//! [`Tokens`] implements WeChat's
+//! [access token](https://developers.weixin.qq.com/doc/offiaccount/Basic_Information/Get_access_token.html)
+//! (`cgi-bin/token`, or the
+//! [stable token](https://developers.weixin.qq.com/doc/offiaccount/Basic_Information/getStableAccessToken.html),
+//! `cgi-bin/stable_token`) and the JS-SDK
+//! [jsapi_ticket](https://developers.weixin.qq.com/doc/offiaccount/OA_Web_Apps/JS-SDK.html#62)
+//! (`cgi-bin/ticket/getticket`) rules with one mechanism for both (see its docs for the
+//! guarantees). Processes share them through a [`TokenStore`]: [`MemoryStore`] in one process,
+//! `RedisStore` (feature `redis`) across several.
 //!
 //! ```no_run
 //! use std::sync::Arc;
