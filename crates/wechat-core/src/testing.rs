@@ -36,6 +36,35 @@ pub const TEST_MCH_ID: &str = "1900000109";
 /// The API v2 key of the examples in WeChat Pay's documentation (a published test value).
 pub const TEST_API_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
 
+/// The Redis server for tests, from `WECHAT_TEST_REDIS_URL` (e.g. `redis://127.0.0.1:6379/`),
+/// or `None` to skip: then one line on stderr says how to run them, once per test binary.
+///
+/// # Panics
+/// Under `CI=true` without `WECHAT_TEST_REDIS_URL`: in CI the Redis tests must run, not skip.
+pub fn test_redis_url() -> Option<String> {
+    match std::env::var("WECHAT_TEST_REDIS_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but WECHAT_TEST_REDIS_URL is not set: the Redis tests must run in CI \
+                 (.ci/run starts redis-server and sets it)"
+            );
+            static SKIP: std::sync::Once = std::sync::Once::new();
+            SKIP.call_once(|| {
+                use std::io::Write as _;
+                // Straight to stderr (not eprintln!, which the test harness captures).
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "skipping the Redis tests: run them with \
+                     WECHAT_TEST_REDIS_URL=redis://127.0.0.1:6379/"
+                );
+            });
+            None
+        }
+    }
+}
+
 /// Return paths an attacker puts in a login link (`?r=…`) to be sent off the site after login:
 /// absolute and protocol-relative URLs, a backslash that browsers read as a slash, a scheme
 /// without slashes. The login flow must turn each into `/`.

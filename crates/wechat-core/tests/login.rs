@@ -9,34 +9,15 @@ use wechat_core::login::{Decision, LoginConfig, LoginFlow};
 use wechat_core::oauth::{OAuthClient, Scope};
 use wechat_core::session::{SessionKeys, SessionUser};
 use wechat_core::{BaseUrls, Config, OpenId, build_http_client};
-use wechat_sim::{RunningSim, Simulator};
+use wechat_sim::{RunningSim, Simulator, fixtures};
 
-const APPID: &str = "wx1234567890abcdef";
-const SECRET: &str = "0123456789abcdef0123456789abcdef";
+const APPID: &str = fixtures::APPID;
+const SECRET: &str = fixtures::SECRET;
 const PUBLIC: &str = "http://127.0.0.1:3000";
-const ALICE: &str = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M";
-const GUEST: &str = "oSnapshotGuest0000000000000x";
+const ALICE: &str = fixtures::ALICE;
+const GUEST: &str = fixtures::GUEST;
 
-const SIM_TOML: &str = r#"
-[[apps]]
-appid = "wx1234567890abcdef"
-secret = "0123456789abcdef0123456789abcdef"
-oauth_domains = ["127.0.0.1:3000"]
-[[users]]
-appid = "wx1234567890abcdef"
-openid = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
-unionid = "o6_bmasdasdsad6_2sgVt7hMZOPfL"
-nickname = "Alice"
-sex = 2
-city = "Shenzhen"
-country = "CN"
-headimgurl = "http://127.0.0.1:3000/avatar.png"
-[[users]]
-appid = "wx1234567890abcdef"
-openid = "oSnapshotGuest0000000000000x"
-nickname = "Guest"
-is_snapshotuser = true
-"#;
+const SIM_TOML: &str = fixtures::OAUTH_TOML;
 
 fn key() -> SessionKeys {
     SessionKeys::new([42u8; 32]).unwrap()

@@ -5,37 +5,16 @@ use std::time::Duration;
 
 use wechat_core::oauth::{Lang, OAuthClient, Scope, Sex};
 use wechat_core::{BaseUrls, Config, Error, OpenId, RefreshToken, build_http_client};
-use wechat_sim::{RunningSim, Simulator};
+use wechat_sim::{RunningSim, Simulator, fixtures};
 
-const APPID: &str = "wx1234567890abcdef";
-const SECRET: &str = "0123456789abcdef0123456789abcdef";
+const APPID: &str = fixtures::APPID;
+const SECRET: &str = fixtures::SECRET;
 const CALLBACK: &str = "http://127.0.0.1:3000/wechat/oauth/callback";
-const ALICE: &str = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M";
-const ALICE_UNIONID: &str = "o6_bmasdasdsad6_2sgVt7hMZOPfL";
-const GUEST: &str = "oSnapshotGuest0000000000000x";
+const ALICE: &str = fixtures::ALICE;
+const ALICE_UNIONID: &str = fixtures::ALICE_UNIONID;
+const GUEST: &str = fixtures::GUEST;
 
-const SIM_TOML: &str = r#"
-token_ttl_secs = 7200
-[[apps]]
-appid = "wx1234567890abcdef"
-secret = "0123456789abcdef0123456789abcdef"
-oauth_domains = ["127.0.0.1:3000"]
-[[users]]
-appid = "wx1234567890abcdef"
-openid = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
-unionid = "o6_bmasdasdsad6_2sgVt7hMZOPfL"
-nickname = "Alice"
-sex = 2
-province = "Guangdong"
-city = "Shenzhen"
-country = "CN"
-headimgurl = "http://127.0.0.1:3000/avatar.png"
-[[users]]
-appid = "wx1234567890abcdef"
-openid = "oSnapshotGuest0000000000000x"
-nickname = "Guest"
-is_snapshotuser = true
-"#;
+const SIM_TOML: &str = fixtures::OAUTH_TOML;
 
 async fn start() -> (RunningSim, OAuthClient, reqwest::Client) {
     let sim = Simulator::from_toml_str(SIM_TOML)

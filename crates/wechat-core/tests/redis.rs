@@ -9,7 +9,7 @@
 use std::io::Write as _;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wechat_core::clock::Clock;
@@ -34,26 +34,7 @@ const TICKET_PATH: &str = "/cgi-bin/ticket/getticket";
 
 /// The Redis server to test against, or `None` (after one line on stderr) to skip.
 fn redis_url() -> Option<String> {
-    match std::env::var("WECHAT_TEST_REDIS_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but WECHAT_TEST_REDIS_URL is not set: the Redis token store tests must run in CI \
-                 (.ci/run starts redis-server and sets it)"
-            );
-            static SKIP: Once = Once::new();
-            SKIP.call_once(|| {
-                // Straight to stderr (not eprintln!, which the test harness captures), once per run.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "skipping the Redis token store tests: run them with \
-                     WECHAT_TEST_REDIS_URL=redis://127.0.0.1:6379/ cargo test -p wechat-core --features redis"
-                );
-            });
-            None
-        }
-    }
+    wechat_core::testing::test_redis_url()
 }
 
 /// A key prefix no other test (or run) uses.

@@ -26,6 +26,38 @@ pub const ALICE: &str = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M";
 /// Bob's openid.
 pub const BOB: &str = "oBob000000000000000000000002";
 
+/// Alice's unionid (in [`OAUTH_TOML`]).
+pub const ALICE_UNIONID: &str = "o6_bmasdasdsad6_2sgVt7hMZOPfL";
+/// The openid of a Moments snapshot-page guest (in [`OAUTH_TOML`]).
+pub const GUEST: &str = "oSnapshotGuest0000000000000x";
+
+/// A configuration for login tests, as TOML: the app, allowing OAuth redirects to
+/// `127.0.0.1:3000`, with Alice (a full profile and a unionid, consent by default) and a
+/// snapshot-page guest ([`GUEST`]), whose code exchange says `is_snapshotuser` and whose
+/// `sns/userinfo` fails with 48001.
+pub const OAUTH_TOML: &str = r#"[[apps]]
+appid = "wx1234567890abcdef"
+secret = "0123456789abcdef0123456789abcdef"
+oauth_domains = ["127.0.0.1:3000"]
+
+[[users]]
+appid = "wx1234567890abcdef"
+openid = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
+unionid = "o6_bmasdasdsad6_2sgVt7hMZOPfL"
+nickname = "Alice"
+sex = 2
+province = "Guangdong"
+city = "Shenzhen"
+country = "CN"
+headimgurl = "http://127.0.0.1:3000/avatar.png"
+
+[[users]]
+appid = "wx1234567890abcdef"
+openid = "oSnapshotGuest0000000000000x"
+nickname = "Guest"
+is_snapshotuser = true
+"#;
+
 /// The configuration, as TOML: the app allows OAuth redirects and JS-SDK pages on each of
 /// `domains` (`host:port`), users Alice (with an avatar at `{avatar_base}/alice.png` when
 /// given) and Bob, and the merchant, whose notifications are retried 1,000 times faster than
@@ -78,5 +110,10 @@ mod tests {
         assert_eq!(config.users[0].headimgurl, "http://x/alice.png");
         assert_eq!(config.users[1].effective_openid(), BOB);
         assert_eq!(config.merchants.len(), 1);
+        let oauth = SimConfig::from_toml_str(OAUTH_TOML).unwrap();
+        assert_eq!(oauth.apps[0].appid, APPID);
+        assert_eq!(oauth.users[0].effective_openid(), ALICE);
+        assert_eq!(oauth.users[0].unionid.as_deref(), Some(ALICE_UNIONID));
+        assert_eq!(oauth.users[1].effective_openid(), GUEST);
     }
 }

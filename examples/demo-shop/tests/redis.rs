@@ -7,23 +7,11 @@
 use demo_shop::{Settings, Shop, bind, sim::SIM_APPID};
 use wechat_core::token::{RedisStore, TokenStore as _};
 
-fn redis_url() -> Option<String> {
-    match std::env::var("WECHAT_TEST_REDIS_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "WECHAT_TEST_REDIS_URL must be set under CI=true"
-            );
-            eprintln!("skipped: set WECHAT_TEST_REDIS_URL=redis://127.0.0.1:6379/ to run it");
-            None
-        }
-    }
-}
-
 #[tokio::test]
 async fn tokens_are_shared_through_redis() {
-    let Some(url) = redis_url() else { return };
+    let Some(url) = wechat_core::testing::test_redis_url() else {
+        return;
+    };
     let key = format!("wechat:access_token:{SIM_APPID}");
     // Start clean: a token left by an earlier run belongs to a simulator that is gone.
     let redis = RedisStore::connect(&url).await.expect("redis");
