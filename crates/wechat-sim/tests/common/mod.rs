@@ -5,15 +5,15 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use wechat_sim::{RunningSim, Simulator};
+use wechat_sim::{RunningSim, Simulator, fixtures};
 
-pub const APPID: &str = "wx1234567890abcdef";
-pub const SECRET: &str = "0123456789abcdef0123456789abcdef";
+pub const APPID: &str = fixtures::APPID;
+pub const SECRET: &str = fixtures::SECRET;
 /// An app whose IP whitelist does not contain 127.0.0.1.
 pub const LOCKED_APPID: &str = "wxlocked0000000001";
 pub const LOCKED_SECRET: &str = "fedcba9876543210fedcba9876543210";
-pub const ALICE: &str = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M";
-pub const ALICE_UNIONID: &str = "o6_bmasdasdsad6_2sgVt7hMZOPfL";
+pub const ALICE: &str = fixtures::ALICE;
+pub const ALICE_UNIONID: &str = fixtures::ALICE_UNIONID;
 pub const CALLBACK: &str = "http://127.0.0.1:3000/wechat/oauth/callback?next=%2Fshop";
 
 pub const CONFIG: &str = r#"

@@ -449,7 +449,7 @@ mod tests {
     use crate::PayApiKey;
     use crate::pay::v2::PayConfigBuilder;
 
-    const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+    use crate::testing::TEST_API_KEY as KEY;
 
     fn builder() -> PayConfigBuilder {
         PayConfig::builder(

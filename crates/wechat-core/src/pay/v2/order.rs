@@ -563,13 +563,11 @@ mod tests {
 
     use super::*;
 
-    const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+    use crate::testing::TEST_API_KEY as KEY;
 
     fn config() -> PayConfig {
-        PayConfig::builder(
-            "1900000109",
-            "wx1234567890abcdef",
-            KEY,
+        crate::testing::pay_config(
+            "https://api.mch.weixin.qq.com",
             "https://shop.example/pay/notify",
         )
         .build()

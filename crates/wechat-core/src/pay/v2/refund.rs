@@ -350,10 +350,8 @@ mod tests {
     use super::*;
 
     fn config() -> PayConfig {
-        PayConfig::builder(
-            "1900000109",
-            "wx1234567890abcdef",
-            "192006250b4c09247ec02edce69f6a2d",
+        crate::testing::pay_config(
+            "https://api.mch.weixin.qq.com",
             "https://shop.example/pay/notify",
         )
         .refund_notify_url("https://shop.example/pay/refund-notify")

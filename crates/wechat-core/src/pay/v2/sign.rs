@@ -221,7 +221,7 @@ fn hex_upper<'o>(digest: &[u8], out: &'o mut [u8; 64]) -> &'o [u8] {
 mod tests {
     use super::*;
 
-    const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+    use crate::testing::TEST_API_KEY as KEY;
 
     fn v2_fields() -> Vec<(&'static str, &'static str)> {
         vec![
