@@ -3,6 +3,16 @@
 //! The configuration and the error, the OAuth client, the tokens, the login flow and its
 //! session, the routes, and (with the `pay` feature) what an [`OrderBackend`] implementation
 //! names.
+//!
+//! ```
+//! use wechat_core::prelude::*;
+//!
+//! let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef");
+//! let tokens = Tokens::new(&config, build_http_client(&config)?, std::sync::Arc::new(MemoryStore::new()));
+//! let routes = WeChatRoutes::builder(tokens).jssdk_domain("shop.example.com").build()?;
+//! # let _ = routes;
+//! # Ok::<(), Error>(())
+//! ```
 
 pub use crate::login::{LoginConfig, LoginFlow};
 pub use crate::oauth::{OAuthClient, Scope};

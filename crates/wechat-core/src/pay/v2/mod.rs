@@ -4,7 +4,19 @@
 //! Implements the [JSAPI payment API v2](https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=9_1)
 //! (unified order, `orderquery`, `closeorder`, `refund`, `refundquery`, and the payment and
 //! refund notifications). The flow, where money safety comes from, and an example are on
-//! [`PayClient`].
+//! [`PayClient`]. Requests are values, signed by pure functions tested against the official
+//! vectors:
+//!
+//! ```
+//! use wechat_core::PayApiKey;
+//! use wechat_core::pay::v2::{SignType, sign_pay_fields, verify_pay_fields};
+//!
+//! let key = PayApiKey::new("192006250b4c09247ec02edce69f6a2d");
+//! let fields = [("appid", "wx1234567890abcdef"), ("nonce_str", "ibuaiVcKdpRxkhJA")];
+//! let sign = sign_pay_fields(fields, &key, SignType::Md5);
+//! assert!(verify_pay_fields(fields, &key, SignType::Md5, &sign).is_ok());
+//! assert!(verify_pay_fields(fields, &key, SignType::HmacSha256, &sign).is_err());
+//! ```
 
 mod client;
 mod config;
