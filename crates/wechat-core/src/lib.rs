@@ -11,7 +11,7 @@
 //! | [`session`] | The signed session cookie, its keys, and the OAuth `state` |
 //! | [`login`] | The whole "log in with WeChat" middleware behaviour, as decisions over `http` types |
 //! | [`routes`] | The JS-SDK and payment routes' logic, over an [`OrderBackend`](routes::OrderBackend) the app implements |
-//! | [`pay`] | WeChat Pay JSAPI: [`pay::v2`] (XML, MD5/HMAC-SHA256) |
+//! | [`pay`] | WeChat Pay JSAPI: [`pay::v2`] (XML, MD5/HMAC-SHA256) and [`pay::v3`] (JSON, RSA) |
 //! | [`clock`] | The one clock everything reads, so tests move time instead of sleeping |
 //! | [`adapter`] | The interface for framework adapters (`wechat-tower`, `wechat-actix`) |
 //!
@@ -68,5 +68,7 @@ mod transport;
 pub use config::{BaseUrls, Config, TokenEndpoint};
 pub use error::{ConfigError, Error, Result};
 pub use ids::{AppId, MchId, OpenId, OutRefundNo, OutTradeNo, TransactionId, UnionId};
-pub use secret::{AccessToken, AppSecret, JsapiTicket, OAuthAccessToken, PayApiKey, RefreshToken};
+pub use secret::{
+    AccessToken, ApiV3Key, AppSecret, JsapiTicket, OAuthAccessToken, PayApiKey, RefreshToken,
+};
 pub use transport::build_http_client;

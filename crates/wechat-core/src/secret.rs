@@ -78,6 +78,12 @@ secret_type!(
     PayApiKey
 );
 
+secret_type!(
+    /// The merchant's APIv3 key (32 characters, set under Account center > API security): it
+    /// decrypts API v3 notification resources and platform certificates.
+    ApiV3Key
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +97,10 @@ mod tests {
         assert_eq!(
             format!("{:?}", PayApiKey::new("k")),
             "PayApiKey([redacted])"
+        );
+        assert_eq!(
+            format!("{:?}", ApiV3Key::new("a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb")),
+            "ApiV3Key([redacted])"
         );
         assert_eq!(
             format!("{:?}", AccessToken::new("t")),

@@ -8,6 +8,8 @@
 //!
 //! - [`v2`]: API v2, XML signed with the merchant's API key (MD5 or HMAC-SHA256), for merchants
 //!   who have v2 credentials.
+//! - [`v3`]: API v3, JSON signed with RSA, what merchants who sign up today get; so far its
+//!   signatures, keys and notification decryption (the requests and routes follow).
 //!
 //! ```
 //! use wechat_core::BaseUrls;
@@ -27,3 +29,4 @@
 //! ```
 
 pub mod v2;
+pub mod v3;
