@@ -10,8 +10,10 @@ use ring::rand::SystemRandom;
 use ring::signature::{self, RsaKeyPair, UnparsedPublicKey};
 use rustls_pemfile::Item;
 
-use super::der;
 use crate::{Error, Result};
+use spki::der::Decode as _;
+use spki::der::referenced::OwnedToRef as _;
+use spki::{ObjectIdentifier, SubjectPublicKeyInfoRef};
 
 /// Where a key's errors point: the constructor a caller used.
 const MERCHANT_KEY: &str = "MerchantKey (apiclient_key.pem)";
@@ -36,10 +38,17 @@ fn pem_items(pem: &[u8], setting: &'static str) -> Result<Vec<Item>> {
     Ok(items)
 }
 
-/// The uppercase hex of a certificate serial number, as WeChat Pay writes it.
+/// The uppercase hex of a certificate serial number, as WeChat Pay writes it (without the sign
+/// byte DER adds before a high bit).
 fn serial_hex(serial: &[u8]) -> String {
-    hex::encode_upper(serial)
+    match serial {
+        [0, rest @ ..] if !rest.is_empty() => hex::encode_upper(rest),
+        serial => hex::encode_upper(serial),
+    }
 }
+
+/// rsaEncryption, 1.2.840.113549.1.1.1.
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
 /// The merchant API private key (`apiclient_key.pem`, RSA 2048) and the serial number of its
 /// certificate (`apiclient_cert.pem`), which names the key in every request's `Authorization`.
@@ -202,9 +211,20 @@ impl MerchantKey {
 struct VerifyingKey(Arc<UnparsedPublicKey<Vec<u8>>>);
 
 impl VerifyingKey {
-    fn from_spki(spki: &[u8], setting: &'static str) -> Result<Self> {
-        let rsa = der::rsa_key_of_spki(spki)
-            .ok_or_else(|| Error::config(setting, "the public key is not an RSA key"))?;
+    fn from_spki_der(spki: &[u8], setting: &'static str) -> Result<Self> {
+        let spki = SubjectPublicKeyInfoRef::from_der(spki)
+            .map_err(|_| Error::config(setting, "the public key cannot be read (not SPKI DER)"))?;
+        Self::from_spki(&spki, setting)
+    }
+
+    fn from_spki(spki: &SubjectPublicKeyInfoRef<'_>, setting: &'static str) -> Result<Self> {
+        if spki.algorithm.oid != RSA_ENCRYPTION {
+            return Err(Error::config(setting, "the public key is not an RSA key"));
+        }
+        let rsa = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| Error::config(setting, "the public key cannot be read"))?;
         Ok(Self(Arc::new(UnparsedPublicKey::new(
             &signature::RSA_PKCS1_2048_8192_SHA256,
             rsa.to_vec(),
@@ -256,7 +276,7 @@ impl WechatPayPublicKey {
         for item in pem_items(pem, PUBLIC_KEY)? {
             match item {
                 Item::SubjectPublicKeyInfo(spki) => {
-                    let key = VerifyingKey::from_spki(spki.as_ref(), PUBLIC_KEY)?;
+                    let key = VerifyingKey::from_spki_der(spki.as_ref(), PUBLIC_KEY)?;
                     return Ok(Self { id, key });
                 }
                 Item::Pkcs8Key(_) | Item::Pkcs1Key(_) | Item::Sec1Key(_) => {
@@ -331,15 +351,21 @@ impl PlatformCertificate {
     /// # Errors
     /// As [`from_pem`](Self::from_pem).
     pub fn from_der(der: &[u8]) -> Result<Self> {
-        let certificate = der::certificate(der).ok_or_else(|| {
+        let certificate = x509_cert::Certificate::from_der(der).map_err(|_| {
             Error::config(
                 PLATFORM_CERTIFICATE,
                 "the certificate cannot be read (not X.509 DER)",
             )
         })?;
+        let tbs = &certificate.tbs_certificate;
+        let spki = &tbs.subject_public_key_info;
+        let spki = SubjectPublicKeyInfoRef {
+            algorithm: spki.algorithm.owned_to_ref(),
+            subject_public_key: spki.subject_public_key.owned_to_ref(),
+        };
         Ok(Self {
-            serial_no: serial_hex(certificate.serial),
-            key: VerifyingKey::from_spki(certificate.spki, PLATFORM_CERTIFICATE)?,
+            serial_no: serial_hex(tbs.serial_number.as_bytes()),
+            key: VerifyingKey::from_spki(&spki, PLATFORM_CERTIFICATE)?,
         })
     }
 

@@ -37,7 +37,6 @@
 //! ```
 
 mod aead;
-mod der;
 mod keys;
 mod sign;
 
