@@ -361,8 +361,7 @@ impl LoginConfigBuilder {
         let secure = self
             .secure
             .unwrap_or_else(|| public_url.starts_with("https://"));
-        let session = self.session.secure(secure);
-        session.check(
+        let session = self.session.secure(secure).build_as(
             "LoginConfigBuilder",
             ["cookie_name", "cookie_path", "session_ttl"],
         )?;
@@ -372,7 +371,7 @@ impl LoginConfigBuilder {
             login_path: self.login_path,
             logout_path: self.logout_path,
             scope: self.scope,
-            session: session.build()?,
+            session,
             state_ttl: self.state_ttl,
             excluded: self.excluded.into_iter().map(|(p, _)| p).collect(),
             lang: self.lang,

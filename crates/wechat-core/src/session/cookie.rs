@@ -278,7 +278,7 @@ impl SessionCookieBuilder {
     }
 
     /// Checks every setting, naming the offending one as `{prefix}::{setter}`.
-    pub(crate) fn check(
+    fn check(
         &self,
         prefix: &str,
         setters: [&'static str; 3],
@@ -320,7 +320,17 @@ impl SessionCookieBuilder {
     /// [`ConfigError`] naming the setter whose value is wrong: a name that is not a cookie
     /// token, a path a cookie cannot hold, a lifetime under a minute.
     pub fn build(self) -> std::result::Result<SessionCookie, ConfigError> {
-        self.check("SessionCookieBuilder", ["name", "path", "max_age"])?;
+        self.build_as("SessionCookieBuilder", ["name", "path", "max_age"])
+    }
+
+    /// [`build`](Self::build), naming a failing setting as `{prefix}::{setter}` (the login
+    /// configuration names its own setters).
+    pub(crate) fn build_as(
+        self,
+        prefix: &str,
+        setters: [&'static str; 3],
+    ) -> std::result::Result<SessionCookie, ConfigError> {
+        self.check(prefix, setters)?;
         Ok(SessionCookie::from_builder(self))
     }
 }

@@ -375,15 +375,8 @@ mod tests {
     use super::*;
     use crate::pay::v2::PayConfigBuilder;
 
-    use crate::testing::TEST_API_KEY as KEY;
-
     fn builder() -> PayConfigBuilder {
-        PayConfig::builder(
-            "1900000109",
-            "wx1234567890abcdef",
-            KEY,
-            "https://x.example/notify",
-        )
+        crate::testing::pay_config("https://api.mch.weixin.qq.com", "https://x.example/notify")
     }
 
     fn config() -> PayConfig {

@@ -452,10 +452,8 @@ mod tests {
     use crate::testing::TEST_API_KEY as KEY;
 
     fn builder() -> PayConfigBuilder {
-        PayConfig::builder(
-            "1900000109",
-            "wx1234567890abcdef",
-            KEY,
+        crate::testing::pay_config(
+            "https://api.mch.weixin.qq.com",
             "https://shop.example/pay/notify",
         )
     }
