@@ -245,6 +245,190 @@ pub enum Error {
     /// `out_trade_no` WeChat would refuse, a missing openid…); the message names the field.
     #[error("invalid WeChat Pay request: {0}")]
     InvalidPayRequest(String),
+
+    // ---- WeChat Pay (API v3) ----
+    /// WeChat Pay API v3 answered an error: `{code, message, detail}` with an HTTP status. See
+    /// [`PayApiError`]; its `request_id` is what WeChat Pay's support asks for.
+    #[error(transparent)]
+    PayApi(Box<PayApiError>),
+    /// A WeChat Pay API v3 success answer was not signed by WeChat Pay (no `Wechatpay-*` headers,
+    /// an unknown key, a signature that does not verify, a stale timestamp): it was refused
+    /// unread, because a forged "paid" or "refunded" would move money.
+    #[error(
+        "WeChat Pay's answer to {endpoint} is refused: {reason} (Request-ID {})",
+        .request_id.as_deref().unwrap_or("none")
+    )]
+    ForgedReply {
+        /// The endpoint, e.g. `/v3/pay/transactions/jsapi`.
+        endpoint: &'static str,
+        /// Which check failed.
+        reason: String,
+        /// The answer's `Request-ID`, when it had one.
+        request_id: Option<String>,
+    },
+}
+
+/// A WeChat Pay API v3 error answer.
+///
+/// Branch on [`code`](Self::code) (and the HTTP status), never on `message`; log `request_id`,
+/// which WeChat Pay's support asks for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "WeChat Pay error {code} (HTTP {status}) from {endpoint}: {message}{} (Request-ID {})",
+    .detail.as_deref().map(|d| format!(" [{d}]")).unwrap_or_default(),
+    .request_id.as_deref().unwrap_or("none")
+)]
+pub struct PayApiError {
+    /// The endpoint, e.g. `/v3/pay/transactions/jsapi` (ids in the path are not repeated).
+    pub endpoint: &'static str,
+    /// The HTTP status, e.g. 400.
+    pub status: u16,
+    /// The `code`, typed.
+    pub code: PayApiErrorCode,
+    /// WeChat Pay's `message` (Chinese text for people, not for branching).
+    pub message: String,
+    /// The `detail` object as JSON text (for a bad parameter: `field`, `value`, `issue`,
+    /// `location`), when sent.
+    pub detail: Option<String>,
+    /// The answer's `Request-ID` header.
+    pub request_id: Option<String>,
+}
+
+impl PayApiError {
+    /// Whether the same request may succeed later: `SYSTEM_ERROR`, `SERVICE_UNAVAILABLE`,
+    /// `BANK_ERROR`, `FREQUENCY_LIMITED` and any 5xx or 429. Retrying must repeat the same
+    /// parameters (the same `out_trade_no` or `out_refund_no`).
+    pub fn is_transient(&self) -> bool {
+        self.status >= 500
+            || self.status == 429
+            || matches!(
+                self.code,
+                PayApiErrorCode::SystemError
+                    | PayApiErrorCode::ServiceUnavailable
+                    | PayApiErrorCode::BankError
+                    | PayApiErrorCode::FrequencyLimited
+            )
+    }
+}
+
+/// WeChat Pay API v3 error `code` values a caller branches on.
+///
+/// The v3 spellings (with underscores); the v2-style spellings some WeChat pages show
+/// (`NOAUTH`, `RULELIMIT`, `SYSTEMERROR`) are read as the same codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PayApiErrorCode {
+    /// 400 `PARAM_ERROR`: a parameter is invalid (see `detail`).
+    ParamError,
+    /// 400 `INVALID_REQUEST`: well formed, but against a business rule.
+    InvalidRequest,
+    /// 400 `APPID_MCHID_NOT_MATCH`: the app id is not bound to the merchant.
+    AppidMchidNotMatch,
+    /// `MCH_NOT_EXISTS`: unknown merchant id.
+    MchNotExists,
+    /// 400 `ORDER_CLOSED`: the order is closed; order again with a new `out_trade_no`.
+    OrderClosed,
+    /// 401 `SIGN_ERROR`: WeChat Pay could not verify the request's signature (wrong private key,
+    /// serial, or clock).
+    SignError,
+    /// 403 `NO_AUTH`: the product or permission is not enabled for this merchant.
+    NoAuth,
+    /// 403 `OUT_TRADE_NO_USED`: the `out_trade_no` was used with other parameters.
+    OutTradeNoUsed,
+    /// 403 `RULE_LIMIT`: a business rule limits this request.
+    RuleLimit,
+    /// 403 `TRADE_ERROR`: the trade cannot be processed in its state.
+    TradeError,
+    /// 403 `ACCOUNT_ERROR`: an account is abnormal.
+    AccountError,
+    /// 403 `NOT_ENOUGH`: not enough balance for a refund.
+    NotEnough,
+    /// 403 `USER_ACCOUNT_ABNORMAL`: the payer's account is closed or abnormal; refund another way.
+    UserAccountAbnormal,
+    /// 404 `ORDER_NOT_EXIST`: no such order.
+    OrderNotExist,
+    /// 404 `RESOURCE_NOT_EXISTS`: no such refund, or (on `/v3/certificates`) no platform
+    /// certificate: the merchant has the WeChat Pay public key instead.
+    ResourceNotExists,
+    /// 429 `FREQUENCY_LIMITED`: too many requests; back off and repeat the same request.
+    FrequencyLimited,
+    /// 500 `SYSTEM_ERROR`: WeChat Pay failed; retried with the same parameters before this is
+    /// returned.
+    SystemError,
+    /// 500 `BANK_ERROR`: the bank failed; retry with the same parameters.
+    BankError,
+    /// 500 `OPENID_MISMATCH`: the openid does not belong to the app id.
+    OpenidMismatch,
+    /// 500 `INVALID_TRANSACTIONID`: no such transaction id.
+    InvalidTransactionId,
+    /// 502/503 `SERVICE_UNAVAILABLE`.
+    ServiceUnavailable,
+    /// Any other code, as WeChat Pay sent it.
+    Other(String),
+}
+
+impl PayApiErrorCode {
+    /// Maps WeChat Pay's `code` string.
+    pub fn from_code(code: &str) -> Self {
+        match code {
+            "PARAM_ERROR" => Self::ParamError,
+            "INVALID_REQUEST" => Self::InvalidRequest,
+            "APPID_MCHID_NOT_MATCH" => Self::AppidMchidNotMatch,
+            "MCH_NOT_EXISTS" => Self::MchNotExists,
+            "ORDER_CLOSED" => Self::OrderClosed,
+            "SIGN_ERROR" => Self::SignError,
+            "NO_AUTH" | "NOAUTH" => Self::NoAuth,
+            "OUT_TRADE_NO_USED" => Self::OutTradeNoUsed,
+            "RULE_LIMIT" | "RULELIMIT" => Self::RuleLimit,
+            "TRADE_ERROR" => Self::TradeError,
+            "ACCOUNT_ERROR" => Self::AccountError,
+            "NOT_ENOUGH" => Self::NotEnough,
+            "USER_ACCOUNT_ABNORMAL" => Self::UserAccountAbnormal,
+            "ORDER_NOT_EXIST" => Self::OrderNotExist,
+            "RESOURCE_NOT_EXISTS" => Self::ResourceNotExists,
+            "FREQUENCY_LIMITED" => Self::FrequencyLimited,
+            "SYSTEM_ERROR" | "SYSTEMERROR" => Self::SystemError,
+            "BANK_ERROR" => Self::BankError,
+            "OPENID_MISMATCH" => Self::OpenidMismatch,
+            "INVALID_TRANSACTIONID" => Self::InvalidTransactionId,
+            "SERVICE_UNAVAILABLE" => Self::ServiceUnavailable,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// WeChat Pay's v3 spelling of the code.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::ParamError => "PARAM_ERROR",
+            Self::InvalidRequest => "INVALID_REQUEST",
+            Self::AppidMchidNotMatch => "APPID_MCHID_NOT_MATCH",
+            Self::MchNotExists => "MCH_NOT_EXISTS",
+            Self::OrderClosed => "ORDER_CLOSED",
+            Self::SignError => "SIGN_ERROR",
+            Self::NoAuth => "NO_AUTH",
+            Self::OutTradeNoUsed => "OUT_TRADE_NO_USED",
+            Self::RuleLimit => "RULE_LIMIT",
+            Self::TradeError => "TRADE_ERROR",
+            Self::AccountError => "ACCOUNT_ERROR",
+            Self::NotEnough => "NOT_ENOUGH",
+            Self::UserAccountAbnormal => "USER_ACCOUNT_ABNORMAL",
+            Self::OrderNotExist => "ORDER_NOT_EXIST",
+            Self::ResourceNotExists => "RESOURCE_NOT_EXISTS",
+            Self::FrequencyLimited => "FREQUENCY_LIMITED",
+            Self::SystemError => "SYSTEM_ERROR",
+            Self::BankError => "BANK_ERROR",
+            Self::OpenidMismatch => "OPENID_MISMATCH",
+            Self::InvalidTransactionId => "INVALID_TRANSACTIONID",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            Self::Other(code) => code,
+        }
+    }
+}
+
+impl std::fmt::Display for PayApiErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// WeChat Pay v2 `err_code` values a caller branches on.
@@ -369,7 +553,7 @@ impl Error {
                     code: PayErrorCode::SystemError,
                     ..
                 }
-        )
+        ) || matches!(self, Self::PayApi(e) if e.is_transient())
     }
 }
 

@@ -8,8 +8,9 @@
 //!
 //! - [`v2`]: API v2, XML signed with the merchant's API key (MD5 or HMAC-SHA256), for merchants
 //!   who have v2 credentials.
-//! - [`v3`]: API v3, JSON signed with RSA, what merchants who sign up today get; so far its
-//!   signatures, keys and notification decryption (the requests and routes follow).
+//! - [`v3`]: API v3, JSON signed with RSA, what merchants who sign up today get: the client
+//!   ([`v3::PayClient`]: prepay, query, close, refund, refund query), notifications, the WeChat
+//!   Pay public key and platform certificates (the payment routes serve v2 for now).
 //!
 //! ```
 //! use wechat_core::BaseUrls;

@@ -353,22 +353,39 @@ impl PayClient {
 }
 
 fn client_builder(config: &PayConfig) -> Result<reqwest::ClientBuilder> {
+    http_client_builder(
+        config.timeout(),
+        config.connect_timeout(),
+        config.root_certificates(),
+        "PayConfigBuilder::root_certificate_pem",
+    )
+}
+
+/// A reqwest client builder for WeChat Pay calls (both versions): no redirects, the timeouts,
+/// a `User-Agent` naming the library, and extra root certificates (`setting` names the
+/// builder method that took them, for the error).
+pub(crate) fn http_client_builder(
+    timeout: std::time::Duration,
+    connect_timeout: std::time::Duration,
+    root_certificates: &[Vec<u8>],
+    setting: &'static str,
+) -> Result<reqwest::ClientBuilder> {
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(config.timeout())
-        .connect_timeout(config.connect_timeout())
-        .user_agent(concat!("wechat-rs/", env!("CARGO_PKG_VERSION")));
-    for pem in config.root_certificates() {
+        .timeout(timeout)
+        .connect_timeout(connect_timeout)
+        .user_agent(USER_AGENT);
+    for pem in root_certificates {
         let certificate = reqwest::Certificate::from_pem(pem).map_err(|e| {
-            Error::config(
-                "PayConfigBuilder::root_certificate_pem",
-                format!("cannot read a root certificate PEM: {e}"),
-            )
+            Error::config(setting, format!("cannot read a root certificate PEM: {e}"))
         })?;
         builder = builder.add_root_certificate(certificate);
     }
     Ok(builder)
 }
+
+/// The `User-Agent` of WeChat Pay calls (WeChat Pay may refuse requests without one).
+pub(crate) const USER_AGENT: &str = concat!("wechat-rs/", env!("CARGO_PKG_VERSION"));
 
 #[cfg(test)]
 mod tests {

@@ -406,7 +406,7 @@ impl PayConfigBuilder {
     }
 }
 
-fn check_url(
+pub(crate) fn check_url(
     setting: &'static str,
     what: &str,
     value: &str,

@@ -18,8 +18,8 @@
 //! assert!(verify_pay_fields(fields, &key, SignType::HmacSha256, &sign).is_err());
 //! ```
 
-mod client;
-mod config;
+pub(crate) mod client;
+pub(crate) mod config;
 mod crypto;
 mod notify;
 pub(crate) mod order;
@@ -29,6 +29,7 @@ mod xml;
 
 pub use crate::error::PayErrorCode;
 pub use client::{PayClient, PayRequest, check_pay_reply};
+pub(crate) use config::check_url;
 pub use config::{ClientCertificate, PayConfig, PayConfigBuilder};
 pub use crypto::{decrypt_refund_req_info, encrypt_refund_req_info};
 pub use notify::{

@@ -319,12 +319,15 @@ impl WechatPayPublicKey {
 pub struct PlatformCertificate {
     serial_no: String,
     key: VerifyingKey,
+    not_before: u64,
+    not_after: u64,
 }
 
 impl std::fmt::Debug for PlatformCertificate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PlatformCertificate")
             .field("serial_no", &self.serial_no)
+            .field("not_after", &self.not_after)
             .finish_non_exhaustive()
     }
 }
@@ -366,7 +369,19 @@ impl PlatformCertificate {
         Ok(Self {
             serial_no: serial_hex(tbs.serial_number.as_bytes()),
             key: VerifyingKey::from_spki(&spki, PLATFORM_CERTIFICATE)?,
+            not_before: tbs.validity.not_before.to_unix_duration().as_secs(),
+            not_after: tbs.validity.not_after.to_unix_duration().as_secs(),
         })
+    }
+
+    /// When the certificate becomes valid, unix seconds.
+    pub fn not_before(&self) -> u64 {
+        self.not_before
+    }
+
+    /// When the certificate expires, unix seconds: after it, nothing it signed is accepted.
+    pub fn not_after(&self) -> u64 {
+        self.not_after
     }
 
     /// The serial number, uppercase hex: the `Wechatpay-Serial` of what it signed.
@@ -411,6 +426,23 @@ impl From<WechatPayPublicKey> for WechatPayKeys {
 }
 
 impl WechatPayKeys {
+    /// Sets (or replaces) the WeChat Pay public key.
+    #[must_use]
+    pub fn with_public_key(mut self, key: WechatPayPublicKey) -> Self {
+        self.public_key = Some(key);
+        self
+    }
+
+    /// The platform certificates, in the order they were added.
+    pub fn certificates(&self) -> &[PlatformCertificate] {
+        &self.certificates
+    }
+
+    /// The WeChat Pay public key, when there is one.
+    pub fn public_key(&self) -> Option<&WechatPayPublicKey> {
+        self.public_key.as_ref()
+    }
+
     /// Adds (or replaces, by serial) a platform certificate.
     #[must_use]
     pub fn with_certificate(mut self, certificate: PlatformCertificate) -> Self {

@@ -37,11 +37,29 @@
 //! ```
 
 mod aead;
+mod certificates;
+mod client;
+mod config;
 mod keys;
+mod notify;
+mod order;
+mod refund;
 mod sign;
 
+pub use crate::error::{PayApiError, PayApiErrorCode};
+pub use crate::pay::v2::{MAX_NOTIFICATION_BODY, OrderRef, TradeState};
 pub use aead::{RESOURCE_ALGORITHM, decrypt_resource, encrypt_resource};
+pub use client::{PayClient, RETRY_ATTEMPTS};
+pub use config::{DEFAULT_CERTIFICATE_REFRESH, PayConfig, PayConfigBuilder};
 pub use keys::{MerchantKey, PlatformCertificate, WechatPayKeys, WechatPayPublicKey};
+pub use notify::{
+    NotificationReply, PaymentNotification, RefundNotice, RefundNoticeAmount, RefundNotification,
+    verify_payment_notification, verify_refund_notification,
+};
+pub use order::{
+    BrandWcPayParams, JsapiOrder, PrepayResponse, Transaction, TransactionAmount, TransactionPayer,
+};
+pub use refund::{RefundAmount, RefundRecord, RefundRequest, RefundStatus};
 pub use sign::{
     MAX_CLOCK_SKEW_SECS, SIGNATURE_SCHEME, SignatureHeaders, authorization, pay_sign,
     request_message, verify_signature,

@@ -1,0 +1,620 @@
+//! The API v3 client: signed requests over reqwest, every success answer verified, typed calls.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use serde::Deserialize;
+use tracing::Instrument as _;
+
+use super::certificates::Verifier;
+use super::{
+    BrandWcPayParams, JsapiOrder, PayConfig, PrepayResponse, RefundRecord, RefundRequest,
+    SignatureHeaders, Transaction, WechatPayKeys, authorization, verify_signature,
+};
+use crate::error::{PayApiError, PayApiErrorCode};
+use crate::pay::v2::OrderRef;
+use crate::pay::v2::client::{USER_AGENT, http_client_builder, nonce_str};
+use crate::token::TokenStore;
+use crate::{Error, OutRefundNo, OutTradeNo, Result};
+
+/// How many times a call answered 5xx, `SYSTEM_ERROR` or with no answer at all is sent in all.
+pub const RETRY_ATTEMPTS: u32 = 3;
+/// The wait before the first retry; doubled for each further retry.
+const RETRY_BACKOFF: Duration = Duration::from_millis(200);
+/// The largest answer read; WeChat Pay's are a few KiB.
+const MAX_REPLY_BODY: usize = 256 * 1024;
+
+/// A verified success answer.
+#[derive(Debug, Clone)]
+pub(crate) struct Reply {
+    pub(crate) body: Bytes,
+}
+
+/// An answer as received, before verification.
+pub(crate) struct RawReply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) request_id: Option<String>,
+}
+
+/// A WeChat Pay API v3 client for one merchant: signs each request with the merchant key,
+/// verifies each success answer with WeChat Pay's key before reading it, and retries what is
+/// safe to retry.
+///
+/// Every call is idempotent by WeChat Pay's rules (a prepay with the same parameters, a refund
+/// with the same `out_refund_no`, queries, close), so a call that gets a 5xx, a `SYSTEM_ERROR`
+/// or no answer at all is sent again with the same body, [`RETRY_ATTEMPTS`] times in all, 200 ms
+/// then 400 ms apart. A success answer without a valid WeChat Pay signature is refused
+/// ([`Error::ForgedReply`]) and never retried into acceptance.
+///
+/// ```no_run
+/// use wechat_core::pay::v3::{JsapiOrder, MerchantKey, PayClient, PayConfig, WechatPayPublicKey};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = PayConfig::builder(
+///     "1900000109",
+///     "wx1234567890abcdef",
+///     MerchantKey::from_pem_with_certificate(&std::fs::read("apiclient_key.pem")?, &std::fs::read("apiclient_cert.pem")?)?,
+///     std::env::var("WECHAT_PAY_V3_KEY")?,
+///     "https://shop.example.com/wechat/pay/notify",
+/// )
+/// .wechat_pay_public_key(WechatPayPublicKey::from_pem(
+///     std::env::var("WECHAT_PAY_PUBLIC_KEY_ID")?,
+///     &std::fs::read("pub_key.pem")?,
+/// )?)
+/// .build()?;
+/// let pay = PayClient::new(config)?;
+/// let order = JsapiOrder::new("T20240101001", "Coffee", 1, "oUser");
+/// let (_prepay, params) = pay.create_jsapi_order(&order).await?;
+/// // `params` serialises to exactly what WeixinJSBridge.invoke('getBrandWCPayRequest', …) takes.
+/// println!("{}", serde_json::to_string(&params)?);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PayClient {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: PayConfig,
+    http: reqwest::Client,
+    pub(crate) verifier: Verifier,
+}
+
+impl PayClient {
+    /// A client with its own HTTP client (no redirects, the configured timeouts).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the HTTP client cannot be built (an unreadable root certificate).
+    pub fn new(config: PayConfig) -> Result<Self> {
+        let http = http_client_builder(
+            config.timeout(),
+            config.connect_timeout(),
+            config.root_certificates(),
+            "PayConfigBuilder::root_certificate_pem",
+        )?
+        .build()
+        .map_err(|e| {
+            Error::config(
+                "PayClient::new",
+                format!("cannot build the HTTP client: {}", e.without_url()),
+            )
+        })?;
+        Ok(Self::with_http_client(config, http))
+    }
+
+    /// A client that sends through `http`, shared with the rest of the application (it should
+    /// not follow redirects).
+    pub fn with_http_client(config: PayConfig, http: reqwest::Client) -> Self {
+        let verifier = Verifier::new(&config, None);
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                http,
+                verifier,
+            }),
+        }
+    }
+
+    /// Shares downloaded platform certificates with other processes through `store` (the
+    /// token store: Redis for several instances), under `key_prefix` + `wechatpay_certificates:`
+    /// + mch_id. What is stored is WeChat Pay's encrypted list as downloaded, so a process
+    ///   adopts only certificates that decrypt with its own APIv3 key. Without platform
+    ///   certificates configured this changes nothing.
+    #[must_use]
+    pub fn with_certificate_store(
+        self,
+        store: Arc<dyn TokenStore>,
+        key_prefix: impl Into<String>,
+    ) -> Self {
+        let config = self.inner.config.clone();
+        let http = self.inner.http.clone();
+        let verifier = Verifier::new(&config, Some((store, key_prefix.into())));
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                http,
+                verifier,
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PayConfig {
+        &self.inner.config
+    }
+
+    /// The keys that verify WeChat Pay right now (in platform-certificate mode, downloading
+    /// them first if none is loaded yet).
+    ///
+    /// # Errors
+    /// As [`download_certificates`](Self::download_certificates), when they must be fetched.
+    pub async fn wechat_pay_keys(&self) -> Result<Arc<WechatPayKeys>> {
+        self.inner.verifier.keys(self).await
+    }
+
+    /// Downloads the platform certificates now (`GET /v3/certificates`), puts them in use and
+    /// shares them through the certificate store; the client also does this by itself when
+    /// none is loaded, every [`certificate_refresh`](super::PayConfigBuilder::certificate_refresh)
+    /// (in the background) and when a signature names an unknown serial.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when platform certificates are not configured, or WeChat Pay has none
+    /// for this merchant (404 `RESOURCE_NOT_EXISTS`: it uses the WeChat Pay public key);
+    /// [`Error::ForgedReply`] when the list is not signed by one of its certificates; as
+    /// [`prepay`](Self::prepay).
+    pub async fn download_certificates(&self) -> Result<Vec<super::PlatformCertificate>> {
+        self.inner.verifier.download(self).await
+    }
+
+    /// `POST /v3/pay/transactions/jsapi`: places the order and returns its prepay id.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPayRequest`] before sending; [`Error::PayApi`] (e.g.
+    /// `OUT_TRADE_NO_USED`, `ORDER_CLOSED`, `APPID_MCHID_NOT_MATCH`, `OPENID_MISMATCH`),
+    /// [`Error::ForgedReply`], [`Error::Http`], [`Error::UnexpectedResponse`].
+    pub async fn prepay(&self, order: &JsapiOrder) -> Result<PrepayResponse> {
+        const ENDPOINT: &str = "/v3/pay/transactions/jsapi";
+        let body = order.to_body(&self.inner.config)?;
+        let reply = self
+            .call(Method::POST, ENDPOINT, ENDPOINT.to_owned(), Some(body))
+            .await?;
+        parse(ENDPOINT, &reply.body)
+    }
+
+    /// The page's `getBrandWCPayRequest` parameters for `prepay_id`, signed with the merchant
+    /// key, with the configured clock's time and a fresh nonce.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the key cannot sign.
+    pub fn brand_wcpay_params(&self, prepay_id: &str) -> Result<BrandWcPayParams> {
+        let config = &self.inner.config;
+        BrandWcPayParams::new(
+            config.appid(),
+            prepay_id,
+            config.merchant_key(),
+            config.clock().now_unix_secs(),
+            &nonce_str(),
+        )
+    }
+
+    /// [`prepay`](Self::prepay), then [`brand_wcpay_params`](Self::brand_wcpay_params).
+    ///
+    /// # Errors
+    /// As both.
+    pub async fn create_jsapi_order(
+        &self,
+        order: &JsapiOrder,
+    ) -> Result<(PrepayResponse, BrandWcPayParams)> {
+        let prepay = self.prepay(order).await?;
+        let params = self.brand_wcpay_params(&prepay.prepay_id)?;
+        Ok((prepay, params))
+    }
+
+    /// Queries an order by `out_trade_no` (`GET /v3/pay/transactions/out-trade-no/{…}`) or by
+    /// `transaction_id` (`GET /v3/pay/transactions/id/{…}`). An unpaid order is found only by
+    /// its `out_trade_no`.
+    ///
+    /// # Errors
+    /// [`Error::PayApi`] with `ORDER_NOT_EXIST` for an unknown order; as [`prepay`](Self::prepay).
+    pub async fn query_order(&self, order: &OrderRef) -> Result<Transaction> {
+        let mchid = self.inner.config.mch_id().as_str();
+        let (endpoint, path) = match order {
+            OrderRef::OutTradeNo(no) => (
+                "/v3/pay/transactions/out-trade-no/{out_trade_no}",
+                format!(
+                    "/v3/pay/transactions/out-trade-no/{}?mchid={mchid}",
+                    path_segment(no.as_str())?
+                ),
+            ),
+            OrderRef::TransactionId(id) => (
+                "/v3/pay/transactions/id/{transaction_id}",
+                format!(
+                    "/v3/pay/transactions/id/{}?mchid={mchid}",
+                    path_segment(id.as_str())?
+                ),
+            ),
+        };
+        let reply = self.call(Method::GET, endpoint, path, None).await?;
+        let transaction: Transaction = parse(endpoint, &reply.body)?;
+        self.check_ours(endpoint, &transaction)?;
+        Ok(transaction)
+    }
+
+    /// Closes an unpaid order (`POST /v3/pay/transactions/out-trade-no/{…}/close`; WeChat Pay
+    /// answers 204).
+    ///
+    /// # Errors
+    /// As [`prepay`](Self::prepay).
+    pub async fn close_order(&self, out_trade_no: &OutTradeNo) -> Result<()> {
+        const ENDPOINT: &str = "/v3/pay/transactions/out-trade-no/{out_trade_no}/close";
+        let path = format!(
+            "/v3/pay/transactions/out-trade-no/{}/close",
+            path_segment(out_trade_no.as_str())?
+        );
+        let body = serde_json::to_vec(&serde_json::json!({
+            "mchid": self.inner.config.mch_id().as_str()
+        }))
+        .map_err(|e| Error::InvalidPayRequest(format!("cannot encode the close request: {e}")))?;
+        self.call(Method::POST, ENDPOINT, path, Some(body)).await?;
+        Ok(())
+    }
+
+    /// Requests a refund (`POST /v3/refund/domestic/refunds`; no client certificate in v3).
+    /// The answer usually says `PROCESSING`: the refund notification or
+    /// [`query_refund`](Self::query_refund) tells the outcome. Retrying with the same
+    /// `out_refund_no` never refunds twice.
+    ///
+    /// # Errors
+    /// [`Error::PayApi`] (e.g. `NOT_ENOUGH`, `INVALID_REQUEST`, `USER_ACCOUNT_ABNORMAL`); as
+    /// [`prepay`](Self::prepay).
+    pub async fn refund(&self, refund: &RefundRequest) -> Result<RefundRecord> {
+        const ENDPOINT: &str = "/v3/refund/domestic/refunds";
+        let body = refund.to_body(&self.inner.config)?;
+        let reply = self
+            .call(Method::POST, ENDPOINT, ENDPOINT.to_owned(), Some(body))
+            .await?;
+        parse(ENDPOINT, &reply.body)
+    }
+
+    /// Queries a refund by its `out_refund_no` (`GET /v3/refund/domestic/refunds/{…}`).
+    ///
+    /// # Errors
+    /// [`Error::PayApi`] with `RESOURCE_NOT_EXISTS` for an unknown refund; as
+    /// [`prepay`](Self::prepay).
+    pub async fn query_refund(&self, out_refund_no: &OutRefundNo) -> Result<RefundRecord> {
+        const ENDPOINT: &str = "/v3/refund/domestic/refunds/{out_refund_no}";
+        let path = format!(
+            "/v3/refund/domestic/refunds/{}",
+            path_segment(out_refund_no.as_str())?
+        );
+        let reply = self.call(Method::GET, ENDPOINT, path, None).await?;
+        parse(ENDPOINT, &reply.body)
+    }
+
+    /// Refuses a transaction of another merchant or app (a query answer is signed by WeChat
+    /// Pay, but must also be about our order).
+    fn check_ours(&self, endpoint: &'static str, transaction: &Transaction) -> Result<()> {
+        let config = &self.inner.config;
+        if transaction.mchid != *config.mch_id() || transaction.appid != *config.appid() {
+            return Err(Error::UnexpectedResponse {
+                endpoint,
+                detail: format!(
+                    "the transaction is for merchant {} and app {}, not this merchant's",
+                    transaction.mchid, transaction.appid
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends a signed request, retrying transient failures, and verifies the success answer.
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        endpoint: &'static str,
+        path_and_query: String,
+        body: Option<Vec<u8>>,
+    ) -> Result<Reply> {
+        let span = tracing::info_span!(
+            "wechat_pay_v3_call",
+            endpoint,
+            status = tracing::field::Empty,
+            code = tracing::field::Empty,
+            request_id = tracing::field::Empty,
+        );
+        async {
+            let keys = self.inner.verifier.keys(self).await?;
+            let raw = self
+                .send_with_retries(
+                    &method,
+                    endpoint,
+                    &path_and_query,
+                    body.as_deref(),
+                    keys.serial(),
+                )
+                .await?;
+            self.inner
+                .verifier
+                .verify_reply(self, endpoint, &raw)
+                .await?;
+            Ok(Reply { body: raw.body })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Sends a signed request; 2xx answers are returned unverified, errors are typed, transient
+    /// failures are retried.
+    pub(crate) async fn send_with_retries(
+        &self,
+        method: &Method,
+        endpoint: &'static str,
+        path_and_query: &str,
+        body: Option<&[u8]>,
+        wechatpay_serial: Option<&str>,
+    ) -> Result<RawReply> {
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .send_once(method, endpoint, path_and_query, body, wechatpay_serial)
+                .await;
+            let span = tracing::Span::current();
+            let retry = match &result {
+                Ok(raw) => {
+                    span.record("status", raw.status.as_u16());
+                    if let Some(id) = &raw.request_id {
+                        span.record("request_id", id.as_str());
+                    }
+                    false
+                }
+                Err(Error::PayApi(e)) => {
+                    span.record("status", e.status);
+                    span.record("code", e.code.as_str());
+                    if let Some(id) = &e.request_id {
+                        span.record("request_id", id.as_str());
+                    }
+                    e.status >= 500
+                        || matches!(
+                            e.code,
+                            PayApiErrorCode::SystemError | PayApiErrorCode::ServiceUnavailable
+                        )
+                }
+                Err(Error::Http { .. }) => true,
+                Err(_) => false,
+            };
+            if retry && attempt < RETRY_ATTEMPTS {
+                let wait = RETRY_BACKOFF * 2u32.pow(attempt - 1);
+                if let Err(e) = &result {
+                    tracing::warn!(endpoint, attempt, ?wait, error = %e, "WeChat Pay call failed, sending the same request again");
+                }
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+                continue;
+            }
+            match &result {
+                Err(Error::PayApi(e)) if e.status >= 500 => {
+                    tracing::warn!(endpoint, error = %e, "WeChat Pay error")
+                }
+                Err(Error::PayApi(e)) => tracing::info!(endpoint, error = %e, "WeChat Pay error"),
+                Err(e) => tracing::warn!(endpoint, error = %e, "WeChat Pay call failed"),
+                Ok(_) => {}
+            }
+            return result;
+        }
+    }
+
+    async fn send_once(
+        &self,
+        method: &Method,
+        endpoint: &'static str,
+        path_and_query: &str,
+        body: Option<&[u8]>,
+        wechatpay_serial: Option<&str>,
+    ) -> Result<RawReply> {
+        let config = &self.inner.config;
+        let url = reqwest::Url::parse(&format!("{}{path_and_query}", config.base_url()))
+            .map_err(|e| Error::config("PayConfigBuilder::base_url", format!("{e}")))?;
+        // The signed URL is the one sent, as encoded.
+        let canonical = &url[url::Position::BeforePath..];
+        let timestamp = config.clock().now_unix_secs();
+        let nonce = nonce_str();
+        let body_bytes = body.unwrap_or_default();
+        let authorization = authorization(
+            config.mch_id().as_str(),
+            config.merchant_key(),
+            method.as_str(),
+            canonical,
+            timestamp,
+            &nonce,
+            body_bytes,
+        )?;
+        let mut request = self
+            .inner
+            .http
+            .request(method.clone(), url.clone())
+            .header(http::header::AUTHORIZATION, authorization)
+            .header(http::header::ACCEPT, "application/json")
+            .header(http::header::USER_AGENT, USER_AGENT);
+        if let Some(serial) = wechatpay_serial {
+            request = request.header("Wechatpay-Serial", serial);
+        }
+        if let Some(body) = body {
+            request = request
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
+        }
+        let http_err = |source: reqwest::Error| Error::Http {
+            endpoint,
+            source: source.without_url(),
+        };
+        let mut response = request.send().await.map_err(http_err)?;
+        let status = response.status();
+        let headers = std::mem::take(response.headers_mut());
+        let request_id = headers
+            .get("request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(http_err)? {
+            if bytes.len() + chunk.len() > MAX_REPLY_BODY {
+                return Err(Error::UnexpectedResponse {
+                    endpoint,
+                    detail: format!("HTTP {status}, body larger than {MAX_REPLY_BODY} bytes"),
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if status.is_success() {
+            return Ok(RawReply {
+                status,
+                headers,
+                body: Bytes::from(bytes),
+                request_id,
+            });
+        }
+        Err(api_error(endpoint, status, &bytes, request_id))
+    }
+}
+
+/// Verifies a raw answer with `keys` (used by the certificate download, which bootstraps with
+/// the certificates it received).
+pub(crate) fn verify_raw(
+    keys: &WechatPayKeys,
+    config: &PayConfig,
+    endpoint: &'static str,
+    raw: &RawReply,
+) -> Result<()> {
+    let forged = |reason: String| Error::ForgedReply {
+        endpoint,
+        reason,
+        request_id: raw.request_id.clone(),
+    };
+    let headers = SignatureHeaders::from_headers(&raw.headers).ok_or_else(|| {
+        forged("it carries no Wechatpay-Timestamp, -Nonce, -Signature and -Serial headers".into())
+    })?;
+    verify_signature(keys, &headers, &raw.body, config.clock().as_ref()).map_err(|e| match e {
+        Error::BadSignature(reason) => {
+            forged(format!("{reason} (Wechatpay-Serial {:?})", headers.serial))
+        }
+        other => other,
+    })
+}
+
+/// The typed error of a non-2xx answer.
+fn api_error(
+    endpoint: &'static str,
+    status: StatusCode,
+    body: &[u8],
+    request_id: Option<String>,
+) -> Error {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        code: String,
+        #[serde(default)]
+        message: String,
+        #[serde(default)]
+        detail: Option<serde_json::Value>,
+    }
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) => Error::PayApi(Box::new(PayApiError {
+            endpoint,
+            status: status.as_u16(),
+            code: PayApiErrorCode::from_code(&e.code),
+            message: e.message,
+            detail: e.detail.filter(|d| !d.is_null()).map(|d| d.to_string()),
+            request_id,
+        })),
+        Err(_) if status.is_server_error() => Error::PayApi(Box::new(PayApiError {
+            endpoint,
+            status: status.as_u16(),
+            code: PayApiErrorCode::Other(String::new()),
+            message: format!("HTTP {status} without a WeChat Pay error body"),
+            detail: None,
+            request_id,
+        })),
+        Err(_) => Error::UnexpectedResponse {
+            endpoint,
+            detail: format!(
+                "HTTP {status}, not a WeChat Pay error body (Request-ID {})",
+                request_id.as_deref().unwrap_or("none")
+            ),
+        },
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(endpoint: &'static str, body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| Error::UnexpectedResponse {
+        endpoint,
+        detail: format!("the answer cannot be read: {e}"),
+    })
+}
+
+/// An identifier placed in a path: only the characters WeChat Pay allows in order and refund
+/// numbers and ids, so that nothing needs encoding and the signed URL is the one sent.
+fn path_segment(value: &str) -> Result<&str> {
+    if value.is_empty()
+        || value.len() > 64
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|' | b'*' | b'@'))
+    {
+        return Err(Error::InvalidPayRequest(format!(
+            "{value:?} is not an order or refund number WeChat Pay accepts (1 to 64 of 0-9 A-Z a-z _ - | * @)"
+        )));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_are_typed_with_status_and_request_id() {
+        let e = api_error(
+            "/v3/pay/transactions/jsapi",
+            StatusCode::BAD_REQUEST,
+            r#"{"code":"PARAM_ERROR","message":"参数错误","detail":{"field":"/amount/currency","value":"XYZ","issue":"Currency code is invalid","location":"body"}}"#.as_bytes(),
+            Some("08F4A5B2-1".into()),
+        );
+        let Error::PayApi(api) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(api.code, PayApiErrorCode::ParamError);
+        assert_eq!(api.status, 400);
+        assert!(api.detail.as_deref().unwrap().contains("/amount/currency"));
+        let text = e.to_string();
+        assert!(
+            text.contains("PARAM_ERROR") && text.contains("08F4A5B2-1"),
+            "{text}"
+        );
+        assert!(!e.is_transient());
+
+        let busy = api_error(
+            "/x",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            r#"{"code":"SYSTEMERROR","message":"系统错误"}"#.as_bytes(),
+            None,
+        );
+        assert!(matches!(&busy, Error::PayApi(a) if a.code == PayApiErrorCode::SystemError));
+        assert!(busy.is_transient());
+        // A gateway's HTML 502 is still a retryable WeChat Pay failure.
+        let gateway = api_error("/x", StatusCode::BAD_GATEWAY, b"<html>", None);
+        assert!(gateway.is_transient(), "{gateway:?}");
+        let odd = api_error("/x", StatusCode::FORBIDDEN, b"<html>", Some("R".into()));
+        assert!(matches!(odd, Error::UnexpectedResponse { .. }));
+    }
+
+    #[test]
+    fn path_segments_never_need_encoding() {
+        assert!(path_segment("T2024|01*_-@").is_ok());
+        for bad in ["", "a/b", "a?b", "a b", "a%2F", "é"] {
+            assert!(path_segment(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,527 @@
+//! API v3 notifications: verify the `Wechatpay-*` signature over the raw body, decrypt the
+//! resource with the APIv3 key, check it is ours, hand it to the application, and answer
+//! WeChat Pay (2xx only once the application accepted it).
+
+use std::future::Future;
+
+use http::HeaderMap;
+use serde::Deserialize;
+
+use super::refund::refund_status;
+use super::{
+    PayClient, PayConfig, RefundStatus, SignatureHeaders, Transaction, WechatPayKeys,
+    decrypt_resource, verify_signature,
+};
+use crate::pay::v2::{MAX_NOTIFICATION_BODY, TradeState};
+use crate::{AppId, Error, MchId, OpenId, OutRefundNo, OutTradeNo, Result, TransactionId};
+
+/// A verified payment notification (`TRANSACTION.SUCCESS`): the money was received for
+/// `out_trade_no`.
+///
+/// # Security
+/// Verified means "WeChat Pay sent this for our merchant and app, and the order is paid".
+/// Whether it pays *your* order is for you to check: find the order by `out_trade_no`, compare
+/// `total` (integer fen) with its amount, and record the payment idempotently (a duplicate must
+/// only be acknowledged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentNotification {
+    /// The notification's id (the same for a re-sent notification).
+    pub id: String,
+    /// The app id (checked equal to the configuration's).
+    pub appid: AppId,
+    /// The merchant id (checked equal to the configuration's).
+    pub mchid: MchId,
+    /// The merchant's order number.
+    pub out_trade_no: OutTradeNo,
+    /// WeChat Pay's transaction id.
+    pub transaction_id: TransactionId,
+    /// The payer.
+    pub openid: OpenId,
+    /// The order amount in fen.
+    pub total: u64,
+    /// What the payer paid in fen (after coupons), when sent.
+    pub payer_total: Option<u64>,
+    /// When payment completed, RFC 3339.
+    pub success_time: Option<String>,
+    /// The order's `attach`.
+    pub attach: Option<String>,
+    /// The whole decrypted transaction.
+    pub transaction: Transaction,
+}
+
+impl PaymentNotification {
+    /// The same value from a verified order query whose `trade_state` is `SUCCESS`, so that a
+    /// payment found by polling is recorded exactly as a notification would be (`id` is empty).
+    ///
+    /// # Errors
+    /// [`Error::NotificationMismatch`] when the order is not paid or is another merchant's or
+    /// app's; [`Error::UnexpectedResponse`] when a field is missing.
+    pub fn from_transaction(
+        config: &PayConfig,
+        id: impl Into<String>,
+        transaction: Transaction,
+    ) -> Result<Self> {
+        if transaction.trade_state != TradeState::Success {
+            return Err(Error::NotificationMismatch(format!(
+                "the order's trade_state is {}, not SUCCESS",
+                transaction.trade_state
+            )));
+        }
+        check_merchant(config, &transaction.mchid, Some(&transaction.appid))?;
+        let missing = |field: &str| Error::UnexpectedResponse {
+            endpoint: "payment notification",
+            detail: format!("a paid transaction without {field}"),
+        };
+        Ok(Self {
+            id: id.into(),
+            appid: transaction.appid.clone(),
+            mchid: transaction.mchid.clone(),
+            out_trade_no: transaction.out_trade_no.clone(),
+            transaction_id: transaction
+                .transaction_id
+                .clone()
+                .ok_or_else(|| missing("transaction_id"))?,
+            openid: transaction
+                .openid()
+                .cloned()
+                .ok_or_else(|| missing("payer.openid"))?,
+            total: transaction.total().ok_or_else(|| missing("amount.total"))?,
+            payer_total: transaction.amount.as_ref().and_then(|a| a.payer_total),
+            success_time: transaction.success_time.clone(),
+            attach: transaction.attach.clone().filter(|a| !a.is_empty()),
+            transaction,
+        })
+    }
+}
+
+/// A verified refund notification (`REFUND.SUCCESS`, `REFUND.ABNORMAL` or `REFUND.CLOSED`).
+///
+/// # Security
+/// Match `out_refund_no` with a refund you requested and compare `refund` with its amount
+/// before recording it; statuses only move forward (a late `CLOSED` never undoes a `SUCCESS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundNotification {
+    /// The notification's id.
+    pub id: String,
+    /// `REFUND.SUCCESS`, `REFUND.ABNORMAL` or `REFUND.CLOSED`.
+    pub event_type: String,
+    /// The decrypted refund.
+    pub refund: RefundNotice,
+}
+
+/// The decrypted resource of a refund notification.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RefundNotice {
+    /// The merchant id (checked equal to the configuration's).
+    pub mchid: MchId,
+    /// The order's transaction id.
+    pub transaction_id: TransactionId,
+    /// The order number.
+    pub out_trade_no: OutTradeNo,
+    /// WeChat Pay's refund id.
+    pub refund_id: String,
+    /// The merchant's refund number.
+    pub out_refund_no: OutRefundNo,
+    /// `SUCCESS`, `CLOSED` or `ABNORMAL` (WeChat Pay names it `refund_status` here).
+    #[serde(deserialize_with = "refund_status")]
+    pub refund_status: RefundStatus,
+    /// When it succeeded, RFC 3339.
+    #[serde(default)]
+    pub success_time: Option<String>,
+    /// The account that received the money, as text for people.
+    #[serde(default)]
+    pub user_received_account: Option<String>,
+    /// The amounts in fen.
+    pub amount: RefundNoticeAmount,
+}
+
+/// The amounts of a [`RefundNotice`], in fen.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RefundNoticeAmount {
+    /// The order total.
+    pub total: u64,
+    /// The amount refunded.
+    pub refund: u64,
+    /// What the payer paid.
+    #[serde(default)]
+    pub payer_total: Option<u64>,
+    /// What went back to the payer.
+    #[serde(default)]
+    pub payer_refund: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    id: String,
+    event_type: String,
+    #[serde(default)]
+    resource_type: Option<String>,
+    resource: Resource,
+}
+
+#[derive(Deserialize)]
+struct Resource {
+    algorithm: String,
+    ciphertext: String,
+    #[serde(default)]
+    associated_data: String,
+    nonce: String,
+    #[serde(default)]
+    original_type: Option<String>,
+}
+
+/// Verifies a payment notification with `keys`: body size, the `Wechatpay-*` signature over
+/// the raw bytes (type, 5-minute freshness, known serial, no probe), the envelope
+/// (`TRANSACTION.SUCCESS`, `encrypt-resource`), the AES-256-GCM resource, and that it is a
+/// paid transaction of the configured merchant and app.
+///
+/// # Errors
+/// [`Error::BadSignature`] (unsigned, forged, stale, unknown serial, probe, undecryptable),
+/// [`Error::NotificationMismatch`] (another merchant or app, another event, not paid),
+/// [`Error::UnexpectedResponse`] (too large, malformed).
+pub fn verify_payment_notification(
+    config: &PayConfig,
+    keys: &WechatPayKeys,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<PaymentNotification> {
+    let (id, transaction) = open_payment(config, keys, headers, body)?;
+    PaymentNotification::from_transaction(config, id, transaction)
+}
+
+/// The verified, decrypted transaction of a payment notification, before the paid check.
+fn open_payment(
+    config: &PayConfig,
+    keys: &WechatPayKeys,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(String, Transaction)> {
+    let (envelope, plain) = open(config, keys, headers, body, "transaction")?;
+    if envelope.event_type != "TRANSACTION.SUCCESS" {
+        return Err(Error::NotificationMismatch(format!(
+            "event_type {:?} is not a payment (TRANSACTION.SUCCESS)",
+            envelope.event_type
+        )));
+    }
+    let transaction: Transaction = serde_json::from_slice(&plain).map_err(|e| malformed(&e))?;
+    check_merchant(config, &transaction.mchid, Some(&transaction.appid))?;
+    Ok((envelope.id, transaction))
+}
+
+/// Verifies a refund notification with `keys`, as
+/// [`verify_payment_notification`] does; the event is `REFUND.*`.
+///
+/// # Errors
+/// As [`verify_payment_notification`].
+pub fn verify_refund_notification(
+    config: &PayConfig,
+    keys: &WechatPayKeys,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<RefundNotification> {
+    let (envelope, plain) = open(config, keys, headers, body, "refund")?;
+    if !envelope.event_type.starts_with("REFUND.") {
+        return Err(Error::NotificationMismatch(format!(
+            "event_type {:?} is not a refund (REFUND.*)",
+            envelope.event_type
+        )));
+    }
+    let refund: RefundNotice = serde_json::from_slice(&plain).map_err(|e| malformed(&e))?;
+    check_merchant(config, &refund.mchid, None)?;
+    Ok(RefundNotification {
+        id: envelope.id,
+        event_type: envelope.event_type,
+        refund,
+    })
+}
+
+fn malformed(e: &serde_json::Error) -> Error {
+    Error::UnexpectedResponse {
+        endpoint: "notification",
+        detail: format!("the notification cannot be read: {e}"),
+    }
+}
+
+/// Signature, envelope and decryption, common to both kinds.
+fn open(
+    config: &PayConfig,
+    keys: &WechatPayKeys,
+    headers: &HeaderMap,
+    body: &[u8],
+    original_type: &str,
+) -> Result<(Envelope, Vec<u8>)> {
+    if body.len() > MAX_NOTIFICATION_BODY {
+        return Err(Error::UnexpectedResponse {
+            endpoint: "notification",
+            detail: format!("body larger than {MAX_NOTIFICATION_BODY} bytes"),
+        });
+    }
+    let signature = SignatureHeaders::from_headers(headers).ok_or(Error::BadSignature(
+        "the notification carries no Wechatpay-Timestamp, -Nonce, -Signature and -Serial headers",
+    ))?;
+    verify_signature(keys, &signature, body, config.clock().as_ref())?;
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| malformed(&e))?;
+    if envelope
+        .resource_type
+        .as_deref()
+        .is_some_and(|t| t != "encrypt-resource")
+    {
+        return Err(Error::NotificationMismatch(
+            "resource_type is not encrypt-resource".into(),
+        ));
+    }
+    if envelope
+        .resource
+        .original_type
+        .as_deref()
+        .is_some_and(|t| t != original_type)
+    {
+        return Err(Error::NotificationMismatch(format!(
+            "the resource is not a {original_type}"
+        )));
+    }
+    let r = &envelope.resource;
+    let plain = decrypt_resource(
+        config.api_v3_key(),
+        &r.algorithm,
+        &r.nonce,
+        &r.associated_data,
+        &r.ciphertext,
+    )?;
+    Ok((envelope, plain))
+}
+
+fn check_merchant(config: &PayConfig, mchid: &MchId, appid: Option<&AppId>) -> Result<()> {
+    if mchid != config.mch_id() {
+        return Err(Error::NotificationMismatch(format!(
+            "mchid {mchid} is not the configured {}",
+            config.mch_id()
+        )));
+    }
+    if let Some(appid) = appid.filter(|a| *a != config.appid()) {
+        return Err(Error::NotificationMismatch(format!(
+            "appid {appid} is not the configured {}",
+            config.appid()
+        )));
+    }
+    Ok(())
+}
+
+/// What to answer WeChat Pay: 204 once accepted; otherwise a 4xx or 5xx with
+/// `{"code":"FAIL","message":…}`, after which WeChat Pay sends the notification again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationReply {
+    /// 204 when accepted; 400 refused, 401 bad signature, 413 too large, 500 not processed.
+    pub status: http::StatusCode,
+    /// The JSON body of a failure; none on success.
+    pub body: Option<String>,
+}
+
+impl NotificationReply {
+    /// `204 No Content`: received and processed.
+    pub fn success() -> Self {
+        Self {
+            status: http::StatusCode::NO_CONTENT,
+            body: None,
+        }
+    }
+
+    /// A failure with a short public message (never internal details).
+    pub fn fail(status: http::StatusCode, message: &str) -> Self {
+        Self {
+            status,
+            body: Some(serde_json::json!({"code": "FAIL", "message": message}).to_string()),
+        }
+    }
+
+    /// 413 for a body over [`MAX_NOTIFICATION_BODY`]; adapters that stop reading at the limit
+    /// answer this.
+    pub fn too_large() -> Self {
+        Self::fail(http::StatusCode::PAYLOAD_TOO_LARGE, "body too large")
+    }
+
+    /// The failure for a notification that could not be verified.
+    pub(crate) fn refused(error: &Error) -> Self {
+        match error {
+            Error::BadSignature(_) => {
+                Self::fail(http::StatusCode::UNAUTHORIZED, "invalid signature")
+            }
+            Error::NotificationMismatch(_) => {
+                Self::fail(http::StatusCode::BAD_REQUEST, "not for this merchant")
+            }
+            _ => Self::fail(http::StatusCode::BAD_REQUEST, "invalid notification"),
+        }
+    }
+
+    /// Whether this acknowledges the notification (any 2xx).
+    pub fn is_success(&self) -> bool {
+        self.status.is_success()
+    }
+
+    /// An `http::Response` (`Content-Type: application/json` on failures).
+    pub fn into_response(self) -> http::Response<bytes::Bytes> {
+        let json = self.body.is_some();
+        let mut response = http::Response::new(bytes::Bytes::from(self.body.unwrap_or_default()));
+        *response.status_mut() = self.status;
+        if json {
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+        }
+        response
+    }
+}
+
+impl PayClient {
+    /// Verifies a payment notification with the client's current keys (downloading platform
+    /// certificates again first if it names an unknown serial).
+    ///
+    /// # Errors
+    /// As [`verify_payment_notification`]; as [`download_certificates`](Self::download_certificates)
+    /// when keys must be fetched.
+    pub async fn verify_payment_notification(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<PaymentNotification> {
+        let keys = self.notification_keys(headers).await?;
+        verify_payment_notification(self.config(), &keys, headers, body)
+    }
+
+    /// Verifies a refund notification, as
+    /// [`verify_payment_notification`](Self::verify_payment_notification) does.
+    ///
+    /// # Errors
+    /// As [`verify_refund_notification`].
+    pub async fn verify_refund_notification(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<RefundNotification> {
+        let keys = self.notification_keys(headers).await?;
+        verify_refund_notification(self.config(), &keys, headers, body)
+    }
+
+    async fn notification_keys(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<std::sync::Arc<WechatPayKeys>> {
+        match headers
+            .get("wechatpay-serial")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(serial) => self.inner.verifier.keys_knowing(self, serial).await,
+            None => self.wechat_pay_keys().await,
+        }
+    }
+
+    /// Verifies a payment notification (the request's headers and its raw body, unmodified),
+    /// hands it to `handler`, and says what to answer WeChat Pay.
+    ///
+    /// - Not verifiable (forged, altered, stale, unknown serial, a `WECHATPAY/SIGNTEST/` probe,
+    ///   another merchant or app, malformed, too large): the handler is not called; 4xx, and a
+    ///   `tracing::warn!` without secrets.
+    /// - Verified, but the order is not paid: nothing to record; 204.
+    /// - Verified and paid: `handler` is called; 204 only if it returned `Ok`, 500 otherwise, so
+    ///   that WeChat Pay sends it again until the payment is recorded.
+    ///
+    /// # Security
+    /// The handler must compare `total` with its own order's amount and record idempotently.
+    pub async fn handle_payment_notification<F, Fut, E>(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        handler: F,
+    ) -> NotificationReply
+    where
+        F: FnOnce(PaymentNotification) -> Fut,
+        Fut: Future<Output = std::result::Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        if body.len() > MAX_NOTIFICATION_BODY {
+            tracing::warn!(
+                bytes = body.len(),
+                "payment notification refused: body too large"
+            );
+            return NotificationReply::too_large();
+        }
+        let opened = match self.notification_keys(headers).await {
+            Ok(keys) => open_payment(self.config(), &keys, headers, body),
+            Err(e) => Err(e),
+        };
+        let notification = match opened {
+            Ok((_, transaction)) if transaction.trade_state != TradeState::Success => {
+                tracing::info!(out_trade_no = %transaction.out_trade_no, trade_state = %transaction.trade_state, "verified payment notification of an unpaid order: nothing to record");
+                return NotificationReply::success();
+            }
+            Ok((id, transaction)) => {
+                PaymentNotification::from_transaction(self.config(), id, transaction)
+            }
+            Err(e) => Err(e),
+        };
+        match notification {
+            Ok(notification) => {
+                let out_trade_no = notification.out_trade_no.clone();
+                match handler(notification).await {
+                    Ok(()) => NotificationReply::success(),
+                    Err(e) => {
+                        tracing::error!(out_trade_no = %out_trade_no, error = %e, "payment notification handler failed; WeChat Pay will send it again");
+                        NotificationReply::fail(
+                            http::StatusCode::INTERNAL_SERVER_ERROR,
+                            "not processed",
+                        )
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "payment notification refused");
+                NotificationReply::refused(&e)
+            }
+        }
+    }
+
+    /// Verifies a refund notification, hands it to `handler`, and says what to answer WeChat
+    /// Pay (204 only after `Ok`; 4xx when it cannot be verified, 500 when the handler failed).
+    ///
+    /// # Security
+    /// The handler must match `out_refund_no` and `refund` with a refund it requested.
+    pub async fn handle_refund_notification<F, Fut, E>(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        handler: F,
+    ) -> NotificationReply
+    where
+        F: FnOnce(RefundNotification) -> Fut,
+        Fut: Future<Output = std::result::Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        if body.len() > MAX_NOTIFICATION_BODY {
+            tracing::warn!(
+                bytes = body.len(),
+                "refund notification refused: body too large"
+            );
+            return NotificationReply::too_large();
+        }
+        match self.verify_refund_notification(headers, body).await {
+            Ok(notification) => {
+                let out_refund_no = notification.refund.out_refund_no.clone();
+                match handler(notification).await {
+                    Ok(()) => NotificationReply::success(),
+                    Err(e) => {
+                        tracing::error!(out_refund_no = %out_refund_no, error = %e, "refund notification handler failed; WeChat Pay will send it again");
+                        NotificationReply::fail(
+                            http::StatusCode::INTERNAL_SERVER_ERROR,
+                            "not processed",
+                        )
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "refund notification refused");
+                NotificationReply::refused(&e)
+            }
+        }
+    }
+}
