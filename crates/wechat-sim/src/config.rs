@@ -129,6 +129,14 @@ pub enum ConfigError {
 }
 
 impl SimConfig {
+    /// Makes the merchants' relative `_file` paths relative to `dir` (the configuration
+    /// file's directory).
+    pub fn resolve_paths(&mut self, dir: &std::path::Path) {
+        for m in &mut self.merchants {
+            crate::pay::v3::resolve_paths(m, dir);
+        }
+    }
+
     /// Parses a TOML configuration and checks it (see [`SimConfig::validate`]).
     ///
     /// # Errors
@@ -140,7 +148,8 @@ impl SimConfig {
     }
 
     /// Checks what TOML cannot: unique appids, users of known apps, unique openids per app,
-    /// a non-zero token lifetime.
+    /// a non-zero token lifetime, unique merchants each with v2 or v3 keys, and every v3
+    /// merchant's fields (the APIv3 key's length, readable PEMs, the serial, the key id).
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the first problem.
@@ -156,6 +165,24 @@ impl SimConfig {
             }
             if !appids.insert(app.appid.as_str()) {
                 return invalid(format!("appid {} is declared twice", app.appid));
+            }
+        }
+        let mut mch_ids = std::collections::HashSet::new();
+        for m in &self.merchants {
+            if m.mch_id.is_empty() {
+                return invalid("a merchant has an empty mch_id".into());
+            }
+            if !mch_ids.insert(m.mch_id.as_str()) {
+                return invalid(format!("mch_id {} is declared twice", m.mch_id));
+            }
+            if !m.has_v2() && !m.has_v3() {
+                return invalid(format!(
+                    "merchant {}: give api_key (API v2), apiv3_key (API v3) or both",
+                    m.mch_id
+                ));
+            }
+            if let Err(e) = crate::pay::v3::check(m) {
+                return invalid(format!("merchant {}: {e}", m.mch_id));
             }
         }
         let mut openids = std::collections::HashSet::new();

@@ -1,5 +1,6 @@
 //! A ready-made world for an app's tests: one Official Account with two users and a WeChat Pay
-//! merchant, using the example ids of WeChat's documentation.
+//! merchant (API v2 and v3), using the example ids of WeChat's documentation; and merchant RSA
+//! keys for API v3, made without OpenSSL.
 //!
 //! ```
 //! use wechat_sim::{Simulator, fixtures};
@@ -21,6 +22,82 @@ pub const SECRET: &str = "0123456789abcdef0123456789abcdef";
 pub const MCH_ID: &str = "1900000109";
 /// The test merchant's API v2 key (the one of WeChat Pay's documentation).
 pub const API_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+/// The test merchant's APIv3 key (32 characters).
+pub const APIV3_KEY: &str = "0123456789abcdefghijABCDEFGHIJ01";
+/// The id of the simulator's WeChat Pay public key for the test merchant.
+pub const PAY_PUBLIC_KEY_ID: &str = "PUB_KEY_ID_0119000001092025120100000001";
+
+/// A merchant API key pair for WeChat Pay v3: what the merchant signs with (`apiclient_key.pem`)
+/// and what the simulator verifies with, plus the certificate serial the merchant announces.
+/// Its `Debug` hides the private key.
+#[derive(Clone)]
+pub struct MerchantKeyPair {
+    /// The RSA-2048 private key, PKCS#8 PEM (`BEGIN PRIVATE KEY`).
+    pub private_key_pem: String,
+    /// Its public key, SPKI PEM (`BEGIN PUBLIC KEY`): the simulator's `merchant_public_key`.
+    pub public_key_pem: String,
+    /// A merchant certificate serial: 40 upper-case hex digits.
+    pub serial: String,
+}
+
+impl std::fmt::Debug for MerchantKeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MerchantKeyPair")
+            .field("private_key_pem", &"[redacted]")
+            .field("serial", &self.serial)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MerchantKeyPair {
+    /// A new RSA-2048 key pair and a random serial (pure Rust; takes a moment).
+    ///
+    /// # Panics
+    /// When the operating system's random number generator fails.
+    pub fn generate() -> Self {
+        let (private_key_pem, public_key_pem) = crate::pay::v3::keys::generate_pems()
+            .unwrap_or_else(|e| panic!("cannot generate an RSA key: {e}"));
+        let serial = (0..20)
+            .map(|_| format!("{:02X}", rand::random::<u8>()))
+            .collect();
+        Self {
+            private_key_pem,
+            public_key_pem,
+            serial,
+        }
+    }
+
+    /// One key pair shared by the whole process (generated on first use), so that tests do
+    /// not each pay for RSA key generation.
+    pub fn shared() -> &'static MerchantKeyPair {
+        static SHARED: std::sync::OnceLock<MerchantKeyPair> = std::sync::OnceLock::new();
+        SHARED.get_or_init(Self::generate)
+    }
+}
+
+/// A `[[merchants]]` block for a v2 + v3 merchant: [`MCH_ID`], appids `[`[`APPID`]`]`,
+/// [`API_KEY`], [`APIV3_KEY`], the serial and inline public key of `keys`,
+/// [`PAY_PUBLIC_KEY_ID`], notifications retried 1,000 times faster than WeChat does, and a
+/// platform certificate when `platform_certificate`. The simulator generates its WeChat Pay key.
+pub fn v3_merchant_toml(keys: &MerchantKeyPair, platform_certificate: bool) -> String {
+    format!(
+        r#"[[merchants]]
+mch_id = "{MCH_ID}"
+api_key = "{API_KEY}"
+appids = ["{APPID}"]
+notify_retry_scale = 0.001
+apiv3_key = "{APIV3_KEY}"
+merchant_serial = "{serial}"
+merchant_public_key = """
+{pem}"""
+pay_public_key_id = "{PAY_PUBLIC_KEY_ID}"
+platform_certificate = {platform_certificate}
+"#,
+        serial = keys.serial,
+        pem = keys.public_key_pem.trim_end(),
+    )
+}
+
 /// Alice's openid (the first user: the consent page's default).
 pub const ALICE: &str = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M";
 /// Bob's openid.
@@ -60,7 +137,8 @@ is_snapshotuser = true
 
 /// The configuration, as TOML: the app allows OAuth redirects and JS-SDK pages on each of
 /// `domains` (`host:port`), users Alice (with an avatar at `{avatar_base}/alice.png` when
-/// given) and Bob, and the merchant, whose notifications are retried 1,000 times faster than
+/// given) and Bob, and the merchant (API v2 and v3, see [`v3_merchant_toml`], with the
+/// [`MerchantKeyPair::shared`] keys), whose notifications are retried 1,000 times faster than
 /// WeChat does (so that retry tests take milliseconds).
 pub fn shop_toml(domains: &[&str], avatar_base: Option<&str>) -> String {
     let domains = domains
@@ -88,12 +166,8 @@ appid = "{APPID}"
 openid = "{BOB}"
 nickname = "Bob"
 
-[[merchants]]
-mch_id = "{MCH_ID}"
-api_key = "{API_KEY}"
-appids = ["{APPID}"]
-notify_retry_scale = 0.001
-"#
+{merchant}"#,
+        merchant = v3_merchant_toml(MerchantKeyPair::shared(), false),
     )
 }
 
@@ -110,6 +184,20 @@ mod tests {
         assert_eq!(config.users[0].headimgurl, "http://x/alice.png");
         assert_eq!(config.users[1].effective_openid(), BOB);
         assert_eq!(config.merchants.len(), 1);
+        assert!(config.merchants[0].has_v2() && config.merchants[0].has_v3());
+        let keys = MerchantKeyPair::shared();
+        assert_eq!(keys.serial.len(), 40);
+        assert!(
+            keys.private_key_pem
+                .starts_with("-----BEGIN PRIVATE KEY-----")
+        );
+        assert!(
+            keys.public_key_pem
+                .starts_with("-----BEGIN PUBLIC KEY-----")
+        );
+        assert!(!format!("{keys:?}").contains("PRIVATE"));
+        let platform = SimConfig::from_toml_str(&v3_merchant_toml(keys, true)).unwrap();
+        assert!(platform.merchants[0].platform_certificate);
         let oauth = SimConfig::from_toml_str(OAUTH_TOML).unwrap();
         assert_eq!(oauth.apps[0].appid, APPID);
         assert_eq!(oauth.users[0].effective_openid(), ALICE);

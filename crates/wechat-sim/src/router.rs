@@ -1,5 +1,5 @@
 //! The whole HTTP surface: every module's routes, plus the middleware that counts requests,
-//! answers queued errors and adds CORS headers to `/_sim/` routes.
+//! answers queued errors (hands v3 faults to the v3 handlers) and adds CORS headers to `/_sim/` routes.
 
 use std::sync::Arc;
 
@@ -25,11 +25,18 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
 }
 
 /// Counts the request; answers an error queued by `/_sim/fail`; handles CORS for `/_sim/`.
-async fn around(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> Response {
+async fn around(State(sim): State<Arc<Sim>>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     sim.stats.count_call(&path);
     tracing::debug!(method = %request.method(), %path, "request");
 
+    if path.starts_with("/v3/") {
+        // v3 faults are answered (signed) or applied by the v3 handlers.
+        if let Some(fault) = lock(&sim.faults).take_v3(&path) {
+            request.extensions_mut().insert(fault);
+        }
+        return next.run(request).await;
+    }
     if !path.starts_with("/_sim/") {
         if let Some(error) = lock(&sim.faults).take(&path) {
             return error.into_response();

@@ -123,7 +123,8 @@ impl Simulator {
         SimConfig::from_toml_str(text).map(Self::new)
     }
 
-    /// A simulator for a TOML configuration file.
+    /// A simulator for a TOML configuration file. Relative `_file` paths of merchants (PEM
+    /// keys) are read from the file's directory.
     ///
     /// # Errors
     /// When the file cannot be read, or its TOML is malformed or inconsistent.
@@ -133,7 +134,12 @@ impl Simulator {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_toml_str(&text)
+        let mut config: SimConfig = toml::from_str(&text)?;
+        if let Some(dir) = path.parent() {
+            config.resolve_paths(dir);
+        }
+        config.validate()?;
+        Ok(Self::new(config))
     }
 
     /// The configuration it will serve.
@@ -248,6 +254,13 @@ impl RunningSim {
     /// The simulator's current unix time, in seconds.
     pub fn now_secs(&self) -> u64 {
         self.sim.now_secs()
+    }
+
+    /// The WeChat Pay public key of a v3 merchant: `(id, SPKI PEM)`, the id being
+    /// `pay_public_key_id` (`PUB_KEY_ID_…`); `None` for an unknown merchant or one without v3.
+    /// The same as `GET /_sim/pay/v3/public-key?mch_id=…`.
+    pub fn pay_public_key(&self, mch_id: &str) -> Option<(String, String)> {
+        crate::pay::pay_public_key(&self.sim, mch_id)
     }
 
     /// Stops accepting connections, waits (at most 5 s) for open requests to finish, and stops

@@ -132,7 +132,8 @@ async fn authenticate(sim: &Sim, req: Request, cert: Cert) -> Result<Call<'_>, R
     if field("mch_id").is_empty() {
         return Err(fail("mch_id参数格式错误"));
     }
-    let Some(merchant) = merchant(sim, field("mch_id")) else {
+    // A merchant without an API v2 key is, for v2, no merchant.
+    let Some(merchant) = merchant(sim, field("mch_id")).filter(|m| m.has_v2()) else {
         return Err(fail("商户号mch_id不存在"));
     };
     if cert == Cert::Required {
@@ -277,6 +278,8 @@ pub(super) async fn unifiedorder(State(sim): State<Arc<Sim>>, req: Request) -> R
             None => {
                 let prepay_id = book::new_prepay_id(now);
                 let order = Order {
+                    api: book::Api::V2,
+                    time_expire: None,
                     mch_id: key.0.clone(),
                     appid: call.appid().to_owned(),
                     out_trade_no: key.1.clone(),
@@ -534,6 +537,8 @@ pub(super) async fn refund(State(sim): State<Arc<Sim>>, req: Request) -> Respons
                             Err(("INVALID_REQUEST", "refund_fee大于可退金额"))
                         } else {
                             let refund = Refund {
+                                api: book::Api::V2,
+                                succeeded: Some(now),
                                 mch_id: mch_id.clone(),
                                 appid: order.appid.clone(),
                                 out_trade_no: order.out_trade_no.clone(),

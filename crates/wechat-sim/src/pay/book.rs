@@ -55,6 +55,25 @@ pub(crate) enum Payment {
     Closed,
 }
 
+/// The API version that made an order or a refund; its notifications and pay sheet use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Api {
+    /// XML, MD5/HMAC-SHA256 signs.
+    V2,
+    /// JSON, RSA signatures.
+    V3,
+}
+
+impl Api {
+    /// `"v2"` or `"v3"`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Api::V2 => "v2",
+            Api::V3 => "v3",
+        }
+    }
+}
+
 /// Delivery counters for one order's or refund's notifications.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub(crate) struct Deliveries {
@@ -67,6 +86,9 @@ pub(crate) struct Deliveries {
 /// One order.
 #[derive(Debug, Clone)]
 pub(crate) struct Order {
+    pub(crate) api: Api,
+    /// v3 `time_expire` (unix time): the last moment the order can be paid.
+    pub(crate) time_expire: Option<u64>,
     pub(crate) mch_id: String,
     pub(crate) appid: String,
     pub(crate) out_trade_no: String,
@@ -124,6 +146,9 @@ impl Order {
 /// One refund.
 #[derive(Debug, Clone)]
 pub(crate) struct Refund {
+    pub(crate) api: Api,
+    /// When it succeeded (simulated time); `None` while `PROCESSING` (v3 only).
+    pub(crate) succeeded: Option<u64>,
     pub(crate) mch_id: String,
     pub(crate) appid: String,
     pub(crate) out_trade_no: String,
@@ -214,6 +239,11 @@ pub(crate) fn new_refund_id(now: u64) -> String {
     format!("503000{}{}", &beijing(now, false)[..8], random_digits(15))
 }
 
+/// RFC 3339 Beijing time of a unix time: `yyyy-MM-ddTHH:mm:ss+08:00`.
+pub(crate) fn rfc3339(unix: u64) -> String {
+    format!("{}+08:00", beijing(unix, true).replacen(' ', "T", 1))
+}
+
 /// Beijing time (UTC+8) of a unix time: `yyyyMMddHHmmss`, or `yyyy-MM-dd HH:mm:ss` when
 /// `dashed`.
 pub(crate) fn beijing(unix: u64, dashed: bool) -> String {
@@ -257,6 +287,7 @@ mod tests {
         assert_eq!(beijing(0, true), "1970-01-01 08:00:00");
         // 2000-02-29 16:00:00 UTC is 2000-03-01 00:00:00 in Beijing.
         assert_eq!(beijing(951_840_000, true), "2000-03-01 00:00:00");
+        assert_eq!(rfc3339(1_414_561_699), "2014-10-29T13:48:19+08:00");
     }
 
     #[test]

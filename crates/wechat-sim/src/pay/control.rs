@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::book::{self, Book, Order, Payment};
-use super::{crypto, merchant, notify, xml};
+use super::book::{self, Api, Book, Order, Payment};
+use super::{crypto, merchant, notify, v3, xml};
 use crate::state::Sim;
 
 /// A control request that cannot be served: `status` with `{"error": msg}`.
@@ -104,6 +104,9 @@ pub(super) async fn notify(State(sim): State<Arc<Sim>>, body: Bytes) -> Response
     .into_response()
 }
 
+/// The v2 modes of payment notifications.
+const V2_MODES: &str = "duplicate, tamper_sign, tamper_total_fee, other_appid or no_sign";
+
 fn payment_notification(
     sim: &Sim,
     book: &Book,
@@ -114,6 +117,24 @@ fn payment_notification(
     let order = find(book, out_trade_no, mch_id)?;
     if order.paid_at().is_none() {
         return Err(error(StatusCode::CONFLICT, "the order is not paid"));
+    }
+    if order.api == Api::V3 {
+        let Some(merchant) = v3::merchant(sim, &order.mch_id) else {
+            return Err(error(
+                StatusCode::NOT_FOUND,
+                "the order's merchant has no API v3 keys",
+            ));
+        };
+        let delivery = v3::notify::payment_delivery(merchant, order, sim.now_secs())
+            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+        return v3::notify::alter(delivery, mode).map_err(|e| {
+            let hint = if V2_MODES.contains(mode) {
+                " (that is a v2 mode; this is a v3 order)"
+            } else {
+                ""
+            };
+            error(StatusCode::BAD_REQUEST, &format!("{e}{hint}"))
+        });
     }
     let Some(merchant) = merchant(sim, &order.mch_id) else {
         return Err(error(StatusCode::NOT_FOUND, "the order's merchant is gone"));
@@ -154,9 +175,14 @@ fn payment_notification(
             fields.remove("sign");
         }
         _ => {
+            let hint = if v3::notify::MODES.contains(mode) {
+                " (that is a v3 mode; this is a v2 order)"
+            } else {
+                ""
+            };
             return Err(error(
                 StatusCode::BAD_REQUEST,
-                "mode must be duplicate, tamper_sign, tamper_total_fee, other_appid or no_sign",
+                &format!("mode must be {V2_MODES} for a v2 order{hint}"),
             ));
         }
     }
@@ -191,6 +217,30 @@ fn refund_notification(
             "the refund has no notify_url (nor the merchant a refund_notify_url)",
         ));
     }
+    if refund.api == Api::V3 {
+        let Some(merchant) = v3::merchant(sim, &refund.mch_id) else {
+            return Err(error(
+                StatusCode::NOT_FOUND,
+                "the refund's merchant has no API v3 keys",
+            ));
+        };
+        if refund.succeeded.is_none() {
+            return Err(error(
+                StatusCode::CONFLICT,
+                "the refund is still PROCESSING",
+            ));
+        }
+        let delivery = v3::notify::refund_delivery(merchant, refund, sim.now_secs())
+            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+        return v3::notify::alter(delivery, mode).map_err(|e| {
+            let hint = if mode == "tamper_req_info" {
+                " (that is a v2 mode; this is a v3 refund)"
+            } else {
+                ""
+            };
+            error(StatusCode::BAD_REQUEST, &format!("{e}{hint}"))
+        });
+    }
     let Some(merchant) = merchant(sim, &refund.mch_id) else {
         return Err(error(
             StatusCode::NOT_FOUND,
@@ -206,10 +256,17 @@ fn refund_notification(
             );
             Ok(notify::refund_delivery_with(refund, &forged))
         }
-        _ => Err(error(
-            StatusCode::BAD_REQUEST,
-            "mode must be duplicate or tamper_req_info for a refund",
-        )),
+        _ => {
+            let hint = if v3::notify::MODES.contains(mode) {
+                " (that is a v3 mode; this is a v2 refund)"
+            } else {
+                ""
+            };
+            Err(error(
+                StatusCode::BAD_REQUEST,
+                &format!("mode must be duplicate or tamper_req_info for a v2 refund{hint}"),
+            ))
+        }
     }
 }
 
@@ -238,7 +295,8 @@ pub(super) async fn order(
                 "refund_id": r.refund_id,
                 "refund_fee": r.refund_fee,
                 "refund_desc": r.refund_desc,
-                "refund_status": "SUCCESS",
+                "refund_status": v3::notify::refund_status(r),
+                "api": r.api.as_str(),
                 "notify_url": r.notify_url,
                 "notifications": r.deliveries,
             })
@@ -252,6 +310,7 @@ pub(super) async fn order(
         }
     };
     let answer = json!({
+        "api": order.api.as_str(),
         "mch_id": order.mch_id,
         "appid": order.appid,
         "out_trade_no": order.out_trade_no,
@@ -262,9 +321,10 @@ pub(super) async fn order(
         "openid": order.openid,
         "notify_url": order.notify_url,
         "attach": order.attach,
-        "sign_type": order.sign_type.as_str(),
+        "sign_type": if order.api == Api::V3 { "RSA" } else { order.sign_type.as_str() },
         "prepay_id": order.prepay_id,
         "prepay_expires_at": order.prepay_expires,
+        "time_expire": order.time_expire,
         "created_at": order.created,
         "trade_state": order.trade_state(),
         "closed": order.payment == Payment::Closed,
@@ -277,6 +337,30 @@ pub(super) async fn order(
     });
     drop(book);
     Json(answer).into_response()
+}
+
+/// The query of `GET /_sim/pay/v3/public-key`.
+#[derive(Debug, Deserialize)]
+pub(super) struct PublicKeyQuery {
+    mch_id: Option<String>,
+}
+
+/// `GET /_sim/pay/v3/public-key?mch_id=…`: `{"id":"PUB_KEY_ID_…","pem":"-----BEGIN PUBLIC KEY-----…"}`.
+pub(super) async fn public_key(
+    State(sim): State<Arc<Sim>>,
+    Query(query): Query<PublicKeyQuery>,
+) -> Response {
+    let Some(mch_id) = query.mch_id.filter(|m| !m.is_empty()) else {
+        return error(StatusCode::BAD_REQUEST, "mch_id is required").into_response();
+    };
+    match super::pay_public_key(&sim, &mch_id) {
+        Some((id, pem)) => Json(json!({ "id": id, "pem": pem })).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "no merchant with API v3 has this mch_id",
+        )
+        .into_response(),
+    }
 }
 
 /// `GET /_sim/tls/server-ca.pem`: the CA that signs the TLS listener's certificate.

@@ -1,5 +1,6 @@
-//! The WeChat client's side of a JSAPI payment (§4.3): `getBrandWCPayRequest` parameters are
-//! checked as the client checks them, and confirming pays the order.
+//! The WeChat client's side of a JSAPI payment (§4.3; v3 §9): `getBrandWCPayRequest`
+//! parameters are checked as the client checks them (a v2 order by its MD5/HMAC sign, a v3
+//! order by the merchant's RSA `paySign`), and confirming pays the order.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,9 +11,9 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::book::{self, Book, OrderKey, Payment};
+use super::book::{self, Api, Book, OrderKey, Payment};
 use super::sign::{self, SignType};
-use super::{merchant, notify};
+use super::{merchant, notify, v3};
 use crate::state::Sim;
 
 /// The `err_msg` of a failed `getBrandWCPayRequest`.
@@ -65,18 +66,42 @@ fn verify(
     if now >= order.prepay_expires || order.appid != get("appId") {
         return Err(PREPAY_INVALID.to_owned());
     }
-    if SignType::from_field(Some(get("signType"))) != Some(order.sign_type) {
-        return Err(BAD_SIGN.to_owned());
+    if order.time_expire.is_some_and(|t| now > t) {
+        return Err("订单已过期，请重新下单".to_owned());
     }
-    let merchant = merchant(sim, &order.mch_id).ok_or(BAD_SIGN)?;
-    let signed = ["appId", "nonceStr", "package", "signType", "timeStamp"].map(|k| (k, get(k)));
-    let expected = sign::sign(signed, &merchant.api_key, order.sign_type);
-    let given = get("paySign").to_ascii_uppercase();
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(
-        expected.as_bytes(),
-        given.as_bytes(),
-    )) {
-        return Err(BAD_SIGN.to_owned());
+    if order.api == Api::V3 {
+        // v3 (§9): RSA over appId\ntimeStamp\nnonceStr\npackage\n by the merchant's key.
+        if get("signType") != "RSA" {
+            return Err(BAD_SIGN.to_owned());
+        }
+        let merchant = v3::merchant(sim, &order.mch_id).ok_or(BAD_SIGN)?;
+        let message = format!(
+            "{}\n{}\n{}\n{}\n",
+            get("appId"),
+            get("timeStamp"),
+            get("nonceStr"),
+            get("package")
+        );
+        if !merchant
+            .merchant_key
+            .verify(message.as_bytes(), get("paySign"))
+        {
+            return Err(BAD_SIGN.to_owned());
+        }
+    } else {
+        if SignType::from_field(Some(get("signType"))) != Some(order.sign_type) {
+            return Err(BAD_SIGN.to_owned());
+        }
+        let merchant = merchant(sim, &order.mch_id).ok_or(BAD_SIGN)?;
+        let signed = ["appId", "nonceStr", "package", "signType", "timeStamp"].map(|k| (k, get(k)));
+        let expected = sign::sign(signed, &merchant.api_key, order.sign_type);
+        let given = get("paySign").to_ascii_uppercase();
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            expected.as_bytes(),
+            given.as_bytes(),
+        )) {
+            return Err(BAD_SIGN.to_owned());
+        }
     }
     match order.payment {
         Payment::Paid { .. } => Err("该订单已支付，请勿重复支付".to_owned()),
@@ -105,6 +130,7 @@ pub(super) async fn check(State(sim): State<Arc<Sim>>, body: Bytes) -> Response 
             "body": order.body,
             "total_fee": order.total_fee,
             "mch_id": order.mch_id,
+            "api": order.api.as_str(),
         }),
         Ok(None) => json!({ "ok": false, "err_msg": FAIL, "err_desc": PREPAY_INVALID }),
         Err(desc) => json!({ "ok": false, "err_msg": FAIL, "err_desc": desc }),
@@ -140,13 +166,19 @@ pub(super) async fn confirm(State(sim): State<Arc<Sim>>, body: Bytes) -> Respons
     match paid {
         Err(desc) => Json(failed(&desc)).into_response(),
         Ok(order) => {
-            tracing::info!(mch_id = %order.mch_id, out_trade_no = %order.out_trade_no, "order paid");
+            tracing::info!(mch_id = %order.mch_id, out_trade_no = %order.out_trade_no, api = order.api.as_str(), "order paid");
             if let Some(m) = merchant(&sim, &order.mch_id) {
-                notify::spawn(
-                    &sim,
-                    notify::payment_delivery(m, &order),
-                    m.notify_retry_scale,
-                );
+                let delivery = match order.api {
+                    Api::V2 => Some(notify::payment_delivery(m, &order)),
+                    Api::V3 => v3::merchant(&sim, &order.mch_id).and_then(|v| {
+                        v3::notify::payment_delivery(v, &order, now)
+                            .map_err(|e| tracing::error!(error = %e, "cannot build the v3 payment notification"))
+                            .ok()
+                    }),
+                };
+                if let Some(delivery) = delivery {
+                    notify::spawn(&sim, delivery, m.notify_retry_scale);
+                }
             }
             Json(json!({ "err_msg": "get_brand_wcpay_request:ok" })).into_response()
         }

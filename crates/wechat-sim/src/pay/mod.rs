@@ -1,4 +1,6 @@
-//! WeChat Pay API v2 (XML) simulation: merchants, orders, refunds and notifications.
+//! WeChat Pay API v2 (XML) simulation: merchants, orders, refunds and notifications. API v3
+//! (JSON, RSA) is in [`v3`], whose module doc states its contract; both share one order book
+//! (an `out_trade_no` is one order whichever version made it) and the pay sheet below.
 //!
 //! Implements the protocol reference §4 (`api.mch.weixin.qq.com`): every merchant endpoint takes
 //! a UTF-8 `<xml>` body (64 KiB at most; `<!DOCTYPE`/`<!ENTITY` refused), checks the sign
@@ -32,7 +34,7 @@
 //! order neither paid nor closed.
 //!
 //! - `POST /_sim/pay/check`: checks without paying; answers
-//!   `{"ok":true,"body":"…","total_fee":N,"mch_id":"…"}` or
+//!   `{"ok":true,"body":"…","total_fee":N,"mch_id":"…","api":"v2"|"v3"}` or
 //!   `{"ok":false,"err_msg":"get_brand_wcpay_request:fail","err_desc":"…"}`.
 //! - `POST /_sim/pay/confirm`: checks, marks the order paid (a `transaction_id` is generated,
 //!   `time_end` is the simulated time) and answers `{"err_msg":"get_brand_wcpay_request:ok"}`, or
@@ -63,10 +65,13 @@
 //!   receiver could not be reached); 404 `{"error":…}` for an unknown order or refund, 409 for an
 //!   unpaid order.
 //! - `GET /_sim/pay/orders/{out_trade_no}` (optionally `?mch_id=…`): the order as JSON:
-//!   `mch_id, appid, out_trade_no, body, total_fee, fee_type, trade_type, openid, notify_url,
-//!   attach, sign_type, prepay_id, prepay_expires_at, created_at, trade_state, transaction_id,
-//!   paid_at, time_end, refunded_fee, refunds[{out_refund_no, refund_id, refund_fee,
-//!   refund_status, notifications}], notifications{sent, acknowledged}`; 404 when unknown.
+//!   `api` (`v2`/`v3`), `mch_id, appid, out_trade_no, body, total_fee, fee_type, trade_type, openid, notify_url,
+//!   attach, sign_type (RSA for v3), prepay_id, prepay_expires_at, time_expire, created_at,
+//!   trade_state, transaction_id, paid_at, time_end, refunded_fee, refunds[{out_refund_no,
+//!   refund_id, refund_fee, refund_status, api, notifications}], notifications{sent,
+//!   acknowledged}`; 404 when unknown.
+//! - `GET /_sim/pay/v3/public-key?mch_id=…`: `{"id","pem"}`, a v3 merchant's WeChat Pay public
+//!   key; 404 otherwise. `POST /_sim/pay/notify` also takes the v3 modes (see [`v3`]).
 //!
 //! # TLS for `/secapi`
 //!
@@ -86,6 +91,7 @@ mod jsapi;
 mod notify;
 mod sign;
 mod tls;
+pub(crate) mod v3;
 mod xml;
 
 #[cfg(test)]
@@ -103,13 +109,20 @@ use crate::state::Sim;
 
 pub(crate) use tls::spawn_tls;
 
-/// One WeChat Pay merchant. Its `Debug` output hides the API key.
+/// One WeChat Pay merchant: API v2 (`api_key`), API v3 (`apiv3_key` and the keys), or both.
+/// Its `Debug` output hides the keys.
+///
+/// A PEM field may be given inline (`merchant_public_key`) or as a file (`merchant_public_key_file`;
+/// a relative path is read from the directory of the configuration file, see
+/// [`crate::Simulator::from_file`]).
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MerchantConfig {
     /// The merchant id.
     pub mch_id: String,
-    /// The 32-character API key (v2).
+    /// The 32-character API key (v2). Empty: the merchant does not use v2, and v2 endpoints
+    /// answer as for an unknown merchant.
+    #[serde(default)]
     pub api_key: String,
     /// App ids bound to this merchant.
     #[serde(default)]
@@ -124,22 +137,96 @@ pub struct MerchantConfig {
     /// WeChat's notification retry schedule is multiplied by this (0.001 in tests).
     #[serde(default = "default_scale")]
     pub notify_retry_scale: f64,
+    /// The APIv3 key: exactly 32 bytes, encrypts notification resources and certificates.
+    /// Empty: the merchant does not use v3 (v3 endpoints answer 403 `NO_AUTH`).
+    #[serde(default)]
+    pub apiv3_key: String,
+    /// Serial of the merchant API certificate, the `serial_no` of its `Authorization` headers.
+    /// May be left empty when `merchant_public_key` is the certificate.
+    #[serde(default)]
+    pub merchant_serial: String,
+    /// The merchant's public key that verifies its v3 signatures (request `Authorization`,
+    /// JSAPI `paySign`): SPKI (`BEGIN PUBLIC KEY`), PKCS#1 (`BEGIN RSA PUBLIC KEY`) or its
+    /// X.509 certificate (`BEGIN CERTIFICATE`), inline.
+    #[serde(default)]
+    pub merchant_public_key: String,
+    /// The same as a PEM file.
+    #[serde(default)]
+    pub merchant_public_key_file: String,
+    /// The id of the simulator's WeChat Pay public key (`PUB_KEY_ID_` + digits), the
+    /// `Wechatpay-Serial` of what that key signs. May be empty with `platform_certificate`
+    /// (one is then generated).
+    #[serde(default)]
+    pub pay_public_key_id: String,
+    /// The simulator's WeChat Pay private key for this merchant (PKCS#8 or PKCS#1 PEM), inline.
+    /// Empty (with `pay_private_key_file` empty too): one is generated at start.
+    #[serde(default)]
+    pub pay_private_key: String,
+    /// The same as a PEM file.
+    #[serde(default)]
+    pub pay_private_key_file: String,
+    /// Also give the merchant a platform certificate over its WeChat Pay key, served by
+    /// `GET /v3/certificates` (merchants from before the WeChat Pay public key).
+    #[serde(default)]
+    pub platform_certificate: bool,
 }
 
 fn default_scale() -> f64 {
     1.0
 }
 
+impl Default for MerchantConfig {
+    /// A merchant with no id, no keys and the real retry schedule (`notify_retry_scale` 1).
+    fn default() -> Self {
+        Self {
+            mch_id: String::new(),
+            api_key: String::new(),
+            appids: Vec::new(),
+            client_ca: String::new(),
+            refund_notify_url: String::new(),
+            notify_retry_scale: 1.0,
+            apiv3_key: String::new(),
+            merchant_serial: String::new(),
+            merchant_public_key: String::new(),
+            merchant_public_key_file: String::new(),
+            pay_public_key_id: String::new(),
+            pay_private_key: String::new(),
+            pay_private_key_file: String::new(),
+            platform_certificate: false,
+        }
+    }
+}
+
+impl MerchantConfig {
+    /// Whether the merchant uses API v2 (has an `api_key`).
+    pub fn has_v2(&self) -> bool {
+        !self.api_key.is_empty()
+    }
+
+    /// Whether the merchant uses API v3 (has an `apiv3_key`).
+    pub fn has_v3(&self) -> bool {
+        !self.apiv3_key.is_empty()
+    }
+}
+
 impl std::fmt::Debug for MerchantConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |s: &str| if s.is_empty() { "" } else { "[redacted]" };
         f.debug_struct("MerchantConfig")
             .field("mch_id", &self.mch_id)
-            .field("api_key", &"[redacted]")
+            .field("api_key", &redacted(&self.api_key))
             .field("appids", &self.appids)
             .field("client_ca", &self.client_ca)
             .field("refund_notify_url", &self.refund_notify_url)
             .field("notify_retry_scale", &self.notify_retry_scale)
-            .finish()
+            .field("apiv3_key", &redacted(&self.apiv3_key))
+            .field("merchant_serial", &self.merchant_serial)
+            .field("merchant_public_key_file", &self.merchant_public_key_file)
+            .field("pay_public_key_id", &self.pay_public_key_id)
+            .field("pay_private_key", &redacted(&self.pay_private_key))
+            .field("pay_private_key_file", &self.pay_private_key_file)
+            .field("platform_certificate", &self.platform_certificate)
+            .finish_non_exhaustive()
     }
 }
 
@@ -155,6 +242,8 @@ pub(crate) struct PayState {
     client_cas: HashMap<String, Result<tls::ClientCa, String>>,
     /// Background tasks (deliveries, the TLS accept loop), aborted when the state is dropped.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// The keys of each v3 merchant, by mch_id.
+    v3: HashMap<String, v3::V3Merchant>,
 }
 
 impl std::fmt::Debug for PayState {
@@ -202,12 +291,25 @@ impl PayState {
                 (m.mch_id.clone(), ca)
             })
             .collect();
+        let now = crate::clock::Clock::default().now_secs();
+        let v3 = cfg
+            .merchants
+            .iter()
+            .filter_map(|m| match v3::load(m, now) {
+                Ok(loaded) => loaded.map(|v| (m.mch_id.clone(), v)),
+                Err(e) => {
+                    tracing::error!(mch_id = %m.mch_id, error = %e, "cannot load the merchant's API v3 keys; v3 is off for it");
+                    None
+                }
+            })
+            .collect();
         Self {
             book: Mutex::new(book::Book::default()),
             http,
             server_tls,
             client_cas,
             tasks: Mutex::new(Vec::new()),
+            v3,
         }
     }
 
@@ -285,4 +387,15 @@ pub(crate) fn router() -> Router<Arc<Sim>> {
         .route("/_sim/pay/notify", post(control::notify))
         .route("/_sim/pay/orders/{out_trade_no}", get(control::order))
         .route("/_sim/tls/server-ca.pem", get(control::server_ca))
+        .route("/_sim/pay/v3/public-key", get(control::public_key))
+        .merge(v3::router())
+}
+
+/// The WeChat Pay public key of a v3 merchant: its id and SPKI PEM.
+pub(crate) fn pay_public_key(sim: &Sim, mch_id: &str) -> Option<(String, String)> {
+    let m = sim.pay.v3.get(mch_id)?;
+    Some((
+        m.pay_public_key_id.clone(),
+        m.pay_key.public.spki_pem.clone(),
+    ))
 }

@@ -1,5 +1,6 @@
 //! Notification delivery (§4.4, §4.8): building the payment and refund notifications and
-//! POSTing them to the merchant on WeChat's retry schedule until it answers SUCCESS.
+//! POSTing them to the merchant on WeChat's retry schedule until it answers SUCCESS (v2) or any
+//! 2xx (v3, whose notifications [`super::v3::notify`] builds).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
@@ -9,6 +10,7 @@ use axum::http::header::CONTENT_TYPE;
 
 use super::book::{self, Order, Refund};
 use super::sign::{self, SignType};
+use super::v3::keys::SignKey;
 use super::{MerchantConfig, crypto, xml};
 use crate::state::Sim;
 
@@ -32,6 +34,56 @@ pub(crate) struct Delivery {
     pub(crate) url: String,
     pub(crate) body: String,
     pub(crate) target: Target,
+    /// How a v3 notification is signed (at each attempt); `None` for v2 (XML).
+    pub(crate) v3: Option<V3Signing>,
+}
+
+/// The signing of a v3 notification, redone at each attempt (fresh timestamp and nonce).
+#[derive(Debug, Clone)]
+pub(crate) struct V3Signing {
+    /// The WeChat Pay key that signs.
+    pub(crate) key: Arc<SignKey>,
+    /// Its `Wechatpay-Serial`.
+    pub(crate) serial: String,
+    /// The bytes signed when they are not the body sent (`tampered_body`).
+    pub(crate) signed_body: Option<String>,
+    /// Seconds the `Wechatpay-Timestamp` is moved into the past (`stale_timestamp`).
+    pub(crate) backdate_secs: u64,
+    /// A `Wechatpay-Signature` sent instead of the real one (`signtest`).
+    pub(crate) forged_signature: Option<String>,
+}
+
+impl V3Signing {
+    /// Genuine signing with `key` under `serial`.
+    pub(crate) fn new(key: Arc<SignKey>, serial: &str) -> Self {
+        Self {
+            key,
+            serial: serial.to_owned(),
+            signed_body: None,
+            backdate_secs: 0,
+            forged_signature: None,
+        }
+    }
+
+    /// The headers for one attempt of `body`.
+    fn headers(&self, body: &str) -> Vec<(&'static str, String)> {
+        let signed = self.signed_body.as_deref().unwrap_or(body);
+        let timestamp = super::v3::auth::wall_secs().saturating_sub(self.backdate_secs);
+        let mut headers = super::v3::auth::signature_headers(
+            &self.key,
+            &self.serial,
+            timestamp,
+            signed.as_bytes(),
+        );
+        if let Some(forged) = &self.forged_signature {
+            for (name, value) in &mut headers {
+                if *name == "Wechatpay-Signature" {
+                    value.clone_from(forged);
+                }
+            }
+        }
+        headers
+    }
 }
 
 /// What one attempt gave.
@@ -77,6 +129,7 @@ pub(crate) fn payment_delivery(merchant: &MerchantConfig, order: &Order) -> Deli
         url: order.notify_url.clone(),
         body: xml::write_map(&fields),
         target: Target::Order((order.mch_id.clone(), order.out_trade_no.clone())),
+        v3: None,
     }
 }
 
@@ -123,6 +176,7 @@ pub(crate) fn refund_delivery_with(refund: &Refund, req_info: &str) -> Delivery 
         url: refund.notify_url.clone(),
         body,
         target: Target::Refund((refund.mch_id.clone(), refund.out_refund_no.clone())),
+        v3: None,
     }
 }
 
@@ -170,14 +224,17 @@ pub(crate) fn spawn(sim: &Arc<Sim>, delivery: Delivery, scale: f64) {
 pub(crate) async fn attempt(sim: &Sim, delivery: &Delivery) -> Attempt {
     sim.stats.notification_sent();
     count(sim, &delivery.target, false);
-    let sent = sim
-        .pay
-        .http
-        .post(&delivery.url)
-        .header(CONTENT_TYPE, "text/xml; charset=utf-8")
-        .body(delivery.body.clone())
-        .send()
-        .await;
+    let mut request = sim.pay.http.post(&delivery.url);
+    match &delivery.v3 {
+        None => request = request.header(CONTENT_TYPE, "text/xml; charset=utf-8"),
+        Some(v3) => {
+            request = request.header(CONTENT_TYPE, "application/json");
+            for (name, value) in v3.headers(&delivery.body) {
+                request = request.header(name, value);
+            }
+        }
+    }
+    let sent = request.body(delivery.body.clone()).send().await;
     let result = match sent {
         Err(e) => {
             tracing::info!(url = %delivery.url, error = %e.without_url(), "notification not delivered");
@@ -189,9 +246,14 @@ pub(crate) async fn attempt(sim: &Sim, delivery: &Delivery) -> Attempt {
         Ok(response) => {
             let status = response.status().as_u16();
             let body = response.bytes().await.unwrap_or_default();
-            let acknowledged = status == 200
-                && xml::parse(&body, "xml")
-                    .is_ok_and(|m| m.get("return_code").is_some_and(|c| c == "SUCCESS"));
+            // v3: any 2xx (§8.4); v2: 200 with return_code SUCCESS.
+            let acknowledged = if delivery.v3.is_some() {
+                (200..300).contains(&status)
+            } else {
+                status == 200
+                    && xml::parse(&body, "xml")
+                        .is_ok_and(|m| m.get("return_code").is_some_and(|c| c == "SUCCESS"))
+            };
             tracing::info!(url = %delivery.url, status, acknowledged, "notification delivered");
             Attempt {
                 status: Some(status),
