@@ -1017,3 +1017,143 @@ async fn v3_faults() {
         assert_eq!(fail(bad).await.status(), 400, "{bad}");
     }
 }
+
+#[tokio::test]
+async fn merchants_with_one_version_and_key_files() {
+    // Key files relative to the configuration file; the merchant key as PKCS#1; v3 only.
+    let dir = std::env::temp_dir().join(format!("wechat-sim-v3-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let keys = MerchantKeyPair::shared();
+    let pkcs1 = rsa::pkcs1::EncodeRsaPublicKey::to_pkcs1_pem(
+        &rsa::RsaPublicKey::from_public_key_pem(&keys.public_key_pem).expect("SPKI"),
+        Default::default(),
+    )
+    .expect("PKCS#1");
+    std::fs::write(dir.join("merchant_pub.pem"), pkcs1).expect("write");
+    std::fs::write(
+        dir.join("pay_key.pem"),
+        include_str!("../src/pay/v3/testdata/rsa_test_private_key.pem"),
+    )
+    .expect("write");
+    let toml = format!(
+        r#"
+[[apps]]
+appid = "{APPID}"
+secret = "0123456789abcdef0123456789abcdef"
+[[users]]
+appid = "{APPID}"
+openid = "{OPENID}"
+nickname = "Alice"
+[[merchants]]
+mch_id = "{MCH_ID}"
+appids = ["{APPID}"]
+apiv3_key = "{APIV3_KEY}"
+merchant_serial = "{}"
+merchant_public_key_file = "merchant_pub.pem"
+pay_public_key_id = "{}"
+pay_private_key_file = "pay_key.pem"
+[[merchants]]
+mch_id = "1900000110"
+api_key = "{}"
+appids = ["{APPID}"]
+"#,
+        keys.serial.to_ascii_lowercase(),
+        fixtures::PAY_PUBLIC_KEY_ID,
+        fixtures::API_KEY
+    );
+    std::fs::write(dir.join("sim.toml"), toml).expect("write");
+    let sim = Simulator::from_file(dir.join("sim.toml"))
+        .expect("valid config")
+        .start()
+        .await
+        .expect("started");
+    let _ = std::fs::remove_dir_all(&dir);
+    let (_, pem) = sim.pay_public_key(MCH_ID).expect("v3 merchant");
+    let configured = rsa::RsaPublicKey::from_public_key_pem(include_str!(
+        "../src/pay/v3/testdata/rsa_test_public_key.pem"
+    ))
+    .expect("SPKI");
+    assert_eq!(
+        rsa::RsaPublicKey::from_public_key_pem(&pem).expect("SPKI"),
+        configured
+    );
+    assert!(sim.pay_public_key("1900000110").is_none());
+    let c = Client::new(&sim).await;
+    assert_eq!(c.query("NOPE0001").await.status, 404);
+
+    // v2 calls of a merchant without api_key: an unknown merchant.
+    let answer = c
+        .http
+        .post(format!("{}/pay/orderquery", c.base))
+        .body(format!(
+            "<xml><appid>{APPID}</appid><mch_id>{MCH_ID}</mch_id><nonce_str>n</nonce_str><out_trade_no>X</out_trade_no><sign>S</sign></xml>"
+        ))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("body");
+    assert!(answer.contains("商户号mch_id不存在"), "{answer}");
+    // v3 calls of a merchant without apiv3_key: 403 NO_AUTH.
+    let v2_only = Auth {
+        mchid: "1900000110".into(),
+        ..Auth::good()
+    };
+    let a = c
+        .send_with(
+            Some(&v2_only),
+            "GET",
+            "/v3/pay/transactions/out-trade-no/NOPE0001?mchid=1900000110",
+            "",
+            None,
+        )
+        .await;
+    assert_eq!((a.status.as_u16(), a.code()), (403, "NO_AUTH".into()));
+    let key: reqwest::Response = c
+        .http
+        .get(format!(
+            "{}/_sim/pay/v3/public-key?mch_id=1900000110",
+            c.base
+        ))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(key.status(), 404);
+}
+
+#[tokio::test]
+async fn time_expire_and_the_shop_fixture() {
+    let sim = Simulator::from_toml_str(&fixtures::shop_toml(&["127.0.0.1:3000"], None))
+        .expect("valid config")
+        .start()
+        .await
+        .expect("started");
+    let c = Client::new(&sim).await;
+    let expire = time::OffsetDateTime::from_unix_timestamp(now() as i64 + 60)
+        .expect("time")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("rfc 3339");
+    let body = json!({
+        "appid": APPID, "mchid": MCH_ID, "description": "Demo", "out_trade_no": "V3EXPIRE01",
+        "notify_url": "https://example.com/notify", "time_expire": expire,
+        "amount": { "total": 1 }, "payer": { "openid": fixtures::ALICE },
+    });
+    let a = c
+        .send("POST", "/v3/pay/transactions/jsapi", &body.to_string())
+        .await;
+    assert_eq!(a.status, 200, "{:?}", a.json());
+    let prepay_id = a.json()["prepay_id"]
+        .as_str()
+        .expect("prepay_id")
+        .to_owned();
+    let check = c
+        .control("/_sim/pay/check", &page_params(&prepay_id, "RSA"))
+        .await;
+    assert_eq!(check["ok"], true, "{check}");
+    sim.advance_clock(120);
+    let late = c
+        .control("/_sim/pay/check", &page_params(&prepay_id, "RSA"))
+        .await;
+    assert_eq!(late["ok"], false, "{late}");
+}

@@ -130,6 +130,7 @@ pub(super) async fn check(State(sim): State<Arc<Sim>>, body: Bytes) -> Response 
             "body": order.body,
             "total_fee": order.total_fee,
             "mch_id": order.mch_id,
+            "api": order.api.as_str(),
         }),
         Ok(None) => json!({ "ok": false, "err_msg": FAIL, "err_desc": PREPAY_INVALID }),
         Err(desc) => json!({ "ok": false, "err_msg": FAIL, "err_desc": desc }),

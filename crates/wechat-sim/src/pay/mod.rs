@@ -1,4 +1,6 @@
-//! WeChat Pay API v2 (XML) simulation: merchants, orders, refunds and notifications.
+//! WeChat Pay API v2 (XML) simulation: merchants, orders, refunds and notifications. API v3
+//! (JSON, RSA) is in [`v3`], whose module doc states its contract; both share one order book
+//! (an `out_trade_no` is one order whichever version made it) and the pay sheet below.
 //!
 //! Implements the protocol reference §4 (`api.mch.weixin.qq.com`): every merchant endpoint takes
 //! a UTF-8 `<xml>` body (64 KiB at most; `<!DOCTYPE`/`<!ENTITY` refused), checks the sign
@@ -32,7 +34,7 @@
 //! order neither paid nor closed.
 //!
 //! - `POST /_sim/pay/check`: checks without paying; answers
-//!   `{"ok":true,"body":"…","total_fee":N,"mch_id":"…"}` or
+//!   `{"ok":true,"body":"…","total_fee":N,"mch_id":"…","api":"v2"|"v3"}` or
 //!   `{"ok":false,"err_msg":"get_brand_wcpay_request:fail","err_desc":"…"}`.
 //! - `POST /_sim/pay/confirm`: checks, marks the order paid (a `transaction_id` is generated,
 //!   `time_end` is the simulated time) and answers `{"err_msg":"get_brand_wcpay_request:ok"}`, or
@@ -63,10 +65,13 @@
 //!   receiver could not be reached); 404 `{"error":…}` for an unknown order or refund, 409 for an
 //!   unpaid order.
 //! - `GET /_sim/pay/orders/{out_trade_no}` (optionally `?mch_id=…`): the order as JSON:
-//!   `mch_id, appid, out_trade_no, body, total_fee, fee_type, trade_type, openid, notify_url,
-//!   attach, sign_type, prepay_id, prepay_expires_at, created_at, trade_state, transaction_id,
-//!   paid_at, time_end, refunded_fee, refunds[{out_refund_no, refund_id, refund_fee,
-//!   refund_status, notifications}], notifications{sent, acknowledged}`; 404 when unknown.
+//!   `api` (`v2`/`v3`), `mch_id, appid, out_trade_no, body, total_fee, fee_type, trade_type, openid, notify_url,
+//!   attach, sign_type (RSA for v3), prepay_id, prepay_expires_at, time_expire, created_at,
+//!   trade_state, transaction_id, paid_at, time_end, refunded_fee, refunds[{out_refund_no,
+//!   refund_id, refund_fee, refund_status, api, notifications}], notifications{sent,
+//!   acknowledged}`; 404 when unknown.
+//! - `GET /_sim/pay/v3/public-key?mch_id=…`: `{"id","pem"}`, a v3 merchant's WeChat Pay public
+//!   key; 404 otherwise. `POST /_sim/pay/notify` also takes the v3 modes (see [`v3`]).
 //!
 //! # TLS for `/secapi`
 //!
