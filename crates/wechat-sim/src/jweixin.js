@@ -2,6 +2,8 @@
  * WeixinJSBridge that the WeChat client injects. It talks to the simulator that served it:
  *   wx.config    -> POST /_sim/jssdk/verify
  *   getBrandWCPayRequest -> POST /_sim/pay/check, then a pay sheet, then POST /_sim/pay/confirm
+ * The parameters are passed on unchanged: a v2 order's (signType MD5 / HMAC-SHA256) and a v3
+ * order's (signType RSA, paySign by the merchant's private key) are checked by the simulator.
  */
 (function () {
   'use strict';

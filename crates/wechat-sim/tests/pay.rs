@@ -296,7 +296,7 @@ async fn pay_notify_retry_and_test_controls() {
         .expect("json");
     assert_eq!(
         check,
-        json!({"ok": true, "body": "Demo product", "total_fee": 1, "mch_id": MCH})
+        json!({"ok": true, "body": "Demo product", "total_fee": 1, "mch_id": MCH, "api": "v2"})
     );
     let paid: Value = client
         .post(format!("{base}/_sim/pay/confirm"))

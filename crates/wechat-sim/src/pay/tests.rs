@@ -201,7 +201,7 @@ async fn order_pay_query_and_repeat() {
     let check = h.json("/_sim/pay/check", &good).await;
     assert_eq!(
         check,
-        json!({"ok": true, "body": "Test product", "total_fee": 1, "mch_id": MCH})
+        json!({"ok": true, "body": "Test product", "total_fee": 1, "mch_id": MCH, "api": "v2"})
     );
     let mut wrong = good.clone();
     wrong["paySign"] = json!("0".repeat(32));

@@ -36,9 +36,13 @@ pub(crate) fn wall_secs() -> u64 {
 /// A v3 error answer: `status` with `{"code","message"[,"detail"]}`.
 #[derive(Debug, Clone)]
 pub(crate) struct V3Error {
+    /// The HTTP status.
     pub(crate) status: StatusCode,
+    /// WeChat's `code`, e.g. `PARAM_ERROR`.
     pub(crate) code: String,
+    /// The human-readable `message`.
     pub(crate) message: String,
+    /// The optional `detail` object.
     pub(crate) detail: Option<Value>,
 }
 
@@ -96,6 +100,7 @@ fn request_id() -> String {
 /// How an answer is signed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Signer<'a> {
+    /// Whose WeChat Pay key signs.
     pub(crate) merchant: &'a V3Merchant,
     /// The serial (public-key id or platform-certificate serial) to sign under.
     pub(crate) serial: &'a str,
@@ -160,10 +165,13 @@ pub(crate) fn answer(
 
 /// A checked v3 request.
 pub(crate) struct Call<'a> {
+    /// The merchant's configuration.
     pub(crate) config: &'a MerchantConfig,
+    /// Its v3 keys.
     pub(crate) merchant: &'a V3Merchant,
     /// The query string, `""` when none.
     pub(crate) query: String,
+    /// The exact body bytes (at most [`MAX_BODY`]).
     pub(crate) body: Bytes,
     /// The request's `Wechatpay-Serial`.
     requested_serial: Option<String>,
@@ -229,10 +237,15 @@ impl<'a> Call<'a> {
 /// The fields of an `Authorization` header.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Authorization {
+    /// The merchant id.
     pub(crate) mchid: String,
+    /// Line 4 of the signed message.
     pub(crate) nonce_str: String,
+    /// Base64 SHA256-RSA signature.
     pub(crate) signature: String,
+    /// Line 3 of the signed message, unix seconds.
     pub(crate) timestamp: String,
+    /// The merchant certificate's serial.
     pub(crate) serial_no: String,
 }
 

@@ -128,8 +128,9 @@ pub(crate) struct Platform {
     pub(crate) serial: String,
     /// The certificate, PEM.
     pub(crate) pem: String,
-    /// Validity, unix times.
+    /// Start of validity, unix time.
     pub(crate) not_before: u64,
+    /// End of validity, unix time.
     pub(crate) not_after: u64,
 }
 
