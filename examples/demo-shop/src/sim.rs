@@ -103,6 +103,7 @@ pub fn sim_config(public_url: &str) -> Result<SimConfig> {
             client_ca: String::new(),
             refund_notify_url: String::new(),
             notify_retry_scale: 1.0,
+            ..MerchantConfig::default()
         }],
     })
 }
