@@ -72,3 +72,8 @@ pub use secret::{
     AccessToken, ApiV3Key, AppSecret, JsapiTicket, OAuthAccessToken, PayApiKey, RefreshToken,
 };
 pub use transport::build_http_client;
+
+/// The README's examples, compiled as doc tests so that they stay true.
+#[cfg(all(doctest, feature = "pay"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
