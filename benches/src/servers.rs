@@ -12,10 +12,10 @@ use std::thread::JoinHandle;
 
 use futures_util::future::BoxFuture;
 use wechat_core::login::LoginFlow;
-use wechat_core::pay::v2::{PaymentNotification, RefundNotification};
 use wechat_core::routes::{
     OrderBackend, OrderDraft, OrderRecord, OrderStatus, ShopError, WeChatRoutes,
 };
+use wechat_core::routes::{Payment, RefundUpdate};
 use wechat_core::{OpenId, OutTradeNo};
 
 use crate::fixtures;
@@ -287,17 +287,11 @@ impl OrderBackend for BenchShop {
         Box::pin(async { Ok(()) })
     }
 
-    fn on_paid<'a>(
-        &'a self,
-        _payment: &'a PaymentNotification,
-    ) -> BoxFuture<'a, Result<(), ShopError>> {
+    fn on_paid<'a>(&'a self, _payment: &'a Payment) -> BoxFuture<'a, Result<(), ShopError>> {
         Box::pin(async { Ok(()) })
     }
 
-    fn on_refund<'a>(
-        &'a self,
-        _refund: &'a RefundNotification,
-    ) -> BoxFuture<'a, Result<(), ShopError>> {
+    fn on_refund<'a>(&'a self, _refund: &'a RefundUpdate) -> BoxFuture<'a, Result<(), ShopError>> {
         Box::pin(async { Ok(()) })
     }
 

@@ -19,6 +19,22 @@ pub(crate) fn login_parts(req: &HttpRequest) -> Option<http::request::Parts> {
     )
 }
 
+/// The request's headers as `http` 1 headers (for the notification routes, whose v3
+/// signature is in `Wechatpay-*` headers). A header `http` 1 refuses is left out; the
+/// signature check then fails on a missing header, never on a changed one.
+pub(crate) fn headers_of(req: &HttpRequest) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::with_capacity(req.headers().len());
+    for (name, value) in req.headers() {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_str().as_bytes()),
+            http::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    headers
+}
+
 /// An actix response with the status, headers and body of a wechat-core response. The body is
 /// shared, not copied.
 pub(crate) fn to_actix(response: &http::Response<Bytes>) -> HttpResponse {

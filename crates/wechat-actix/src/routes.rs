@@ -12,14 +12,13 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 use http::StatusCode;
 use wechat_core::adapter::json_error_response;
-use wechat_core::pay::v2::NotificationReply;
 use wechat_core::routes::{
     JSSDK_CONFIG_PATH, PAY_NOTIFY_PATH, PAY_ORDER_STATUS_PATH, PAY_ORDERS_PATH, REFUND_NOTIFY_PATH,
     WeChatRoutes,
 };
 
 use crate::WeChatUser;
-use crate::convert::to_actix;
+use crate::convert::{headers_of, to_actix};
 
 /// Registers the routes of `routes` relative to where it is applied, for `App::configure` or
 /// `Scope::configure`:
@@ -93,17 +92,26 @@ async fn order_status(
     to_actix(&routes.order_status(&user.openid, out_trade_no).await)
 }
 
-async fn payment_notify(routes: web::Data<WeChatRoutes>, payload: Payload) -> HttpResponse {
+/// WeChat Pay's notifications: the headers (v3 signs with `Wechatpay-*`) and the raw body.
+async fn payment_notify(
+    routes: web::Data<WeChatRoutes>,
+    req: HttpRequest,
+    payload: Payload,
+) -> HttpResponse {
     match read_body(payload).await {
-        Ok(body) => to_actix(&routes.payment_notify(&body).await),
-        Err(_) => unreadable_notification(),
+        Ok(body) => to_actix(&routes.payment_notify(&headers_of(&req), &body).await),
+        Err(_) => to_actix(&routes.notification_unreadable(false)),
     }
 }
 
-async fn refund_notify(routes: web::Data<WeChatRoutes>, payload: Payload) -> HttpResponse {
+async fn refund_notify(
+    routes: web::Data<WeChatRoutes>,
+    req: HttpRequest,
+    payload: Payload,
+) -> HttpResponse {
     match read_body(payload).await {
-        Ok(body) => to_actix(&routes.refund_notify(&body).await),
-        Err(_) => unreadable_notification(),
+        Ok(body) => to_actix(&routes.refund_notify(&headers_of(&req), &body).await),
+        Err(_) => to_actix(&routes.notification_unreadable(false)),
     }
 }
 
@@ -146,9 +154,4 @@ fn unreadable_body(error: &PayloadError) -> HttpResponse {
         StatusCode::BAD_REQUEST,
         &format!("could not read the request body: {error}"),
     ))
-}
-
-/// The answer to WeChat when a notification's body broke off (it re-sends).
-fn unreadable_notification() -> HttpResponse {
-    to_actix(&NotificationReply::fail(StatusCode::BAD_REQUEST, "body not readable").into_response())
 }

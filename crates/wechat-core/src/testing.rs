@@ -17,7 +17,7 @@
 //!     .build()?;
 //! let routes = PayRoutes::new(PayClient::new(config)?, shop.clone());
 //! # let _ = routes;
-//! assert!(shop.status("T0001").is_none());
+//! assert!(shop.status("T000001").is_none());
 //! # Ok::<(), wechat_core::Error>(())
 //! ```
 
@@ -25,8 +25,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::pay::v2::{PayConfig, PayConfigBuilder, PaymentNotification, RefundNotification};
-use crate::routes::{BoxFuture, OrderBackend, OrderDraft, OrderRecord, OrderStatus, ShopError};
+use crate::pay::v2::{PayConfig, PayConfigBuilder};
+use crate::routes::{
+    BoxFuture, OrderBackend, OrderDraft, OrderRecord, OrderStatus, Payment, RefundUpdate, ShopError,
+};
 use crate::{BaseUrls, OpenId, OutTradeNo};
 
 /// The app id of the examples in WeChat Pay's documentation.
@@ -88,7 +90,7 @@ pub fn pay_config(base_url: &str, notify_url: impl Into<String>) -> PayConfigBui
 ///
 /// - [`price`](OrderBackend::price): a body without `product`, or with `"product": "coffee"`,
 ///   buys the product at the configured price; another product is refused (400); `"reuse":
-///   "T0001"` places that order number again (to test a number WeChat has seen). A shop made
+///   "T000001"` places that order number again (to test a number WeChat has seen). A shop made
 ///   with [`without_products`](Self::without_products) refuses every order.
 /// - [`on_paid`](OrderBackend::on_paid) marks the order paid (idempotent), after recording the
 ///   call; it refuses an unknown order (404) or another amount (409), and fails (500) as often
@@ -98,8 +100,8 @@ pub struct MemoryOrders {
     price: Option<u64>,
     orders: Mutex<HashMap<String, OrderRecord>>,
     next_no: AtomicU32,
-    payments: Mutex<Vec<PaymentNotification>>,
-    refunds: Mutex<Vec<RefundNotification>>,
+    payments: Mutex<Vec<Payment>>,
+    refunds: Mutex<Vec<RefundUpdate>>,
     fail_next_paid: AtomicU32,
 }
 
@@ -158,7 +160,7 @@ impl MemoryOrders {
     }
 
     /// Every payment [`on_paid`](OrderBackend::on_paid) was called with, accepted or not.
-    pub fn payments(&self) -> Vec<PaymentNotification> {
+    pub fn payments(&self) -> Vec<Payment> {
         lock(&self.payments).clone()
     }
 
@@ -168,7 +170,7 @@ impl MemoryOrders {
     }
 
     /// Every refund [`on_refund`](OrderBackend::on_refund) was called with.
-    pub fn refunds(&self) -> Vec<RefundNotification> {
+    pub fn refunds(&self) -> Vec<RefundUpdate> {
         lock(&self.refunds).clone()
     }
 
@@ -194,7 +196,7 @@ impl OrderBackend for MemoryOrders {
             match request.get("product").and_then(serde_json::Value::as_str) {
                 None | Some("coffee") => {
                     let n = self.next_no.fetch_add(1, Ordering::SeqCst);
-                    Ok(OrderDraft::new(format!("T{n:04}"), "Coffee", price))
+                    Ok(OrderDraft::new(format!("T{n:06}"), "Coffee", price))
                 }
                 Some(_) => Err(ShopError::bad_request("unknown product")),
             }
@@ -223,10 +225,7 @@ impl OrderBackend for MemoryOrders {
         })
     }
 
-    fn on_paid<'a>(
-        &'a self,
-        payment: &'a PaymentNotification,
-    ) -> BoxFuture<'a, Result<(), ShopError>> {
+    fn on_paid<'a>(&'a self, payment: &'a Payment) -> BoxFuture<'a, Result<(), ShopError>> {
         Box::pin(async move {
             lock(&self.payments).push(payment.clone());
             if self
@@ -243,15 +242,15 @@ impl OrderBackend for MemoryOrders {
             if order.total_fee != payment.total_fee {
                 return Err(ShopError::conflict("amount mismatch"));
             }
-            order.status = OrderStatus::Paid;
+            // Forward only: a late duplicate never turns a refunded order back into paid.
+            if order.status == OrderStatus::Unpaid {
+                order.status = OrderStatus::Paid;
+            }
             Ok(())
         })
     }
 
-    fn on_refund<'a>(
-        &'a self,
-        refund: &'a RefundNotification,
-    ) -> BoxFuture<'a, Result<(), ShopError>> {
+    fn on_refund<'a>(&'a self, refund: &'a RefundUpdate) -> BoxFuture<'a, Result<(), ShopError>> {
         Box::pin(async move {
             lock(&self.refunds).push(refund.clone());
             Ok(())
@@ -282,7 +281,7 @@ mod tests {
         let shop = MemoryOrders::new(101);
         let buyer = OpenId::new("oBuyer");
         let draft = shop.price(&buyer, &serde_json::json!({})).await.unwrap();
-        assert_eq!(draft.out_trade_no.as_str(), "T0001");
+        assert_eq!(draft.out_trade_no.as_str(), "T000001");
         assert_eq!(draft.total_fee, 101);
         let refused = shop
             .price(&buyer, &serde_json::json!({"product": "tea"}))
@@ -293,8 +292,8 @@ mod tests {
         shop.record_created(&buyer, &draft, "wx201410272009395522657a690389285100")
             .await
             .unwrap();
-        assert_eq!(shop.status("T0001"), Some(OrderStatus::Unpaid));
-        assert!(shop.set_status("T0001", OrderStatus::Paid));
+        assert_eq!(shop.status("T000001"), Some(OrderStatus::Unpaid));
+        assert!(shop.set_status("T000001", OrderStatus::Paid));
         assert!(!shop.set_status("T9999", OrderStatus::Paid));
         let none = MemoryOrders::without_products();
         let err = none

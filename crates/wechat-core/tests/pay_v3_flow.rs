@@ -662,3 +662,131 @@ async fn platform_certificates_are_shared_through_the_store() {
     );
     sim.shutdown().await;
 }
+
+/// The payment routes serve v3 with the same JSON and the same backend as v2.
+#[tokio::test]
+async fn the_payment_routes_serve_v3() {
+    use wechat_core::OpenId;
+    use wechat_core::routes::{CreatedOrder, OrderStatus, PayRoutes};
+    use wechat_core::testing::MemoryOrders;
+
+    let sim = Simulator::from_toml_str(&sim_toml(false))
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let notify_base = format!("http://{}", listener.local_addr().unwrap());
+    let shop = Arc::new(MemoryOrders::new(PRICE));
+    let pay = PayClient::new(config(&sim, Mode::PublicKey, &notify_base, merchant_key())).unwrap();
+    let routes = PayRoutes::new(pay, shop.clone());
+    assert_eq!(routes.client().version(), "v3");
+    {
+        let routes = routes.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let routes = routes.clone();
+                tokio::spawn(async move {
+                    let service =
+                        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+                            let routes = routes.clone();
+                            async move {
+                                let (parts, body) = request.into_parts();
+                                let response = match Limited::new(body, PayRoutes::MAX_BODY)
+                                    .collect()
+                                    .await
+                                {
+                                    Err(_) => routes.notification_unreadable(true),
+                                    Ok(body) if parts.uri.path() == "/pay/notify" => {
+                                        routes
+                                            .payment_notify(&parts.headers, &body.to_bytes())
+                                            .await
+                                    }
+                                    Ok(body) => {
+                                        routes.refund_notify(&parts.headers, &body.to_bytes()).await
+                                    }
+                                };
+                                Ok::<_, Infallible>(response.map(Full::new))
+                            }
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    }
+    let alice = OpenId::new(ALICE);
+    let response = routes
+        .create_order(&alice, "127.0.0.1".parse().unwrap(), b"{}")
+        .await;
+    assert_eq!(response.status(), http::StatusCode::OK);
+    let created: CreatedOrder = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(created.params.sign_type, "RSA");
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        let request = http.post(format!("{}{path}", sim.base_url())).json(&body);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let status = |no: String| {
+        let routes = routes.clone();
+        let alice = alice.clone();
+        async move {
+            let response = routes.order_status(&alice, &no).await;
+            serde_json::from_slice::<Value>(response.body()).unwrap()["status"].clone()
+        }
+    };
+    assert_eq!(status(created.out_trade_no.clone()).await, "unpaid");
+    let confirmed = post(
+        "/_sim/pay/confirm",
+        serde_json::to_value(&created.params).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        confirmed["err_msg"], "get_brand_wcpay_request:ok",
+        "{confirmed}"
+    );
+    let start = Instant::now();
+    while shop.status(&created.out_trade_no) != Some(OrderStatus::Paid) {
+        assert!(start.elapsed() < WAIT, "the v3 notification did not arrive");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status(created.out_trade_no.clone()).await, "paid");
+    assert_eq!(shop.payments()[0].total_fee, PRICE);
+
+    // A re-sent notification is acknowledged again; forged ones change nothing.
+    let resent = post(
+        "/_sim/pay/notify",
+        json!({"out_trade_no": created.out_trade_no, "mode": "duplicate"}),
+    )
+    .await;
+    assert_eq!(resent["acknowledged"], true, "{resent}");
+    let count = shop.payment_count();
+    for mode in [
+        "tampered_body",
+        "stale_timestamp",
+        "unknown_serial",
+        "signtest",
+    ] {
+        let resent = post(
+            "/_sim/pay/notify",
+            json!({"out_trade_no": created.out_trade_no, "mode": mode}),
+        )
+        .await;
+        assert_eq!(resent["acknowledged"], false, "{mode}: {resent}");
+        let body = resent.to_string();
+        assert!(!body.contains(fixtures::APIV3_KEY), "{body}");
+    }
+    assert_eq!(shop.payment_count(), count);
+    assert_eq!(shop.status(&created.out_trade_no), Some(OrderStatus::Paid));
+
+    // An unreadable notification is answered in v3's format.
+    let unreadable = routes.notification_unreadable(false);
+    assert_eq!(unreadable.status(), http::StatusCode::BAD_REQUEST);
+    let json: Value = serde_json::from_slice(unreadable.body()).unwrap();
+    assert_eq!(json["code"], "FAIL");
+    sim.shutdown().await;
+}

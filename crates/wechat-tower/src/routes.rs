@@ -12,7 +12,6 @@ use bytes::{Bytes, BytesMut};
 use http::StatusCode;
 use http_body_util::BodyExt as _;
 use wechat_core::adapter::{client_ip_from_headers, json_error_response};
-use wechat_core::pay::v2::NotificationReply;
 use wechat_core::routes::{
     JSSDK_CONFIG_PATH, PAY_NOTIFY_PATH, PAY_ORDER_STATUS_PATH, PAY_ORDERS_PATH, REFUND_NOTIFY_PATH,
     WeChatRoutes,
@@ -124,20 +123,25 @@ async fn order_status(
     to_axum(routes.order_status(&user.openid, &out_trade_no).await)
 }
 
-fn unreadable_notification() -> Response {
-    to_axum(NotificationReply::fail(StatusCode::BAD_REQUEST, "body not readable").into_response())
-}
-
-async fn payment_notify(State(routes): State<WeChatRoutes>, body: Body) -> Response {
+/// WeChat Pay's notifications: the headers (v3 signs with `Wechatpay-*`) and the raw body.
+async fn payment_notify(
+    State(routes): State<WeChatRoutes>,
+    headers: http::HeaderMap,
+    body: Body,
+) -> Response {
     match read_limited(body).await {
-        Ok(body) => to_axum(routes.payment_notify(&body).await),
-        Err(_) => unreadable_notification(),
+        Ok(body) => to_axum(routes.payment_notify(&headers, &body).await),
+        Err(_) => to_axum(routes.notification_unreadable(false)),
     }
 }
 
-async fn refund_notify(State(routes): State<WeChatRoutes>, body: Body) -> Response {
+async fn refund_notify(
+    State(routes): State<WeChatRoutes>,
+    headers: http::HeaderMap,
+    body: Body,
+) -> Response {
     match read_limited(body).await {
-        Ok(body) => to_axum(routes.refund_notify(&body).await),
-        Err(_) => unreadable_notification(),
+        Ok(body) => to_axum(routes.refund_notify(&headers, &body).await),
+        Err(_) => to_axum(routes.notification_unreadable(false)),
     }
 }

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::BoxFuture;
 use rand::Rng as _;
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
-use wechat_core::pay::v2::{PaymentNotification, RefundNotification, RefundStatus};
 use wechat_core::routes::{OrderBackend, OrderDraft, OrderRecord, OrderStatus, ShopError};
+use wechat_core::routes::{Payment, RefundStatus, RefundUpdate};
 use wechat_core::{AppId, OpenId, OutTradeNo, TransactionId};
 
 use crate::{DemoError, Result};
@@ -286,7 +286,7 @@ fn internal(error: DemoError) -> ShopError {
 fn record_payment(
     conn: &mut Connection,
     appid: &AppId,
-    payment: &PaymentNotification,
+    payment: &Payment,
 ) -> rusqlite::Result<Result<(), ShopError>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let row = tx
@@ -355,6 +355,18 @@ fn record_payment(
             payment.out_trade_no
         ))));
     }
+    // A refund notification that arrived before this payment's: the order is refunded.
+    let refunded: i64 = tx.query_row(
+        "SELECT COALESCE(SUM(refund_fee), 0) FROM refunds WHERE out_trade_no = ?1 AND status = 'SUCCESS'",
+        params![payment.out_trade_no.as_str()],
+        |row| row.get(0),
+    )?;
+    if from_sql(refunded) >= total_fee {
+        tx.execute(
+            "UPDATE orders SET status = 'refunded' WHERE out_trade_no = ?1 AND status = 'paid'",
+            params![payment.out_trade_no.as_str()],
+        )?;
+    }
     tx.commit()?;
     tracing::info!(out_trade_no = %payment.out_trade_no, transaction_id = %payment.transaction_id, "order paid");
     Ok(Ok(()))
@@ -363,7 +375,7 @@ fn record_payment(
 /// What `on_refund` decided inside its transaction.
 fn record_refund(
     conn: &mut Connection,
-    refund: &RefundNotification,
+    refund: &RefundUpdate,
 ) -> rusqlite::Result<Result<(), ShopError>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let row = tx
@@ -408,13 +420,15 @@ fn record_refund(
         "INSERT INTO refunds (out_refund_no, out_trade_no, refund_id, refund_fee, status, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (out_refund_no) DO UPDATE
-         SET refund_id = excluded.refund_id, status = excluded.status, updated_at = excluded.updated_at",
+         SET refund_id = excluded.refund_id, status = excluded.status, updated_at = excluded.updated_at
+         WHERE refunds.status NOT IN ('SUCCESS', 'CLOSED')
+           AND (excluded.status <> 'PROCESSING' OR refunds.status = 'PROCESSING')",
         params![
             refund.out_refund_no.as_str(),
             refund.out_trade_no.as_str(),
             refund.refund_id,
             to_sql(refund.refund_fee),
-            refund.refund_status.as_str(),
+            refund.status.as_str(),
             to_sql(now_unix())
         ],
     )?;
@@ -423,14 +437,14 @@ fn record_refund(
         params![refund.out_trade_no.as_str()],
         |row| row.get(0),
     )?;
-    if refund.refund_status == RefundStatus::Success && from_sql(refunded) >= total_fee {
+    if refund.status == RefundStatus::Success && from_sql(refunded) >= total_fee {
         tx.execute(
             "UPDATE orders SET status = 'refunded' WHERE out_trade_no = ?1 AND status = 'paid'",
             params![refund.out_trade_no.as_str()],
         )?;
     }
     tx.commit()?;
-    tracing::info!(out_trade_no = %refund.out_trade_no, out_refund_no = %refund.out_refund_no, status = %refund.refund_status, "refund recorded");
+    tracing::info!(out_trade_no = %refund.out_trade_no, out_refund_no = %refund.out_refund_no, status = %refund.status, "refund recorded");
     Ok(Ok(()))
 }
 
@@ -498,10 +512,7 @@ impl OrderBackend for OrderStore {
         })
     }
 
-    fn on_paid<'a>(
-        &'a self,
-        payment: &'a PaymentNotification,
-    ) -> BoxFuture<'a, Result<(), ShopError>> {
+    fn on_paid<'a>(&'a self, payment: &'a Payment) -> BoxFuture<'a, Result<(), ShopError>> {
         let payment = payment.clone();
         Box::pin(async move {
             let outcome = self
@@ -512,10 +523,7 @@ impl OrderBackend for OrderStore {
         })
     }
 
-    fn on_refund<'a>(
-        &'a self,
-        refund: &'a RefundNotification,
-    ) -> BoxFuture<'a, Result<(), ShopError>> {
+    fn on_refund<'a>(&'a self, refund: &'a RefundUpdate) -> BoxFuture<'a, Result<(), ShopError>> {
         let refund = refund.clone();
         Box::pin(async move {
             let outcome = self
@@ -544,8 +552,7 @@ impl OrderBackend for OrderStore {
 
 #[cfg(test)]
 mod tests {
-    use wechat_core::pay::v2::PayFields;
-    use wechat_core::{MchId, OutRefundNo};
+    use wechat_core::OutRefundNo;
 
     use super::*;
 
@@ -574,21 +581,34 @@ mod tests {
         }
     }
 
-    fn payment(no: &OutTradeNo, openid: &str, fee: u64, txn: &str) -> PaymentNotification {
-        PaymentNotification {
+    fn payment(no: &OutTradeNo, openid: &str, fee: u64, txn: &str) -> Payment {
+        Payment {
             appid: AppId::new(APPID),
-            mch_id: MchId::new("1900000109"),
             out_trade_no: no.clone(),
             transaction_id: TransactionId::new(txn),
             openid: OpenId::new(openid),
             total_fee: fee,
-            cash_fee: Some(fee),
-            fee_type: None,
-            time_end: "20240101120000".into(),
+            currency: None,
+            paid_at: Some("20240101120000".into()),
             attach: None,
-            trade_type: "JSAPI".into(),
-            bank_type: None,
-            fields: PayFields::default(),
+        }
+    }
+
+    fn refund_of(
+        no: &OutTradeNo,
+        refund_no: &str,
+        fee: u64,
+        txn: &str,
+        status: RefundStatus,
+    ) -> RefundUpdate {
+        RefundUpdate {
+            out_trade_no: no.clone(),
+            transaction_id: TransactionId::new(txn),
+            out_refund_no: OutRefundNo::new(refund_no),
+            refund_id: "5000".into(),
+            total_fee: 1,
+            refund_fee: fee,
+            status,
         }
     }
 
@@ -728,24 +748,7 @@ mod tests {
             .on_paid(&payment(&no, "oBuyer", 1, "42"))
             .await
             .unwrap();
-        let refund = |fee: u64, txn: &str| RefundNotification {
-            appid: AppId::new(APPID),
-            mch_id: MchId::new("1900000109"),
-            out_refund_no: OutRefundNo::new("R1"),
-            refund_id: "5000".into(),
-            out_trade_no: no.clone(),
-            transaction_id: TransactionId::new(txn),
-            total_fee: 1,
-            refund_fee: fee,
-            settlement_total_fee: None,
-            settlement_refund_fee: None,
-            refund_status: RefundStatus::Success,
-            success_time: None,
-            refund_recv_accout: None,
-            refund_account: None,
-            refund_request_source: None,
-            fields: PayFields::default(),
-        };
+        let refund = |fee: u64, txn: &str| refund_of(&no, "R1", fee, txn, RefundStatus::Success);
         assert_eq!(
             store
                 .on_refund(&refund(2, "42"))
@@ -774,5 +777,65 @@ mod tests {
             .on_paid(&payment(&no, "oBuyer", 1, "42"))
             .await
             .unwrap();
+    }
+
+    /// The refund's status as stored.
+    async fn refund_status(store: &OrderStore, out_refund_no: &str) -> String {
+        let no = out_refund_no.to_owned();
+        store
+            .with_conn(move |conn, _| {
+                conn.query_row(
+                    "SELECT status FROM refunds WHERE out_refund_no = ?1",
+                    params![no],
+                    |row| row.get::<_, String>(0),
+                )
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn statuses_only_move_forward_whatever_order_notifications_arrive_in() {
+        let tmp = TempDb::new();
+        let store = OrderStore::open(tmp.file(), AppId::new(APPID))
+            .await
+            .unwrap();
+        let no = created(&store, "oBuyer").await.out_trade_no;
+
+        // The refund's notification overtakes the payment's: recorded, the order still unpaid…
+        store
+            .on_refund(&refund_of(&no, "R1", 1, "42", RefundStatus::Success))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.order(&no).await.unwrap().unwrap().status,
+            OrderStatus::Unpaid
+        );
+        // …and the payment that follows leaves it refunded, not paid.
+        store
+            .on_paid(&payment(&no, "oBuyer", 1, "42"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.order(&no).await.unwrap().unwrap().status,
+            OrderStatus::Refunded
+        );
+
+        // A late or replayed notification with another status never overwrites SUCCESS.
+        for late in [
+            RefundStatus::Processing,
+            RefundStatus::Closed,
+            RefundStatus::Abnormal,
+        ] {
+            store
+                .on_refund(&refund_of(&no, "R1", 1, "42", late))
+                .await
+                .unwrap();
+            assert_eq!(refund_status(&store, "R1").await, "SUCCESS");
+        }
+        assert_eq!(
+            store.order(&no).await.unwrap().unwrap().status,
+            OrderStatus::Refunded
+        );
     }
 }

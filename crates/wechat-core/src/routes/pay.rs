@@ -7,18 +7,19 @@
 //!
 //! - the browser never sets the amount: [`OrderBackend::price`] does, from the request and the
 //!   buyer;
+//! - API v3 or v2 by configuration ([`PayApi`]), with the same JSON and the same
+//!   [`OrderBackend`]: the application never branches on the version;
 //! - a notification reaches [`OrderBackend::on_paid`] only after its signature, merchant and app
-//!   were verified, and only when its `total_fee` equals the backend's own order amount;
-//!   SUCCESS is answered only after `on_paid` returned `Ok`;
+//!   were verified, and only when its amount equals the backend's own order amount; WeChat Pay
+//!   is acknowledged only after `on_paid` returned `Ok`;
 //! - an order's status is shown to its owner only (404 for anyone else); an unpaid order is
 //!   checked with `orderquery`, and a `SUCCESS` there goes through `on_paid` exactly as a
 //!   notification would. The page's `get_brand_wcpay_request:ok` is never trusted.
 //!
 //! ```
 //! use std::sync::Arc;
-//! use wechat_core::routes::{BoxFuture, OrderBackend, OrderDraft, OrderRecord, ShopError};
+//! use wechat_core::routes::{BoxFuture, OrderBackend, OrderDraft, OrderRecord, Payment, RefundUpdate, ShopError};
 //! use wechat_core::{OpenId, OutTradeNo};
-//! use wechat_core::pay::v2::{PaymentNotification, RefundNotification};
 //!
 //! struct Shop; // a database handle in a real application
 //!
@@ -29,10 +30,10 @@
 //!     fn record_created<'a>(&'a self, _buyer: &'a OpenId, _draft: &'a OrderDraft, _prepay_id: &'a str) -> BoxFuture<'a, Result<(), ShopError>> {
 //!         Box::pin(async { Ok(()) }) // INSERT … status 'unpaid'
 //!     }
-//!     fn on_paid<'a>(&'a self, _payment: &'a PaymentNotification) -> BoxFuture<'a, Result<(), ShopError>> {
+//!     fn on_paid<'a>(&'a self, _payment: &'a Payment) -> BoxFuture<'a, Result<(), ShopError>> {
 //!         Box::pin(async { Ok(()) }) // UPDATE … SET status='paid' WHERE out_trade_no=? AND total_fee=?
 //!     }
-//!     fn on_refund<'a>(&'a self, _refund: &'a RefundNotification) -> BoxFuture<'a, Result<(), ShopError>> {
+//!     fn on_refund<'a>(&'a self, _refund: &'a RefundUpdate) -> BoxFuture<'a, Result<(), ShopError>> {
 //!         Box::pin(async { Ok(()) })
 //!     }
 //!     fn order<'a>(&'a self, _out_trade_no: &'a OutTradeNo) -> BoxFuture<'a, Result<Option<OrderRecord>, ShopError>> {
@@ -50,12 +51,13 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::pay::v2::order::validate_out_trade_no;
-use crate::pay::v2::{
-    BrandWcPayParams, JsapiOrder, OrderRef, PayClient, PayErrorCode, PaymentNotification,
-    RefundNotification, TradeState, handle_payment_notification, handle_refund_notification,
-};
+use crate::pay::v2::{OrderRef, PayErrorCode, TradeState};
+use crate::pay::v3::PayApiErrorCode;
+use crate::pay::{v2, v3};
 use crate::response::{json, json_error};
-use crate::{Error, OpenId, OutTradeNo};
+use crate::{AppId, Error, OpenId, OutRefundNo, OutTradeNo, TransactionId};
+
+pub use crate::pay::v3::RefundStatus;
 
 /// The boxed, `Send` future the [`OrderBackend`] methods return (re-exported so that
 /// applications need no `futures-util` dependency): write `Box::pin(async move { … })`.
@@ -64,7 +66,8 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 /// An order as the application prices it: the browser's request never sets these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderDraft {
-    /// A new merchant order number (1 to 32 of `[0-9A-Za-z_-|*]`).
+    /// A new merchant order number: 6 to 32 of `[0-9A-Za-z_-|*]` (API v3 needs at least 6,
+    /// v2 at least 1).
     pub out_trade_no: OutTradeNo,
     /// The description shown to the payer (at most 128 bytes).
     pub description: String,
@@ -115,6 +118,202 @@ pub struct OrderRecord {
     pub total_fee: u64,
     /// The status.
     pub status: OrderStatus,
+}
+
+/// A verified payment, as the payment routes hand it to [`OrderBackend::on_paid`]: the same
+/// value whichever API version WeChat Pay used (a notification, or a query that found the order
+/// paid).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    /// The app the order was placed with (already checked equal to the configuration's).
+    pub appid: AppId,
+    /// The merchant order number.
+    pub out_trade_no: OutTradeNo,
+    /// WeChat Pay's transaction id.
+    pub transaction_id: TransactionId,
+    /// The payer.
+    pub openid: OpenId,
+    /// The order amount in fen (already checked equal to the order's).
+    pub total_fee: u64,
+    /// The currency when WeChat Pay named one (`CNY`).
+    pub currency: Option<String>,
+    /// When payment completed, as WeChat Pay wrote it (v2 `yyyyMMddHHmmss`, v3 RFC 3339).
+    pub paid_at: Option<String>,
+    /// The order's `attach`.
+    pub attach: Option<String>,
+}
+
+impl From<&v2::PaymentNotification> for Payment {
+    fn from(n: &v2::PaymentNotification) -> Self {
+        Self {
+            appid: n.appid.clone(),
+            out_trade_no: n.out_trade_no.clone(),
+            transaction_id: n.transaction_id.clone(),
+            openid: n.openid.clone(),
+            total_fee: n.total_fee,
+            currency: n.fee_type.clone(),
+            paid_at: Some(n.time_end.clone()).filter(|t| !t.is_empty()),
+            attach: n.attach.clone(),
+        }
+    }
+}
+
+impl From<&v3::PaymentNotification> for Payment {
+    fn from(n: &v3::PaymentNotification) -> Self {
+        Self {
+            appid: n.appid.clone(),
+            out_trade_no: n.out_trade_no.clone(),
+            transaction_id: n.transaction_id.clone(),
+            openid: n.openid.clone(),
+            total_fee: n.total,
+            currency: n
+                .transaction
+                .amount
+                .as_ref()
+                .and_then(|a| a.currency.clone()),
+            paid_at: n.success_time.clone(),
+            attach: n.attach.clone(),
+        }
+    }
+}
+
+/// A verified refund outcome, as the payment routes hand it to [`OrderBackend::on_refund`],
+/// whichever API version WeChat Pay used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundUpdate {
+    /// The order refunded.
+    pub out_trade_no: OutTradeNo,
+    /// The order's transaction id.
+    pub transaction_id: TransactionId,
+    /// The merchant's refund number.
+    pub out_refund_no: OutRefundNo,
+    /// WeChat Pay's refund id.
+    pub refund_id: String,
+    /// The order total in fen.
+    pub total_fee: u64,
+    /// The refunded amount in fen.
+    pub refund_fee: u64,
+    /// The outcome (v2's `REFUNDCLOSE` reads [`RefundStatus::Closed`], `CHANGE`
+    /// [`RefundStatus::Abnormal`]).
+    pub status: RefundStatus,
+}
+
+impl From<&v2::RefundNotification> for RefundUpdate {
+    fn from(n: &v2::RefundNotification) -> Self {
+        Self {
+            out_trade_no: n.out_trade_no.clone(),
+            transaction_id: n.transaction_id.clone(),
+            out_refund_no: n.out_refund_no.clone(),
+            refund_id: n.refund_id.clone(),
+            total_fee: n.total_fee,
+            refund_fee: n.refund_fee,
+            status: match &n.refund_status {
+                v2::RefundStatus::Success => RefundStatus::Success,
+                v2::RefundStatus::RefundClose => RefundStatus::Closed,
+                v2::RefundStatus::Processing => RefundStatus::Processing,
+                v2::RefundStatus::Change => RefundStatus::Abnormal,
+                other => RefundStatus::Other(other.as_str().to_owned()),
+            },
+        }
+    }
+}
+
+impl From<&v3::RefundNotification> for RefundUpdate {
+    fn from(n: &v3::RefundNotification) -> Self {
+        let r = &n.refund;
+        Self {
+            out_trade_no: r.out_trade_no.clone(),
+            transaction_id: r.transaction_id.clone(),
+            out_refund_no: r.out_refund_no.clone(),
+            refund_id: r.refund_id.clone(),
+            total_fee: r.amount.total,
+            refund_fee: r.amount.refund,
+            status: r.refund_status.clone(),
+        }
+    }
+}
+
+/// The parameters of `WeixinJSBridge.invoke('getBrandWCPayRequest', …)` for the order's API
+/// version: `signType` `MD5` or `HMAC-SHA256` with v2, `RSA` with v3; the page passes them on
+/// unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayParams {
+    /// `appId`.
+    #[serde(rename = "appId")]
+    pub app_id: String,
+    /// `timeStamp`: unix seconds, as a string.
+    #[serde(rename = "timeStamp")]
+    pub time_stamp: String,
+    /// `nonceStr`.
+    #[serde(rename = "nonceStr")]
+    pub nonce_str: String,
+    /// `package`: `prepay_id=…`.
+    pub package: String,
+    /// `signType`.
+    #[serde(rename = "signType")]
+    pub sign_type: String,
+    /// `paySign`.
+    #[serde(rename = "paySign")]
+    pub pay_sign: String,
+}
+
+impl From<v2::BrandWcPayParams> for PayParams {
+    fn from(p: v2::BrandWcPayParams) -> Self {
+        Self {
+            app_id: p.app_id,
+            time_stamp: p.time_stamp,
+            nonce_str: p.nonce_str,
+            package: p.package,
+            sign_type: p.sign_type,
+            pay_sign: p.pay_sign,
+        }
+    }
+}
+
+impl From<v3::BrandWcPayParams> for PayParams {
+    fn from(p: v3::BrandWcPayParams) -> Self {
+        Self {
+            app_id: p.app_id,
+            time_stamp: p.time_stamp,
+            nonce_str: p.nonce_str,
+            package: p.package,
+            sign_type: p.sign_type,
+            pay_sign: p.pay_sign,
+        }
+    }
+}
+
+/// The WeChat Pay client behind the payment routes: API v3 or API v2, chosen by configuration;
+/// the routes' JSON and [`OrderBackend`] are the same for both.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum PayApi {
+    /// API v2 (XML, MD5 / HMAC-SHA256).
+    V2(v2::PayClient),
+    /// API v3 (JSON, RSA).
+    V3(v3::PayClient),
+}
+
+impl PayApi {
+    /// `"v2"` or `"v3"`.
+    pub fn version(&self) -> &'static str {
+        match self {
+            Self::V2(_) => "v2",
+            Self::V3(_) => "v3",
+        }
+    }
+}
+
+impl From<v2::PayClient> for PayApi {
+    fn from(client: v2::PayClient) -> Self {
+        Self::V2(client)
+    }
+}
+
+impl From<v3::PayClient> for PayApi {
+    fn from(client: v3::PayClient) -> Self {
+        Self::V3(client)
+    }
 }
 
 /// A failure the application reports from its [`OrderBackend`], with the HTTP status and a
@@ -209,20 +408,15 @@ pub trait OrderBackend: Send + Sync + 'static {
     ///
     /// # Errors
     /// Any [`ShopError`]: WeChat is answered FAIL and will re-send.
-    fn on_paid<'a>(
-        &'a self,
-        payment: &'a PaymentNotification,
-    ) -> BoxFuture<'a, Result<(), ShopError>>;
+    fn on_paid<'a>(&'a self, payment: &'a Payment) -> BoxFuture<'a, Result<(), ShopError>>;
 
-    /// Records a decrypted refund notification: match `out_refund_no` and `refund_fee` with a
-    /// refund you requested; idempotent; `Ok` only once stored.
+    /// Records a verified refund outcome: match `out_refund_no` and `refund_fee` with a refund
+    /// you requested; idempotent; statuses only move forward (a late `CLOSED` never undoes a
+    /// `SUCCESS`); `Ok` only once stored.
     ///
     /// # Errors
     /// Any [`ShopError`]: WeChat is answered FAIL and will re-send.
-    fn on_refund<'a>(
-        &'a self,
-        refund: &'a RefundNotification,
-    ) -> BoxFuture<'a, Result<(), ShopError>>;
+    fn on_refund<'a>(&'a self, refund: &'a RefundUpdate) -> BoxFuture<'a, Result<(), ShopError>>;
 
     /// Looks an order up.
     ///
@@ -239,8 +433,8 @@ pub trait OrderBackend: Send + Sync + 'static {
 pub struct CreatedOrder {
     /// The merchant order number, for polling the status.
     pub out_trade_no: String,
-    /// Exactly the `getBrandWCPayRequest` parameters.
-    pub params: BrandWcPayParams,
+    /// Exactly the `getBrandWCPayRequest` parameters of the configured API version.
+    pub params: PayParams,
 }
 
 #[derive(Serialize)]
@@ -254,7 +448,7 @@ struct StatusBody<'a> {
 /// Every method returns a complete HTTP response (JSON, or XML for WeChat) and never panics.
 #[derive(Clone)]
 pub struct PayRoutes {
-    client: PayClient,
+    client: PayApi,
     backend: Arc<dyn OrderBackend>,
 }
 
@@ -270,13 +464,17 @@ impl PayRoutes {
     /// The largest request body any route accepts (64 KiB); adapters should stop reading there.
     pub const MAX_BODY: usize = crate::pay::v2::MAX_NOTIFICATION_BODY;
 
-    /// Routes over a client and the application's backend.
-    pub fn new(client: PayClient, backend: Arc<dyn OrderBackend>) -> Self {
-        Self { client, backend }
+    /// Routes over a client (a [`v3::PayClient`] or a [`v2::PayClient`]) and the application's
+    /// backend.
+    pub fn new(client: impl Into<PayApi>, backend: Arc<dyn OrderBackend>) -> Self {
+        Self {
+            client: client.into(),
+            backend,
+        }
     }
 
     /// The Pay client.
-    pub fn client(&self) -> &PayClient {
+    pub fn client(&self) -> &PayApi {
         &self.client
     }
 
@@ -323,54 +521,130 @@ impl PayRoutes {
             Ok(draft) => draft,
             Err(e) => return json_error(e.status(), e.message()),
         };
-        let mut order = JsapiOrder::new(
-            draft.out_trade_no.clone(),
-            draft.description.clone(),
-            draft.total_fee,
-            buyer.clone(),
-            client_ip,
-        );
-        order.attach = draft.attach.clone();
-        let created = match self.client.unified_order(&order).await {
-            Ok(created) => created,
-            Err(e) => return unified_order_error(&e),
+        let placed = match &self.client {
+            PayApi::V2(client) => {
+                let mut order = v2::JsapiOrder::new(
+                    draft.out_trade_no.clone(),
+                    draft.description.clone(),
+                    draft.total_fee,
+                    buyer.clone(),
+                    client_ip,
+                );
+                order.attach = draft.attach.clone();
+                client
+                    .unified_order(&order)
+                    .await
+                    .map(|created| created.prepay_id)
+            }
+            PayApi::V3(client) => {
+                let mut order = v3::JsapiOrder::new(
+                    draft.out_trade_no.clone(),
+                    draft.description.clone(),
+                    draft.total_fee,
+                    buyer.clone(),
+                )
+                .with_payer_client_ip(client_ip);
+                order.attach = draft.attach.clone();
+                client.prepay(&order).await.map(|created| created.prepay_id)
+            }
         };
-        if let Err(e) = self
-            .backend
-            .record_created(buyer, &draft, &created.prepay_id)
-            .await
-        {
+        let prepay_id = match placed {
+            Ok(prepay_id) => prepay_id,
+            Err(e) => return prepay_error(&e),
+        };
+        if let Err(e) = self.backend.record_created(buyer, &draft, &prepay_id).await {
             return json_error(e.status(), e.message());
         }
+        let params = match &self.client {
+            PayApi::V2(client) => PayParams::from(client.brand_wcpay_params(&prepay_id)),
+            PayApi::V3(client) => match client.brand_wcpay_params(&prepay_id) {
+                Ok(params) => PayParams::from(params),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot sign the v3 pay parameters");
+                    return json_error(
+                        http::StatusCode::INTERNAL_SERVER_ERROR,
+                        "cannot sign the payment",
+                    );
+                }
+            },
+        };
         let body = CreatedOrder {
             out_trade_no: draft.out_trade_no.into_string(),
-            params: self.client.brand_wcpay_params(&created.prepay_id),
+            params,
         };
         json(http::StatusCode::OK, &body)
     }
 
-    /// `POST …/pay/notify`: verifies the payment notification, checks its amount against the
-    /// backend's order, hands it to [`OrderBackend::on_paid`], and answers WeChat SUCCESS only
-    /// after `Ok`.
-    pub async fn payment_notify(&self, body: &[u8]) -> http::Response<Bytes> {
+    /// `POST …/pay/notify` with the request's headers and raw body: verifies the payment
+    /// notification (v3 needs the `Wechatpay-*` headers and the unmodified bytes), checks its
+    /// amount against the backend's order, hands it to [`OrderBackend::on_paid`], and
+    /// acknowledges (v2 `SUCCESS` XML, v3 204) only after `Ok`.
+    pub async fn payment_notify(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> http::Response<Bytes> {
         let backend = &self.backend;
-        handle_payment_notification(self.client.config(), body, |payment| async move {
+        let accept = |payment: Payment| async move {
             check_against_order(backend.as_ref(), &payment).await?;
             backend.on_paid(&payment).await
-        })
-        .await
-        .into_response()
+        };
+        match &self.client {
+            PayApi::V2(client) => v2::handle_payment_notification(client.config(), body, |n| {
+                accept(Payment::from(&n))
+            })
+            .await
+            .into_response(),
+            PayApi::V3(client) => client
+                .handle_payment_notification(headers, body, |n| accept(Payment::from(&n)))
+                .await
+                .into_response(),
+        }
     }
 
-    /// `POST …/pay/refund-notify`: decrypts and checks the refund notification, hands it to
-    /// [`OrderBackend::on_refund`], and answers SUCCESS only after `Ok`.
-    pub async fn refund_notify(&self, body: &[u8]) -> http::Response<Bytes> {
+    /// `POST …/pay/refund-notify` with the request's headers and raw body: verifies the refund
+    /// notification, hands it to [`OrderBackend::on_refund`], and acknowledges only after `Ok`.
+    pub async fn refund_notify(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> http::Response<Bytes> {
         let backend = &self.backend;
-        handle_refund_notification(self.client.config(), body, |refund| async move {
-            backend.on_refund(&refund).await
-        })
-        .await
-        .into_response()
+        match &self.client {
+            PayApi::V2(client) => {
+                v2::handle_refund_notification(client.config(), body, |n| async move {
+                    backend.on_refund(&RefundUpdate::from(&n)).await
+                })
+                .await
+                .into_response()
+            }
+            PayApi::V3(client) => client
+                .handle_refund_notification(headers, body, |n| async move {
+                    backend.on_refund(&RefundUpdate::from(&n)).await
+                })
+                .await
+                .into_response(),
+        }
+    }
+
+    /// The answer to WeChat Pay, in the configured version's format, for a notification whose
+    /// body could not be read (it broke off, or exceeded [`PayRoutes::MAX_BODY`]); WeChat Pay
+    /// sends it again.
+    pub fn notification_unreadable(&self, too_large: bool) -> http::Response<Bytes> {
+        let status = if too_large {
+            http::StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            http::StatusCode::BAD_REQUEST
+        };
+        let message = if too_large {
+            "body too large"
+        } else {
+            "body not readable"
+        };
+        match &self.client {
+            PayApi::V2(_) => v2::NotificationReply::fail(status, message).into_response(),
+            PayApi::V3(_) => v3::NotificationReply::fail(status, message).into_response(),
+        }
     }
 
     /// `GET …/pay/orders/{out_trade_no}` by `viewer`: `{"out_trade_no", "status", "total_fee"}`
@@ -411,29 +685,35 @@ impl PayRoutes {
 
     /// Asks WeChat whether an unpaid order was paid; records it through `on_paid` when so.
     async fn confirm_with_wechat(&self, record: &OrderRecord) -> Result<bool, ShopError> {
-        let query = match self
-            .client
-            .query_order(&OrderRef::OutTradeNo(record.out_trade_no.clone()))
-            .await
-        {
-            Ok(query) => query,
-            Err(e) => {
-                tracing::warn!(out_trade_no = %record.out_trade_no, error = %e, "orderquery failed; reporting the stored status");
-                return Ok(false);
-            }
+        let no = &record.out_trade_no;
+        let query = OrderRef::OutTradeNo(no.clone());
+        let payment = match &self.client {
+            PayApi::V2(client) => match client.query_order(&query).await {
+                Ok(q) if q.trade_state == TradeState::Success => {
+                    v2::PaymentNotification::from_order_query(client.config(), &q)
+                        .map(|n| Payment::from(&n))
+                }
+                Ok(_) => return Ok(false),
+                Err(e) => Err(e),
+            },
+            PayApi::V3(client) => match client.query_order(&query).await {
+                Ok(t) if t.trade_state == TradeState::Success => {
+                    v3::PaymentNotification::from_transaction(client.config(), "", t)
+                        .map(|n| Payment::from(&n))
+                }
+                Ok(_) => return Ok(false),
+                Err(e) => Err(e),
+            },
         };
-        if query.trade_state != TradeState::Success {
-            return Ok(false);
-        }
-        let payment = match PaymentNotification::from_order_query(self.client.config(), &query) {
+        let payment = match payment {
             Ok(payment) => payment,
             Err(e) => {
-                tracing::warn!(out_trade_no = %record.out_trade_no, error = %e, "orderquery SUCCESS reply is unusable");
+                tracing::warn!(out_trade_no = %no, error = %e, "the order query failed or is unusable; reporting the stored status");
                 return Ok(false);
             }
         };
         if let Err(e) = check_amount(record, &payment) {
-            tracing::error!(out_trade_no = %record.out_trade_no, error = %e, "orderquery reports a payment that does not match the order");
+            tracing::error!(out_trade_no = %no, error = %e, "the order query reports a payment that does not match the order");
             return Ok(false);
         }
         self.backend.on_paid(&payment).await?;
@@ -444,7 +724,7 @@ impl PayRoutes {
 /// The amount (and currency) of a verified payment must equal the backend's order.
 async fn check_against_order(
     backend: &dyn OrderBackend,
-    payment: &PaymentNotification,
+    payment: &Payment,
 ) -> Result<(), ShopError> {
     let Some(record) = backend.order(&payment.out_trade_no).await? else {
         tracing::error!(out_trade_no = %payment.out_trade_no, "payment notification for an order the backend does not know");
@@ -455,11 +735,11 @@ async fn check_against_order(
     })
 }
 
-fn check_amount(record: &OrderRecord, payment: &PaymentNotification) -> Result<(), ShopError> {
-    if payment.fee_type.as_deref().is_some_and(|c| c != "CNY") {
+fn check_amount(record: &OrderRecord, payment: &Payment) -> Result<(), ShopError> {
+    if payment.currency.as_deref().is_some_and(|c| c != "CNY") {
         return Err(ShopError::conflict(format!(
             "paid in {:?}, the order is in CNY",
-            payment.fee_type.as_deref().unwrap_or("")
+            payment.currency.as_deref().unwrap_or("")
         )));
     }
     if payment.total_fee != record.total_fee {
@@ -471,12 +751,20 @@ fn check_amount(record: &OrderRecord, payment: &PaymentNotification) -> Result<(
     Ok(())
 }
 
-fn unified_order_error(error: &Error) -> http::Response<Bytes> {
+fn prepay_error(error: &Error) -> http::Response<Bytes> {
     let status = match error {
         Error::Pay {
             code: PayErrorCode::OrderPaid | PayErrorCode::OrderClosed | PayErrorCode::OutTradeNoUsed,
             ..
         } => http::StatusCode::CONFLICT,
+        Error::PayApi(e)
+            if matches!(
+                e.code,
+                PayApiErrorCode::OrderClosed | PayApiErrorCode::OutTradeNoUsed
+            ) =>
+        {
+            http::StatusCode::CONFLICT
+        }
         Error::InvalidPayRequest(_) | Error::Config(_) => {
             tracing::error!(error = %error, "the order backend produced an order WeChat would refuse");
             http::StatusCode::INTERNAL_SERVER_ERROR
@@ -501,7 +789,7 @@ mod tests {
             .timeout(std::time::Duration::from_secs(2))
             .build()
             .unwrap();
-        PayRoutes::new(PayClient::new(config).unwrap(), shop)
+        PayRoutes::new(v2::PayClient::new(config).unwrap(), shop)
     }
 
     fn unpaid(shop: &MemoryOrders, owner: &str, fee: u64) {
@@ -541,7 +829,9 @@ mod tests {
         unpaid(&shop, "oBuyer", 101);
         let routes = routes(shop.clone());
 
-        let wrong = routes.payment_notify(&notification("1")).await;
+        let wrong = routes
+            .payment_notify(&http::HeaderMap::new(), &notification("1"))
+            .await;
         assert_eq!(wrong.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
         assert!(std::str::from_utf8(wrong.body()).unwrap().contains("FAIL"));
         assert_eq!(
@@ -550,22 +840,29 @@ mod tests {
             "on_paid must not see a mismatched amount"
         );
 
-        let ok = routes.payment_notify(&notification("101")).await;
+        let ok = routes
+            .payment_notify(&http::HeaderMap::new(), &notification("101"))
+            .await;
         assert_eq!(ok.status(), http::StatusCode::OK);
         assert!(std::str::from_utf8(ok.body()).unwrap().contains("SUCCESS"));
-        let again = routes.payment_notify(&notification("101")).await;
+        let again = routes
+            .payment_notify(&http::HeaderMap::new(), &notification("101"))
+            .await;
         assert_eq!(again.status(), http::StatusCode::OK);
         assert_eq!(shop.payment_count(), 2);
 
         let unknown_shop = Arc::new(MemoryOrders::new(101));
         let reply = super::PayRoutes::new(routes.client().clone(), unknown_shop.clone())
-            .payment_notify(&notification("101"))
+            .payment_notify(&http::HeaderMap::new(), &notification("101"))
             .await;
         assert_eq!(reply.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(unknown_shop.payment_count(), 0);
 
         let big = routes
-            .payment_notify(&vec![b' '; PayRoutes::MAX_BODY + 1])
+            .payment_notify(
+                &http::HeaderMap::new(),
+                &vec![b' '; PayRoutes::MAX_BODY + 1],
+            )
             .await;
         assert_eq!(big.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
     }
@@ -575,7 +872,9 @@ mod tests {
         let shop = Arc::new(MemoryOrders::new(101));
         shop.fail_next_payments(1);
         unpaid(&shop, "oBuyer", 101);
-        let reply = routes(shop).payment_notify(&notification("101")).await;
+        let reply = routes(shop)
+            .payment_notify(&http::HeaderMap::new(), &notification("101"))
+            .await;
         assert_eq!(reply.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
         assert!(
             !std::str::from_utf8(reply.body())

@@ -470,20 +470,29 @@ impl WeChatRoutes {
         pay.create_order(&buyer.openid, client_ip, body).await
     }
 
-    /// `POST {prefix}/pay/notify` with WeChat's XML body: see [`PayRoutes::payment_notify`]
-    /// (404 when payment is not configured).
-    pub async fn payment_notify(&self, body: &[u8]) -> Response<Bytes> {
+    /// `POST {prefix}/pay/notify` with the request's headers and WeChat Pay's raw body: see
+    /// [`PayRoutes::payment_notify`] (404 when payment is not configured).
+    pub async fn payment_notify(&self, headers: &http::HeaderMap, body: &[u8]) -> Response<Bytes> {
         match self.pay() {
-            Some(pay) => pay.payment_notify(body).await,
+            Some(pay) => pay.payment_notify(headers, body).await,
             None => Self::pay_not_configured(),
         }
     }
 
-    /// `POST {prefix}/pay/refund-notify` with WeChat's XML body: see
-    /// [`PayRoutes::refund_notify`] (404 when payment is not configured).
-    pub async fn refund_notify(&self, body: &[u8]) -> Response<Bytes> {
+    /// `POST {prefix}/pay/refund-notify` with the request's headers and WeChat Pay's raw body:
+    /// see [`PayRoutes::refund_notify`] (404 when payment is not configured).
+    pub async fn refund_notify(&self, headers: &http::HeaderMap, body: &[u8]) -> Response<Bytes> {
         match self.pay() {
-            Some(pay) => pay.refund_notify(body).await,
+            Some(pay) => pay.refund_notify(headers, body).await,
+            None => Self::pay_not_configured(),
+        }
+    }
+
+    /// The answer to a notification whose body could not be read (broke off, or larger than
+    /// [`PayRoutes::MAX_BODY`]), in the configured version's format; adapters send it.
+    pub fn notification_unreadable(&self, too_large: bool) -> Response<Bytes> {
+        match self.pay() {
+            Some(pay) => pay.notification_unreadable(too_large),
             None => Self::pay_not_configured(),
         }
     }
@@ -783,8 +792,12 @@ mod tests {
             routes
                 .create_order(&user, IpAddr::V4(Ipv4Addr::LOCALHOST), b"{}")
                 .await,
-            routes.payment_notify(b"<xml/>").await,
-            routes.refund_notify(b"<xml/>").await,
+            routes
+                .payment_notify(&http::HeaderMap::new(), b"<xml/>")
+                .await,
+            routes
+                .refund_notify(&http::HeaderMap::new(), b"<xml/>")
+                .await,
             routes.order_status(&user.openid, "T1").await,
         ] {
             assert_eq!(response.status(), StatusCode::NOT_FOUND);
