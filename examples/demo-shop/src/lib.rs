@@ -33,7 +33,10 @@ mod store;
 
 pub use error::{DemoError, Result};
 pub use page::{ASSETS_PREFIX, Asset, JSSDK_SCRIPT_PATH, PAGE_CONTENT_TYPE, Page, asset, yuan};
-pub use settings::{DATA_DIR, DEFAULT_DB_FILE, DEFAULT_LISTEN, ENV_VARS, Settings, WeChatSettings};
+pub use settings::{
+    DATA_DIR, DEFAULT_DB_FILE, DEFAULT_LISTEN, ENV_VARS, PaySettings, PayVersion, Settings,
+    WeChatSettings,
+};
 pub use shop::{
     CALLBACK_PATH, EXCLUDED_PATHS, HEALTH_PATH, NOTIFY_PATH, REFUND_NOTIFY_PATH, Shop,
     WECHAT_PREFIX, bind,

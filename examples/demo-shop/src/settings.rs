@@ -3,8 +3,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use wechat_core::pay::v3::{MerchantKey, WechatPayPublicKey};
 use wechat_core::session::SessionKeys;
-use wechat_core::{AppId, AppSecret, BaseUrls, MchId, PayApiKey};
+use wechat_core::{ApiV3Key, AppId, AppSecret, BaseUrls, MchId, PayApiKey};
 
 use crate::{DemoError, Result};
 
@@ -18,7 +19,7 @@ pub const DEFAULT_DB_FILE: &str = "demo-shop.sqlite3";
 pub const DATA_DIR: &str = ".demo-data";
 
 /// Every environment variable the demos read, with what it is for (the README's table).
-pub const ENV_VARS: [(&str, &str); 14] = [
+pub const ENV_VARS: [(&str, &str); 20] = [
     (
         "WECHAT_APPID",
         "the Official Account's AppID; unset: an embedded wechat-sim is started",
@@ -32,12 +33,36 @@ pub const ENV_VARS: [(&str, &str); 14] = [
         "the WeChat Pay merchant id (required with WECHAT_APPID)",
     ),
     (
+        "WECHAT_PAY_VERSION",
+        "v3 (default) or v2: the WeChat Pay API the demo uses (also with the embedded wechat-sim)",
+    ),
+    (
+        "WECHAT_PAY_V3_KEY",
+        "v3: the APIv3 key, 32 characters (required with WECHAT_APPID)",
+    ),
+    (
+        "WECHAT_PAY_MCH_KEY",
+        "v3: the path of apiclient_key.pem, the merchant API private key (required with WECHAT_APPID)",
+    ),
+    (
+        "WECHAT_PAY_MCH_SERIAL",
+        "v3: the serial number of the merchant API certificate (optional when WECHAT_PAY_CERT points at apiclient_cert.pem)",
+    ),
+    (
+        "WECHAT_PAY_PUBLIC_KEY",
+        "v3: the path of pub_key.pem, the WeChat Pay public key; unset: platform certificates from /v3/certificates",
+    ),
+    (
+        "WECHAT_PAY_PUBLIC_KEY_ID",
+        "v3: its id, PUB_KEY_ID_… (required with WECHAT_PAY_PUBLIC_KEY)",
+    ),
+    (
         "WECHAT_PAY_KEY",
-        "the merchant's API v2 key, 32 characters (required with WECHAT_APPID)",
+        "v2: the merchant's API v2 key, 32 characters (required with WECHAT_APPID)",
     ),
     (
         "WECHAT_PAY_CERT",
-        "a PEM file with the merchant API certificate and its private key, for refunds (optional)",
+        "v3: apiclient_cert.pem, to read the serial from; v2: the merchant API certificate with its key, for refunds (optional)",
     ),
     (
         "WECHAT_API_BASE",
@@ -84,15 +109,65 @@ pub struct WeChatSettings {
     pub secret: AppSecret,
     /// `WECHAT_MCH_ID`.
     pub mch_id: MchId,
-    /// `WECHAT_PAY_KEY` (the merchant's API v2 key, not the AppSecret).
-    pub pay_key: PayApiKey,
-    /// `WECHAT_PAY_CERT`: the merchant API certificate, needed only for refunds: WeChat's
-    /// `apiclient_cert.p12` (password: the merchant id), or one PEM file holding the certificate
-    /// and its private key (`cat apiclient_cert.pem apiclient_key.pem`).
-    pub pay_cert: Option<PathBuf>,
+    /// The WeChat Pay credentials of the configured version.
+    pub pay: PaySettings,
     /// `WECHAT_API_BASE`, `WECHAT_OPEN_BASE`, `WECHAT_PAY_BASE`, `WECHAT_RES_BASE` (default:
     /// WeChat's hosts).
     pub base_urls: BaseUrls,
+}
+
+/// Which WeChat Pay API the demo uses (`WECHAT_PAY_VERSION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PayVersion {
+    /// API v3 (the default): what merchants who sign up today get.
+    #[default]
+    V3,
+    /// API v2, for merchants who still have v2 credentials.
+    V2,
+}
+
+impl PayVersion {
+    /// `v3` or `v2`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V3 => "v3",
+            Self::V2 => "v2",
+        }
+    }
+}
+
+/// A real merchant's WeChat Pay credentials, loaded and checked when the settings are read (so
+/// that a bad one stops the demo at start, naming its variable).
+#[derive(Debug, Clone)]
+pub enum PaySettings {
+    /// API v3.
+    V3 {
+        /// `WECHAT_PAY_V3_KEY`.
+        api_v3_key: ApiV3Key,
+        /// `WECHAT_PAY_MCH_KEY` with `WECHAT_PAY_MCH_SERIAL` or `WECHAT_PAY_CERT`.
+        merchant_key: MerchantKey,
+        /// `WECHAT_PAY_PUBLIC_KEY` and `WECHAT_PAY_PUBLIC_KEY_ID`; `None`: platform certificates.
+        public_key: Option<WechatPayPublicKey>,
+    },
+    /// API v2.
+    V2 {
+        /// `WECHAT_PAY_KEY` (the merchant's API v2 key, not the AppSecret).
+        key: PayApiKey,
+        /// `WECHAT_PAY_CERT`: the merchant API certificate, needed only for refunds: WeChat's
+        /// `apiclient_cert.p12` (password: the merchant id), or one PEM file holding the
+        /// certificate and its private key (`cat apiclient_cert.pem apiclient_key.pem`).
+        cert: Option<PathBuf>,
+    },
+}
+
+impl PaySettings {
+    /// The version these credentials are for.
+    pub fn version(&self) -> PayVersion {
+        match self {
+            Self::V3 { .. } => PayVersion::V3,
+            Self::V2 { .. } => PayVersion::V2,
+        }
+    }
 }
 
 /// Everything the demos can be configured with.
@@ -115,6 +190,9 @@ pub struct Settings {
     /// The real account; `None` (no `WECHAT_APPID`): an embedded wechat-sim is started on an
     /// ephemeral port of 127.0.0.1 with a generated configuration (see [`crate::sim`]).
     pub wechat: Option<WeChatSettings>,
+    /// `WECHAT_PAY_VERSION` (default v3). With a real account it is the version of
+    /// [`WeChatSettings::pay`]; with the embedded simulator it picks the API the demo uses.
+    pub pay_version: PayVersion,
     /// `WECHAT_SESSION_KEY`; `None`: a random key (sessions do not survive a restart).
     pub session_key: Option<SessionKeys>,
     /// `DEMO_DB`: the SQLite order database (created with its folder when missing).
@@ -134,6 +212,7 @@ impl std::fmt::Debug for Settings {
             .field("listen", &self.listen)
             .field("public_url", &self.public_url)
             .field("wechat", &self.wechat)
+            .field("pay_version", &self.pay_version)
             .field("session_key", &self.session_key)
             .field("db_path", &self.db_path)
             .field(
@@ -153,6 +232,7 @@ impl Settings {
             listen,
             public_url: None,
             wechat: None,
+            pay_version: PayVersion::V3,
             session_key: None,
             db_path: db_path.into(),
             redis_url: None,
@@ -200,14 +280,28 @@ impl Settings {
                 })
             })
             .transpose()?;
+        let pay_version = match get("WECHAT_PAY_VERSION").as_deref() {
+            None | Some("v3") => PayVersion::V3,
+            Some("v2") => PayVersion::V2,
+            Some(other) => {
+                return Err(DemoError::Config(format!(
+                    "WECHAT_PAY_VERSION={other:?} must be v3 (the default) or v2"
+                )));
+            }
+        };
         let wechat = match get("WECHAT_APPID") {
-            Some(appid) => Some(wechat_from_lookup(appid, &get)?),
+            Some(appid) => Some(wechat_from_lookup(appid, pay_version, &get)?),
             None => {
                 let ignored: Vec<&str> = [
                     "WECHAT_SECRET",
                     "WECHAT_MCH_ID",
                     "WECHAT_PAY_KEY",
                     "WECHAT_PAY_CERT",
+                    "WECHAT_PAY_V3_KEY",
+                    "WECHAT_PAY_MCH_KEY",
+                    "WECHAT_PAY_MCH_SERIAL",
+                    "WECHAT_PAY_PUBLIC_KEY",
+                    "WECHAT_PAY_PUBLIC_KEY_ID",
                     "WECHAT_API_BASE",
                     "WECHAT_OPEN_BASE",
                     "WECHAT_PAY_BASE",
@@ -233,6 +327,7 @@ impl Settings {
             listen,
             public_url,
             wechat,
+            pay_version,
             session_key,
             db_path,
             redis_url: get("WECHAT_REDIS_URL"),
@@ -258,6 +353,7 @@ impl Settings {
 /// The real account's settings, once `WECHAT_APPID` is known.
 fn wechat_from_lookup(
     appid: String,
+    version: PayVersion,
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<WeChatSettings> {
     let required = |name: &str| {
@@ -269,13 +365,22 @@ fn wechat_from_lookup(
     };
     let secret = required("WECHAT_SECRET")?;
     let mch_id = required("WECHAT_MCH_ID")?;
-    let pay_key = required("WECHAT_PAY_KEY")?;
-    if pay_key.len() != 32 {
-        return Err(DemoError::Config(format!(
-            "WECHAT_PAY_KEY must be the merchant's 32-character API v2 key (it has {} characters)",
-            pay_key.len()
-        )));
-    }
+    let pay = match version {
+        PayVersion::V2 => {
+            let key = required("WECHAT_PAY_KEY")?;
+            if key.len() != 32 {
+                return Err(DemoError::Config(format!(
+                    "WECHAT_PAY_KEY must be the merchant's 32-character API v2 key (it has {} characters)",
+                    key.len()
+                )));
+            }
+            PaySettings::V2 {
+                key: PayApiKey::new(key),
+                cert: get("WECHAT_PAY_CERT").map(PathBuf::from),
+            }
+        }
+        PayVersion::V3 => v3_from_lookup(get, &required)?,
+    };
     let defaults = BaseUrls::wechat();
     let base = |name: &str, default: String| -> Result<String> {
         match get(name) {
@@ -293,9 +398,83 @@ fn wechat_from_lookup(
         appid: AppId::new(appid),
         secret: AppSecret::new(secret),
         mch_id: MchId::new(mch_id),
-        pay_key: PayApiKey::new(pay_key),
-        pay_cert: get("WECHAT_PAY_CERT").map(PathBuf::from),
+        pay,
         base_urls,
+    })
+}
+
+/// The v3 credentials: every file read and parsed now, every error naming its variable.
+fn v3_from_lookup(
+    get: &impl Fn(&str) -> Option<String>,
+    required: &impl Fn(&str) -> Result<String>,
+) -> Result<PaySettings> {
+    let read = |name: &str, path: &str| {
+        std::fs::read(path).map_err(|e| DemoError::io(format!("cannot read {name}={path}"), e))
+    };
+    let api_v3_key = required("WECHAT_PAY_V3_KEY")?;
+    if api_v3_key.len() != 32 {
+        return Err(DemoError::Config(format!(
+            "WECHAT_PAY_V3_KEY must be the 32-character APIv3 key set under Account center > API \
+             security on pay.weixin.qq.com (it has {} characters; the API v2 key is WECHAT_PAY_KEY)",
+            api_v3_key.len()
+        )));
+    }
+    let key_path = required("WECHAT_PAY_MCH_KEY")?;
+    let key_pem = read("WECHAT_PAY_MCH_KEY", &key_path)?;
+    let merchant_key = match (get("WECHAT_PAY_MCH_SERIAL"), get("WECHAT_PAY_CERT")) {
+        (Some(serial), _) => MerchantKey::from_pem(&key_pem, serial),
+        (None, Some(cert_path)) => {
+            let cert_pem = read("WECHAT_PAY_CERT", &cert_path)?;
+            MerchantKey::from_pem_with_certificate(&key_pem, &cert_pem)
+        }
+        (None, None) => {
+            return Err(DemoError::Config(
+                "WECHAT_PAY_MCH_SERIAL (the merchant API certificate's serial number, shown under \
+                 Account center > API security) is required, or WECHAT_PAY_CERT pointing at \
+                 apiclient_cert.pem, from which it is read"
+                    .into(),
+            ));
+        }
+    }
+    .map_err(|e| {
+        DemoError::Config(format!(
+            "WECHAT_PAY_MCH_KEY={key_path} must be apiclient_key.pem, the merchant API private key \
+             (with WECHAT_PAY_MCH_SERIAL or WECHAT_PAY_CERT=apiclient_cert.pem): {e}"
+        ))
+    })?;
+    let public_key = match (
+        get("WECHAT_PAY_PUBLIC_KEY"),
+        get("WECHAT_PAY_PUBLIC_KEY_ID"),
+    ) {
+        (Some(path), Some(id)) => {
+            let pem = read("WECHAT_PAY_PUBLIC_KEY", &path)?;
+            Some(WechatPayPublicKey::from_pem(id, &pem).map_err(|e| {
+                DemoError::Config(format!(
+                    "WECHAT_PAY_PUBLIC_KEY={path} must be pub_key.pem, the WeChat Pay public key, \
+                     with WECHAT_PAY_PUBLIC_KEY_ID=PUB_KEY_ID_…: {e}"
+                ))
+            })?)
+        }
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(DemoError::Config(
+                "WECHAT_PAY_PUBLIC_KEY_ID (PUB_KEY_ID_…, shown beside the WeChat Pay public key) is \
+                 required with WECHAT_PAY_PUBLIC_KEY"
+                    .into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(DemoError::Config(
+                "WECHAT_PAY_PUBLIC_KEY (the path of pub_key.pem) is required with \
+                 WECHAT_PAY_PUBLIC_KEY_ID"
+                    .into(),
+            ));
+        }
+    };
+    Ok(PaySettings::V3 {
+        api_v3_key: ApiV3Key::new(api_v3_key),
+        merchant_key,
+        public_key,
     })
 }
 
@@ -394,6 +573,7 @@ mod tests {
             ("WECHAT_APPID", "wx1234567890abcdef"),
             ("WECHAT_SECRET", "0123456789abcdef0123456789abcdef"),
             ("WECHAT_MCH_ID", "1900000109"),
+            ("WECHAT_PAY_VERSION", "v2"),
             ("WECHAT_PAY_KEY", "192006250b4c09247ec02edce69f6a2d"),
             ("WECHAT_API_BASE", "http://127.0.0.1:9000/"),
             ("WECHAT_RES_BASE", "http://127.0.0.1:9001"),
@@ -454,6 +634,7 @@ mod tests {
             ("WECHAT_APPID", "wx1234567890abcdef"),
             ("WECHAT_SECRET", "s"),
             ("WECHAT_MCH_ID", "1"),
+            ("WECHAT_PAY_VERSION", "v2"),
             ("WECHAT_PAY_KEY", "short"),
         ]);
         assert!(pay_key.contains("32-character"), "{pay_key}");
@@ -461,10 +642,139 @@ mod tests {
             ("WECHAT_APPID", "wx1234567890abcdef"),
             ("WECHAT_SECRET", "s"),
             ("WECHAT_MCH_ID", "1"),
+            ("WECHAT_PAY_VERSION", "v2"),
             ("WECHAT_PAY_KEY", "192006250b4c09247ec02edce69f6a2d"),
             ("WECHAT_PAY_BASE", "api.mch.weixin.qq.com"),
         ]);
         assert!(base.contains("WECHAT_PAY_BASE"), "{base}");
+    }
+
+    /// A folder with the merchant's v3 files, removed at the end of the test.
+    struct KeyFiles(PathBuf);
+
+    impl KeyFiles {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("demo-v3-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let keys = wechat_sim::fixtures::MerchantKeyPair::shared();
+            std::fs::write(dir.join("apiclient_key.pem"), &keys.private_key_pem).unwrap();
+            std::fs::write(dir.join("pub_key.pem"), &keys.public_key_pem).unwrap();
+            Self(dir)
+        }
+
+        fn path(&self, name: &str) -> String {
+            self.0.join(name).display().to_string()
+        }
+    }
+
+    impl Drop for KeyFiles {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn v3_is_the_default_and_its_credentials_are_loaded_at_start() {
+        let files = KeyFiles::new("ok");
+        let (key, public) = (files.path("apiclient_key.pem"), files.path("pub_key.pem"));
+        let base = vec![
+            ("WECHAT_APPID", "wx1234567890abcdef"),
+            ("WECHAT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("WECHAT_MCH_ID", "1900000109"),
+            ("WECHAT_PAY_V3_KEY", "0123456789abcdefghijABCDEFGHIJ01"),
+            ("WECHAT_PAY_MCH_KEY", key.as_str()),
+            ("WECHAT_PAY_MCH_SERIAL", "5157F09EFDC096DE15EBE81A47057A72"),
+        ];
+        // Without the public key: platform certificates.
+        let s = settings(&base).unwrap();
+        assert_eq!(s.pay_version, PayVersion::V3);
+        let Some(WeChatSettings {
+            pay:
+                PaySettings::V3 {
+                    public_key,
+                    merchant_key,
+                    ..
+                },
+            ..
+        }) = &s.wechat
+        else {
+            panic!("{s:?}")
+        };
+        assert!(public_key.is_none());
+        assert_eq!(merchant_key.serial_no(), "5157F09EFDC096DE15EBE81A47057A72");
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("0123456789abcdefghij"), "{debug}");
+        assert!(!debug.contains("PRIVATE"), "{debug}");
+
+        let mut with_public = base.clone();
+        with_public.push(("WECHAT_PAY_PUBLIC_KEY", public.as_str()));
+        with_public.push((
+            "WECHAT_PAY_PUBLIC_KEY_ID",
+            "PUB_KEY_ID_0119000001092025120100000001",
+        ));
+        let s = settings(&with_public).unwrap();
+        assert!(matches!(
+            &s.wechat.unwrap().pay,
+            PaySettings::V3 { public_key: Some(k), .. } if k.id() == "PUB_KEY_ID_0119000001092025120100000001"
+        ));
+    }
+
+    #[test]
+    fn a_missing_or_malformed_v3_credential_names_its_variable() {
+        let files = KeyFiles::new("bad");
+        let (key, public) = (files.path("apiclient_key.pem"), files.path("pub_key.pem"));
+        let base = [
+            ("WECHAT_APPID", "wx1234567890abcdef"),
+            ("WECHAT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("WECHAT_MCH_ID", "1900000109"),
+            ("WECHAT_PAY_V3_KEY", "0123456789abcdefghijABCDEFGHIJ01"),
+            ("WECHAT_PAY_MCH_KEY", key.as_str()),
+            ("WECHAT_PAY_MCH_SERIAL", "5157F09EFDC096DE15EBE81A47057A72"),
+        ];
+        let with = |changes: &[(&'static str, &str)]| {
+            let mut vars: Vec<(&str, String)> =
+                base.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+            for (name, value) in changes {
+                vars.retain(|(k, _)| k != name);
+                if !value.is_empty() {
+                    vars.push((name, (*value).to_owned()));
+                }
+            }
+            let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            error(&vars)
+        };
+        for (changes, names) in [
+            (vec![("WECHAT_PAY_V3_KEY", "")], "WECHAT_PAY_V3_KEY"),
+            (vec![("WECHAT_PAY_V3_KEY", "short")], "WECHAT_PAY_V3_KEY"),
+            (vec![("WECHAT_PAY_MCH_KEY", "")], "WECHAT_PAY_MCH_KEY"),
+            (
+                vec![("WECHAT_PAY_MCH_KEY", "no/such/apiclient_key.pem")],
+                "WECHAT_PAY_MCH_KEY",
+            ),
+            // The classic: the public key where the private key belongs.
+            (vec![("WECHAT_PAY_MCH_KEY", public.as_str())], "public key"),
+            (vec![("WECHAT_PAY_MCH_SERIAL", "")], "WECHAT_PAY_MCH_SERIAL"),
+            (
+                vec![("WECHAT_PAY_PUBLIC_KEY", public.as_str())],
+                "WECHAT_PAY_PUBLIC_KEY_ID",
+            ),
+            (
+                vec![("WECHAT_PAY_PUBLIC_KEY_ID", "PUB_KEY_ID_1")],
+                "WECHAT_PAY_PUBLIC_KEY",
+            ),
+            (
+                vec![
+                    ("WECHAT_PAY_PUBLIC_KEY", key.as_str()),
+                    ("WECHAT_PAY_PUBLIC_KEY_ID", "PUB_KEY_ID_1"),
+                ],
+                "WECHAT_PAY_PUBLIC_KEY",
+            ),
+            (vec![("WECHAT_PAY_VERSION", "v4")], "WECHAT_PAY_VERSION"),
+        ] {
+            let message = with(&changes);
+            assert!(message.contains(names), "{changes:?}: {message}");
+            assert!(!message.contains("0123456789abcdefghij"), "{message}");
+        }
     }
 
     #[test]

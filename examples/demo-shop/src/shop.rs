@@ -8,16 +8,17 @@ use std::sync::Arc;
 
 use wechat_core::login::{LoginConfig, LoginFlow};
 use wechat_core::oauth::{OAuthClient, Scope};
-use wechat_core::pay::v2::{ClientCertificate, PayClient, PayConfig};
-use wechat_core::routes::{PayRoutes, WeChatRoutes};
+use wechat_core::pay::v2::ClientCertificate;
+use wechat_core::pay::{v2, v3};
+use wechat_core::routes::{PayApi, PayRoutes, WeChatRoutes};
 use wechat_core::session::SessionKeys;
 use wechat_core::token::{MemoryStore, RedisStore, TokenStore, Tokens};
 use wechat_core::{BaseUrls, Config, MchId, build_http_client};
 use wechat_sim::RunningSim;
 
 use crate::page::{ASSETS_PREFIX, Page};
-use crate::settings::{Settings, WeChatSettings};
-use crate::sim::{SIM_APPID, SIM_MCH_ID, SIM_PAY_KEY, SIM_SECRET, start_sim};
+use crate::settings::{PaySettings, PayVersion, Settings, WeChatSettings};
+use crate::sim::{SIM_APIV3_KEY, SIM_APPID, SIM_MCH_ID, SIM_PAY_KEY, SIM_SECRET, start_sim};
 use crate::store::OrderStore;
 use crate::{DemoError, Result};
 
@@ -101,8 +102,7 @@ impl Shop {
                     appid: SIM_APPID.into(),
                     secret: SIM_SECRET.into(),
                     mch_id: SIM_MCH_ID.into(),
-                    pay_key: SIM_PAY_KEY.into(),
-                    pay_cert: None,
+                    pay: sim_pay_settings(&sim, settings.pay_version)?,
                     base_urls: BaseUrls::all(&sim.base_url()),
                 };
                 (Some(sim), wechat)
@@ -117,7 +117,7 @@ impl Shop {
             Some(url) => Arc::new(RedisStore::connect(url).await?),
             None => Arc::new(MemoryStore::new()),
         };
-        let tokens = Tokens::new(&config, http.clone(), token_store);
+        let tokens = Tokens::new(&config, http.clone(), token_store.clone());
 
         let keys = match &settings.session_key {
             Some(keys) => keys.clone(),
@@ -141,19 +141,53 @@ impl Shop {
             .notify_url
             .clone()
             .unwrap_or_else(|| format!("{public_url}{NOTIFY_PATH}"));
-        let mut pay_config = PayConfig::builder(
-            wechat.mch_id.clone(),
-            wechat.appid.clone(),
-            wechat.pay_key.clone(),
-            notify_url,
-        )
-        .base_urls(&base_urls)
-        .refund_notify_url(format!("{public_url}{REFUND_NOTIFY_PATH}"));
-        if let Some(path) = &wechat.pay_cert {
-            pay_config =
-                pay_config.client_certificate(read_client_certificate(path, &wechat.mch_id)?);
-        }
-        let pay_client = PayClient::new(pay_config.build()?)?;
+        let refund_notify_url = format!("{public_url}{REFUND_NOTIFY_PATH}");
+        let pay_client: PayApi = match &wechat.pay {
+            PaySettings::V2 { key, cert } => {
+                let mut pay_config = v2::PayConfig::builder(
+                    wechat.mch_id.clone(),
+                    wechat.appid.clone(),
+                    key.clone(),
+                    notify_url,
+                )
+                .base_urls(&base_urls)
+                .refund_notify_url(refund_notify_url);
+                if let Some(path) = cert {
+                    pay_config = pay_config
+                        .client_certificate(read_client_certificate(path, &wechat.mch_id)?);
+                }
+                v2::PayClient::new(pay_config.build()?)?.into()
+            }
+            PaySettings::V3 {
+                api_v3_key,
+                merchant_key,
+                public_key,
+            } => {
+                let pay_config = v3::PayConfig::builder(
+                    wechat.mch_id.clone(),
+                    wechat.appid.clone(),
+                    merchant_key.clone(),
+                    api_v3_key.clone(),
+                    notify_url,
+                )
+                .base_urls(&base_urls)
+                .refund_notify_url(refund_notify_url);
+                let pay_config = match public_key {
+                    Some(key) => pay_config.wechat_pay_public_key(key.clone()),
+                    None => pay_config.platform_certificates(),
+                };
+                let client = v3::PayClient::with_http_client(pay_config.build()?, http.clone())
+                    .with_certificate_store(token_store.clone(), "wechat:");
+                // Platform certificates are downloaded now: a merchant without them (404) or a
+                // wrong key stops the demo here, not at the first payment.
+                client.wechat_pay_keys().await.map_err(|e| {
+                    DemoError::Config(format!(
+                        "WeChat Pay v3: cannot load the keys that verify WeChat Pay: {e}"
+                    ))
+                })?;
+                client.into()
+            }
+        };
 
         let store = OrderStore::open(&settings.db_path, wechat.appid.clone()).await?;
         let pay = PayRoutes::new(pay_client, Arc::new(store.clone()));
@@ -260,6 +294,31 @@ impl Shop {
             sim.shutdown().await;
         }
     }
+}
+
+/// The embedded simulator's merchant, in the version the demo runs: its generated merchant key
+/// and the simulator's WeChat Pay public key for v3, the API key for v2.
+fn sim_pay_settings(sim: &RunningSim, version: PayVersion) -> Result<PaySettings> {
+    Ok(match version {
+        PayVersion::V2 => PaySettings::V2 {
+            key: SIM_PAY_KEY.into(),
+            cert: None,
+        },
+        PayVersion::V3 => {
+            let keys = wechat_sim::fixtures::MerchantKeyPair::shared();
+            let (id, pem) = sim.pay_public_key(SIM_MCH_ID).ok_or_else(|| {
+                DemoError::Config("the embedded wechat-sim has no v3 key for its merchant".into())
+            })?;
+            PaySettings::V3 {
+                api_v3_key: SIM_APIV3_KEY.into(),
+                merchant_key: v3::MerchantKey::from_pem(
+                    keys.private_key_pem.as_bytes(),
+                    keys.serial.as_str(),
+                )?,
+                public_key: Some(v3::WechatPayPublicKey::from_pem(id, pem.as_bytes())?),
+            }
+        }
+    })
 }
 
 /// Reads `WECHAT_PAY_CERT`: WeChat's `apiclient_cert.p12` (password: the merchant id), or one

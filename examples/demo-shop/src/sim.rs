@@ -2,9 +2,12 @@
 //!
 //! The generated configuration has one Official Account whose OAuth and JS-SDK domain is the
 //! demo's own `host:port`, two users ([`USERS`]; the consent page lets you choose who you are),
-//! and a merchant bound to the app. Identifiers are fixed, so openids (and thus who owns which
-//! order in the database) are the same on every run.
+//! and a merchant bound to the app, with API v2 and v3: its merchant API key pair is generated
+//! when the demo starts ([`wechat_sim::fixtures::MerchantKeyPair::shared`]), the simulator
+//! generates its WeChat Pay key, and the demo configures itself from both. Identifiers are
+//! fixed, so openids (and thus who owns which order in the database) are the same on every run.
 
+use wechat_sim::fixtures::MerchantKeyPair;
 use wechat_sim::{AppConfig, MerchantConfig, RunningSim, SimConfig, Simulator, UserConfig};
 
 use crate::{DemoError, Result};
@@ -17,6 +20,10 @@ pub const SIM_SECRET: &str = "de30de30de30de30de30de30de30de30";
 pub const SIM_MCH_ID: &str = "1900000109";
 /// The simulated merchant's API v2 key (32 characters).
 pub const SIM_PAY_KEY: &str = "demoshopdemoshopdemoshopdemoshop";
+/// The simulated merchant's APIv3 key (32 characters).
+pub const SIM_APIV3_KEY: &str = "demoshopV3demoshopV3demoshopV3ab";
+/// The id of the embedded simulator's WeChat Pay public key.
+pub const SIM_PAY_PUBLIC_KEY_ID: &str = "PUB_KEY_ID_0119000001092025120100000109";
 
 /// A user of the embedded simulator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +77,7 @@ pub const USERS: [SimUser; 2] = [
 /// [`DemoError::Config`] when `public_url` is not an http(s) origin.
 pub fn sim_config(public_url: &str) -> Result<SimConfig> {
     let domain = domain_of(public_url)?;
+    let merchant = MerchantKeyPair::shared();
     let origin = public_url.trim_end_matches('/');
     Ok(SimConfig {
         token_ttl_secs: 7200,
@@ -103,6 +111,10 @@ pub fn sim_config(public_url: &str) -> Result<SimConfig> {
             client_ca: String::new(),
             refund_notify_url: String::new(),
             notify_retry_scale: 1.0,
+            apiv3_key: SIM_APIV3_KEY.to_owned(),
+            merchant_serial: merchant.serial.clone(),
+            merchant_public_key: merchant.public_key_pem.clone(),
+            pay_public_key_id: SIM_PAY_PUBLIC_KEY_ID.to_owned(),
             ..MerchantConfig::default()
         }],
     })
@@ -165,7 +177,20 @@ mod tests {
         for user in &mut shipped.users {
             user.openid = Some(user.effective_openid());
         }
-        let generated = sim_config("http://127.0.0.1:3000").unwrap();
+        let mut generated = sim_config("http://127.0.0.1:3000").unwrap();
+        // The shipped file is for API v2 (WECHAT_PAY_VERSION=v2): the v3 merchant key is
+        // generated when the embedded simulator starts.
+        let merchant = &mut generated.merchants[0];
+        assert_eq!(merchant.apiv3_key, SIM_APIV3_KEY);
+        assert!(
+            merchant
+                .merchant_public_key
+                .starts_with("-----BEGIN PUBLIC KEY-----")
+        );
+        merchant.apiv3_key.clear();
+        merchant.merchant_serial.clear();
+        merchant.merchant_public_key.clear();
+        merchant.pay_public_key_id.clear();
         assert_eq!(format!("{shipped:?}"), format!("{generated:?}"));
         // Debug redacts the keys: compare them too.
         assert_eq!(shipped.apps[0].secret, generated.apps[0].secret);

@@ -144,8 +144,6 @@ macro_rules! e2e_suite {
         $crate::e2e_suite!(@tests $demo;
             login_shows_the_user,
             jssdk_config_passes_the_simulators_check,
-            payment_is_recorded_exactly_once,
-            lost_notification_is_recovered_by_orderquery,
             orders_are_private,
             browser_never_sets_the_amount,
             denied_consent_shows_a_page,
@@ -153,6 +151,32 @@ macro_rules! e2e_suite {
             fetch_without_session_gets_401_json,
             restart_keeps_paid_orders,
         );
+        /// The payment scenarios with WeChat Pay API v3 (the demos' default).
+        mod pay_v3 {
+            use super::*;
+            $crate::e2e_suite!(@pay $demo; V3;
+                payment_is_recorded_exactly_once,
+                lost_notification_is_recovered_by_orderquery,
+            );
+        }
+        /// The payment scenarios with WeChat Pay API v2.
+        mod pay_v2 {
+            use super::*;
+            $crate::e2e_suite!(@pay $demo; V2;
+                payment_is_recorded_exactly_once,
+                lost_notification_is_recovered_by_orderquery,
+            );
+        }
+    };
+    (@pay $demo:ty; $version:ident; $($scenario:ident),* $(,)?) => {
+        $(
+            #[doc = concat!("The `", stringify!($scenario), "` scenario of `wechat_e2e::scenarios` with WeChat Pay ", stringify!($version), ".")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                $crate::init_tracing();
+                $crate::scenarios::$scenario::<$demo>(demo_shop::PayVersion::$version).await;
+            }
+        )*
     };
     (@tests $demo:ty; $($scenario:ident),* $(,)?) => {
         $(

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use demo_shop::sim::USERS;
-use demo_shop::{OrderStore, Settings};
+use demo_shop::{OrderStore, PayVersion, Settings};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use wechat_core::OutTradeNo;
@@ -300,8 +300,11 @@ pub async fn jssdk_config_passes_the_simulators_check<D: Demo>() {
 /// Order → the pay sheet's confirm (`/_sim/pay/confirm` with the page's params) → the
 /// notification → `paid`, with exactly one paid row; a duplicate notification changes nothing;
 /// confirming the same params again fails.
-pub async fn payment_is_recorded_exactly_once<D: Demo>() {
-    let demo = Running::<D>::start("pay").await;
+pub async fn payment_is_recorded_exactly_once<D: Demo>(version: PayVersion) {
+    let dir = TempDir::new("pay");
+    let mut settings = test_settings(&dir);
+    settings.pay_version = version;
+    let demo = Running::<D>::start_with(dir, settings).await;
     let browser = Browser::new();
     demo.login(&browser, 0, "/").await;
     let (no, params) = demo.create_order(&browser).await;
@@ -342,12 +345,30 @@ pub async fn payment_is_recorded_exactly_once<D: Demo>() {
     let stored = demo.store().get(&no).await.unwrap().unwrap();
     assert!(stored.transaction_id.is_some());
 
-    // WeChat re-sends: acknowledged again, still one paid row; a tampered one is refused.
-    for (mode, acknowledged) in [
-        ("duplicate", true),
-        ("tamper_total_fee", false),
-        ("tamper_sign", false),
-    ] {
+    assert_eq!(
+        params["signType"],
+        match version {
+            PayVersion::V3 => "RSA",
+            PayVersion::V2 => "MD5",
+        }
+    );
+    // WeChat re-sends: acknowledged again, still one paid row; a tampered, replayed or
+    // probing one is refused.
+    let modes: &[(&str, bool)] = match version {
+        PayVersion::V2 => &[
+            ("duplicate", true),
+            ("tamper_total_fee", false),
+            ("tamper_sign", false),
+        ],
+        PayVersion::V3 => &[
+            ("duplicate", true),
+            ("tampered_body", false),
+            ("stale_timestamp", false),
+            ("unknown_serial", false),
+            ("signtest", false),
+        ],
+    };
+    for &(mode, acknowledged) in modes {
         let resend = browser
             .post_json(
                 &demo.sim_url("/_sim/pay/notify"),
@@ -368,9 +389,10 @@ pub async fn payment_is_recorded_exactly_once<D: Demo>() {
 
 /// The notification never arrives (the notify URL is unreachable): the status route asks WeChat
 /// (`orderquery`), records the payment, and says `paid`, once.
-pub async fn lost_notification_is_recovered_by_orderquery<D: Demo>() {
+pub async fn lost_notification_is_recovered_by_orderquery<D: Demo>(version: PayVersion) {
     let dir = TempDir::new("lost");
     let mut settings = test_settings(&dir);
+    settings.pay_version = version;
     let closed_port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("addr").port()
@@ -393,19 +415,23 @@ pub async fn lost_notification_is_recovered_by_orderquery<D: Demo>() {
     assert_eq!(demo.stored_status(&no).await, OrderStatus::Unpaid);
     assert_eq!(demo.paid_count().await, 0);
 
-    let queries = sim.stats().calls_to("/pay/orderquery");
+    let query_path = match version {
+        PayVersion::V2 => "/pay/orderquery".to_owned(),
+        PayVersion::V3 => format!("/v3/pay/transactions/out-trade-no/{no}"),
+    };
+    let queries = sim.stats().calls_to(&query_path);
     let (status, body) = demo.order_status(&browser, &no).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "paid", "{body}");
-    assert!(sim.stats().calls_to("/pay/orderquery") > queries);
+    assert!(sim.stats().calls_to(&query_path) > queries);
     assert_eq!(demo.stored_status(&no).await, OrderStatus::Paid);
     assert_eq!(demo.paid_count().await, 1);
 
     // Known as paid now: no further query, still one paid row.
-    let queries = sim.stats().calls_to("/pay/orderquery");
+    let queries = sim.stats().calls_to(&query_path);
     let (_, body) = demo.order_status(&browser, &no).await;
     assert_eq!(body["status"], "paid");
-    assert_eq!(sim.stats().calls_to("/pay/orderquery"), queries);
+    assert_eq!(sim.stats().calls_to(&query_path), queries);
     assert_eq!(demo.paid_count().await, 1);
     demo.stop().await;
 }

@@ -10,7 +10,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use demo_shop::sim::{SimUser, USERS};
-use demo_shop::{CALLBACK_PATH, OrderStore, Settings};
+use demo_shop::{CALLBACK_PATH, OrderStore, PayVersion, Settings};
 use serde_json::{Value, json};
 use wechat_browser_tests::{
     Browser, Cookie, DEFAULT_WAIT, Error, Result, TempDir, Wait, ensure, wait_until,
@@ -59,12 +59,32 @@ macro_rules! browser_suite {
             browser_suite!(@tests $demo;
                 first_visit_logs_in_and_shows_the_nickname,
                 jssdk_is_ready_on_urls_with_query_and_fragment,
-                pay_confirm_marks_the_order_paid_once,
-                pay_cancel_leaves_the_order_unpaid,
                 denying_consent_shows_a_clear_page,
                 a_tampered_session_cookie_logs_in_again,
             );
+            /// The payment scenarios with WeChat Pay API v3 (the demos' default).
+            mod pay_v3 {
+                browser_suite!(@pay $demo; V3;
+                    pay_confirm_marks_the_order_paid_once,
+                    pay_cancel_leaves_the_order_unpaid,
+                );
+            }
+            /// The payment scenarios with WeChat Pay API v2.
+            mod pay_v2 {
+                browser_suite!(@pay $demo; V2;
+                    pay_confirm_marks_the_order_paid_once,
+                    pay_cancel_leaves_the_order_unpaid,
+                );
+            }
         }
+    };
+    (@pay $demo:ty; $version:ident; $($scenario:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                $crate::demos::$scenario::<$demo>(demo_shop::PayVersion::$version).await;
+            }
+        )+
     };
     (@tests $demo:ty; $($scenario:ident),+ $(,)?) => {
         $(
@@ -83,12 +103,13 @@ struct Running<D: Demo> {
 }
 
 impl<D: Demo> Running<D> {
-    async fn start() -> Result<Running<D>> {
+    async fn start(version: PayVersion) -> Result<Running<D>> {
         let db_dir = TempDir::new("wechat-browser-db")?;
-        let settings = Settings::embedded(
+        let mut settings = Settings::embedded(
             SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             db_dir.path().join("orders.sqlite"),
         );
+        settings.pay_version = version;
         let demo = D::start(settings)
             .await
             .map_err(|e| Error::Check(format!("the {} demo did not start: {e}", D::FRAMEWORK)))?;
@@ -257,7 +278,7 @@ async fn paid_count<D: Demo>(running: &Running<D>) -> Result<u64> {
 pub(crate) async fn first_visit_logs_in_and_shows_the_nickname<D: Demo>() {
     let name = shot::<D>("login");
     wechat_browser_tests::run_scenario(&name, async |browser: &Browser| {
-        let running = Running::<D>::start().await?;
+        let running = Running::<D>::start(PayVersion::V3).await?;
         let (base, sim) = (running.base(), running.sim()?);
 
         browser.goto(&format!("{base}/")).await?;
@@ -330,7 +351,7 @@ async fn update_docs_screenshot(browser: &Browser) -> Result<()> {
 pub(crate) async fn jssdk_is_ready_on_urls_with_query_and_fragment<D: Demo>() {
     let name = shot::<D>("jssdk");
     wechat_browser_tests::run_scenario(&name, async |browser: &Browser| {
-        let running = Running::<D>::start().await?;
+        let running = Running::<D>::start(PayVersion::V3).await?;
         let (base, sim) = (running.base(), running.sim()?);
         let verified = || sim.stats().calls_to("/_sim/jssdk/verify");
 
@@ -375,15 +396,14 @@ pub(crate) async fn jssdk_is_ready_on_urls_with_query_and_fragment<D: Demo>() {
 
 /// Pay -> the pay sheet -> confirm -> the page shows `paid`, and the store has the order paid,
 /// once, even after the simulator repeats the notification.
-pub(crate) async fn pay_confirm_marks_the_order_paid_once<D: Demo>() {
-    let name = shot::<D>("pay-confirm");
+pub(crate) async fn pay_confirm_marks_the_order_paid_once<D: Demo>(version: PayVersion) {
+    let name = shot::<D>(&format!("pay-confirm-{}", version.as_str()));
     wechat_browser_tests::run_scenario(&name, async |browser: &Browser| {
-        let running = Running::<D>::start().await?;
+        let running = Running::<D>::start(version).await?;
         let (base, sim) = (running.base(), running.sim()?);
         log_in(browser, base, sim, &first_user()).await?;
 
-        let order =
-            pay_and_press(browser, "#sim-pay-confirm", &shot::<D>("pay-confirm-sheet")).await?;
+        let order = pay_and_press(browser, "#sim-pay-confirm", &format!("{name}-sheet")).await?;
         browser
             .wait_for_text("#order-status", PAYMENT_WAIT, "paid", |t| {
                 t == "paid" || t.starts_with("failed") || t.starts_with("not confirmed")
@@ -418,6 +438,13 @@ pub(crate) async fn pay_confirm_marks_the_order_paid_once<D: Demo>() {
         let at_sim = sim_json(sim, &format!("/_sim/pay/orders/{}", order.as_str())).await?;
         ensure(at_sim["trade_state"] == json!("SUCCESS"), || {
             format!("the simulator says {}", at_sim["trade_state"])
+        })?;
+        ensure(at_sim["api"] == json!(version.as_str()), || {
+            format!(
+                "the order was paid through API {}, not {}",
+                at_sim["api"],
+                version.as_str()
+            )
         })?;
 
         // WeChat repeats notifications: a duplicate must not pay the order a second time.
@@ -476,15 +503,14 @@ pub(crate) async fn pay_confirm_marks_the_order_paid_once<D: Demo>() {
 }
 
 /// Pay -> the pay sheet -> cancel -> the page says `cancelled`, the order stays unpaid.
-pub(crate) async fn pay_cancel_leaves_the_order_unpaid<D: Demo>() {
-    let name = shot::<D>("pay-cancel");
+pub(crate) async fn pay_cancel_leaves_the_order_unpaid<D: Demo>(version: PayVersion) {
+    let name = shot::<D>(&format!("pay-cancel-{}", version.as_str()));
     wechat_browser_tests::run_scenario(&name, async |browser: &Browser| {
-        let running = Running::<D>::start().await?;
+        let running = Running::<D>::start(version).await?;
         let (base, sim) = (running.base(), running.sim()?);
         log_in(browser, base, sim, &first_user()).await?;
 
-        let order =
-            pay_and_press(browser, "#sim-pay-cancel", &shot::<D>("pay-cancel-sheet")).await?;
+        let order = pay_and_press(browser, "#sim-pay-cancel", &format!("{name}-sheet")).await?;
         let status = browser
             .wait_for_text("#order-status", PAYMENT_WAIT, "cancelled", |t| {
                 t == "cancelled" || t == "paid" || t.starts_with("failed")
@@ -520,7 +546,7 @@ pub(crate) async fn pay_cancel_leaves_the_order_unpaid<D: Demo>() {
 pub(crate) async fn denying_consent_shows_a_clear_page<D: Demo>() {
     let name = shot::<D>("consent-denied");
     wechat_browser_tests::run_scenario(&name, async |browser: &Browser| {
-        let running = Running::<D>::start().await?;
+        let running = Running::<D>::start(PayVersion::V3).await?;
         let (base, sim) = (running.base(), running.sim()?);
 
         browser.goto(&format!("{base}/")).await?;
@@ -571,7 +597,7 @@ pub(crate) async fn denying_consent_shows_a_clear_page<D: Demo>() {
 pub(crate) async fn a_tampered_session_cookie_logs_in_again<D: Demo>() {
     let name = shot::<D>("tampered-cookie");
     wechat_browser_tests::run_scenario(&name, async |browser: &Browser| {
-        let running = Running::<D>::start().await?;
+        let running = Running::<D>::start(PayVersion::V3).await?;
         let (base, sim) = (running.base(), running.sim()?);
         log_in(browser, base, sim, &first_user()).await?;
         let logins = || sim.stats().calls_to("/sns/oauth2/access_token");
