@@ -22,8 +22,8 @@ use ring::signature::{self, RsaKeyPair, UnparsedPublicKey};
 use wechat_core::ApiV3Key;
 use wechat_core::clock::ManualClock;
 use wechat_core::pay::v3::{
-    MerchantKey, SignatureHeaders, WechatPayKeys, WechatPayPublicKey, authorization,
-    decrypt_resource, pay_sign, request_message, verify_signature,
+    MerchantKey, PayConfig, SignatureHeaders, WechatPayKeys, WechatPayPublicKey, authorization,
+    decrypt_resource, pay_sign, request_message, verify_payment_notification, verify_signature,
 };
 
 fn vector(name: &str) -> Vec<u8> {
@@ -152,8 +152,41 @@ fn notification(c: &mut Criterion) {
     let nonce_bytes: [u8; 12] = r_nonce.as_bytes().try_into().expect("12 bytes");
 
     let mut g = c.benchmark_group("pay_v3_notify");
+    // The typed path an application runs: headers + raw body → PaymentNotification.
+    let config = PayConfig::builder(
+        "1230000109",
+        "wxd678efh567hg6787",
+        MerchantKey::from_pem(&vector("rsa_test_private_key.pem"), "F5765756002FDD77")
+            .expect("key"),
+        api_v3_key.expose_secret(),
+        "https://shop.example.com/pay/notify",
+    )
+    .wechat_pay_public_key(
+        WechatPayPublicKey::from_pem(&serial, &vector("rsa_test_public_key.pem")).expect("key"),
+    )
+    .clock(std::sync::Arc::new(ManualClock::at(at)))
+    .build()
+    .expect("config");
+    let mut header_map = http::HeaderMap::new();
+    for (name, value) in [
+        ("wechatpay-timestamp", &timestamp),
+        ("wechatpay-nonce", &nonce),
+        ("wechatpay-signature", &signature_b64),
+        ("wechatpay-serial", &serial),
+    ] {
+        header_map.insert(name, value.parse().expect("header value"));
+    }
+    let paid = verify_payment_notification(&config, &keys, &header_map, &body).expect("verifies");
+    assert_eq!(paid.total, 100);
+    g.bench_function("verify_payment_notification (wechat-core, typed)", |b| {
+        b.iter(|| {
+            verify_payment_notification(&config, &keys, black_box(&header_map), black_box(&body))
+                .expect("verifies")
+                .total
+        })
+    });
     g.bench_function(
-        "verify_signature + decrypt_resource + parse (wechat-core)",
+        "verify_signature + decrypt_resource + parse (wechat-core parts)",
         |b| {
             b.iter(|| {
                 let headers = SignatureHeaders {
