@@ -3,6 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use wechat_core::pay::v2::SignType;
 use wechat_core::pay::v3::{MerchantKey, WechatPayPublicKey};
 use wechat_core::session::SessionKeys;
 use wechat_core::{ApiV3Key, AppId, AppSecret, BaseUrls, MchId, PayApiKey};
@@ -19,7 +20,7 @@ pub const DEFAULT_DB_FILE: &str = "demo-shop.sqlite3";
 pub const DATA_DIR: &str = ".demo-data";
 
 /// Every environment variable the demos read, with what it is for (the README's table).
-pub const ENV_VARS: [(&str, &str); 20] = [
+pub const ENV_VARS: [(&str, &str); 21] = [
     (
         "WECHAT_APPID",
         "the Official Account's AppID; unset: an embedded wechat-sim is started",
@@ -59,6 +60,10 @@ pub const ENV_VARS: [(&str, &str); 20] = [
     (
         "WECHAT_PAY_KEY",
         "v2: the merchant's API v2 key, 32 characters (required with WECHAT_APPID)",
+    ),
+    (
+        "WECHAT_PAY_SIGN_TYPE",
+        "v2: MD5 (default) or HMAC-SHA256, the merchant's signature algorithm; notifications signed otherwise are refused",
     ),
     (
         "WECHAT_PAY_CERT",
@@ -153,6 +158,8 @@ pub enum PaySettings {
     V2 {
         /// `WECHAT_PAY_KEY` (the merchant's API v2 key, not the AppSecret).
         key: PayApiKey,
+        /// `WECHAT_PAY_SIGN_TYPE`: MD5 (default) or HMAC-SHA256.
+        sign_type: SignType,
         /// `WECHAT_PAY_CERT`: the merchant API certificate, needed only for refunds: WeChat's
         /// `apiclient_cert.p12` (password: the merchant id), or one PEM file holding the
         /// certificate and its private key (`cat apiclient_cert.pem apiclient_key.pem`).
@@ -296,6 +303,7 @@ impl Settings {
                     "WECHAT_SECRET",
                     "WECHAT_MCH_ID",
                     "WECHAT_PAY_KEY",
+                    "WECHAT_PAY_SIGN_TYPE",
                     "WECHAT_PAY_CERT",
                     "WECHAT_PAY_V3_KEY",
                     "WECHAT_PAY_MCH_KEY",
@@ -374,8 +382,17 @@ fn wechat_from_lookup(
                     key.len()
                 )));
             }
+            let sign_type = match get("WECHAT_PAY_SIGN_TYPE").as_deref() {
+                None => SignType::Md5,
+                Some(name) => SignType::from_wire(name).ok_or_else(|| {
+                    DemoError::Config(format!(
+                        "WECHAT_PAY_SIGN_TYPE={name:?} must be MD5 (the default) or HMAC-SHA256"
+                    ))
+                })?,
+            };
             PaySettings::V2 {
                 key: PayApiKey::new(key),
+                sign_type,
                 cert: get("WECHAT_PAY_CERT").map(PathBuf::from),
             }
         }
@@ -638,6 +655,37 @@ mod tests {
             ("WECHAT_PAY_KEY", "short"),
         ]);
         assert!(pay_key.contains("32-character"), "{pay_key}");
+        let v2 = [
+            ("WECHAT_APPID", "wx1234567890abcdef"),
+            ("WECHAT_SECRET", "s"),
+            ("WECHAT_MCH_ID", "1"),
+            ("WECHAT_PAY_VERSION", "v2"),
+            ("WECHAT_PAY_KEY", "192006250b4c09247ec02edce69f6a2d"),
+        ];
+        let sign_type = |value: &'static str| {
+            let mut vars = v2.to_vec();
+            vars.push(("WECHAT_PAY_SIGN_TYPE", value));
+            settings(&vars)
+        };
+        for (value, expected) in [
+            ("MD5", SignType::Md5),
+            ("HMAC-SHA256", SignType::HmacSha256),
+        ] {
+            let s = sign_type(value).unwrap();
+            assert!(matches!(
+                s.wechat.unwrap().pay,
+                PaySettings::V2 { sign_type, .. } if sign_type == expected
+            ));
+        }
+        assert!(matches!(
+            settings(&v2).unwrap().wechat.unwrap().pay,
+            PaySettings::V2 {
+                sign_type: SignType::Md5,
+                ..
+            }
+        ));
+        let bad = sign_type("SHA1").unwrap_err().to_string();
+        assert!(bad.contains("WECHAT_PAY_SIGN_TYPE"), "{bad}");
         let base = error(&[
             ("WECHAT_APPID", "wx1234567890abcdef"),
             ("WECHAT_SECRET", "s"),

@@ -143,13 +143,18 @@ impl Shop {
             .unwrap_or_else(|| format!("{public_url}{NOTIFY_PATH}"));
         let refund_notify_url = format!("{public_url}{REFUND_NOTIFY_PATH}");
         let pay_client: PayApi = match &wechat.pay {
-            PaySettings::V2 { key, cert } => {
+            PaySettings::V2 {
+                key,
+                sign_type,
+                cert,
+            } => {
                 let mut pay_config = v2::PayConfig::builder(
                     wechat.mch_id.clone(),
                     wechat.appid.clone(),
                     key.clone(),
                     notify_url,
                 )
+                .sign_type(*sign_type)
                 .base_urls(&base_urls)
                 .refund_notify_url(refund_notify_url);
                 if let Some(path) = cert {
@@ -302,6 +307,7 @@ fn sim_pay_settings(sim: &RunningSim, version: PayVersion) -> Result<PaySettings
     Ok(match version {
         PayVersion::V2 => PaySettings::V2 {
             key: SIM_PAY_KEY.into(),
+            sign_type: v2::SignType::Md5,
             cert: None,
         },
         PayVersion::V3 => {

@@ -444,8 +444,9 @@ struct StatusBody<'a> {
     total_fee: u64,
 }
 
-/// The payment routes' logic over a [`PayClient`] and the application's [`OrderBackend`].
-/// Every method returns a complete HTTP response (JSON, or XML for WeChat) and never panics.
+/// The payment routes' logic over a WeChat Pay client ([`PayApi`]: v3 or v2) and the
+/// application's [`OrderBackend`]. Every method returns a complete HTTP response (JSON for the
+/// browser; for WeChat Pay, v2 XML or a v3 status with JSON) and never panics.
 #[derive(Clone)]
 pub struct PayRoutes {
     client: PayApi,

@@ -165,6 +165,7 @@ pub struct PayConfig {
     appid: AppId,
     api_key: PayApiKey,
     sign_type: SignType,
+    also_accepted_sign_type: Option<SignType>,
     notify_url: String,
     refund_notify_url: Option<String>,
     client_certificate: Option<ClientCertificate>,
@@ -192,6 +193,7 @@ impl PayConfig {
                 appid: appid.into(),
                 api_key: api_key.into(),
                 sign_type: SignType::Md5,
+                also_accepted_sign_type: None,
                 notify_url: notify_url.into(),
                 refund_notify_url: None,
                 client_certificate: None,
@@ -223,6 +225,15 @@ impl PayConfig {
     /// The signature algorithm.
     pub fn sign_type(&self) -> SignType {
         self.sign_type
+    }
+
+    /// Whether a payment notification signed with `sign_type` is accepted: the configured
+    /// algorithm, and the one of
+    /// [`also_accept_notification_sign_type`](PayConfigBuilder::also_accept_notification_sign_type)
+    /// while migrating. A notification names its own `sign_type`, so accepting any would let a
+    /// forger pick the weaker one.
+    pub fn accepts_notification_sign_type(&self, sign_type: SignType) -> bool {
+        sign_type == self.sign_type || self.also_accepted_sign_type == Some(sign_type)
     }
 
     /// The payment notification URL.
@@ -331,9 +342,19 @@ pub struct PayConfigBuilder {
 }
 
 impl PayConfigBuilder {
-    /// The signature algorithm for requests, the page's `paySign` and replies (default MD5).
+    /// The signature algorithm for requests, the page's `paySign`, replies and notifications
+    /// (default MD5).
     pub fn sign_type(mut self, sign_type: SignType) -> Self {
         self.config.sign_type = sign_type;
+        self
+    }
+
+    /// Also accepts payment notifications signed with `sign_type`, for a merchant moving from
+    /// one algorithm to the other while orders placed with the old one are still being paid.
+    /// Without it, a notification signed otherwise than [`sign_type`](Self::sign_type) is
+    /// refused.
+    pub fn also_accept_notification_sign_type(mut self, sign_type: SignType) -> Self {
+        self.config.also_accepted_sign_type = Some(sign_type);
         self
     }
 

@@ -158,8 +158,10 @@ fn check_return_code(fields: &PayFields, source: &'static str) -> Result<()> {
 ///
 /// Steps (protocol reference §4.4): safe parse (size limit, no DTD/entities); `return_code`
 /// `SUCCESS`; a `sign` must be present (a SUCCESS without one is forged); the sign is verified
-/// over **all** received fields with the notification's `sign_type` (the configured one when
-/// absent); `appid` and `mch_id` must be the configured ones; `result_code` must be `SUCCESS`.
+/// over **all** received fields with the notification's `sign_type` (MD5 when absent), which
+/// must be the configured one (or the one also accepted while migrating: a notification naming
+/// another is refused, so that nobody can downgrade HMAC-SHA256 to MD5); `appid` and `mch_id`
+/// must be the configured ones; `result_code` must be `SUCCESS`.
 ///
 /// # Errors
 /// [`Error::Xml`], [`Error::BadSignature`], [`Error::NotificationMismatch`],
@@ -175,11 +177,18 @@ pub fn verify_payment_notification(config: &PayConfig, body: &[u8]) -> Result<Pa
     let sign = fields.get_non_empty("sign").ok_or(Error::BadSignature(
         "a SUCCESS payment notification without sign is forged",
     ))?;
+    // WeChat names HMAC-SHA256 in `sign_type` and leaves it out for MD5.
     let sign_type = match fields.get_non_empty("sign_type") {
-        None => config.sign_type(),
+        None => SignType::Md5,
         Some(name) => SignType::from_wire(name)
             .ok_or(Error::BadSignature("unknown sign_type in the notification"))?,
     };
+    if !config.accepts_notification_sign_type(sign_type) {
+        return Err(Error::BadSignature(
+            "the notification is signed with another sign_type than the configured one \
+             (a downgrade is refused; see PayConfigBuilder::also_accept_notification_sign_type)",
+        ));
+    }
     verify_pay_fields(&fields, config.api_key(), sign_type, sign)?;
     check_merchant(config, &fields)?;
     match fields.get("result_code") {
@@ -505,26 +514,56 @@ mod tests {
     }
 
     #[test]
-    fn sign_type_comes_from_the_notification_or_the_config() {
-        let mut fields = paid_fields();
-        fields.insert("sign_type", "HMAC-SHA256");
-        assert!(
-            verify_payment_notification(&config(), &signed(fields, SignType::HmacSha256)).is_ok()
-        );
-        // Absent sign_type: the configured one.
+    fn only_the_configured_sign_type_is_accepted() {
+        let hmac = |mut fields: PayFields| {
+            fields.insert("sign_type", "HMAC-SHA256");
+            signed(fields, SignType::HmacSha256)
+        };
+        let md5_config = config();
         let hmac_config = builder().sign_type(SignType::HmacSha256).build().unwrap();
+        // Each merchant accepts its own algorithm (MD5 notifications carry no sign_type).
+        assert!(
+            verify_payment_notification(&md5_config, &signed(paid_fields(), SignType::Md5)).is_ok()
+        );
+        assert!(verify_payment_notification(&hmac_config, &hmac(paid_fields())).is_ok());
+        // A downgrade to MD5, correctly signed with the key, is refused by an HMAC merchant…
+        let downgrade =
+            verify_payment_notification(&hmac_config, &signed(paid_fields(), SignType::Md5));
+        assert!(
+            matches!(&downgrade, Err(Error::BadSignature(m)) if m.contains("downgrade")),
+            "{downgrade:?}"
+        );
+        // The same with sign_type=MD5 named explicitly (what verified before this check).
+        let mut named = paid_fields();
+        named.insert("sign_type", "MD5");
+        assert!(matches!(
+            verify_payment_notification(&hmac_config, &signed(named, SignType::Md5)),
+            Err(Error::BadSignature(_))
+        ));
+        // …and the other way round, an HMAC notification to an MD5 merchant.
+        assert!(matches!(
+            verify_payment_notification(&md5_config, &hmac(paid_fields())),
+            Err(Error::BadSignature(_))
+        ));
+        // An HMAC signature without sign_type reads as MD5: refused.
         assert!(
             verify_payment_notification(&hmac_config, &signed(paid_fields(), SignType::HmacSha256))
-                .is_ok()
-        );
-        assert!(
-            verify_payment_notification(&config(), &signed(paid_fields(), SignType::HmacSha256))
                 .is_err()
         );
+        // While migrating, both are accepted when configured so.
+        let migrating = builder()
+            .sign_type(SignType::HmacSha256)
+            .also_accept_notification_sign_type(SignType::Md5)
+            .build()
+            .unwrap();
+        assert!(
+            verify_payment_notification(&migrating, &signed(paid_fields(), SignType::Md5)).is_ok()
+        );
+        assert!(verify_payment_notification(&migrating, &hmac(paid_fields())).is_ok());
         let mut weird = paid_fields();
         weird.insert("sign_type", "SHA1");
         assert!(matches!(
-            verify_payment_notification(&config(), &signed(weird, SignType::Md5)),
+            verify_payment_notification(&md5_config, &signed(weird, SignType::Md5)),
             Err(Error::BadSignature(_))
         ));
     }
