@@ -20,6 +20,10 @@ const REFRESH_AHEAD_FRACTION: u64 = 6;
 /// A credential is no longer handed out this close to its expiry (at most 1/10 of its lifetime),
 /// so that it does not expire on its way to WeChat.
 const EXPIRY_MARGIN_SECS: u64 = 5;
+/// The longest lifetime WeChat gives an access_token or a jsapi_ticket (`expires_in` 7200): a
+/// stored value that claims to live longer is adopted as if it expired then, so that a bad or
+/// tampered store entry cannot pin a credential forever.
+const MAX_LIFETIME_SECS: u64 = 7200;
 /// The first wait after a failed upstream fetch; doubled per further failure.
 const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
 /// The longest wait after failed upstream fetches.
@@ -547,7 +551,14 @@ impl<F: Fetch> Inner<F> {
         now: u64,
     ) -> Option<Arc<Cached>> {
         let stored = stored?;
-        let expires_at = stored.expires_at();
+        // A stored expiry never exceeds WeChat's lifetime from when this process first saw the
+        // value: the same credential's expiry can only shrink (WeChat never extends one).
+        let mut expires_at = stored
+            .expires_at()
+            .min(now.saturating_add(MAX_LIFETIME_SECS));
+        if let Some(local) = self.local_copy().filter(|l| l.value == stored.value()) {
+            expires_at = expires_at.min(local.expires_at);
+        }
         let cached = Cached::new(stored.into_value(), expires_at, now);
         if !reason.accepts(&cached, now) {
             return None;

@@ -715,3 +715,26 @@ fn replayed_errors_keep_their_variant() {
     );
     assert!(other.to_string().contains("40163"), "{other}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stored_expiry_beyond_the_lifetime_is_clamped() {
+    let fake = Fake::new();
+    let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let clock = TokioClock::new();
+    // Another process (or a tampered entry) claims the token lives a year.
+    store
+        .set(
+            KEY,
+            &StoredToken::new("FOREVER", clock.now_unix_secs() + 365 * 86_400),
+        )
+        .await
+        .unwrap();
+    let manager = manager_on(store.clone(), &fake);
+    assert_eq!(value(&manager).await, "FOREVER");
+    assert!(manager.get().await.unwrap().expires_at() <= clock.now_unix_secs() + 7200);
+    assert_eq!(fake.calls(), 0);
+    // Two hours later it is refreshed like any token of WeChat's lifetime.
+    tokio::time::advance(Duration::from_secs(7201)).await;
+    assert_eq!(value(&manager).await, "T1");
+    assert_eq!(fake.calls(), 1);
+}
