@@ -420,10 +420,21 @@ impl PayConfigBuilder {
     /// # Errors
     /// [`ConfigError`] naming the setting: an empty merchant id or app id, an API key that is
     /// not 32 ASCII characters, a notify URL that is not absolute http(s) or has a query
-    /// string, or a base URL that is not absolute http(s).
+    /// string, or a base URL that is not https (plain http only on a loopback address, for a
+    /// local simulator).
     pub fn build(self) -> std::result::Result<PayConfig, ConfigError> {
         self.config.validate()?;
         Ok(self.config)
+    }
+}
+
+/// Whether the URL's host is `localhost` or a loopback IP address.
+fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -441,6 +452,17 @@ pub(crate) fn check_url(
             format!("{what} {value:?} must be an absolute http(s) URL"),
         ));
     }
+    // A Pay host over plain HTTP would send signed requests, refunds and their answers in the
+    // clear: only a simulator on this machine may be reached that way.
+    if !notify && url.scheme() == "http" && !is_loopback_host(&url) {
+        return Err(ConfigError::new(
+            setting,
+            format!(
+                "{what} {value:?} must be https: plain http is allowed only for a loopback address \
+                 (a local wechat-sim such as http://127.0.0.1:9000)"
+            ),
+        ));
+    }
     if notify && url.query().is_some() {
         return Err(ConfigError::new(
             setting,
@@ -455,6 +477,40 @@ pub(crate) fn check_url(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_pay_hosts_are_only_for_loopback() {
+        let base = |url: &str| {
+            PayConfig::builder(
+                "1900000109",
+                "wx1234567890abcdef",
+                "192006250b4c09247ec02edce69f6a2d",
+                "https://x.example/notify",
+            )
+            .base_url(url)
+            .build()
+        };
+        for ok in [
+            "https://api.mch.weixin.qq.com",
+            "http://127.0.0.1:9000",
+            "http://localhost:9000",
+            "http://[::1]:9000",
+        ] {
+            assert!(base(ok).is_ok(), "{ok}");
+        }
+        let err = base("http://api.mch.weixin.qq.com").unwrap_err();
+        assert_eq!(err.setting(), "PayConfigBuilder::base_url");
+        assert!(err.problem().contains("https"), "{err}");
+        let secapi = PayConfig::builder(
+            "1900000109",
+            "wx1234567890abcdef",
+            "192006250b4c09247ec02edce69f6a2d",
+            "https://x.example/notify",
+        )
+        .secapi_base_url("http://10.0.0.7:8443")
+        .build();
+        assert!(secapi.is_err());
+    }
 
     /// A self-signed certificate and its PKCS#8 key, DER.
     fn cert_and_key() -> (Vec<u8>, Vec<u8>) {

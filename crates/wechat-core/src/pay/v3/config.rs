@@ -313,7 +313,8 @@ impl PayConfigBuilder {
     /// # Errors
     /// [`ConfigError`] naming the setting: an empty merchant id or app id, an APIv3 key that is
     /// not 32 bytes, no way to verify WeChat Pay, a notify URL that is not absolute http(s) or
-    /// has a query string, a base URL that is not absolute http(s).
+    /// has a query string, a base URL that is not https (plain http only on a loopback
+    /// address, for a local simulator).
     pub fn build(self) -> Result<PayConfig, ConfigError> {
         self.config.validate()?;
         Ok(self.config)
