@@ -247,6 +247,18 @@ pub enum Error {
     InvalidPayRequest(String),
 
     // ---- WeChat Pay (API v3) ----
+    /// A reply or notification is signed with a WeChat Pay key this merchant does not have
+    /// (`Wechatpay-Serial`): refused. A new platform certificate is downloaded on its own; a
+    /// serial `PUB_KEY_ID_…` means WeChat Pay signs with a public key that is not configured.
+    #[error(
+        "signature verification failed: the signature names WeChat Pay key {serial:?} \
+         (Wechatpay-Serial), which is not configured: configure that WeChat Pay public key \
+         (PUB_KEY_ID_…) or platform certificate, or this was not sent by WeChat Pay"
+    )]
+    UnknownWechatPaySerial {
+        /// The `Wechatpay-Serial` received.
+        serial: String,
+    },
     /// WeChat Pay API v3 answered an error: `{code, message, detail}` with an HTTP status. See
     /// [`PayApiError`]; its `request_id` is what WeChat Pay's support asks for.
     #[error(transparent)]

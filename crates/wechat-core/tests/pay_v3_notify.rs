@@ -260,7 +260,16 @@ fn forged_altered_stale_and_probing_notifications_are_refused() {
     };
     let (h, b) = unknown.signed();
     let e = refused(&h, &b);
-    assert!(e.to_string().contains("not configured"), "{e}");
+    assert!(
+        matches!(&e, Error::UnknownWechatPaySerial { serial } if serial == "PUB_KEY_ID_0000000000000000000000000000"),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("not configured")
+            && e.to_string()
+                .contains("PUB_KEY_ID_0000000000000000000000000000"),
+        "the error names the serial: {e}"
+    );
 
     // WeChat Pay's probe.
     let mut probe = headers.clone();

@@ -501,6 +501,7 @@ pub(crate) fn verify_raw(
         Error::BadSignature(reason) => {
             forged(format!("{reason} (Wechatpay-Serial {:?})", headers.serial))
         }
+        unknown @ Error::UnknownWechatPaySerial { .. } => forged(unknown.to_string()),
         other => other,
     })
 }

@@ -176,7 +176,8 @@ struct Resource {
 /// paid transaction of the configured merchant and app.
 ///
 /// # Errors
-/// [`Error::BadSignature`] (unsigned, forged, stale, unknown serial, probe, undecryptable),
+/// [`Error::BadSignature`] (unsigned, forged, stale, probe, undecryptable),
+/// [`Error::UnknownWechatPaySerial`] (a key this merchant does not have, named),
 /// [`Error::NotificationMismatch`] (another merchant or app, another event, not paid),
 /// [`Error::UnexpectedResponse`] (too large, malformed).
 pub fn verify_payment_notification(
@@ -343,7 +344,7 @@ impl NotificationReply {
     /// The failure for a notification that could not be verified.
     pub(crate) fn refused(error: &Error) -> Self {
         match error {
-            Error::BadSignature(_) => {
+            Error::BadSignature(_) | Error::UnknownWechatPaySerial { .. } => {
                 Self::fail(http::StatusCode::UNAUTHORIZED, "invalid signature")
             }
             Error::NotificationMismatch(_) => {

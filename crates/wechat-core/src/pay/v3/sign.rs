@@ -150,7 +150,8 @@ impl<'a> SignatureHeaders<'a> {
 /// never verify.
 ///
 /// # Errors
-/// [`Error::BadSignature`] saying which check failed.
+/// [`Error::UnknownWechatPaySerial`] naming a serial none of `keys` has;
+/// [`Error::BadSignature`] saying which other check failed.
 pub fn verify_signature(
     keys: &WechatPayKeys,
     headers: &SignatureHeaders<'_>,
@@ -183,6 +184,11 @@ pub fn verify_signature(
         return Err(Error::BadSignature(
             "a WeChat Pay signature probe (WECHATPAY/SIGNTEST/), which never verifies",
         ));
+    }
+    if !keys.knows(headers.serial) {
+        return Err(Error::UnknownWechatPaySerial {
+            serial: headers.serial.chars().take(64).collect(),
+        });
     }
     let mut message =
         Vec::with_capacity(headers.timestamp.len() + headers.nonce.len() + body.len() + 3);
