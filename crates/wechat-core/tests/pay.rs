@@ -22,7 +22,7 @@ use wechat_core::pay::v2::{
     BrandWcPayParams, ClientCertificate, JsapiOrder, OrderRef, PayClient, PayConfig, PayErrorCode,
     Refund, RefundRef, SignType, TradeState,
 };
-use wechat_core::routes::{CreatedOrder, OrderStatus, PayParams, PayRoutes};
+use wechat_core::routes::{CreatedOrder, OrderStatus, PayRoutes};
 use wechat_core::testing::MemoryOrders;
 use wechat_core::{BaseUrls, Error, OpenId, OutRefundNo, OutTradeNo};
 use wechat_sim::{RunningSim, Simulator};
@@ -306,13 +306,13 @@ impl World {
     }
 
     /// What the WeChat client does when the user confirms the pay sheet.
-    async fn confirm(&self, params: &PayParams) -> Value {
+    async fn confirm(&self, params: &BrandWcPayParams) -> Value {
         self.sim_json("/_sim/pay/confirm", &serde_json::to_value(params).unwrap())
             .await
             .1
     }
 
-    async fn pay(&self, params: &PayParams) {
+    async fn pay(&self, params: &BrandWcPayParams) {
         let answer = self.confirm(params).await;
         assert_eq!(answer["err_msg"], "get_brand_wcpay_request:ok", "{answer}");
     }
@@ -363,16 +363,9 @@ async fn full_flow(sign_type: SignType) {
     assert_eq!(params.app_id, APPID);
     assert_eq!(params.sign_type, sign_type.as_str());
     assert!(params.package.starts_with("prepay_id="));
-    BrandWcPayParams {
-        app_id: params.app_id.clone(),
-        time_stamp: params.time_stamp.clone(),
-        nonce_str: params.nonce_str.clone(),
-        package: params.package.clone(),
-        sign_type: params.sign_type.clone(),
-        pay_sign: params.pay_sign.clone(),
-    }
-    .verify(&wechat_core::PayApiKey::new(API_KEY))
-    .unwrap();
+    params
+        .verify(&wechat_core::PayApiKey::new(API_KEY))
+        .unwrap();
     // The simulator checks the parameters exactly as the WeChat client does.
     let (_, check) = w
         .sim_json("/_sim/pay/check", &serde_json::to_value(params).unwrap())
@@ -610,7 +603,7 @@ async fn close_an_unpaid_order() {
         .await
         .unwrap();
     assert_eq!(query.trade_state, TradeState::Closed);
-    let answer = w.confirm(&params.into()).await;
+    let answer = w.confirm(&params).await;
     assert_eq!(
         answer["err_msg"], "get_brand_wcpay_request:fail",
         "{answer}"

@@ -31,8 +31,8 @@ mod wechat;
 
 #[cfg(feature = "pay")]
 pub use pay::{
-    BoxFuture, CreatedOrder, OrderBackend, OrderDraft, OrderRecord, OrderStatus, PayApi, PayParams,
-    PayRoutes, Payment, RefundStatus, RefundUpdate, ShopError,
+    BoxFuture, CreatedOrder, OrderBackend, OrderDraft, OrderRecord, OrderStatus, PayApi, PayRoutes,
+    Payment, RefundStatus, RefundUpdate, ShopError,
 };
 pub use wechat::{WeChatRoutes, WeChatRoutesBuilder};
 

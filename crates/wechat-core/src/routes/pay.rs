@@ -233,56 +233,6 @@ impl From<&v3::RefundNotification> for RefundUpdate {
     }
 }
 
-/// The parameters of `WeixinJSBridge.invoke('getBrandWCPayRequest', …)` for the order's API
-/// version: `signType` `MD5` or `HMAC-SHA256` with v2, `RSA` with v3; the page passes them on
-/// unchanged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PayParams {
-    /// `appId`.
-    #[serde(rename = "appId")]
-    pub app_id: String,
-    /// `timeStamp`: unix seconds, as a string.
-    #[serde(rename = "timeStamp")]
-    pub time_stamp: String,
-    /// `nonceStr`.
-    #[serde(rename = "nonceStr")]
-    pub nonce_str: String,
-    /// `package`: `prepay_id=…`.
-    pub package: String,
-    /// `signType`.
-    #[serde(rename = "signType")]
-    pub sign_type: String,
-    /// `paySign`.
-    #[serde(rename = "paySign")]
-    pub pay_sign: String,
-}
-
-impl From<v2::BrandWcPayParams> for PayParams {
-    fn from(p: v2::BrandWcPayParams) -> Self {
-        Self {
-            app_id: p.app_id,
-            time_stamp: p.time_stamp,
-            nonce_str: p.nonce_str,
-            package: p.package,
-            sign_type: p.sign_type,
-            pay_sign: p.pay_sign,
-        }
-    }
-}
-
-impl From<v3::BrandWcPayParams> for PayParams {
-    fn from(p: v3::BrandWcPayParams) -> Self {
-        Self {
-            app_id: p.app_id,
-            time_stamp: p.time_stamp,
-            nonce_str: p.nonce_str,
-            package: p.package,
-            sign_type: p.sign_type,
-            pay_sign: p.pay_sign,
-        }
-    }
-}
-
 /// The WeChat Pay client behind the payment routes: API v3 or API v2, chosen by configuration;
 /// the routes' JSON and [`OrderBackend`] are the same for both.
 #[derive(Debug, Clone)]
@@ -434,7 +384,7 @@ pub struct CreatedOrder {
     /// The merchant order number, for polling the status.
     pub out_trade_no: String,
     /// Exactly the `getBrandWCPayRequest` parameters of the configured API version.
-    pub params: PayParams,
+    pub params: v2::BrandWcPayParams,
 }
 
 #[derive(Serialize)]
@@ -557,9 +507,9 @@ impl PayRoutes {
             return json_error(e.status(), e.message());
         }
         let params = match &self.client {
-            PayApi::V2(client) => PayParams::from(client.brand_wcpay_params(&prepay_id)),
+            PayApi::V2(client) => client.brand_wcpay_params(&prepay_id),
             PayApi::V3(client) => match client.brand_wcpay_params(&prepay_id) {
-                Ok(params) => PayParams::from(params),
+                Ok(params) => params,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot sign the v3 pay parameters");
                     return json_error(

@@ -228,10 +228,12 @@ pub struct BrandWcPayParams {
     pub nonce_str: String,
     /// `package`: `prepay_id=…`.
     pub package: String,
-    /// `signType`: the order's sign type (`MD5` or `HMAC-SHA256`).
+    /// `signType`: the order's sign type: `MD5` or `HMAC-SHA256` (API v2), `RSA` (API v3, see
+    /// [`BrandWcPayParams::rsa`]).
     #[serde(rename = "signType")]
     pub sign_type: String,
-    /// `paySign`: the v2 signature over the five fields above.
+    /// `paySign`: the signature (v2: over the five fields above; v3: RSA over `appId`,
+    /// `timeStamp`, `nonceStr` and `package`).
     #[serde(rename = "paySign")]
     pub pay_sign: String,
 }
@@ -274,10 +276,11 @@ impl BrandWcPayParams {
         self.package.strip_prefix("prepay_id=")
     }
 
-    /// Verifies `paySign` as the WeChat client does (useful in tests and simulators).
+    /// Verifies a v2 `paySign` as the WeChat client does (useful in tests and simulators).
     ///
     /// # Errors
-    /// [`Error::BadSignature`] for an unknown `signType` or a wrong `paySign`.
+    /// [`Error::BadSignature`] for a `signType` that is not v2's (`RSA` included) or a wrong
+    /// `paySign`.
     pub fn verify(&self, api_key: &PayApiKey) -> Result<()> {
         let sign_type =
             SignType::from_wire(&self.sign_type).ok_or(Error::BadSignature("unknown signType"))?;

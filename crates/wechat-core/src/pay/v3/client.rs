@@ -193,7 +193,7 @@ impl PayClient {
     /// [`Error::Config`] when the key cannot sign.
     pub fn brand_wcpay_params(&self, prepay_id: &str) -> Result<BrandWcPayParams> {
         let config = &self.inner.config;
-        BrandWcPayParams::new(
+        BrandWcPayParams::rsa(
             config.appid(),
             prepay_id,
             config.merchant_key(),

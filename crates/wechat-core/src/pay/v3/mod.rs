@@ -47,7 +47,7 @@ mod refund;
 mod sign;
 
 pub use crate::error::{PayApiError, PayApiErrorCode};
-pub use crate::pay::v2::{MAX_NOTIFICATION_BODY, OrderRef, TradeState};
+pub use crate::pay::v2::{BrandWcPayParams, MAX_NOTIFICATION_BODY, OrderRef, TradeState};
 pub use aead::{RESOURCE_ALGORITHM, decrypt_resource, encrypt_resource};
 pub use client::{PayClient, RETRY_ATTEMPTS};
 pub use config::{DEFAULT_CERTIFICATE_REFRESH, PayConfig, PayConfigBuilder};
@@ -56,9 +56,7 @@ pub use notify::{
     NotificationReply, PaymentNotification, RefundNotice, RefundNoticeAmount, RefundNotification,
     verify_payment_notification, verify_refund_notification,
 };
-pub use order::{
-    BrandWcPayParams, JsapiOrder, PrepayResponse, Transaction, TransactionAmount, TransactionPayer,
-};
+pub use order::{JsapiOrder, PrepayResponse, Transaction, TransactionAmount, TransactionPayer};
 pub use refund::{RefundAmount, RefundRecord, RefundRequest, RefundStatus};
 pub use sign::{
     MAX_CLOCK_SKEW_SECS, SIGNATURE_SCHEME, SignatureHeaders, authorization, pay_sign,

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{MerchantKey, PayConfig, pay_sign};
-use crate::pay::v2::TradeState;
 use crate::pay::v2::order::validate_out_trade_no;
+use crate::pay::v2::{BrandWcPayParams, TradeState};
 use crate::{AppId, Error, MchId, OpenId, OutTradeNo, Result, TransactionId};
 
 /// A JSAPI order to place with `POST /v3/pay/transactions/jsapi`.
@@ -238,48 +238,26 @@ pub struct PrepayResponse {
     pub prepay_id: String,
 }
 
-/// The parameters of `WeixinJSBridge.invoke('getBrandWCPayRequest', …)` (or
-/// `wx.chooseWXPay`) for an API v3 order: `signType` `RSA`, `paySign` by the merchant key.
-///
-/// ```
-/// use wechat_core::pay::v3::{BrandWcPayParams, MerchantKey};
-/// use wechat_core::AppId;
-///
-/// let key = MerchantKey::from_pem(&std::fs::read("tests/vectors/v3/rsa_test_private_key.pem")?, "F5765756002FDD77")?;
-/// let params = BrandWcPayParams::new(&AppId::from("wx8888888888888888"), "wx201410272009395522657a690389285100", &key, 1414561699, "5K8264ILTKCH16CQ2502SI8ZNMTM67VS")?;
-/// let json = serde_json::to_value(&params)?;
-/// assert_eq!(json["signType"], "RSA");
-/// assert_eq!(json["package"], "prepay_id=wx201410272009395522657a690389285100");
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BrandWcPayParams {
-    /// `appId`: the app id the order was placed with.
-    #[serde(rename = "appId")]
-    pub app_id: String,
-    /// `timeStamp`: unix seconds, as a string.
-    #[serde(rename = "timeStamp")]
-    pub time_stamp: String,
-    /// `nonceStr`.
-    #[serde(rename = "nonceStr")]
-    pub nonce_str: String,
-    /// `package`: `prepay_id=…`.
-    pub package: String,
-    /// `signType`: `RSA`.
-    #[serde(rename = "signType")]
-    pub sign_type: String,
-    /// `paySign`: base64 SHA256-RSA over `appId\ntimeStamp\nnonceStr\npackage\n`.
-    #[serde(rename = "paySign")]
-    pub pay_sign: String,
-}
-
 impl BrandWcPayParams {
-    /// Computes the parameters and their `paySign` (pass the current unix time and a fresh
-    /// nonce).
+    /// The parameters for an API v3 order (`signType` `RSA`, `paySign` = base64 SHA256-RSA over
+    /// `appId\ntimeStamp\nnonceStr\npackage\n` by the merchant key); pass the current unix time
+    /// and a fresh nonce.
+    ///
+    /// ```
+    /// use wechat_core::pay::v3::{BrandWcPayParams, MerchantKey};
+    /// use wechat_core::AppId;
+    ///
+    /// let key = MerchantKey::from_pem(&std::fs::read("tests/vectors/v3/rsa_test_private_key.pem")?, "F5765756002FDD77")?;
+    /// let params = BrandWcPayParams::rsa(&AppId::from("wx8888888888888888"), "wx201410272009395522657a690389285100", &key, 1414561699, "5K8264ILTKCH16CQ2502SI8ZNMTM67VS")?;
+    /// let json = serde_json::to_value(&params)?;
+    /// assert_eq!(json["signType"], "RSA");
+    /// assert_eq!(json["package"], "prepay_id=wx201410272009395522657a690389285100");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Config`] when the key cannot sign (not expected with a key that loaded).
-    pub fn new(
+    pub fn rsa(
         appid: &AppId,
         prepay_id: &str,
         key: &MerchantKey,
@@ -297,11 +275,6 @@ impl BrandWcPayParams {
             sign_type: "RSA".to_owned(),
             pay_sign,
         })
-    }
-
-    /// The prepay id inside `package`.
-    pub fn prepay_id(&self) -> Option<&str> {
-        self.package.strip_prefix("prepay_id=")
     }
 }
 
