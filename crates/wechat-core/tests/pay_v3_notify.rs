@@ -368,6 +368,65 @@ fn undecryptable_malformed_and_oversized_bodies_are_refused_without_panic() {
     ));
 }
 
+#[test]
+fn duplicate_keys_and_many_keys_are_refused_or_read_in_one_pass() {
+    let genuine = Notification::payment(paid());
+    let body = String::from_utf8(genuine.body()).unwrap();
+    // Two `event_type`s: which one the application acts on would depend on the parser.
+    let doubled = body.replacen(
+        "\"event_type\":",
+        "\"event_type\":\"REFUND.SUCCESS\",\"event_type\":",
+        1,
+    );
+    assert_ne!(doubled, body);
+    let doubled = doubled.into_bytes();
+    let e = refused(&genuine.headers_for(&doubled), &doubled);
+    assert!(e.to_string().contains("duplicate field"), "{e}");
+
+    // The same inside the encrypted resource.
+    let mut twice = paid().to_string();
+    twice.insert_str(1, "\"out_trade_no\":\"OTHER\",");
+    let nonce = "fdasflkja484";
+    let ciphertext = encrypt_resource(
+        &ApiV3Key::new(API_V3_KEY),
+        nonce,
+        "transaction",
+        twice.as_bytes(),
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut swapped = v.clone();
+    swapped["resource"]["ciphertext"] = ciphertext.into();
+    let swapped = swapped.to_string().into_bytes();
+    let e = refused(&genuine.headers_for(&swapped), &swapped);
+    assert!(e.to_string().contains("duplicate field"), "{e}");
+
+    // Thousands of unknown keys up to the size limit: read (and ignored) in one pass.
+    let mut padded = v.clone();
+    let extra = padded.as_object_mut().unwrap();
+    let mut size = body.len();
+    let mut i = 0;
+    while size < MAX_NOTIFICATION_BODY - 4096 {
+        let key = format!("k{i}");
+        size += key.len() + 8; // "key":null,
+        extra.insert(key, serde_json::Value::Null);
+        i += 1;
+    }
+    assert!(i > 3_000, "{i}");
+    let padded = serde_json::to_vec(&padded).unwrap();
+    let notification = verify_payment_notification(
+        &config_at(SIGNED_AT),
+        &keys(),
+        &genuine.headers_for(&padded),
+        &padded,
+    )
+    .unwrap();
+    assert_eq!(
+        Some(notification.transaction.out_trade_no.as_str()),
+        paid()["out_trade_no"].as_str()
+    );
+}
+
 fn client() -> PayClient {
     PayClient::new(config_at(SIGNED_AT + 1)).unwrap()
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rand::Rng as _;
 use tracing::Instrument as _;
 
-use super::xml::{MAX_REPLY_BODY, parse_flat, write_xml};
+use super::xml::{Limits, MAX_REPLY_BODY, parse_flat, write_xml};
 use super::{PayConfig, PayFields, SignType, sign_pay_fields, verify_pay_fields};
 use crate::pay::v2::PayErrorCode;
 use crate::{Error, Result};
@@ -105,7 +105,7 @@ pub fn check_pay_reply(
     sign_type: SignType,
     body: &[u8],
 ) -> Result<PayFields> {
-    let fields = parse_flat(body, "xml", MAX_REPLY_BODY)?;
+    let fields = parse_flat(body, "xml", Limits::REPLY)?;
     match fields.get("return_code") {
         Some("SUCCESS") => {}
         Some("FAIL") => {

@@ -27,7 +27,7 @@
 use std::future::Future;
 
 use super::order::{OrderQueryResponse, optional_fen, required, required_fen};
-use super::xml::{MAX_NOTIFICATION_BODY, parse_flat};
+use super::xml::{Limits, MAX_NOTIFICATION_BODY, parse_flat};
 use super::{
     PayConfig, PayFields, RefundStatus, SignType, decrypt_refund_req_info, verify_pay_fields,
 };
@@ -172,7 +172,7 @@ fn check_return_code(fields: &PayFields, source: &'static str) -> Result<()> {
 /// The amount is not compared with anything here: the caller must compare `total_fee` with
 /// its own order's amount.
 pub fn verify_payment_notification(config: &PayConfig, body: &[u8]) -> Result<PaymentNotification> {
-    let fields = parse_flat(body, "xml", MAX_NOTIFICATION_BODY)?;
+    let fields = parse_flat(body, "xml", Limits::NOTIFICATION)?;
     check_return_code(&fields, PAYMENT)?;
     let sign = fields.get_non_empty("sign").ok_or(Error::BadSignature(
         "a SUCCESS payment notification without sign is forged",
@@ -262,12 +262,12 @@ pub struct RefundNotification {
 /// # Security
 /// See [`RefundNotification`]: match the refund number and amount with your own refund.
 pub fn verify_refund_notification(config: &PayConfig, body: &[u8]) -> Result<RefundNotification> {
-    let outer = parse_flat(body, "xml", MAX_NOTIFICATION_BODY)?;
+    let outer = parse_flat(body, "xml", Limits::NOTIFICATION)?;
     check_return_code(&outer, REFUND)?;
     check_merchant(config, &outer)?;
     let req_info = required(&outer, "req_info", REFUND)?;
     let plaintext = decrypt_refund_req_info(req_info, config.api_key())?;
-    let fields = parse_flat(&plaintext, "root", MAX_NOTIFICATION_BODY)?;
+    let fields = parse_flat(&plaintext, "root", Limits::NOTIFICATION)?;
     Ok(RefundNotification {
         appid: config.appid().clone(),
         mch_id: config.mch_id().clone(),

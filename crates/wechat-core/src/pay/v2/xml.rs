@@ -19,6 +19,35 @@ pub const MAX_NOTIFICATION_BODY: usize = 64 * 1024;
 /// The largest XML body accepted in a reply from WeChat Pay (256 KiB: refund queries list many
 /// refunds).
 pub(crate) const MAX_REPLY_BODY: usize = 256 * 1024;
+/// The most fields a notification (or its `req_info`) may have. WeChat's payment notification
+/// has about 30, plus three per coupon; 256 leaves room for anything WeChat sends and bounds the
+/// work spent on a body before its signature is checked.
+pub const MAX_NOTIFICATION_FIELDS: usize = 256;
+/// The most fields a reply may have: a refund query lists up to 50 refunds of about 15 fields
+/// each, plus their coupons.
+pub(crate) const MAX_REPLY_FIELDS: usize = 4096;
+
+/// The size limits of one kind of document.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// The most bytes.
+    pub(crate) bytes: usize,
+    /// The most fields.
+    pub(crate) fields: usize,
+}
+
+impl Limits {
+    /// A notification or its `req_info`.
+    pub(crate) const NOTIFICATION: Limits = Limits {
+        bytes: MAX_NOTIFICATION_BODY,
+        fields: MAX_NOTIFICATION_FIELDS,
+    };
+    /// A reply from WeChat Pay.
+    pub(crate) const REPLY: Limits = Limits {
+        bytes: MAX_REPLY_BODY,
+        fields: MAX_REPLY_FIELDS,
+    };
+}
 
 /// The fields of one WeChat Pay v2 message, in the order they appeared, all as strings.
 ///
@@ -45,13 +74,15 @@ impl PayFields {
         Self::default()
     }
 
-    /// Parses `<xml>…</xml>` (at most [`MAX_NOTIFICATION_BODY`] bytes) into its fields.
+    /// Parses `<xml>…</xml>` (at most [`MAX_NOTIFICATION_BODY`] bytes and
+    /// [`MAX_NOTIFICATION_FIELDS`] fields) into its fields, in time linear in its size.
     ///
     /// # Errors
-    /// [`Error::Xml`] when the body is too large, not UTF-8, malformed, not rooted at `<xml>`,
-    /// or contains a DTD, an entity declaration, a nested element or a duplicate field.
+    /// [`Error::Xml`] when the body is too large or has too many fields, is not UTF-8, is
+    /// malformed, not rooted at `<xml>`, or contains a DTD, an entity declaration, a nested
+    /// element or a duplicate field.
     pub fn parse(body: &[u8]) -> Result<Self> {
-        parse_flat(body, "xml", MAX_NOTIFICATION_BODY)
+        parse_flat(body, "xml", Limits::NOTIFICATION)
     }
 
     /// Sets a field, replacing an earlier value of the same name.
@@ -179,8 +210,10 @@ pub(crate) fn write_xml<'a>(
     Ok(out)
 }
 
-/// Parses a flat document rooted at `<root_name>` into its direct children.
-pub(crate) fn parse_flat(body: &[u8], root_name: &str, limit: usize) -> Result<PayFields> {
+/// Parses a flat document rooted at `<root_name>` into its direct children, in time linear in
+/// the size of `body`.
+pub(crate) fn parse_flat(body: &[u8], root_name: &str, limits: Limits) -> Result<PayFields> {
+    let limit = limits.bytes;
     if body.len() > limit {
         return Err(Error::Xml(format!(
             "body of {} bytes exceeds the {limit}-byte limit",
@@ -269,7 +302,7 @@ pub(crate) fn parse_flat(body: &[u8], root_name: &str, limit: usize) -> Result<P
                     .map_err(|_| Error::Xml("element name is not UTF-8".into()))?
                     .to_owned();
                 match state {
-                    State::Root => push_field(&mut fields, tag, String::new())?,
+                    State::Root => push_field(&mut fields, tag, String::new(), limits)?,
                     State::Prolog if tag == root_name => state = State::Done,
                     _ => return Err(Error::Xml(format!("unexpected element <{tag}/>"))),
                 }
@@ -280,6 +313,7 @@ pub(crate) fn parse_flat(body: &[u8], root_name: &str, limit: usize) -> Result<P
                         &mut fields,
                         std::mem::take(&mut name),
                         std::mem::take(&mut value),
+                        limits,
                     )?;
                     state = State::Root;
                 }
@@ -331,16 +365,29 @@ pub(crate) fn parse_flat(body: &[u8], root_name: &str, limit: usize) -> Result<P
             "incomplete document: no closed <{root_name}> element"
         )));
     }
+    refuse_duplicates(&fields)?;
     Ok(fields)
 }
 
-fn push_field(fields: &mut PayFields, name: String, value: String) -> Result<()> {
-    if fields.get(&name).is_some() {
-        // Two values for one name make "which one was signed" ambiguous.
-        return Err(Error::Xml(format!("duplicate field <{name}>")));
+/// Appends a field, refusing one more than `limits` allows.
+fn push_field(fields: &mut PayFields, name: String, value: String, limits: Limits) -> Result<()> {
+    if fields.fields.len() == limits.fields {
+        return Err(Error::Xml(format!(
+            "more than {} fields: refused",
+            limits.fields
+        )));
     }
     fields.fields.push((name, value));
     Ok(())
+}
+
+/// Two values for one name make "which one was signed" ambiguous: refuse them, in one pass.
+fn refuse_duplicates(fields: &PayFields) -> Result<()> {
+    let mut seen = std::collections::HashSet::with_capacity(fields.len());
+    match fields.iter().find(|(name, _)| !seen.insert(*name)) {
+        Some((name, _)) => Err(Error::Xml(format!("duplicate field <{name}>"))),
+        None => Ok(()),
+    }
 }
 
 fn contains_ignore_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
@@ -458,13 +505,56 @@ mod tests {
         }
         assert!(PayFields::parse(&[0xff, 0xfe]).is_err());
         assert_eq!(
-            parse_flat(b"<root><a>1</a></root>", "root", 100)
+            parse_flat(b"<root><a>1</a></root>", "root", Limits::NOTIFICATION)
                 .unwrap()
                 .get("a"),
             Some("1")
         );
         assert!(PayFields::parse(b"<xml></xml>").unwrap().is_empty());
         assert!(PayFields::parse(b"<xml/>").unwrap().is_empty());
+    }
+
+    #[test]
+    fn field_count_is_capped() {
+        // The body from the review: thousands of distinct empty elements in 64 KiB.
+        let mut body = String::from("<xml>");
+        let mut i = 0;
+        while body.len() < MAX_NOTIFICATION_BODY - 16 {
+            body.push_str(&format!("<f{i}/>"));
+            i += 1;
+        }
+        body.push_str("</xml>");
+        assert!(i > 8_000, "{i}");
+        let err = PayFields::parse(body.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("more than 256 fields"), "{err}");
+
+        let at_cap: String = (0..MAX_NOTIFICATION_FIELDS)
+            .map(|i| format!("<f{i}>{i}</f{i}>"))
+            .collect();
+        let fields = PayFields::parse(format!("<xml>{at_cap}</xml>").as_bytes()).unwrap();
+        assert_eq!(fields.len(), MAX_NOTIFICATION_FIELDS);
+        let over = format!("<xml>{at_cap}<last/></xml>");
+        assert!(PayFields::parse(over.as_bytes()).is_err());
+        // Replies may carry more (refund queries), up to their own cap.
+        let reply = format!("<xml>{at_cap}<last/></xml>");
+        assert_eq!(
+            parse_flat(reply.as_bytes(), "xml", Limits::REPLY)
+                .unwrap()
+                .len(),
+            MAX_NOTIFICATION_FIELDS + 1
+        );
+    }
+
+    #[test]
+    fn duplicates_are_found_anywhere() {
+        let many: String = (0..200).map(|i| format!("<f{i}>{i}</f{i}>")).collect();
+        for dup in ["<f0>x</f0>", "<f199/>", "<f100>y</f100>"] {
+            let body = format!("<xml>{many}{dup}</xml>");
+            let err = PayFields::parse(body.as_bytes()).unwrap_err();
+            assert!(err.to_string().contains("duplicate field"), "{dup}: {err}");
+        }
+        let body = format!("<xml><z/>{many}<z/></xml>");
+        assert!(PayFields::parse(body.as_bytes()).is_err());
     }
 
     #[test]
