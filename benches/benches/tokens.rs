@@ -37,7 +37,8 @@ fn tokens(c: &mut Criterion) {
         (sim, tokens)
     });
     let fetches = |sim: &wechat_sim::RunningSim| {
-        sim.stats().calls_to("/cgi-bin/token") + sim.stats().calls_to("/cgi-bin/ticket/getticket")
+        sim.stats().calls_to("/cgi-bin/stable_token")
+            + sim.stats().calls_to("/cgi-bin/ticket/getticket")
     };
     let before = fetches(&sim);
 

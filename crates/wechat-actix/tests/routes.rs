@@ -103,7 +103,7 @@ async fn jssdk_config_reports_wechat_errors_as_502_with_the_message() {
     let failing = reqwest::Client::new()
         .post(format!("{}/_sim/fail", sim.base_url()))
         .query(&[
-            ("path", "/cgi-bin/token"),
+            ("path", "/cgi-bin/stable_token"),
             ("errcode", "40164"),
             ("times", "5"),
             (

@@ -76,15 +76,21 @@ impl Default for BaseUrls {
 }
 
 /// Which endpoint issues the basic access token.
+///
+/// The default is [`StableToken`](Self::StableToken): every process of a fleet gets the same
+/// token from it, so instances whose shared store is down (or that share none) do not retire each
+/// other's tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TokenEndpoint {
     /// `GET cgi-bin/token`: every call mints a new token and retires the previous one after
-    /// 5 minutes, so only one process may fetch (share a store between instances).
-    #[default]
+    /// 5 minutes, so only one process may fetch (share a store between instances). While the
+    /// shared store is down, each process refetches at most once every 10 minutes, so that a
+    /// fleet that keeps retiring its own tokens stays within the daily quota (2,000 calls).
     Token,
-    /// `POST cgi-bin/stable_token`: returns the same token while it is valid, so independent
-    /// processes do not retire each other's tokens. `force_refresh` is used only after the current
-    /// token has been rejected.
+    /// `POST cgi-bin/stable_token` (the default): returns the same token while it is valid, so
+    /// independent processes do not retire each other's tokens. `force_refresh` is used only
+    /// after the current token has been rejected.
+    #[default]
     StableToken,
 }
 
@@ -110,13 +116,13 @@ pub struct Config {
 }
 
 impl Config {
-    /// A configuration for WeChat's production hosts, `cgi-bin/token`, and a 10 s timeout.
+    /// A configuration for WeChat's production hosts, `cgi-bin/stable_token`, and a 10 s timeout.
     pub fn new(appid: impl Into<AppId>, secret: impl Into<AppSecret>) -> Self {
         Self {
             appid: appid.into(),
             secret: secret.into(),
             base_urls: BaseUrls::wechat(),
-            token_endpoint: TokenEndpoint::Token,
+            token_endpoint: TokenEndpoint::StableToken,
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
         }

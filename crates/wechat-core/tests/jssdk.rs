@@ -139,5 +139,5 @@ async fn a_config_is_accepted_by_the_simulator() {
             .unwrap();
     }
     assert_eq!(sim.stats().calls_to("/cgi-bin/ticket/getticket"), 1);
-    assert_eq!(sim.stats().calls_to("/cgi-bin/token"), 1);
+    assert_eq!(sim.stats().calls_to("/cgi-bin/stable_token"), 1);
 }

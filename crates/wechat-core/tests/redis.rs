@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use wechat_core::clock::Clock;
 use wechat_core::token::{RedisStore, StoredToken, TokenStore, Tokens};
-use wechat_core::{BaseUrls, Config, build_http_client};
+use wechat_core::{BaseUrls, Config, TokenEndpoint, build_http_client};
 use wechat_sim::{RunningSim, Simulator};
 
 const APPID: &str = "wx1234567890abcdef";
@@ -73,7 +73,9 @@ struct Process {
 }
 
 async fn process(sim: &Arc<RunningSim>, store: RedisStore, lock_lease: Duration) -> Process {
+    // cgi-bin/token: the endpoint where processes sharing no store retire each other's tokens.
     let config = Config::new(APPID, SECRET)
+        .with_token_endpoint(TokenEndpoint::Token)
         .with_base_urls(BaseUrls::all(&sim.base_url()))
         .with_timeout(Duration::from_secs(5));
     let store = Arc::new(store);
@@ -532,7 +534,9 @@ async fn read_only_process(
     prefix: &str,
     wait: Duration,
 ) -> Process {
+    // cgi-bin/token: the endpoint where processes sharing no store retire each other's tokens.
     let config = Config::new(APPID, SECRET)
+        .with_token_endpoint(TokenEndpoint::Token)
         .with_base_urls(BaseUrls::all(&sim.base_url()))
         .with_timeout(Duration::from_secs(5));
     let store = Arc::new(

@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use wechat_core::clock::OffsetClock;
-use wechat_core::token::Tokens;
+use wechat_core::token::{LockLease, StoredToken, TokenStore, Tokens};
 use wechat_core::{AccessToken, BaseUrls, Config, Error, TokenEndpoint, build_http_client};
 use wechat_sim::{RunningSim, Simulator};
 
@@ -54,7 +55,9 @@ impl Harness {
     }
 
     fn config(&self, appid: &str, secret: &str) -> Config {
+        // These tests are about cgi-bin/token (which retires tokens); stable_token has its own.
         Config::new(appid, secret)
+            .with_token_endpoint(TokenEndpoint::Token)
             .with_base_urls(BaseUrls::all(&self.sim.base_url()))
             .with_timeout(Duration::from_secs(10))
     }
@@ -218,33 +221,7 @@ async fn call_with_token_retries_a_rejected_token_once() {
     let ticket: String = tokens
         .call_with_token(|token| {
             seen.lock().unwrap().push(token.clone());
-            let (http, url) = (h.http.clone(), url.clone());
-            async move {
-                let reply: serde_json::Value = http
-                    .get(url)
-                    .query(&[("access_token", token.expose_secret()), ("type", "jsapi")])
-                    .send()
-                    .await
-                    .and_then(reqwest::Response::error_for_status)
-                    .map_err(|e| Error::Http {
-                        endpoint: "/cgi-bin/ticket/getticket",
-                        source: e.without_url(),
-                    })?
-                    .json()
-                    .await
-                    .map_err(|e| Error::Http {
-                        endpoint: "/cgi-bin/ticket/getticket",
-                        source: e.without_url(),
-                    })?;
-                match reply["errcode"].as_i64() {
-                    Some(code) if code != 0 => Err(Error::from_errcode(
-                        code,
-                        reply["errmsg"].as_str().unwrap_or(""),
-                        false,
-                    )),
-                    _ => Ok(reply["ticket"].as_str().unwrap_or_default().to_owned()),
-                }
-            }
+            use_token(h.http.clone(), url.clone(), token)
         })
         .await
         .expect("second attempt succeeds");
@@ -254,6 +231,110 @@ async fn call_with_token_retries_a_rejected_token_once() {
     assert_eq!(seen[0], retired);
     assert_ne!(seen[1], retired);
     assert_eq!(h.calls("/cgi-bin/token"), 3);
+}
+
+/// Uses `token` the way an application does: a `getticket` call, which WeChat answers with
+/// 40001 or 42001 for a retired or expired token.
+async fn use_token(
+    http: reqwest::Client,
+    url: String,
+    token: AccessToken,
+) -> Result<String, Error> {
+    let http_error = |e: reqwest::Error| Error::Http {
+        endpoint: "/cgi-bin/ticket/getticket",
+        source: e.without_url(),
+    };
+    let reply: serde_json::Value = http
+        .get(url)
+        .query(&[("access_token", token.expose_secret()), ("type", "jsapi")])
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(http_error)?
+        .json()
+        .await
+        .map_err(http_error)?;
+    match reply["errcode"].as_i64() {
+        Some(code) if code != 0 => Err(Error::from_errcode(
+            code,
+            reply["errmsg"].as_str().unwrap_or(""),
+            false,
+        )),
+        _ => Ok(reply["ticket"].as_str().unwrap_or_default().to_owned()),
+    }
+}
+
+/// A shared store that is down for good (Redis unreachable).
+struct DownStore;
+
+impl TokenStore for DownStore {
+    fn get<'a>(&'a self, _: &'a str) -> BoxFuture<'a, wechat_core::Result<Option<StoredToken>>> {
+        Box::pin(async { Err(Error::Store("connection refused".into())) })
+    }
+    fn set<'a>(&'a self, _: &'a str, _: &'a StoredToken) -> BoxFuture<'a, wechat_core::Result<()>> {
+        Box::pin(async { Err(Error::Store("connection refused".into())) })
+    }
+    fn expire_if<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, wechat_core::Result<bool>> {
+        Box::pin(async { Err(Error::Store("connection refused".into())) })
+    }
+    fn try_lock<'a>(
+        &'a self,
+        _: &'a str,
+        _: Duration,
+    ) -> BoxFuture<'a, wechat_core::Result<Option<LockLease>>> {
+        Box::pin(async { Err(Error::Store("connection refused".into())) })
+    }
+    fn unlock<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a LockLease,
+    ) -> BoxFuture<'a, wechat_core::Result<()>> {
+        Box::pin(async { Err(Error::Store("connection refused".into())) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_on_cgi_bin_token_survives_a_day_long_store_outage_within_its_quota() {
+    // Ten instances whose shared store is down: each cgi-bin/token call retires the other
+    // instances' tokens 5 minutes later, so without a limit they would refetch every few
+    // minutes each and exhaust the 2,000 daily calls in hours.
+    const INSTANCES: usize = 10;
+    const STEP_SECS: u64 = 60;
+    let h = Harness::start().await;
+    let config = h.config(APPID, SECRET);
+    let fleet: Vec<Tokens> = (0..INSTANCES)
+        .map(|_| {
+            Tokens::builder(&config, build_http_client(&config).unwrap())
+                .clock(h.clock.clone())
+                .store(Arc::new(DownStore))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let url = format!("{}/cgi-bin/ticket/getticket", h.sim.base_url());
+    let (mut served, mut refused) = (0u64, 0u64);
+    for _minute in 0..(86_400 / STEP_SECS) {
+        for tokens in &fleet {
+            let result = tokens
+                .call_with_token(|token| use_token(h.http.clone(), url.clone(), token))
+                .await;
+            match result {
+                Ok(_) => served += 1,
+                Err(Error::QuotaExceeded) => panic!("the daily quota ran out after {served} calls"),
+                Err(Error::TokenUnavailable { cause, .. }) => {
+                    assert!(cause.contains("StableToken"), "{cause}");
+                    refused += 1;
+                }
+                Err(other) => panic!("unexpected error: {other}"),
+            }
+        }
+        h.advance(STEP_SECS);
+    }
+    let fetched = h.calls("/cgi-bin/token");
+    eprintln!("fetched {fetched}, served {served}, refused {refused}");
+    assert!(fetched <= 1_500, "{fetched} cgi-bin/token calls in a day");
+    // Most calls are still served: each instance waits out at most 10 minutes per cycle.
+    assert!(served > refused, "served {served}, refused {refused}");
 }
 
 #[tokio::test]

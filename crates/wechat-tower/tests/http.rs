@@ -368,7 +368,7 @@ async fn jssdk_config_reports_wechat_errors_as_502() {
     let browser = Browser::new();
     w.log_in(&browser).await;
     w.sim_fail(
-        "/cgi-bin/token",
+        "/cgi-bin/stable_token",
         40164,
         "invalid ip 203.0.113.9 ipv6 ::ffff:203.0.113.9, not in whitelist",
         5,

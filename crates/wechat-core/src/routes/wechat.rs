@@ -651,7 +651,7 @@ mod tests {
             .await;
         assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
         let error = error_of(&response);
-        assert!(error.contains("/cgi-bin/token"), "{error}");
+        assert!(error.contains("/cgi-bin/stable_token"), "{error}");
         assert!(!error.contains("0123456789abcdef0123"), "{error}");
     }
 

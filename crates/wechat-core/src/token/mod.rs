@@ -87,6 +87,13 @@ const DEFAULT_READ_ONLY_WAIT: Duration = Duration::from_secs(2);
 ///   up to 60 s while it keeps failing): callers get the still-valid token, or the error. A
 ///   failing store logs one warning per outage (for both credentials) and the process falls
 ///   back to its own single flight until the store answers again.
+/// - **Store outages on `cgi-bin/token`.** Every `cgi-bin/token` call retires the tokens other
+///   processes hold, which a shared store normally hides. While the store is down, a process on
+///   [`TokenEndpoint::Token`] fetches at most once every 10 minutes (callers in between get
+///   [`Error::TokenUnavailable`](crate::Error::TokenUnavailable), which says so), so that a fleet
+///   of 10 spends at most 1,440 of its 2,000 daily calls in a day-long outage.
+///   [`TokenEndpoint::StableToken`], the default, has no such problem: every process gets the
+///   same token.
 /// - **stable_token.** After a rejection the token is first fetched normally; `force_refresh`
 ///   (which revokes the token for every process, 20 times a day) is sent only when WeChat hands
 ///   back the token it just rejected.
@@ -572,6 +579,9 @@ impl Fetch for AccessTokenFetcher {
                 expires_in: reply.expires_in,
             })
         })
+    }
+    fn retires_others(&self) -> bool {
+        self.endpoint == TokenEndpoint::Token
     }
 }
 

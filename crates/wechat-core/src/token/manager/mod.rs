@@ -38,6 +38,10 @@ const LOCK_ROUNDS: u32 = 3;
 const READ_ONLY_BACKOFF: Duration = Duration::from_secs(1);
 /// Read-only mode: how often a credential due for refresh is looked for in the store.
 const READ_ONLY_RECHECK: Duration = Duration::from_secs(1);
+/// While the shared store is down, a fetcher whose every fetch retires the other processes'
+/// credentials (`cgi-bin/token`) fetches at most once per this many seconds per process: a fleet
+/// of 10 then spends at most 1,440 of the 2,000 daily `cgi-bin/token` calls in a day-long outage.
+pub(crate) const OUTAGE_REFETCH_SPACING_SECS: u64 = 600;
 
 /// What an upstream fetch returned.
 pub(crate) struct Fetched {
@@ -53,6 +57,12 @@ pub(crate) trait Fetch: Send + Sync + 'static {
     /// follows such a rejection: a fetcher that may return the same value again
     /// (`cgi-bin/stable_token`) must then return a different one (`force_refresh`).
     fn fetch<'a>(&'a self, rejected: Option<&'a str>) -> BoxFuture<'a, Result<Fetched>>;
+
+    /// Whether every fetch retires the credentials other processes hold (`cgi-bin/token`), so
+    /// that processes which cannot share them through the store must not fetch often.
+    fn retires_others(&self) -> bool {
+        false
+    }
 }
 
 /// A credential held in process, with the instants derived from its expiry.
@@ -192,6 +202,9 @@ struct Inner<F> {
     failure: Mutex<Option<Failure>>,
     /// The credential WeChat rejected and that was invalidated; the next fetch must not return it.
     rejected: Mutex<Option<String>>,
+    /// When (unix seconds, by the manager's clock) the last successful upstream fetch started;
+    /// 0 before the first.
+    last_fetch: AtomicU64,
 }
 
 impl<F: Fetch> TokenManager<F> {
@@ -205,6 +218,7 @@ impl<F: Fetch> TokenManager<F> {
                 ahead_running: AtomicBool::new(false),
                 failure: Mutex::new(None),
                 rejected: Mutex::new(None),
+                last_fetch: AtomicU64::new(0),
             }),
         }
     }
@@ -378,11 +392,27 @@ impl<F: Fetch> Inner<F> {
                 *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
                 Ok(cached)
             }
+            // Refused without asking WeChat: nothing to back off from, and the spacing is
+            // re-checked (cheaply) by the next caller.
+            Err(error) if self.outage_spacing(now).is_some() => Err(error),
             Err(error) => {
                 self.note_failure(&error);
                 Err(error)
             }
         }
+    }
+
+    /// While the store is down and fetching retires the other processes' credentials: how many
+    /// seconds are left before this process may fetch again.
+    fn outage_spacing(&self, now: u64) -> Option<u64> {
+        if !self.fetcher.retires_others()
+            || !self.settings.store_health.down.load(Ordering::Acquire)
+        {
+            return None;
+        }
+        let last = self.last_fetch.load(Ordering::Acquire);
+        let next = last.saturating_add(OUTAGE_REFETCH_SPACING_SECS);
+        (last != 0 && now < next).then(|| next - now)
     }
 
     /// Adopts a value from the store, or becomes the store's refresher, or waits for another one.
@@ -613,6 +643,23 @@ impl<F: Fetch> Inner<F> {
             _ => pending.as_deref(),
         };
         let started = self.settings.clock.now_unix_secs();
+        if let Some(wait) = self.outage_spacing(started) {
+            tracing::debug!(
+                kind = self.settings.kind,
+                wait,
+                "store down: not refetching yet"
+            );
+            return Err(Error::TokenUnavailable {
+                what: self.settings.kind,
+                cause: format!(
+                    "the token store is down, and this process fetched one from cgi-bin/token \
+                     less than {} minutes ago: fetching again would retire the other instances' \
+                     tokens and spend the daily quota, so it waits {wait} s more (use \
+                     TokenEndpoint::StableToken, which every instance shares, to avoid this)",
+                    OUTAGE_REFETCH_SPACING_SECS / 60
+                ),
+            });
+        }
         let span = tracing::info_span!(
             "wechat_token_refresh",
             kind = self.settings.kind,
@@ -626,6 +673,7 @@ impl<F: Fetch> Inner<F> {
             });
         }
         *self.rejected.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.last_fetch.store(started.max(1), Ordering::Release);
         let expires_at = started.saturating_add(fetched.expires_in);
         tracing::info!(
             kind = self.settings.kind,
