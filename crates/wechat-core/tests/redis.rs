@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wechat_core::clock::Clock;
-use wechat_core::token::{RedisStore, StoredToken, TokenStore, Tokens};
+use wechat_core::token::{LockLease, RedisStore, StoredToken, TokenStore, Tokens};
 use wechat_core::{BaseUrls, Config, TokenEndpoint, build_http_client};
 use wechat_sim::{RunningSim, Simulator};
 
@@ -358,6 +358,90 @@ async fn a_lock_holder_that_died_mid_refresh_is_taken_over_after_its_lease() {
     assert_eq!(stats.calls_to(TOKEN_PATH), 1, "{stats:?}");
     assert_eq!(stats.calls_to(TICKET_PATH), 1, "{stats:?}");
     shared_access_token(&processes).await;
+    cleanup(&url, &prefix).await;
+}
+
+#[tokio::test]
+async fn fenced_writes_against_redis_go_to_the_lease_holder_or_a_newer_expiry() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix("fenced");
+    let store = RedisStore::builder(&url)
+        .prefix(&prefix)
+        .connect()
+        .await
+        .expect("Redis");
+    let mut raw = raw_connection(&url).await;
+    let now = wechat_core::clock::SystemClock.now_unix_secs();
+    let at = |value: &str, expires_at: u64| StoredToken::new(value, expires_at);
+
+    // Empty, or holding something that is not a credential: anyone writes.
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}k"))
+        .arg("garbage")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .set_fenced("k", &at("A", now + 100), None)
+            .await
+            .unwrap()
+    );
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(format!("{prefix}k"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!((98_000..=100_000).contains(&pttl), "PTTL {pttl}");
+    // A slower process with an older token and no (or a lapsed) lease: refused.
+    assert!(
+        !store
+            .set_fenced("k", &at("OLD", now + 50), None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_fenced("k", &at("SAME", now + 100), None)
+            .await
+            .unwrap()
+    );
+    let lapsed = LockLease::random();
+    assert!(
+        !store
+            .set_fenced("k", &at("OLD", now + 50), Some(&lapsed))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get("k").await.unwrap().unwrap().value(), "A");
+    // A newer expiry is written.
+    assert!(
+        store
+            .set_fenced("k", &at("B", now + 200), None)
+            .await
+            .unwrap()
+    );
+    // The lease holder writes.
+    let lease = store
+        .try_lock("k", Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .set_fenced("k", &at("C", now + 150), Some(&lease))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get("k").await.unwrap().unwrap().value(), "C");
+    // An expired credential is never written.
+    assert!(
+        !store
+            .set_fenced("k", &at("D", now.saturating_sub(1)), Some(&lease))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get("k").await.unwrap().unwrap().value(), "C");
     cleanup(&url, &prefix).await;
 }
 

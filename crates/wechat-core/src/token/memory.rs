@@ -101,6 +101,40 @@ impl TokenStore for MemoryStore {
         })
     }
 
+    fn set_fenced<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a StoredToken,
+        lease: Option<&'a LockLease>,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let holds_lock = lease.is_some_and(|lease| {
+                let now = tokio::time::Instant::now();
+                let locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+                locks
+                    .get(key)
+                    .is_some_and(|(held, until)| held == lease && *until > now)
+            });
+            let result = self
+                .cache
+                .entry_by_ref(key)
+                .and_compute_with(|entry| {
+                    let newer_stored =
+                        entry.is_some_and(|entry| entry.value().expires_at() >= token.expires_at());
+                    std::future::ready(if holds_lock || !newer_stored {
+                        Op::Put(token.clone())
+                    } else {
+                        Op::Nop
+                    })
+                })
+                .await;
+            Ok(matches!(
+                result,
+                CompResult::Inserted(_) | CompResult::ReplacedWith(_)
+            ))
+        })
+    }
+
     fn expire_if<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
             let result = self
@@ -157,6 +191,48 @@ mod tests {
             .unwrap()
             .as_secs()
             + 7200
+    }
+
+    #[tokio::test]
+    async fn fenced_writes_go_to_the_lease_holder_or_a_newer_expiry() {
+        let store = MemoryStore::new();
+        let later = far_future();
+        let key = "wechat:access_token:wx1";
+        // Empty: anyone writes.
+        assert!(
+            store
+                .set_fenced(key, &StoredToken::new("A", later), None)
+                .await
+                .unwrap()
+        );
+        // Not newer, no lease: refused.
+        let older = StoredToken::new("OLD", later - 60);
+        assert!(!store.set_fenced(key, &older, None).await.unwrap());
+        assert!(
+            !store
+                .set_fenced(key, &StoredToken::new("SAME", later), None)
+                .await
+                .unwrap()
+        );
+        // A lease that does not hold the lock changes nothing.
+        let stale = LockLease::random();
+        assert!(!store.set_fenced(key, &older, Some(&stale)).await.unwrap());
+        assert_eq!(store.get(key).await.unwrap().unwrap().value(), "A");
+        // Newer: written.
+        assert!(
+            store
+                .set_fenced(key, &StoredToken::new("B", later + 60), None)
+                .await
+                .unwrap()
+        );
+        // The lease holder writes whatever is stored.
+        let lease = store
+            .try_lock(key, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(store.set_fenced(key, &older, Some(&lease)).await.unwrap());
+        assert_eq!(store.get(key).await.unwrap().unwrap().value(), "OLD");
     }
 
     #[tokio::test]

@@ -76,6 +76,10 @@ const DEFAULT_READ_ONLY_WAIT: Duration = Duration::from_secs(2);
 /// - **One upstream request per refresh.** Any number of concurrent callers on a cold or expired
 ///   entry cause one request per process (single flight); processes sharing a store take its lock
 ///   so that one of them refreshes while the others wait for its value or keep the current one.
+///   The wait is at most 3 s: then a caller gets the current credential, or
+///   [`Error::TokenUnavailable`](crate::Error::TokenUnavailable) naming the lock. The store write
+///   is fenced ([`TokenStore::set_fenced`]): a process whose lease ran out during a slow fetch
+///   does not overwrite a newer credential, and adopts it instead.
 /// - **Callers never wait in steady state.** The in-process copy is refreshed in the background
 ///   ahead of its expiry (in the last 5 minutes, or the last sixth of its lifetime if shorter);
 ///   the expiry comes from `expires_in`.

@@ -59,6 +59,27 @@ end
 return 0
 ";
 
+/// The fenced write: sets `KEYS[1]` to `ARGV[1]` for `ARGV[3]` ms when the lock `KEYS[2]` holds
+/// the lease id `ARGV[4]` (empty: no lease), or when the stored credential expires before
+/// `ARGV[2]` (unix seconds); returns 1 if it wrote.
+const SET_FENCED_SCRIPT: &str = r"
+local function write()
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+  return 1
+end
+if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) == ARGV[4] then return write() end
+local raw = redis.pcall('GET', KEYS[1])
+if type(raw) == 'string' then
+  local ok, stored = pcall(cjson.decode, raw)
+  if ok and type(stored) == 'table' and type(stored.expires_at) == 'number'
+     and type(stored.value) == 'string' and stored.value ~= ''
+     and stored.expires_at >= tonumber(ARGV[2]) then
+    return 0
+  end
+end
+return write()
+";
+
 /// Deletes the lock `KEYS[1]` if it still holds the lease id `ARGV[1]`.
 const UNLOCK_SCRIPT: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -100,6 +121,10 @@ return 0
 /// The refresh lock of a key is `{key}:lock`, taken with `SET {key}:lock {lease id} NX PX {lease}`
 /// and released by a script that deletes it only while it still holds the caller's lease id. A
 /// holder that dies leaves the lock to expire after its lease; another process then refreshes.
+/// The refreshed credential is written by a script that writes only while the writer's lease
+/// still holds the lock, or when the stored credential expires earlier, so that a process whose
+/// lease ran out during a slow fetch cannot overwrite the newer credential of the process that
+/// took over.
 /// Compare-and-expire ([`TokenStore::expire_if`]) is a script too, so that a credential another
 /// process has just replaced survives.
 /// `{key}:unchanged` notes that WeChat, asked for a new credential ahead of expiry, returned the
@@ -136,6 +161,7 @@ struct Shared {
     retry_after_failure: Duration,
     health: Mutex<Health>,
     expire_if: Script,
+    set_fenced: Script,
     unlock: Script,
 }
 
@@ -359,6 +385,33 @@ impl TokenStore for RedisStore {
         })
     }
 
+    fn set_fenced<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a StoredToken,
+        lease: Option<&'a LockLease>,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            // Already expired: nothing worth writing.
+            let Some(ttl) = ttl_millis(token.expires_at(), unix_millis_now()) else {
+                return Ok(false);
+            };
+            let redis_key = self.redis_key(key);
+            let mut conn = self.conn.clone();
+            let mut invocation = self.shared.set_fenced.key(&redis_key);
+            invocation
+                .key(lock_key(&redis_key))
+                .arg(encode(token))
+                .arg(token.expires_at())
+                .arg(ttl)
+                .arg(lease.map_or("", LockLease::id));
+            let written: i64 = self
+                .run("fenced SET", invocation.invoke_async(&mut conn))
+                .await?;
+            Ok(written == 1)
+        })
+    }
+
     fn expire_if<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
             let redis_key = self.redis_key(key);
@@ -502,6 +555,7 @@ impl RedisStoreBuilder {
                 retry_after_failure: self.retry_after_failure,
                 health: Mutex::new(Health::default()),
                 expire_if: Script::new(EXPIRE_IF_SCRIPT),
+                set_fenced: Script::new(SET_FENCED_SCRIPT),
                 unlock: Script::new(UNLOCK_SCRIPT),
             }),
         })

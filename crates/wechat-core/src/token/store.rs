@@ -109,6 +109,35 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Stores `token` under `key`, replacing any previous value, until `token.expires_at()`.
     fn set<'a>(&'a self, key: &'a str, token: &'a StoredToken) -> BoxFuture<'a, Result<()>>;
 
+    /// The fenced write of a refreshed credential: stores `token` under `key` only while `lease`
+    /// (when given) still holds the key's refresh lock, or when the stored credential, if any,
+    /// expires before `token` does; says whether it wrote. A process whose lease ran out during
+    /// a slow fetch thus cannot overwrite the newer credential of the process that took over.
+    ///
+    /// The default implementation reads, compares the expiries and writes (ignoring `lease`,
+    /// which it cannot check), which is not atomic; a store shared by several processes should
+    /// do it in one step (Redis: a script), as [`MemoryStore`](crate::token::MemoryStore) and
+    /// `RedisStore` do.
+    fn set_fenced<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a StoredToken,
+        lease: Option<&'a LockLease>,
+    ) -> BoxFuture<'a, Result<bool>> {
+        let _ = lease;
+        Box::pin(async move {
+            if self
+                .get(key)
+                .await?
+                .is_some_and(|stored| stored.expires_at() >= token.expires_at())
+            {
+                return Ok(false);
+            }
+            self.set(key, token).await?;
+            Ok(true)
+        })
+    }
+
     /// Compare-and-expire: removes the entry under `key` only if its value is still `value`, and
     /// says whether it did. A credential another caller already replaced survives.
     fn expire_if<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, Result<bool>>;

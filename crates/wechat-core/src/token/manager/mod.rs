@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tracing::Instrument;
 
-use super::store::{StoredToken, TokenStore};
+use super::store::{LockLease, StoredToken, TokenStore};
 use crate::clock::Clock;
 use crate::{Error, Result};
 
@@ -31,8 +31,9 @@ const FAILURE_BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// First and longest interval between store reads while another process refreshes.
 const POLL_FIRST: Duration = Duration::from_millis(25);
 const POLL_MAX: Duration = Duration::from_millis(500);
-/// How many leases of other processes are waited out before fetching regardless.
-const LOCK_ROUNDS: u32 = 3;
+/// How long a caller waits at most for another process that holds the store's refresh lock;
+/// then it gets the current credential or an error, never a wait as long as the lease.
+pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(3);
 /// Read-only mode: the wait after a failed read before callers wait for the store again (a
 /// store read still happens meanwhile: the central service may fill the key at any time).
 const READ_ONLY_BACKOFF: Duration = Duration::from_secs(1);
@@ -431,10 +432,11 @@ impl<F: Fetch> Inner<F> {
             }
             Err(e) => {
                 self.store_failed(&e);
-                return self.fetch(reason).await;
+                return self.fetch(reason, None).await;
             }
         }
-        for _ in 0..LOCK_ROUNDS {
+        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+        loop {
             match store.try_lock(key, self.settings.lock_lease).await {
                 Ok(Some(lease)) => {
                     // Someone may have finished a refresh between our read and our lock.
@@ -448,42 +450,52 @@ impl<F: Fetch> Inner<F> {
                         self.unlock(&lease).await;
                         return Ok(cached);
                     }
-                    let result = self.fetch(reason).await;
+                    let result = self.fetch(reason, Some(&lease)).await;
                     self.unlock(&lease).await;
                     return result;
                 }
+                Ok(None) if tokio::time::Instant::now() >= deadline => break,
                 Ok(None) => {
                     tracing::debug!(
                         kind = self.settings.kind,
                         "another process is refreshing; waiting for its value"
                     );
-                    match self.poll_store(reason).await {
+                    match self.poll_store(reason, deadline).await {
                         Ok(Some(cached)) => return Ok(cached),
-                        Ok(None) => {
-                            // The lease ran out without a newer credential (the refresher died,
-                            // or WeChat returned the current one again). Ahead of expiry, keep
-                            // the current credential until it expires rather than fetching.
-                            if let Reason::Ahead(current_expiry) = reason {
-                                if let Some(cached) = self.stop_refreshing_ahead(current_expiry) {
-                                    return Ok(cached);
-                                }
-                            }
-                            // Else try to take over.
-                        }
-                        Err(()) => return self.fetch(reason).await,
+                        // The wait is over, or the lock may be free again: try to take it.
+                        Ok(None) => {}
+                        Err(()) => return self.fetch(reason, None).await,
                     }
                 }
                 Err(e) => {
                     self.store_failed(&e);
-                    return self.fetch(reason).await;
+                    return self.fetch(reason, None).await;
                 }
             }
         }
-        tracing::warn!(
-            kind = self.settings.kind,
-            "the store's refresh lock stayed taken for {LOCK_ROUNDS} leases without a new value; fetching anyway"
-        );
-        self.fetch(reason).await
+        // Another process has held the lock for the whole wait (a slow fetch, or a holder that
+        // died and whose lease has yet to run out). Ahead of expiry, the current credential
+        // serves on; otherwise the caller gets an error rather than a wait as long as the lease.
+        let now = self.settings.clock.now_unix_secs();
+        if let Reason::Ahead(current_expiry) = reason {
+            if let Some(current) = self
+                .local_copy()
+                .filter(|c| c.expires_at == current_expiry && c.usable(now))
+            {
+                return Ok(current);
+            }
+        }
+        Err(Error::TokenUnavailable {
+            what: self.settings.kind,
+            cause: format!(
+                "another instance has held the refresh lock of {} for more than {} s without \
+                 storing a new value (a slow WeChat, or an instance that stopped: its lease of \
+                 {} s then runs out and another instance refreshes)",
+                store.describe_key(key),
+                LOCK_WAIT.as_secs(),
+                self.settings.lock_lease.as_secs()
+            ),
+        })
     }
 
     /// The key of the note that WeChat, asked ahead of expiry, returned the current credential
@@ -598,10 +610,14 @@ impl<F: Fetch> Inner<F> {
         Some(cached)
     }
 
-    /// Reads the store until another process's value appears (`Ok(Some)`), the lease runs out
-    /// (`Ok(None)`) or the store fails (`Err`).
-    async fn poll_store(&self, reason: Reason<'_>) -> Result<Option<Arc<Cached>>, ()> {
-        let deadline = tokio::time::Instant::now() + self.settings.lock_lease;
+    /// Reads the store until another process's value appears (`Ok(Some)`), `deadline` or the
+    /// lease passes (`Ok(None)`) or the store fails (`Err`).
+    async fn poll_store(
+        &self,
+        reason: Reason<'_>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<Arc<Cached>>, ()> {
+        let deadline = deadline.min(tokio::time::Instant::now() + self.settings.lock_lease);
         let mut interval = POLL_FIRST;
         loop {
             let now = tokio::time::Instant::now();
@@ -625,14 +641,15 @@ impl<F: Fetch> Inner<F> {
         }
     }
 
-    async fn unlock(&self, lease: &super::store::LockLease) {
+    async fn unlock(&self, lease: &LockLease) {
         if let Err(e) = self.settings.store.unlock(&self.settings.key, lease).await {
             self.store_failed(&e);
         }
     }
 
-    /// Fetches upstream, then writes the in-process copy and the store.
-    async fn fetch(&self, reason: Reason<'_>) -> Result<Arc<Cached>> {
+    /// Fetches upstream, then writes the in-process copy and the store; the store write is
+    /// fenced by `lease` (see [`TokenStore::set_fenced`]).
+    async fn fetch(&self, reason: Reason<'_>, lease: Option<&LockLease>) -> Result<Arc<Cached>> {
         let pending = self
             .rejected
             .lock()
@@ -681,8 +698,28 @@ impl<F: Fetch> Inner<F> {
             "credential refreshed"
         );
         let stored = StoredToken::new(fetched.value, expires_at);
-        match self.settings.store.set(&self.settings.key, &stored).await {
-            Ok(()) => self.store_answered(),
+        match self
+            .settings
+            .store
+            .set_fenced(&self.settings.key, &stored, lease)
+            .await
+        {
+            Ok(true) => self.store_answered(),
+            Ok(false) => {
+                // Our lease ran out during the fetch and another process stored a newer
+                // credential: everyone uses that one.
+                self.store_answered();
+                if let Ok(newer) = self.settings.store.get(&self.settings.key).await {
+                    let now = self.settings.clock.now_unix_secs();
+                    if let Some(cached) = self.adopt(newer, reason, now) {
+                        tracing::info!(
+                            kind = self.settings.kind,
+                            "a newer credential was stored while this one was fetched; using it"
+                        );
+                        return Ok(cached);
+                    }
+                }
+            }
             Err(e) => self.store_failed(&e),
         }
         let mut cached = Cached::new(stored.value().to_owned(), expires_at, started);

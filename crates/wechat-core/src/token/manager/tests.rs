@@ -487,6 +487,68 @@ async fn takes_over_after_a_dead_holders_lease() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn waiting_for_another_lock_holder_is_bounded() {
+    let fake = Fake::new();
+    let store = MemoryStore::new();
+    // A holder with a long lease that neither writes nor unlocks (stuck, or died).
+    let _stuck = store
+        .try_lock(KEY, Duration::from_secs(20))
+        .await
+        .unwrap()
+        .unwrap();
+    let manager = manager_on(Arc::new(store.clone()), &fake);
+    let started = tokio::time::Instant::now();
+    let error = error_of(manager.get().await);
+    let waited = started.elapsed();
+    assert!(
+        (LOCK_WAIT..LOCK_WAIT + Duration::from_secs(1)).contains(&waited),
+        "{waited:?}"
+    );
+    let text = error.to_string();
+    assert!(
+        matches!(error, Error::TokenUnavailable { .. }) && text.contains("refresh lock"),
+        "{text}"
+    );
+    assert_eq!(fake.calls(), 0);
+    // Once the lease has run out, the next caller takes over and fetches.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(value(&manager).await, "T1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_fetch_whose_lease_ran_out_does_not_overwrite_a_newer_value() {
+    let mut fake = Fake::new();
+    fake.delay = Duration::from_secs(5); // longer than the 2 s lease
+    let store = MemoryStore::new();
+    let manager = manager_on(Arc::new(store.clone()), &fake);
+    let slow = tokio::spawn({
+        let manager = manager.clone();
+        async move { value(&manager).await }
+    });
+    // After the lease ran out, another process takes the lock and stores a newer token.
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    let other = store
+        .try_lock(KEY, Duration::from_secs(2))
+        .await
+        .unwrap()
+        .expect("the slow holder's lease ran out");
+    let newer = StoredToken::new(
+        "NEWER",
+        crate::clock::SystemClock.now_unix_secs() + 3 + 7200,
+    );
+    assert!(store.set_fenced(KEY, &newer, Some(&other)).await.unwrap());
+    store.unlock(KEY, &other).await.unwrap();
+
+    assert_eq!(
+        slow.await.unwrap(),
+        "NEWER",
+        "the slow process adopts the newer token"
+    );
+    assert_eq!(store.get(KEY).await.unwrap().unwrap().value(), "NEWER");
+    assert_eq!(fake.calls(), 1);
+}
+
 fn read_only_manager(
     store: Arc<dyn TokenStore>,
     clock: Arc<TokioClock>,
