@@ -82,7 +82,9 @@ async fn actix_and_axum_accept_each_others_sessions() {
     assert_eq!(browser.fetch(&format!("{foreign}/me")).await.status, 401);
 
     // Logging out on actix ends the session for axum too (the browser drops the cookie).
-    let logout = browser.open(&format!("{actix}/wechat/oauth/logout")).await;
+    let logout = browser
+        .submit(&format!("{actix}/wechat/oauth/logout"))
+        .await;
     assert_eq!(logout.status, 303);
     assert_eq!(browser.fetch(&format!("{axum}/me")).await.status, 401);
     assert_eq!(sim.stats().calls_to("/sns/oauth2/access_token"), 2);

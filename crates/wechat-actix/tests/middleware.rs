@@ -113,8 +113,13 @@ async fn a_browser_logs_in_and_its_session_reaches_the_handlers() {
     assert_eq!((login.status, login.location()), (302, "/api/me"));
 
     // Logout removes the session; the next fetch is 401 again.
-    let logout = browser
+    let refused = browser
         .open(&format!("{base}/wechat/oauth/logout?r=%2Fbye"))
+        .await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert!(browser.cookie(&base, "wechat_session").is_some());
+    let logout = browser
+        .submit(&format!("{base}/wechat/oauth/logout?r=%2Fbye"))
         .await;
     assert_eq!((logout.status, logout.location()), (303, "/bye"));
     assert!(browser.cookie(&base, "wechat_session").is_none());

@@ -212,7 +212,10 @@ async fn an_order_is_paid_notified_and_shown_to_its_owner_only() {
     // Another user, and an unknown order, get the same 404.
     let stranger = {
         let keys_browser = Browser::new();
-        let value = wechat_core::session::SessionCookie::new(keys())
+        let value = wechat_core::session::SessionCookie::builder(keys())
+            .app_id(wechat_core::AppId::new(APPID))
+            .build()
+            .unwrap()
             .encode(&wechat_core::session::SessionUser::new(
                 wechat_core::OpenId::new("oSomeoneElse000000000000000"),
                 u64::MAX / 2,

@@ -66,7 +66,8 @@ use crate::session::SessionUser;
 /// let expires_at = std::time::SystemTime::now()
 ///     .duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
 /// let value = session.encode(&SessionUser::new(OpenId::new("o6_bmjrPTlm6_2sgVt7hMZOPfL2M"), expires_at))?;
-/// let cookie = format!("theme=dark; wechat_session={value}");
+/// // On https the cookie is `__Host-wechat_session`.
+/// let cookie = format!("theme=dark; {}={value}", session.name());
 ///
 /// let proceed = fast_proceed(&flow, "/shop", [cookie.as_bytes()]).expect("a valid session");
 /// assert_eq!(proceed.session_user().unwrap().openid.as_str(), "o6_bmjrPTlm6_2sgVt7hMZOPfL2M");

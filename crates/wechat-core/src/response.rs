@@ -61,11 +61,32 @@ pub(crate) fn html_page(
             )
         })
         .unwrap_or_default();
+    page(status, title, message, &link)
+}
+
+/// A small UTF-8 HTML page whose button POSTs to `action` (same origin); every text is escaped.
+pub(crate) fn html_form_page(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    action: &str,
+    button: &str,
+) -> Response<Bytes> {
+    let form = format!(
+        "<form method=\"post\" action=\"{}\"><button type=\"submit\">{}</button></form>\n",
+        escape_html(action),
+        escape_html(button)
+    );
+    page(status, title, message, &form)
+}
+
+/// The frame of every page: `extra` is trusted HTML, the rest is escaped.
+fn page(status: StatusCode, title: &str, message: &str, extra: &str) -> Response<Bytes> {
     let body = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title}</title></head>\n<body style=\"font-family:sans-serif;max-width:32em;margin:2em auto;padding:0 1em\">\n\
-         <h1>{title}</h1>\n<p>{message}</p>\n{link}</body></html>\n",
+         <h1>{title}</h1>\n<p>{message}</p>\n{extra}</body></html>\n",
         title = escape_html(title),
         message = escape_html(message),
     );

@@ -105,7 +105,9 @@ impl Browser {
         if page {
             builder = builder
                 .header(header::ACCEPT, "text/html,application/xhtml+xml,*/*;q=0.8")
-                .header("sec-fetch-mode", "navigate");
+                .header("sec-fetch-mode", "navigate")
+                // Links followed on the shop's own pages.
+                .header("sec-fetch-site", "same-origin");
         }
         if !cookies.is_empty() {
             builder = builder.header(header::COOKIE, cookies.join("; "));

@@ -309,10 +309,8 @@ mod tests {
 
         // A valid session proceeds with its user (and no flow: one extension per request).
         let user = SessionUser::new(OpenId::new("oAlice"), u64::MAX / 2);
-        let cookie = format!(
-            "wechat_session={}",
-            flow.config().session_cookie().encode(&user).unwrap()
-        );
+        let session = flow.config().session_cookie();
+        let cookie = format!("{}={}", session.name(), session.encode(&user).unwrap());
         let request = Request::post("/api")
             .header(header::COOKIE, cookie)
             .body(())

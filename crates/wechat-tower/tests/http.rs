@@ -39,9 +39,17 @@ async fn first_visit_logs_in_and_comes_back_to_the_page() {
     assert_eq!(body["text"], format!("openid={ALICE} nickname="));
     assert_eq!(w.sim.stats().calls_to("/connect/oauth2/authorize"), 1);
 
-    // Logout ends it.
-    let (url, status, _) = browser
+    // A link to the logout on another site (an old browser's GET, no Sec-Fetch-Site) only
+    // shows a confirmation; the session stays.
+    let (_, status, page) = browser
         .open(&w.url("/wechat/oauth/logout?r=%2Fhealth"))
+        .await;
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("<form method=\"post\""), "{page}");
+    assert!(browser.cookies_for(&w.url("/")).contains("wechat_session="));
+    // The form on the site's own page logs out.
+    let (url, status, _) = browser
+        .submit(&w.url("/wechat/oauth/logout?r=%2Fhealth"))
         .await;
     assert_eq!((url.as_str(), status), (w.url("/health").as_str(), 200));
     let (status, body) = browser.fetch(Method::GET, &w.url("/api/me"), None).await;
@@ -127,6 +135,7 @@ async fn forged_expired_and_foreign_states_are_refused_without_redirect() {
         .as_secs();
     let old = OAuthState::issue(
         &w.keys,
+        &wechat_tower::wechat_core::AppId::new(APPID),
         "/",
         Duration::from_secs(600),
         false,

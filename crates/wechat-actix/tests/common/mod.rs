@@ -255,6 +255,27 @@ impl Browser {
         self.send(reqwest::Method::GET, url, true, None).await
     }
 
+    /// Submits a form on one of the app's pages: a same-origin POST navigation.
+    pub async fn submit(&self, url: &str) -> Answer {
+        let response = self
+            .http
+            .post(url)
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+            .header("sec-fetch-mode", "navigate")
+            .header("sec-fetch-site", "same-origin")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.expect("body");
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
     /// A `fetch` GET.
     pub async fn fetch(&self, url: &str) -> Answer {
         self.send(reqwest::Method::GET, url, false, None).await

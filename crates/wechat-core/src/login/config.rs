@@ -132,9 +132,10 @@ impl LoginConfig {
     }
 
     /// The name of the cookie that binds pending logins to the browser:
-    /// `{session cookie name}_state`.
+    /// `{session cookie name}_state`, with the `__Secure-` prefix when the session cookie has
+    /// the `__Host-` one (the state cookie's path is the callback's, which `__Host-` forbids).
     pub fn state_cookie_name(&self) -> String {
-        format!("{}_state", self.session.name())
+        self.session.companion_name("_state")
     }
 
     /// How long a pending login stays valid.
@@ -247,6 +248,13 @@ impl LoginConfigBuilder {
     /// ports, so two apps on one host need different names).
     pub fn cookie_name(mut self, name: &str) -> Self {
         self.session = self.session.name(name);
+        self
+    }
+
+    /// Whether `Secure` cookies carry the `__Host-` (session cookie) and `__Secure-` (state
+    /// cookie) name prefixes (default `true`), as [`SessionCookieBuilder::host_prefix`].
+    pub fn host_prefix(mut self, on: bool) -> Self {
+        self.session = self.session.host_prefix(on);
         self
     }
 

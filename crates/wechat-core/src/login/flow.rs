@@ -10,7 +10,7 @@ use http::{Method, Response, StatusCode};
 use super::LoginConfig;
 use super::request::{CallbackQuery, is_page_load, query_param};
 use crate::oauth::{OAuthClient, Scope, encode_component};
-use crate::response::{base_response, html_page, method_not_allowed, redirect};
+use crate::response::{base_response, html_form_page, html_page, method_not_allowed, redirect};
 use crate::session::{
     OAuthState, Profile, SessionUser, cookie_values, safe_return_path, set_cookie_value,
 };
@@ -111,7 +111,7 @@ impl Proceed {
 /// - A page load without a session (a `GET` whose `Sec-Fetch-Mode` is `navigate`, or, when the
 ///   browser sends no `Sec-Fetch-Mode`, whose `Accept` names `text/html`) gets a 302 to WeChat's
 ///   authorize URL with a signed [`OAuthState`] carrying the original path and query, and a
-///   short-lived `HttpOnly; SameSite=Lax` cookie (`{session cookie name}_state`, path = the
+///   short-lived `HttpOnly; SameSite=Lax` cookie ([`LoginConfig::state_cookie_name`], path = the
 ///   callback path) holding the state's nonce, which binds the state to this browser.
 /// - Any other request without a session (non-GET, `fetch`/XHR) gets 401 with
 ///   `{"error":"login_required","message":"…","login_url":"…"}`; opening `login_url` in the
@@ -124,7 +124,10 @@ impl Proceed {
 ///   errors give 502 with the error's message.
 /// - `GET {login_path}?r=/path` (default `/wechat/oauth/login`) starts a login (or, with a valid
 ///   session, redirects to `/path`); `{logout_path}?r=/path` (default `/wechat/oauth/logout`)
-///   removes the session and redirects (303) to `/path`.
+///   removes the session and redirects (303) to `/path`, for requests from this site's own
+///   pages only: a POST (a form on the page), or a GET whose `Sec-Fetch-Site` is `same-origin`
+///   or `none`. Anything else (a link or image on another site) gets a 403 page whose button
+///   logs out with a POST.
 ///
 /// ```
 /// use http::{Request, StatusCode};
@@ -189,8 +192,10 @@ impl std::fmt::Debug for LoginFlow {
 }
 
 impl LoginFlow {
-    /// A flow for `client`'s app with `config`.
-    pub fn new(client: OAuthClient, config: LoginConfig) -> Self {
+    /// A flow for `client`'s app with `config`. The session cookie and the OAuth state are
+    /// bound to the client's app id: another app sharing the same keys accepts neither.
+    pub fn new(client: OAuthClient, mut config: LoginConfig) -> Self {
+        config.session = config.session.for_app(client.appid());
         let callback_url = config.callback_url();
         let state_cookie = config.state_cookie_name();
         Self {
@@ -263,7 +268,12 @@ impl LoginFlow {
         }
         if path == config.logout_path {
             let wanted = query_param(parts.uri.query(), crate::session::RETURN_PARAM);
-            return Decision::Respond(self.logout(wanted.as_deref().unwrap_or("/")));
+            let return_path = wanted.as_deref().unwrap_or("/");
+            return Decision::Respond(match logout_check(parts, &config.public_url) {
+                LogoutCheck::Allowed => self.logout(return_path),
+                LogoutCheck::Confirm => self.confirm_logout(return_path),
+                LogoutCheck::BadMethod => method_not_allowed("GET, POST"),
+            });
         }
         if let Some(user) = config.session.read_at(&parts.headers, now) {
             return Decision::Proceed(Proceed::user(user));
@@ -337,6 +347,30 @@ impl LoginFlow {
         response
     }
 
+    /// The page shown for a logout that may come from another site (a GET without a
+    /// same-origin `Sec-Fetch-Site`): a button that logs out with a same-origin POST.
+    fn confirm_logout(&self, return_path: &str) -> Response<Bytes> {
+        let config = &self.inner.config;
+        let return_path = safe_return_path(return_path);
+        let action = if return_path == "/" {
+            config.logout_path.clone()
+        } else {
+            format!(
+                "{}?{}={}",
+                config.logout_path,
+                crate::session::RETURN_PARAM,
+                encode_component(return_path)
+            )
+        };
+        html_form_page(
+            StatusCode::FORBIDDEN,
+            "Log out",
+            "Log out of this site?",
+            &action,
+            "Log out",
+        )
+    }
+
     /// A `Set-Cookie` value that removes the session cookie.
     pub fn clear_session_cookie(&self) -> HeaderValue {
         self.inner.config.session.clear_cookie()
@@ -388,6 +422,7 @@ impl LoginFlow {
         let config = &self.inner.config;
         let state = OAuthState::issue_at(
             config.session.keys(),
+            self.inner.client.appid(),
             return_path,
             config.state_ttl,
             retry,
@@ -439,6 +474,7 @@ impl LoginFlow {
         };
         let state = match OAuthState::verify_at(
             config.session.keys(),
+            self.inner.client.appid(),
             state_param,
             query.return_path.as_deref(),
             now,
@@ -560,5 +596,38 @@ impl LoginFlow {
             message,
             Some((&self.login_url(return_path), "Log in again")),
         )
+    }
+}
+
+/// What a request to the logout path gets.
+enum LogoutCheck {
+    /// It comes from this site's own pages: log out.
+    Allowed,
+    /// It may come from another site: a page whose button logs out with a same-origin POST.
+    Confirm,
+    /// Neither GET nor POST.
+    BadMethod,
+}
+
+/// Whether a request to the logout path may log out: one from this site's own pages
+/// (`Sec-Fetch-Site: same-origin`, or `none` for an address typed or bookmarked), or, from a
+/// browser that sends no `Sec-Fetch-Site`, a POST whose `Origin` (if any) is the public origin.
+fn logout_check(parts: &Parts, public_url: &str) -> LogoutCheck {
+    if parts.method != Method::GET && parts.method != Method::POST {
+        return LogoutCheck::BadMethod;
+    }
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let allowed = match header("sec-fetch-site") {
+        Some(site) => site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none"),
+        None => {
+            parts.method == Method::POST
+                && header(header::ORIGIN.as_str()).is_none_or(|origin| origin == public_url)
+        }
+    };
+    if allowed {
+        LogoutCheck::Allowed
+    } else {
+        tracing::info!(method = %parts.method, "logout refused: not from this site's own pages");
+        LogoutCheck::Confirm
     }
 }

@@ -69,7 +69,7 @@ fn set_cookies(response: &Response<Bytes>) -> Vec<String> {
 
 fn session_cookie_for(flow: &LoginFlow, user: &SessionUser) -> String {
     let value = flow.config().session_cookie().encode(user).unwrap();
-    format!("wechat_session={value}")
+    format!("__Host-wechat_session={value}")
 }
 
 fn alice(expires_at: u64) -> SessionUser {
@@ -102,7 +102,7 @@ fn builder_validates_and_defaults() {
     );
     assert_eq!(config.scope(), Scope::Base);
     assert!(config.session_cookie().secure());
-    assert_eq!(config.session_cookie().name(), "wechat_session");
+    assert_eq!(config.session_cookie().name(), "__Host-wechat_session");
     assert_eq!(
         config.session_cookie().cache_capacity(),
         SessionCookie::DEFAULT_CACHE_CAPACITY
@@ -112,7 +112,7 @@ fn builder_validates_and_defaults() {
         .build()
         .unwrap();
     assert_eq!(uncached.session_cookie().cache_capacity(), 0);
-    assert_eq!(config.state_cookie_name(), "wechat_session_state");
+    assert_eq!(config.state_cookie_name(), "__Secure-wechat_session_state");
     let plain = LoginConfig::builder("http://127.0.0.1:3000", keys())
         .build()
         .unwrap();
@@ -237,7 +237,14 @@ fn browser_without_session_is_sent_to_wechat() {
         "https://shop.example.com/wechat/oauth/callback?r=%2Fshop%3Fitem%3D42%26x%3D%2520y"
     );
     let r = query_param(url::Url::parse(&redirect_uri).unwrap().query(), "r");
-    let verified = OAuthState::verify_at(&keys(), &state, r.as_deref(), now_unix()).unwrap();
+    let verified = OAuthState::verify_at(
+        &keys(),
+        flow.client().appid(),
+        &state,
+        r.as_deref(),
+        now_unix(),
+    )
+    .unwrap();
     assert_eq!(verified.return_path(), "/shop?item=42&x=%20y");
     assert!(!verified.is_retry());
     let cookies = set_cookies(&response);
@@ -245,7 +252,7 @@ fn browser_without_session_is_sent_to_wechat() {
     assert_eq!(
         cookies[0],
         format!(
-            "wechat_session_state={}; Path=/wechat/oauth/callback; Max-Age=600; HttpOnly; SameSite=Lax; Secure",
+            "__Secure-wechat_session_state={}; Path=/wechat/oauth/callback; Max-Age=600; HttpOnly; SameSite=Lax; Secure",
             verified.nonce()
         )
     );
@@ -268,7 +275,9 @@ fn pending_logins_accumulate_up_to_a_limit() {
         let set = set_cookies(&response).remove(0);
         cookie = set.split(';').next().unwrap().to_owned();
     }
-    let value = cookie.strip_prefix("wechat_session_state=").unwrap();
+    let value = cookie
+        .strip_prefix("__Secure-wechat_session_state=")
+        .unwrap();
     assert_eq!(value.split('.').collect::<Vec<_>>(), nonces[2..].to_vec());
 }
 
@@ -389,7 +398,7 @@ fn expired_tampered_or_foreign_sessions_count_as_none() {
     let other_key = SessionCookie::new(SessionKeys::new([6u8; 32]).unwrap())
         .encode(&alice(now_unix() + 3600))
         .unwrap();
-    let foreign = format!("wechat_session={other_key}");
+    let foreign = format!("__Host-wechat_session={other_key}");
     let mut tampered = session_cookie_for(&flow, &alice(now_unix() + 3600));
     tampered.insert(20, 'x');
     for cookie in [expired, foreign, tampered] {
@@ -452,17 +461,165 @@ fn login_and_logout_paths() {
     assert!(
         cookies
             .iter()
-            .any(|c| c.starts_with("wechat_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax")),
+            .any(|c| c
+                .starts_with("__Host-wechat_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax")),
         "{cookies:?}"
     );
     assert!(
-        cookies
-            .iter()
-            .any(|c| c
-                .starts_with("wechat_session_state=; Path=/wechat/oauth/callback; Max-Age=0")),
+        cookies.iter().any(|c| c
+            .starts_with("__Secure-wechat_session_state=; Path=/wechat/oauth/callback; Max-Age=0")),
         "{cookies:?}"
     );
     assert_eq!(flow.logout("/bye").headers()[header::LOCATION], "/bye");
+}
+
+#[test]
+fn logout_answers_only_this_sites_own_pages() {
+    let flow = flow();
+    let cookie = session_cookie_for(&flow, &alice(now_unix() + 3600));
+    let logout = |method: &str, headers: &[(&str, &str)]| {
+        let mut all = vec![("cookie", cookie.as_str())];
+        all.extend_from_slice(headers);
+        respond(flow.decide(&parts(method, "/wechat/oauth/logout?r=%2Fbye", &all)))
+    };
+    let logged_out = |response: &Response<Bytes>| {
+        response.status() == StatusCode::SEE_OTHER
+            && set_cookies(response)
+                .iter()
+                .any(|c| c.starts_with("__Host-wechat_session=; "))
+    };
+    // From the site's own pages: a link (same-origin), the address bar (none), a form POST.
+    assert!(logged_out(&logout(
+        "GET",
+        &[("sec-fetch-site", "same-origin")]
+    )));
+    assert!(logged_out(&logout("GET", &[("sec-fetch-site", "none")])));
+    assert!(logged_out(&logout(
+        "POST",
+        &[("sec-fetch-site", "same-origin")]
+    )));
+    assert!(logged_out(&logout("POST", &[])));
+    assert!(logged_out(&logout("POST", &[("origin", PUBLIC)])));
+    // From elsewhere: an <img> or link on another site, a sibling subdomain, an old browser's
+    // GET, a cross-site form: a page with a button, and the session stays.
+    for (method, headers) in [
+        ("GET", &[("sec-fetch-site", "cross-site")][..]),
+        ("GET", &[("sec-fetch-site", "same-site")][..]),
+        ("GET", &[][..]),
+        ("POST", &[("origin", "https://evil.example")][..]),
+        ("POST", &[("sec-fetch-site", "cross-site")][..]),
+    ] {
+        let response = logout(method, headers);
+        assert_eq!(
+            response.status(),
+            StatusCode::FORBIDDEN,
+            "{method} {headers:?}"
+        );
+        assert!(set_cookies(&response).is_empty(), "{method} {headers:?}");
+        let page = std::str::from_utf8(response.body()).unwrap();
+        assert!(
+            page.contains(r#"<form method="post" action="/wechat/oauth/logout?r=%2Fbye">"#),
+            "{page}"
+        );
+    }
+    assert_eq!(
+        logout("DELETE", &[("sec-fetch-site", "same-origin")]).status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+}
+
+#[test]
+fn sessions_and_states_are_bound_to_the_app_and_the_cookie() {
+    // Two apps sharing the session keys (the same LoginConfig settings).
+    let ours = flow();
+    let other_app = {
+        let config = Config::new("wx0000000000000000", "0123456789abcdef0123456789abcdef")
+            .with_base_urls(BaseUrls::all("http://127.0.0.1:9"));
+        let client = OAuthClient::new(&config, reqwest::Client::new());
+        LoginFlow::new(
+            client,
+            LoginConfig::builder(PUBLIC, keys()).build().unwrap(),
+        )
+    };
+    let user = alice(now_unix() + 3600);
+    let theirs = session_cookie_for(&other_app, &user);
+    assert!(matches!(
+        other_app.decide(&parts("GET", "/shop", &[("cookie", &theirs)])),
+        Decision::Proceed(p) if p.session_user().is_some()
+    ));
+    assert!(
+        ours.current_user(&parts("GET", "/", &[("cookie", &theirs)]).headers)
+            .is_none()
+    );
+    // Another cookie of the same app and keys (another name): not a session either.
+    let renamed = flow_with(|b| b.cookie_name("admin_session"));
+    let value = renamed.config().session_cookie().encode(&user).unwrap();
+    let as_ours = format!("__Host-wechat_session={value}");
+    assert!(
+        ours.current_user(&parts("GET", "/", &[("cookie", &as_ours)]).headers)
+            .is_none()
+    );
+    // A state issued by the other app does not verify here.
+    let response = respond(other_app.decide(&parts("GET", "/shop", &[("accept", "text/html")])));
+    let (state, _, _) = authorize_params(&response);
+    assert!(
+        OAuthState::verify_at(
+            &keys(),
+            ours.client().appid(),
+            &state,
+            Some("/shop"),
+            now_unix()
+        )
+        .is_err()
+    );
+    assert!(
+        OAuthState::verify_at(
+            &keys(),
+            other_app.client().appid(),
+            &state,
+            Some("/shop"),
+            now_unix()
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn https_cookies_carry_the_host_and_secure_prefixes() {
+    let secure = flow();
+    assert_eq!(
+        secure.config().session_cookie().name(),
+        "__Host-wechat_session"
+    );
+    assert_eq!(
+        secure.config().state_cookie_name(),
+        "__Secure-wechat_session_state"
+    );
+    let plain = flow_with(|b| b.secure(false));
+    assert_eq!(plain.config().session_cookie().name(), "wechat_session");
+    assert_eq!(plain.config().state_cookie_name(), "wechat_session_state");
+    let unprefixed = flow_with(|b| b.host_prefix(false));
+    assert_eq!(
+        unprefixed.config().session_cookie().name(),
+        "wechat_session"
+    );
+    assert_eq!(
+        unprefixed.config().state_cookie_name(),
+        "wechat_session_state"
+    );
+    // `__Host-` needs `Path=/`: on another path only `__Secure-` is possible.
+    let scoped = flow_with(|b| b.cookie_path("/shop"));
+    assert_eq!(
+        scoped.config().session_cookie().name(),
+        "__Secure-wechat_session"
+    );
+    // A configured name may not carry a prefix itself.
+    assert!(
+        LoginConfig::builder(PUBLIC, keys())
+            .cookie_name("__Host-x")
+            .build()
+            .is_err()
+    );
 }
 
 /// Starts a login and returns (callback URI for `code`, the browser's cookie header).
@@ -510,6 +667,7 @@ async fn forged_expired_or_foreign_states_are_refused_without_redirect() {
     let expired = {
         let old = OAuthState::issue_at(
             &keys(),
+            flow.client().appid(),
             "/",
             Duration::from_secs(600),
             false,
@@ -517,7 +675,7 @@ async fn forged_expired_or_foreign_states_are_refused_without_redirect() {
         );
         (
             format!("/wechat/oauth/callback?code=CODE&state={}", old.as_str()),
-            format!("wechat_session_state={}", old.nonce()),
+            format!("__Secure-wechat_session_state={}", old.nonce()),
         )
     };
     for (uri, cookie, reason) in [
@@ -542,7 +700,7 @@ async fn forged_expired_or_foreign_states_are_refused_without_redirect() {
         assert!(
             set_cookies(&response)
                 .iter()
-                .all(|c| !c.starts_with("wechat_session=")),
+                .all(|c| !c.starts_with("__Host-wechat_session=")),
             "{reason}"
         );
         assert_eq!(
@@ -576,7 +734,7 @@ async fn declined_consent_gets_a_page_with_a_retry_link() {
     assert!(body.starts_with("<!DOCTYPE html>") && body.contains("<meta charset=\"utf-8\">"));
     assert!(
         set_cookies(&response)[0]
-            .starts_with("wechat_session_state=; Path=/wechat/oauth/callback; Max-Age=0")
+            .starts_with("__Secure-wechat_session_state=; Path=/wechat/oauth/callback; Max-Age=0")
     );
 }
 
@@ -598,14 +756,16 @@ async fn unreachable_wechat_gives_502_not_a_panic() {
 async fn back_button_after_login_returns_to_the_page() {
     let flow = flow();
     let (uri, cookie) = start_login(&flow, "/shop", Some("CODE"));
-    let nonce = cookie.strip_prefix("wechat_session_state=").unwrap();
+    let nonce = cookie
+        .strip_prefix("__Secure-wechat_session_state=")
+        .unwrap();
     // What a completed login left: a session remembering the nonce, no pending state.
     let session = flow
         .config()
         .session_cookie()
         .encode_with_nonce(&alice(now_unix() + 3600), Some(nonce))
         .unwrap();
-    let response = callback(&flow, &uri, &format!("wechat_session={session}")).await;
+    let response = callback(&flow, &uri, &format!("__Host-wechat_session={session}")).await;
     assert_eq!(response.status(), StatusCode::FOUND);
     assert_eq!(response.headers()[header::LOCATION], "/shop");
     // A session from another login does not make a foreign state acceptable.

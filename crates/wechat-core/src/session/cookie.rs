@@ -13,13 +13,20 @@ use super::cache::VerifiedCache;
 use super::{Profile, SessionKeys, SessionUser};
 use crate::clock::SharedClock;
 use crate::oauth::Sex;
-use crate::{ConfigError, Error, OpenId, Result, UnionId};
+use crate::{AppId, ConfigError, Error, OpenId, Result, UnionId};
 
 /// The longest cookie value this module produces, in bytes (browsers keep name + value up to
 /// about 4096 bytes).
 pub const MAX_COOKIE_VALUE_LEN: usize = 3800;
 
-const SESSION_LABEL: &[u8] = b"wechat-core/session/v1";
+/// v2: the MAC also covers the app id and the cookie name (v1 values no longer verify).
+const SESSION_LABEL: &[u8] = b"wechat-core/session/v2";
+/// The prefix that makes browsers accept a cookie only with `Secure`, `Path=/` and no `Domain`,
+/// so that no other host of the site (nor a plain-http page) can set or shadow it.
+pub(crate) const HOST_PREFIX: &str = "__Host-";
+/// The prefix that makes browsers accept a cookie only with `Secure` (for cookies whose path is
+/// not `/`, which `__Host-` requires).
+pub(crate) const SECURE_PREFIX: &str = "__Secure-";
 const SESSION_VERSION: u8 = 1;
 /// Limits on profile fields kept in the cookie; longer values are cut.
 pub(super) const MAX_NICKNAME_CHARS: usize = 64;
@@ -109,8 +116,11 @@ impl WireProfile {
 /// `wechat-tower` or `wechat-actix`, accept each other's cookies given the same
 /// [`SessionKeys`], with no shared store.
 ///
-/// Format of the value: `base64url(JSON payload) "." base64url(HMAC-SHA256(key, label ‖ payload))`
-/// (no padding). The payload uses short field names: `v` version (1), `o` openid, `u` unionid,
+/// Format of the value: `base64url(JSON payload) "." base64url(HMAC-SHA256(key, label ‖ app id ‖
+/// cookie name ‖ payload))` (no padding; each part length-prefixed). The MAC binds the value to
+/// its app ([`SessionCookieBuilder::app_id`]; the login flow sets its client's) and to the cookie
+/// it is for, so that apps (or two cookies of one app) sharing [`SessionKeys`] do not accept each
+/// other's values. The payload uses short field names: `v` version (1), `o` openid, `u` unionid,
 /// `e` expiry (unix seconds), `p` profile (`n` nickname, `h` headimgurl, `s` sex, `pr` province,
 /// `c` city, `co` country), `g` snapshot (guest) flag, `n` nonce of the login that created it.
 /// The payload is readable by whoever holds the cookie (it is not encrypted): it holds nothing
@@ -138,7 +148,8 @@ impl WireProfile {
 /// assert_eq!(cookie.decode(&value), None); // expired
 ///
 /// let header = cookie.set_cookie(&user)?;
-/// assert!(header.to_str().unwrap().starts_with("wechat_session="));
+/// // A Secure cookie on `Path=/` carries the `__Host-` prefix.
+/// assert!(header.to_str().unwrap().starts_with("__Host-wechat_session="));
 /// # Ok::<(), wechat_core::Error>(())
 /// ```
 ///
@@ -150,8 +161,12 @@ impl WireProfile {
 ///   previous key once every cookie it signed has expired (the cookie's max-age) or to log
 ///   everyone out.
 /// - The cookie is `HttpOnly` and `SameSite=Lax`; set `Secure` whenever the site is served over
-///   https. It is a bearer credential: whoever holds it is logged in until it expires, and a
-///   logout only removes it from that browser.
+///   https. A `Secure` cookie on `Path=/` is named with the `__Host-` prefix (e.g.
+///   `__Host-wechat_session`; `__Secure-` on another path; turn it off with
+///   [`SessionCookieBuilder::host_prefix`]), so that
+///   browsers refuse it from other subdomains and from plain http. It is a bearer credential:
+///   whoever holds it is logged in until it expires, and a logout only removes it from that
+///   browser.
 /// - The payload is signed, not encrypted: do not add secrets to it.
 ///
 /// # The verified-value cache
@@ -170,7 +185,13 @@ impl WireProfile {
 #[derive(Clone)]
 pub struct SessionCookie {
     keys: SessionKeys,
+    /// The name as configured, before any prefix.
+    base_name: String,
+    /// The name sent to browsers.
     name: String,
+    host_prefix: bool,
+    /// The app the values are bound to (empty: none).
+    app_id: Option<AppId>,
     /// A prepared search for `name` in `Cookie` headers.
     name_finder: Finder<'static>,
     path: String,
@@ -185,6 +206,7 @@ impl std::fmt::Debug for SessionCookie {
         f.debug_struct("SessionCookie")
             .field("keys", &self.keys)
             .field("name", &self.name)
+            .field("app_id", &self.app_id)
             .field("path", &self.path)
             .field("secure", &self.secure)
             .field("max_age", &self.max_age)
@@ -205,7 +227,8 @@ impl std::fmt::Debug for SessionCookie {
 ///     .secure(true)
 ///     .max_age(Duration::from_secs(24 * 3600))
 ///     .build()?;
-/// assert_eq!(cookie.name(), "shop_session");
+/// // Secure on `Path=/`: browsers get it as `__Host-shop_session`.
+/// assert_eq!(cookie.name(), "__Host-shop_session");
 /// assert!(SessionCookie::builder(SessionKeys::generate()).path("no-slash").build().is_err());
 /// # Ok::<(), wechat_core::ConfigError>(())
 /// ```
@@ -214,6 +237,8 @@ impl std::fmt::Debug for SessionCookie {
 pub struct SessionCookieBuilder {
     keys: SessionKeys,
     name: String,
+    host_prefix: bool,
+    app_id: Option<AppId>,
     path: String,
     secure: bool,
     max_age: Duration,
@@ -226,6 +251,8 @@ impl std::fmt::Debug for SessionCookieBuilder {
         f.debug_struct("SessionCookieBuilder")
             .field("keys", &self.keys)
             .field("name", &self.name)
+            .field("host_prefix", &self.host_prefix)
+            .field("app_id", &self.app_id)
             .field("path", &self.path)
             .field("secure", &self.secure)
             .field("max_age", &self.max_age)
@@ -240,6 +267,22 @@ impl SessionCookieBuilder {
     /// different names.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
+        self
+    }
+
+    /// Whether a `Secure` cookie is named `__Host-{name}` (on `Path=/`; `__Secure-{name}` on
+    /// another path, which `__Host-` forbids) (default `true`): browsers then accept it only over
+    /// https and, with `__Host-`, only from this very host. Turn it off only for a client that
+    /// must read the cookie under its bare name.
+    pub fn host_prefix(mut self, on: bool) -> Self {
+        self.host_prefix = on;
+        self
+    }
+
+    /// Binds the values to an app (the login flow binds them to its client's app id): a value
+    /// issued for another app id, with the same keys, does not verify.
+    pub fn app_id(mut self, app_id: impl Into<AppId>) -> Self {
+        self.app_id = Some(app_id.into());
         self
     }
 
@@ -284,11 +327,15 @@ impl SessionCookieBuilder {
         setters: [&'static str; 3],
     ) -> std::result::Result<(), ConfigError> {
         let [name_setter, path_setter, age_setter] = setters;
-        if !is_cookie_name(&self.name) {
+        if !is_cookie_name(&self.name)
+            || self.name.starts_with(HOST_PREFIX)
+            || self.name.starts_with(SECURE_PREFIX)
+        {
             return Err(ConfigError::new(
                 format!("{prefix}::{name_setter}"),
                 format!(
-                    "cookie name {:?} must be 1 to 64 letters, digits or !#$%&'*+-.^_`|~",
+                    "cookie name {:?} must be 1 to 64 letters, digits or !#$%&'*+-.^_`|~, \
+                     without a __Host- or __Secure- prefix (added on https)",
                     self.name
                 ),
             ));
@@ -434,6 +481,8 @@ impl SessionCookie {
         SessionCookieBuilder {
             keys,
             name: Self::DEFAULT_NAME.to_owned(),
+            host_prefix: true,
+            app_id: None,
             path: "/".to_owned(),
             secure: false,
             max_age: Self::DEFAULT_MAX_AGE,
@@ -443,10 +492,19 @@ impl SessionCookie {
     }
 
     fn from_builder(builder: SessionCookieBuilder) -> Self {
+        let name = match (builder.secure && builder.host_prefix, builder.path == "/") {
+            (true, true) => format!("{HOST_PREFIX}{}", builder.name),
+            // `__Host-` requires `Path=/`.
+            (true, false) => format!("{SECURE_PREFIX}{}", builder.name),
+            (false, _) => builder.name.clone(),
+        };
         Self {
-            name_finder: Finder::new(builder.name.as_str()).into_owned(),
+            name_finder: Finder::new(name.as_str()).into_owned(),
             keys: builder.keys,
-            name: builder.name,
+            base_name: builder.name,
+            name,
+            host_prefix: builder.host_prefix,
+            app_id: builder.app_id,
             path: builder.path,
             secure: builder.secure,
             max_age: builder.max_age,
@@ -460,9 +518,54 @@ impl SessionCookie {
         self.cache.as_ref().map_or(0, |cache| cache.capacity())
     }
 
-    /// The cookie name.
+    /// The cookie name as browsers see it: `__Host-{name}` for a `Secure` cookie on `Path=/`,
+    /// `__Secure-{name}` on another path (see [`SessionCookieBuilder::host_prefix`]), else the
+    /// configured name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The name of a companion cookie `{configured name}{suffix}` on another path (the login
+    /// flow's state cookie): `__Secure-` prefixed when this cookie is `Secure` and prefixed.
+    pub(crate) fn companion_name(&self, suffix: &str) -> String {
+        if self.secure && self.host_prefix {
+            format!("{SECURE_PREFIX}{}{suffix}", self.base_name)
+        } else {
+            format!("{}{suffix}", self.base_name)
+        }
+    }
+
+    /// The app the values are bound to, if any.
+    pub fn app_id(&self) -> Option<&AppId> {
+        self.app_id.as_ref()
+    }
+
+    /// The same cookie bound to `app_id` (with an empty verified-value cache when it changes).
+    pub(crate) fn for_app(&self, app_id: &AppId) -> Self {
+        if self.app_id.as_ref() == Some(app_id) {
+            return self.clone();
+        }
+        Self::from_builder(SessionCookieBuilder {
+            keys: self.keys.clone(),
+            name: self.base_name.clone(),
+            host_prefix: self.host_prefix,
+            app_id: Some(app_id.clone()),
+            path: self.path.clone(),
+            secure: self.secure,
+            max_age: self.max_age,
+            cache_capacity: self.cache_capacity(),
+            clock: self.clock.clone(),
+        })
+    }
+
+    /// The length-prefixed parts the MAC covers before the payload.
+    fn mac_context(&self) -> [&[u8]; 2] {
+        [
+            self.app_id
+                .as_ref()
+                .map_or(&b""[..], |a| a.as_str().as_bytes()),
+            self.name.as_bytes(),
+        ]
     }
 
     /// The cookie path.
@@ -550,7 +653,8 @@ impl SessionCookie {
         let json = serde_json::to_vec(payload)
             .map_err(|_| Error::InvalidState("the session cannot be encoded"))?;
         let body = URL_SAFE_NO_PAD.encode(json);
-        let tag = self.keys.sign(SESSION_LABEL, &[body.as_bytes()]);
+        let [app, name] = self.mac_context();
+        let tag = self.keys.sign(SESSION_LABEL, &[app, name, body.as_bytes()]);
         Ok(format!("{body}.{}", URL_SAFE_NO_PAD.encode(tag)))
     }
 
@@ -607,7 +711,8 @@ impl SessionCookie {
         let mut tag_buf = [0u8; 48];
         let tag_len = URL_SAFE_NO_PAD.decode_slice(tag, &mut tag_buf).ok()?;
         let tag = &tag_buf[..tag_len];
-        if !self.keys.verify(SESSION_LABEL, &[body], tag) {
+        let [app, name] = self.mac_context();
+        if !self.keys.verify(SESSION_LABEL, &[app, name, body], tag) {
             return None;
         }
         let json = URL_SAFE_NO_PAD.decode(body).ok()?;

@@ -10,7 +10,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use crate::clock::Clock;
 use crate::oauth::encode_component;
 use crate::session::SessionKeys;
-use crate::{Error, Result};
+use crate::{AppId, Error, Result};
 
 /// The longest `state` WeChat accepts (and the longest this module emits): 128 characters.
 pub const STATE_MAX_LEN: usize = 128;
@@ -21,7 +21,8 @@ pub const MAX_RETURN_PATH_LEN: usize = 1024;
 
 const NONCE_LEN: usize = 16;
 const MAC_HEX_LEN: usize = 64;
-const STATE_LABEL: &[u8] = b"wechat-core/oauth-state/v1";
+/// v2: the MAC also covers the app id.
+const STATE_LABEL: &[u8] = b"wechat-core/oauth-state/v2";
 
 /// A signed OAuth `state`, issued before the redirect to WeChat and verified in the callback.
 ///
@@ -43,11 +44,13 @@ const STATE_LABEL: &[u8] = b"wechat-core/oauth-state/v1";
 /// ```
 /// use std::time::Duration;
 /// use wechat_core::clock::ManualClock;
+/// use wechat_core::AppId;
 /// use wechat_core::session::{OAuthState, SessionKeys};
 ///
 /// let keys = SessionKeys::new([7u8; 32])?;
+/// let app_id = AppId::new("wx1234567890abcdef");
 /// let clock = ManualClock::at(1_700_000_000);
-/// let state = OAuthState::issue(&keys, "/shop?item=42", Duration::from_secs(600), false, &clock);
+/// let state = OAuthState::issue(&keys, &app_id, "/shop?item=42", Duration::from_secs(600), false, &clock);
 /// assert!(state.as_str().len() <= 128 && state.as_str().bytes().all(|b| b.is_ascii_alphanumeric()));
 /// assert_eq!(
 ///     state.redirect_uri("https://shop.example.com/wechat/oauth/callback"),
@@ -56,13 +59,16 @@ const STATE_LABEL: &[u8] = b"wechat-core/oauth-state/v1";
 ///
 /// // In the callback: the state and the `r` parameter as they came back.
 /// clock.advance(Duration::from_secs(5));
-/// let verified = OAuthState::verify(&keys, state.as_str(), Some("/shop?item=42"), &clock)?;
+/// let verified = OAuthState::verify(&keys, &app_id, state.as_str(), Some("/shop?item=42"), &clock)?;
 /// assert_eq!(verified.return_path(), "/shop?item=42");
 /// assert_eq!(verified.nonce(), state.nonce());
 /// // Another return path, or too late: refused.
-/// assert!(OAuthState::verify(&keys, state.as_str(), Some("/admin"), &clock).is_err());
+/// assert!(OAuthState::verify(&keys, &app_id, state.as_str(), Some("/admin"), &clock).is_err());
+/// // Another app sharing the keys: refused.
+/// let other_app = AppId::new("wx0000000000000000");
+/// assert!(OAuthState::verify(&keys, &other_app, state.as_str(), Some("/shop?item=42"), &clock).is_err());
 /// clock.advance(Duration::from_secs(595));
-/// assert!(OAuthState::verify(&keys, state.as_str(), Some("/shop?item=42"), &clock).is_err());
+/// assert!(OAuthState::verify(&keys, &app_id, state.as_str(), Some("/shop?item=42"), &clock).is_err());
 /// # Ok::<(), wechat_core::Error>(())
 /// ```
 ///
@@ -120,22 +126,25 @@ pub fn safe_return_path(candidate: &str) -> &str {
 }
 
 impl OAuthState {
-    /// Issues a state for `return_path` (sanitized with [`safe_return_path`]) valid for `ttl`
-    /// from now by `clock`. `retry` marks a login restarted after a used or invalid code, which
-    /// must not be restarted again.
+    /// Issues a state of `app_id`'s login for `return_path` (sanitized with
+    /// [`safe_return_path`]) valid for `ttl` from now by `clock`. `retry` marks a login
+    /// restarted after a used or invalid code, which must not be restarted again. The MAC covers
+    /// the app id, so another app sharing `keys` does not accept the state.
     pub fn issue(
         keys: &SessionKeys,
+        app_id: &AppId,
         return_path: &str,
         ttl: Duration,
         retry: bool,
         clock: &dyn Clock,
     ) -> Self {
-        Self::issue_at(keys, return_path, ttl, retry, clock.now_unix_secs())
+        Self::issue_at(keys, app_id, return_path, ttl, retry, clock.now_unix_secs())
     }
 
     /// [`issue`](Self::issue) at `now` (unix seconds).
     pub(crate) fn issue_at(
         keys: &SessionKeys,
+        app_id: &AppId,
         return_path: &str,
         ttl: Duration,
         retry: bool,
@@ -149,6 +158,7 @@ impl OAuthState {
         let mac = keys.sign(
             STATE_LABEL,
             &[
+                app_id.as_str().as_bytes(),
                 nonce.as_bytes(),
                 flag.as_bytes(),
                 expiry.as_bytes(),
@@ -165,24 +175,26 @@ impl OAuthState {
         }
     }
 
-    /// Verifies a state that came back to the callback, with the callback's `r` parameter
-    /// (`None` when absent, meaning `/`), at the time `clock` tells.
+    /// Verifies a state of `app_id`'s login that came back to the callback, with the
+    /// callback's `r` parameter (`None` when absent, meaning `/`), at the time `clock` tells.
     ///
     /// # Errors
     /// [`Error::InvalidState`] when the state is malformed, its MAC does not match (forged,
-    /// altered, another return path, or a key no longer configured), or it has expired.
+    /// altered, another return path or app, or a key no longer configured), or it has expired.
     pub fn verify(
         keys: &SessionKeys,
+        app_id: &AppId,
         state: &str,
         return_path: Option<&str>,
         clock: &dyn Clock,
     ) -> Result<Self> {
-        Self::verify_at(keys, state, return_path, clock.now_unix_secs())
+        Self::verify_at(keys, app_id, state, return_path, clock.now_unix_secs())
     }
 
     /// [`verify`](Self::verify) at `now` (unix seconds).
     pub(crate) fn verify_at(
         keys: &SessionKeys,
+        app_id: &AppId,
         state: &str,
         return_path: Option<&str>,
         now: u64,
@@ -213,6 +225,7 @@ impl OAuthState {
         if !keys.verify(
             STATE_LABEL,
             &[
+                app_id.as_str().as_bytes(),
                 nonce.as_bytes(),
                 flag.as_bytes(),
                 expiry.as_bytes(),
@@ -289,10 +302,14 @@ mod tests {
         SessionKeys::new([9u8; 32]).unwrap()
     }
 
+    fn app() -> AppId {
+        AppId::new("wx1234567890abcdef")
+    }
+
     #[test]
     fn round_trip_and_format() {
         for (path, retry) in [("/", false), ("/a/b?c=d&e=%20f", true), ("/x#frag", false)] {
-            let state = OAuthState::issue_at(&keys(), path, TTL, retry, NOW);
+            let state = OAuthState::issue_at(&keys(), &app(), path, TTL, retry, NOW);
             let s = state.as_str();
             assert!(
                 s.len() <= STATE_MAX_LEN && s.bytes().all(|b| b.is_ascii_alphanumeric()),
@@ -303,31 +320,37 @@ mod tests {
             assert_eq!(&s[16..17], if retry { "1" } else { "0" });
             assert_eq!(&s[17..27], (NOW + 600).to_string());
             let r = (path != "/").then_some(path);
-            let back = OAuthState::verify_at(&keys(), s, r, NOW + 1).unwrap();
+            let back = OAuthState::verify_at(&keys(), &app(), s, r, NOW + 1).unwrap();
             assert_eq!(back, state);
             assert_eq!(back.is_retry(), retry);
             assert_eq!(back.return_path(), path);
         }
-        let a = OAuthState::issue_at(&keys(), "/", TTL, false, NOW);
-        let b = OAuthState::issue_at(&keys(), "/", TTL, false, NOW);
+        let a = OAuthState::issue_at(&keys(), &app(), "/", TTL, false, NOW);
+        let b = OAuthState::issue_at(&keys(), &app(), "/", TTL, false, NOW);
         assert_ne!(a.nonce(), b.nonce());
     }
 
     #[test]
     fn max_length_state_fits() {
-        let state =
-            OAuthState::issue_at(&keys(), "/", Duration::from_secs(u64::MAX), false, u64::MAX);
+        let state = OAuthState::issue_at(
+            &keys(),
+            &app(),
+            "/",
+            Duration::from_secs(u64::MAX),
+            false,
+            u64::MAX,
+        );
         assert!(state.as_str().len() <= STATE_MAX_LEN);
         assert_eq!(state.expires_at(), u64::MAX);
     }
 
     #[test]
     fn tampering_is_refused() {
-        let state = OAuthState::issue_at(&keys(), "/shop", TTL, false, NOW);
+        let state = OAuthState::issue_at(&keys(), &app(), "/shop", TTL, false, NOW);
         let s = state.as_str();
         // Another return path.
-        assert!(OAuthState::verify_at(&keys(), s, Some("/admin"), NOW).is_err());
-        assert!(OAuthState::verify_at(&keys(), s, None, NOW).is_err());
+        assert!(OAuthState::verify_at(&keys(), &app(), s, Some("/admin"), NOW).is_err());
+        assert!(OAuthState::verify_at(&keys(), &app(), s, None, NOW).is_err());
         // Flipped retry flag, later expiry, other nonce, other MAC.
         let flip = |i: usize, to: char| {
             let mut v: Vec<char> = s.chars().collect();
@@ -335,42 +358,48 @@ mod tests {
             v.into_iter().collect::<String>()
         };
         let retry_flipped = flip(16, '1');
-        assert!(OAuthState::verify_at(&keys(), &retry_flipped, Some("/shop"), NOW).is_err());
+        assert!(
+            OAuthState::verify_at(&keys(), &app(), &retry_flipped, Some("/shop"), NOW).is_err()
+        );
         let later = flip(17, '9');
-        assert!(OAuthState::verify_at(&keys(), &later, Some("/shop"), NOW).is_err());
+        assert!(OAuthState::verify_at(&keys(), &app(), &later, Some("/shop"), NOW).is_err());
         let nonce = flip(0, if s.starts_with('a') { 'b' } else { 'a' });
-        assert!(OAuthState::verify_at(&keys(), &nonce, Some("/shop"), NOW).is_err());
+        assert!(OAuthState::verify_at(&keys(), &app(), &nonce, Some("/shop"), NOW).is_err());
         let mac = flip(s.len() - 1, if s.ends_with('0') { '1' } else { '0' });
-        assert!(OAuthState::verify_at(&keys(), &mac, Some("/shop"), NOW).is_err());
+        assert!(OAuthState::verify_at(&keys(), &app(), &mac, Some("/shop"), NOW).is_err());
         // Another key.
         let other = SessionKeys::new([8u8; 32]).unwrap();
-        assert!(OAuthState::verify_at(&other, s, Some("/shop"), NOW).is_err());
+        assert!(OAuthState::verify_at(&other, &app(), s, Some("/shop"), NOW).is_err());
+        // Another app with the same keys.
+        let other_app = AppId::new("wx0000000000000000");
+        assert!(OAuthState::verify_at(&keys(), &other_app, s, Some("/shop"), NOW).is_err());
         // Still fine with the right inputs.
-        assert!(OAuthState::verify_at(&keys(), s, Some("/shop"), NOW).is_ok());
+        assert!(OAuthState::verify_at(&keys(), &app(), s, Some("/shop"), NOW).is_ok());
     }
 
     #[test]
     fn previous_keys_verify_states() {
-        let state = OAuthState::issue_at(&keys(), "/", TTL, false, NOW);
+        let state = OAuthState::issue_at(&keys(), &app(), "/", TTL, false, NOW);
         let rotated = SessionKeys::new([1u8; 32])
             .unwrap()
             .with_previous([9u8; 32])
             .unwrap();
-        assert!(OAuthState::verify_at(&rotated, state.as_str(), None, NOW).is_ok());
+        assert!(OAuthState::verify_at(&rotated, &app(), state.as_str(), None, NOW).is_ok());
     }
 
     #[test]
     fn expiry_is_enforced() {
-        let state = OAuthState::issue_at(&keys(), "/", TTL, false, NOW);
-        assert!(OAuthState::verify_at(&keys(), state.as_str(), None, NOW + 599).is_ok());
-        let err = OAuthState::verify_at(&keys(), state.as_str(), None, NOW + 600).unwrap_err();
+        let state = OAuthState::issue_at(&keys(), &app(), "/", TTL, false, NOW);
+        assert!(OAuthState::verify_at(&keys(), &app(), state.as_str(), None, NOW + 599).is_ok());
+        let err =
+            OAuthState::verify_at(&keys(), &app(), state.as_str(), None, NOW + 600).unwrap_err();
         assert!(err.to_string().contains("expired"), "{err}");
     }
 
     #[test]
     fn malformed_states_are_refused() {
         let long = "a".repeat(200);
-        let good = OAuthState::issue_at(&keys(), "/", TTL, false, NOW);
+        let good = OAuthState::issue_at(&keys(), &app(), "/", TTL, false, NOW);
         let with_dash = format!("{}-", &good.as_str()[..good.as_str().len() - 1]);
         let bad_flag = format!("{}x{}", &good.as_str()[..16], &good.as_str()[17..]);
         for bad in [
@@ -380,7 +409,7 @@ mod tests {
             with_dash.as_str(),
             bad_flag.as_str(),
         ] {
-            let err = OAuthState::verify_at(&keys(), bad, None, NOW).unwrap_err();
+            let err = OAuthState::verify_at(&keys(), &app(), bad, None, NOW).unwrap_err();
             assert!(matches!(err, Error::InvalidState(_)), "{bad}");
         }
     }
@@ -404,7 +433,7 @@ mod tests {
             "\u{0}/x",
         ] {
             assert_eq!(safe_return_path(evil), "/", "{evil:?}");
-            let state = OAuthState::issue_at(&keys(), evil, TTL, false, NOW);
+            let state = OAuthState::issue_at(&keys(), &app(), evil, TTL, false, NOW);
             assert_eq!(state.return_path(), "/");
             assert_eq!(
                 state.redirect_uri("https://x.example/cb"),
@@ -435,19 +464,26 @@ mod tests {
         let expiry = (NOW + 60).to_string();
         let mac = keys.sign(
             STATE_LABEL,
-            &[nonce.as_bytes(), b"0", expiry.as_bytes(), b"//evil.com"],
+            &[
+                app().as_str().as_bytes(),
+                nonce.as_bytes(),
+                b"0",
+                expiry.as_bytes(),
+                b"//evil.com",
+            ],
         );
         let state = format!("{nonce}0{expiry}{}", hex::encode(mac));
-        let verified = OAuthState::verify_at(&keys, &state, Some("//evil.com"), NOW).unwrap();
+        let verified =
+            OAuthState::verify_at(&keys, &app(), &state, Some("//evil.com"), NOW).unwrap();
         assert_eq!(verified.return_path(), "/");
     }
 
     #[test]
     fn redirect_uri_carries_the_return_path() {
-        let state = OAuthState::issue_at(&keys(), "/a b?x=1&y=+", TTL, false, NOW);
+        let state = OAuthState::issue_at(&keys(), &app(), "/a b?x=1&y=+", TTL, false, NOW);
         // A space is not a safe path character: the path is replaced.
         assert_eq!(state.return_path(), "/");
-        let state = OAuthState::issue_at(&keys(), "/a?x=1&y=+%2B", TTL, false, NOW);
+        let state = OAuthState::issue_at(&keys(), &app(), "/a?x=1&y=+%2B", TTL, false, NOW);
         assert_eq!(
             state.redirect_uri("https://h.example/cb"),
             "https://h.example/cb?r=%2Fa%3Fx%3D1%26y%3D%2B%252B"

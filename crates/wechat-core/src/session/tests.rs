@@ -265,6 +265,7 @@ fn long_profiles_are_cut_not_refused() {
 
 #[test]
 fn set_cookie_attributes() {
+    let builder = || SessionCookie::builder(keys(1));
     let cookie = SessionCookie::builder(keys(1))
         .name("my_sess")
         .path("/app")
@@ -274,7 +275,7 @@ fn set_cookie_attributes() {
         .unwrap();
     let header = cookie.set_cookie_at(&full_user(), NOW + 600).unwrap();
     let text = header.to_str().unwrap();
-    assert!(text.starts_with("my_sess="), "{text}");
+    assert!(text.starts_with("__Secure-my_sess="), "{text}");
     assert!(
         text.ends_with("; Path=/app; Max-Age=3000; HttpOnly; SameSite=Lax; Secure"),
         "{text}"
@@ -282,9 +283,21 @@ fn set_cookie_attributes() {
     let clear = cookie.clear_cookie();
     assert_eq!(
         clear.to_str().unwrap(),
-        "my_sess=; Path=/app; Max-Age=0; HttpOnly; SameSite=Lax; Secure"
+        "__Secure-my_sess=; Path=/app; Max-Age=0; HttpOnly; SameSite=Lax; Secure"
     );
-    let builder = || SessionCookie::builder(keys(1));
+    // On `Path=/`, `__Host-`; without the prefix on request.
+    let root = SessionCookie::builder(keys(1)).name("my_sess").secure(true);
+    assert_eq!(root.clone().build().unwrap().name(), "__Host-my_sess");
+    let bare = root.host_prefix(false).build().unwrap();
+    assert!(
+        bare.set_cookie_at(&full_user(), NOW)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("my_sess=")
+    );
+    assert!(builder().name("__Host-x").build().is_err());
+    assert!(builder().name("__Secure-x").build().is_err());
     assert!(builder().name("bad name").build().is_err());
     assert!(builder().name("").build().is_err());
     assert!(builder().path("app").build().is_err());

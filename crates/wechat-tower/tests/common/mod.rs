@@ -230,6 +230,22 @@ impl Browser {
         (final_url, status, response.text().await.unwrap())
     }
 
+    /// Submits a form on one of the app's pages (a same-origin POST), following redirects:
+    /// (final URL, status, body).
+    pub(crate) async fn submit(&self, url: &str) -> (String, u16, String) {
+        let response = self
+            .follow
+            .post(url)
+            .header("sec-fetch-site", "same-origin")
+            .header("sec-fetch-mode", "navigate")
+            .send()
+            .await
+            .unwrap();
+        let final_url = response.url().to_string();
+        let status = response.status().as_u16();
+        (final_url, status, response.text().await.unwrap())
+    }
+
     /// One request without following redirects: (status, Location, body).
     pub(crate) async fn step(&self, url: &str) -> (u16, Option<String>, String) {
         let response = self.manual.get(url).send().await.unwrap();
