@@ -86,7 +86,7 @@ async fn jssdk_config_signs_pages_of_this_site_only() {
 }
 
 #[tokio::test]
-async fn jssdk_config_reports_wechat_errors_as_502_with_the_message() {
+async fn jssdk_config_reports_wechat_errors_as_502_with_an_error_id() {
     let (listener, addr) = bind();
     let sim = start_sim(&[addr]).await;
     let shop = TempStore::new().await;
@@ -123,11 +123,11 @@ async fn jssdk_config_reports_wechat_errors_as_502_with_the_message() {
         ))
         .await;
     assert_eq!(answer.status, 502, "{answer:?}");
-    let error = answer.json()["error"].as_str().unwrap().to_owned();
-    assert!(
-        error.contains("203.0.113.9") && error.contains("whitelist"),
-        "{error}"
-    );
+    let body = answer.json();
+    let error = body["error"].as_str().unwrap();
+    assert!(!error.contains("203.0.113.9"), "{error}");
+    let id = body["error_id"].as_str().unwrap();
+    assert!(error.contains(id) && id.len() == 12, "{body}");
 }
 
 #[tokio::test]

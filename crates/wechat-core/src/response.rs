@@ -140,7 +140,89 @@ pub(crate) fn json_error(status: StatusCode, message: &str) -> Response<Bytes> {
     json(status, &serde_json::json!({ "error": message }))
 }
 
+/// A short random id that ties what a user sees to the log line with the details.
+pub(crate) fn error_id() -> String {
+    hex::encode(rand::random::<[u8; 6]>())
+}
+
+/// A JSON error for a failure the user cannot act on (WeChat's own message, an IP to whitelist,
+/// a store outage): `{"error": "<message> (error id …)", "error_id": "…"}`, while the details
+/// go to the log as a warning with the same `error_id`. `what` names the operation in the log.
+pub(crate) fn opaque_json_error(
+    status: StatusCode,
+    message: &str,
+    what: &str,
+    error: &crate::Error,
+) -> Response<Bytes> {
+    let id = error_id();
+    tracing::warn!(error_id = %id, error = %error, "{what} failed");
+    json(
+        status,
+        &serde_json::json!({
+            "error": format!("{message} (error id {id})"),
+            "error_id": id,
+        }),
+    )
+}
+
 /// A plain-text response with `status`.
 pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Bytes> {
     base_response(status, Some("text/plain; charset=utf-8"), body)
+}
+
+/// Test help: what the code under test logs, captured for the current thread.
+#[cfg(test)]
+pub(crate) mod captured_logs {
+    use std::sync::{Arc, Mutex};
+
+    /// The log lines written while the guard returned with it lives.
+    #[derive(Clone, Default)]
+    pub(crate) struct Logs(Arc<Mutex<Vec<u8>>>);
+
+    impl Logs {
+        /// Starts capturing on this thread (a current-thread tokio test stays on it).
+        pub(crate) fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+            let logs = Self::default();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(logs.clone())
+                .with_ansi(false)
+                .with_max_level(tracing::Level::DEBUG)
+                .finish();
+            (logs, tracing::subscriber::set_default(subscriber))
+        }
+
+        /// Everything logged so far.
+        pub(crate) fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+        type Writer = Self;
+        fn make_writer(&'a self) -> Self {
+            self.clone()
+        }
+    }
+
+    /// The error id in `shown` (`error id XXXXXXXXXXXX`), which the log must carry too.
+    pub(crate) fn error_id_in(shown: &str) -> String {
+        let at = shown
+            .to_ascii_lowercase()
+            .find("error id ")
+            .unwrap_or_else(|| panic!("no error id in {shown}"))
+            + "error id ".len();
+        let id: String = shown[at..].chars().take(12).collect();
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{shown}");
+        id
+    }
 }

@@ -226,7 +226,7 @@ async fn a_used_code_restarts_the_login_once() {
 }
 
 #[tokio::test]
-async fn wechat_errors_on_the_code_exchange_give_502_with_the_message() {
+async fn wechat_errors_on_the_code_exchange_give_502_with_an_error_id() {
     let w = world(Options::default()).await;
     w.sim_fail(
         "/sns/oauth2/access_token",
@@ -239,8 +239,10 @@ async fn wechat_errors_on_the_code_exchange_give_502_with_the_message() {
     let (url, status, body) = browser.open(&w.url("/shop")).await;
     assert_eq!(status, 502, "{body}");
     assert!(url.starts_with(&w.url("/wechat/oauth/callback?")), "{url}");
-    assert!(body.contains("45011"), "{body}");
-    assert!(body.contains("api minute-quota reach limit"), "{body}");
+    // WeChat's answer goes to the log; the user sees an error id.
+    assert!(!body.contains("45011"), "{body}");
+    assert!(!body.contains("api minute-quota reach limit"), "{body}");
+    assert!(body.contains("Error id "), "{body}");
     assert!(!body.contains(SECRET), "{body}");
     assert!(!browser.cookies_for(&w.url("/")).contains("wechat_session="));
 }
@@ -372,7 +374,7 @@ async fn jssdk_config_is_accepted_by_the_simulator_and_foreign_pages_get_400() {
 }
 
 #[tokio::test]
-async fn jssdk_config_reports_wechat_errors_as_502() {
+async fn jssdk_config_reports_wechat_errors_as_502_with_an_error_id() {
     let w = world(Options::default()).await;
     let browser = Browser::new();
     w.log_in(&browser).await;
@@ -387,10 +389,14 @@ async fn jssdk_config_reports_wechat_errors_as_502() {
         .fetch(Method::GET, &jssdk_url(&w, &w.url("/shop")), None)
         .await;
     assert_eq!(status, 502, "{body}");
+    // The browser learns nothing about the server (its IP, WeChat's message): an error id that
+    // the server's log carries with the details.
     let error = body["error"].as_str().unwrap();
+    assert!(!error.contains("203.0.113.9"), "{error}");
+    let id = body["error_id"].as_str().unwrap();
     assert!(
-        error.contains("203.0.113.9") && error.contains("whitelist"),
-        "{error}"
+        id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()) && error.contains(id),
+        "{body}"
     );
 }
 

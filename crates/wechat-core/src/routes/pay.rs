@@ -54,7 +54,7 @@ use crate::pay::v2::order::validate_out_trade_no;
 use crate::pay::v2::{OrderRef, PayErrorCode, TradeState};
 use crate::pay::v3::PayApiErrorCode;
 use crate::pay::{v2, v3};
-use crate::response::{json, json_error};
+use crate::response::{json, json_error, opaque_json_error};
 use crate::{AppId, Error, OpenId, OutRefundNo, OutTradeNo, TransactionId};
 
 pub use crate::pay::v3::RefundStatus;
@@ -702,27 +702,41 @@ fn check_amount(record: &OrderRecord, payment: &Payment) -> Result<(), ShopError
     Ok(())
 }
 
+/// The answer to a prepay that failed: a short message and an error id for the buyer, the
+/// details (WeChat's message, the request id) in the log under that id.
 fn prepay_error(error: &Error) -> http::Response<Bytes> {
-    let status = match error {
+    let (status, message) = match error {
         Error::Pay {
             code: PayErrorCode::OrderPaid | PayErrorCode::OrderClosed | PayErrorCode::OutTradeNoUsed,
             ..
-        } => http::StatusCode::CONFLICT,
+        } => (
+            http::StatusCode::CONFLICT,
+            "this order can no longer be paid (it is paid or closed): start a new one",
+        ),
         Error::PayApi(e)
             if matches!(
                 e.code,
                 PayApiErrorCode::OrderClosed | PayApiErrorCode::OutTradeNoUsed
             ) =>
         {
-            http::StatusCode::CONFLICT
+            (
+                http::StatusCode::CONFLICT,
+                "this order can no longer be paid (it is paid or closed): start a new one",
+            )
         }
         Error::InvalidPayRequest(_) | Error::Config(_) => {
             tracing::error!(error = %error, "the order backend produced an order WeChat would refuse");
-            http::StatusCode::INTERNAL_SERVER_ERROR
+            (
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "the shop could not create this order",
+            )
         }
-        _ => http::StatusCode::BAD_GATEWAY,
+        _ => (
+            http::StatusCode::BAD_GATEWAY,
+            "WeChat Pay could not create the order right now; try again in a moment",
+        ),
     };
-    json_error(status, &error.to_string())
+    opaque_json_error(status, message, "prepay", error)
 }
 
 #[cfg(test)]
@@ -732,6 +746,7 @@ mod tests {
     use super::*;
     use crate::PayApiKey;
     use crate::pay::v2::{PayFields, SignType, sign_pay_fields};
+    use crate::response::captured_logs::{Logs, error_id_in};
     use crate::testing::{self, MemoryOrders, TEST_API_KEY as KEY};
 
     fn routes(shop: Arc<MemoryOrders>) -> PayRoutes {
@@ -882,14 +897,21 @@ mod tests {
             .await;
         assert_eq!(unknown.status(), http::StatusCode::BAD_REQUEST);
         assert_eq!(json(&unknown)["error"], "unknown product");
-        // WeChat unreachable: 502 with a message naming the endpoint.
+        // WeChat unreachable: 502 with an error id; the log names the endpoint under that id.
+        let (logs, _guard) = Logs::capture();
         let down = routes.create_order(&buyer, ip, b"").await;
         assert_eq!(down.status(), http::StatusCode::BAD_GATEWAY);
+        let shown = json(&down);
+        let error = shown["error"].as_str().unwrap();
+        assert!(!error.contains("/pay/unifiedorder"), "{error}");
+        let id = error_id_in(error);
+        assert_eq!(shown["error_id"], id.as_str());
         assert!(
-            json(&down)["error"]
-                .as_str()
-                .unwrap()
-                .contains("/pay/unifiedorder")
+            logs.text()
+                .lines()
+                .any(|l| l.contains(&id) && l.contains("/pay/unifiedorder")),
+            "{}",
+            logs.text()
         );
         let huge = routes
             .create_order(&buyer, ip, &vec![b' '; PayRoutes::MAX_BODY + 1])

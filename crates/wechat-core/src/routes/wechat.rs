@@ -9,7 +9,7 @@ use http::{Response, StatusCode};
 #[cfg(feature = "pay")]
 use crate::OpenId;
 use crate::jssdk::jssdk_page_url;
-use crate::response::{json, json_error};
+use crate::response::{json, json_error, opaque_json_error};
 #[cfg(feature = "pay")]
 use crate::routes::PayRoutes;
 #[cfg(feature = "pay")]
@@ -431,10 +431,12 @@ impl WeChatRoutes {
             Err(e @ Error::InvalidPageUrl(_)) => {
                 json_error(StatusCode::BAD_REQUEST, &e.to_string())
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "JS-SDK config failed");
-                json_error(StatusCode::BAD_GATEWAY, &e.to_string())
-            }
+            Err(e) => opaque_json_error(
+                StatusCode::BAD_GATEWAY,
+                "WeChat could not sign this page right now; try again in a moment",
+                "JS-SDK config",
+                &e,
+            ),
         }
     }
 }
@@ -518,6 +520,7 @@ mod tests {
     use crate::adapter::require_user;
     use crate::login::{LoginConfig, LoginFlow};
     use crate::oauth::OAuthClient;
+    use crate::response::captured_logs::{Logs, error_id_in};
     use crate::routes::notification_paths;
     use crate::session::SessionKeys;
     use crate::token::MemoryStore;
@@ -642,7 +645,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn jssdk_config_reports_wechat_failures_as_502() {
+    async fn jssdk_config_reports_wechat_failures_as_502_with_an_error_id() {
+        let (logs, _guard) = Logs::capture();
         let routes = routes(&["127.0.0.1:3000"], false);
         let response = routes
             .jssdk_config(Some(
@@ -651,8 +655,18 @@ mod tests {
             .await;
         assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
         let error = error_of(&response);
-        assert!(error.contains("/cgi-bin/stable_token"), "{error}");
+        // The user gets a short message with an id; the log has the details under that id.
+        assert!(!error.contains("/cgi-bin/stable_token"), "{error}");
         assert!(!error.contains("0123456789abcdef0123"), "{error}");
+        let id = error_id_in(&error);
+        let logged = logs.text();
+        assert!(
+            logged
+                .lines()
+                .any(|l| l.contains(&id) && l.contains("/cgi-bin/stable_token")),
+            "{logged}"
+        );
+        assert!(!logged.contains("0123456789abcdef0123"), "{logged}");
     }
 
     #[test]
