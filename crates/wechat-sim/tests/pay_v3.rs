@@ -1010,7 +1010,7 @@ async fn v3_faults() {
     assert_eq!(c.query("V3FAULT001").await.status, 200);
     for bad in [
         "path=/v3/x&status=200&code=X",
-        "path=/v3/x&status=500",
+        "path=/v3/x&status=500&message=x",
         "path=/v3/x&fault=other",
         "path=/v3/x?mchid=1&fault=unsigned",
     ] {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::book::{self, Api, Book, Order, Payment};
-use super::{crypto, merchant, notify, v3, xml};
+use super::{crypto, merchant, notify, sign, v3, xml};
 use crate::state::Sim;
 
 /// A control request that cannot be served: `status` with `{"error": msg}`.
@@ -146,11 +146,7 @@ fn payment_notification(
         "duplicate" => return Ok(delivery),
         "tamper_sign" => {
             // Signed with another key: well-formed, but wrong.
-            notify::sign_in_place(
-                &mut fields,
-                "00000000000000000000000000000000",
-                order.sign_type,
-            );
+            notify::sign_in_place(&mut fields, sign::WRONG_KEY, order.sign_type);
         }
         "tamper_total_fee" => {
             notify::sign_in_place(&mut fields, key, order.sign_type);

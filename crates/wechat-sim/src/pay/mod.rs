@@ -87,6 +87,7 @@ mod api;
 mod book;
 mod control;
 mod crypto;
+pub(crate) mod fault;
 mod jsapi;
 mod notify;
 mod sign;
