@@ -107,12 +107,9 @@ pub fn decrypt_req_info(req_info: &str) -> String {
     String::from_utf8(plain).expect("utf-8")
 }
 
-pub async fn post_xml(
-    client: &reqwest::Client,
-    url: &str,
-    mut fields: BTreeMap<String, String>,
-    hmac: bool,
-) -> BTreeMap<String, String> {
+/// A request body of the test merchant: `fields` plus appid, mch_id, nonce_str, sign_type
+/// (HMAC) and sign.
+pub fn signed_xml(mut fields: BTreeMap<String, String>, hmac: bool) -> String {
     fields.insert("appid".into(), APPID.into());
     fields.insert("mch_id".into(), MCH.into());
     fields.insert(
@@ -124,9 +121,19 @@ pub async fn post_xml(
     }
     let signature = sign(&fields, hmac);
     fields.insert("sign".into(), signature);
+    to_xml(&fields)
+}
+
+/// POSTs a signed request; the answer, whose sign is checked when `return_code` is SUCCESS.
+pub async fn post_xml(
+    client: &reqwest::Client,
+    url: &str,
+    fields: BTreeMap<String, String>,
+    hmac: bool,
+) -> BTreeMap<String, String> {
     let text = client
         .post(url)
-        .body(to_xml(&fields))
+        .body(signed_xml(fields, hmac))
         .send()
         .await
         .expect("sent")
@@ -217,4 +224,26 @@ pub async fn unified_order(
         hmac,
     )
     .await
+}
+
+/// A JSAPI order of `fee` fen for the test payer, paid through the simulated pay sheet.
+pub async fn paid_order(
+    client: &reqwest::Client,
+    base: &str,
+    out_trade_no: &str,
+    fee: &str,
+    notify_url: &str,
+) {
+    let order = unified_order(client, base, out_trade_no, fee, notify_url, false).await;
+    assert_eq!(order["result_code"], "SUCCESS", "{order:?}");
+    let paid: Value = client
+        .post(format!("{base}/_sim/pay/confirm"))
+        .json(&page_params(&order["prepay_id"], false))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(paid["err_msg"], "get_brand_wcpay_request:ok", "{paid}");
 }

@@ -268,6 +268,20 @@ impl Client {
         .await
     }
 
+    /// A JSAPI order of `total` fen for the test payer, paid through the simulated pay sheet.
+    pub async fn paid_order(&self, out_trade_no: &str, total: u64, notify_url: &str) {
+        let a = self.prepay(out_trade_no, total, notify_url).await;
+        assert_eq!(a.status, 200, "{:?}", a.json());
+        let prepay_id = a.json()["prepay_id"]
+            .as_str()
+            .expect("prepay_id")
+            .to_owned();
+        let paid = self
+            .control("/_sim/pay/confirm", &page_params(&prepay_id, "RSA"))
+            .await;
+        assert_eq!(paid["err_msg"], "get_brand_wcpay_request:ok", "{paid}");
+    }
+
     pub async fn control(&self, path: &str, body: &Value) -> Value {
         self.http
             .post(format!("{}{path}", self.base))
