@@ -30,15 +30,17 @@ mod api;
 mod clock;
 mod config;
 mod control;
+mod fault;
 pub mod fixtures;
 mod jssdk;
 mod oauth;
 mod pay;
 mod reply;
 mod router;
+mod serve;
 mod state;
 mod stats;
 
 pub use config::{AppConfig, ConfigError, MerchantConfig, SimConfig, UserConfig, derive_openid};
 pub use state::{RunningSim, Simulator};
-pub use stats::{NotificationStats, StatsSnapshot};
+pub use stats::{FaultStats, NotificationStats, StatsSnapshot};

@@ -1,15 +1,22 @@
 //! The whole HTTP surface: every module's routes, plus the middleware that counts requests,
-//! answers queued errors (hands v3 faults to the v3 handlers) and adds CORS headers to `/_sim/` routes.
+//! injects the faults `/_sim/fail` registered, answers CORS for the three `/_sim/` routes the
+//! JS-SDK script calls from the app's pages, and refuses cross-origin requests to the others.
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use serde_json::json;
 
+use crate::serve::Connection;
 use crate::state::{Sim, lock};
+
+/// The `/_sim/` routes that `jweixin.js` calls from the app's own pages: cross-origin by
+/// design, so they answer CORS.
+const BRIDGE_ROUTES: [&str; 3] = ["/_sim/jssdk/verify", "/_sim/pay/check", "/_sim/pay/confirm"];
 
 /// The simulator's router, with its state.
 pub(crate) fn router(sim: Arc<Sim>) -> Router {
@@ -24,26 +31,67 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         .with_state(sim)
 }
 
-/// Counts the request; answers an error queued by `/_sim/fail`; handles CORS for `/_sim/`.
-async fn around(State(sim): State<Arc<Sim>>, mut request: Request, next: Next) -> Response {
+/// Counts the request; applies a fault registered for its path; CORS for the bridge routes,
+/// no cross-origin requests to the other `/_sim/` routes.
+async fn around(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     sim.stats.count_call(&path);
     tracing::debug!(method = %request.method(), %path, "request");
 
-    if path.starts_with("/v3/") {
-        // v3 faults are answered (signed) or applied by the v3 handlers.
-        if let Some(fault) = lock(&sim.faults).take_v3(&path) {
-            request.extensions_mut().insert(fault);
+    if path.starts_with("/_sim/") {
+        if BRIDGE_ROUTES.contains(&path.as_str()) {
+            return bridge(request, next).await;
+        }
+        if let Some(reason) = cross_origin(&request) {
+            tracing::info!(%path, %reason, "cross-origin control request refused");
+            return (StatusCode::FORBIDDEN, Json(json!({ "error": reason }))).into_response();
         }
         return next.run(request).await;
     }
-    if !path.starts_with("/_sim/") {
-        if let Some(error) = lock(&sim.faults).take(&path) {
-            return error.into_response();
+    let fault = lock(&sim.faults).take(&path);
+    match fault {
+        None => next.run(request).await,
+        Some(fault) => {
+            sim.stats.count_fault(fault.kind(), &path);
+            tracing::info!(%path, kind = fault.kind(), "fault injected");
+            crate::fault::apply(fault, request, next).await
         }
-        return next.run(request).await;
     }
+}
 
+/// Why a request to a control route is refused as cross-origin, if it is: any `OPTIONS`
+/// (preflight), `Sec-Fetch-Site: cross-site` or `same-site`, or an `Origin` other than the
+/// simulator's own (`http://` or, on the TLS listener, `https://` + `Host`). Requests without
+/// those headers (curl, test clients) pass.
+fn cross_origin(request: &Request) -> Option<String> {
+    if request.method() == Method::OPTIONS {
+        return Some("the /_sim/ control routes answer no CORS preflight".into());
+    }
+    let headers = request.headers();
+    let text = |name: header::HeaderName| headers.get(name).map(|v| v.to_str().unwrap_or("?"));
+    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
+        if site.eq_ignore_ascii_case("cross-site") || site.eq_ignore_ascii_case("same-site") {
+            return Some(format!(
+                "the /_sim/ control routes answer no cross-origin request (Sec-Fetch-Site: {site})"
+            ));
+        }
+    }
+    let origin = text(header::ORIGIN)?;
+    let scheme = match request.extensions().get::<Connection>() {
+        Some(connection) if connection.tls => "https",
+        _ => "http",
+    };
+    let own = text(header::HOST).map(|host| format!("{scheme}://{host}"));
+    if own.is_some_and(|own| own.eq_ignore_ascii_case(origin)) {
+        return None;
+    }
+    Some(format!(
+        "the /_sim/ control routes answer no cross-origin request (Origin {origin} is not the simulator's)"
+    ))
+}
+
+/// A bridge route: preflights answered `204`, every answer with CORS headers.
+async fn bridge(request: Request, next: Next) -> Response {
     let origin = request.headers().get(header::ORIGIN).cloned();
     let requested_headers = request
         .headers()

@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::TokenStore;
 use crate::clock::Clock;
 use crate::config::{AppConfig, ConfigError, SimConfig, UserConfig};
-use crate::control::Faults;
+use crate::fault::Faults;
 use crate::oauth::OAuthStore;
 use crate::pay::PayState;
 use crate::stats::{Stats, StatsSnapshot};
@@ -30,7 +30,7 @@ pub(crate) struct Sim {
     pub(crate) oauth: Mutex<OAuthStore>,
     /// Basic and stable access tokens, jsapi tickets, quotas.
     pub(crate) tokens: Mutex<TokenStore>,
-    /// Errors queued by `POST /_sim/fail`.
+    /// Faults registered by `POST /_sim/fail`.
     pub(crate) faults: Mutex<Faults>,
     /// WeChat Pay state.
     pub(crate) pay: PayState,
@@ -169,23 +169,13 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let tls_addr = tls.as_ref().map(TcpListener::local_addr).transpose()?;
         let sim = Arc::new(Sim::new(self.config));
-        let app = crate::router::router(Arc::clone(&sim))
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = shutdown_rx.await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "wechat-sim server stopped");
-            }
-        });
+        let app = crate::router::router(Arc::clone(&sim));
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let server = tokio::spawn(crate::serve::serve(listener, app, shutdown_rx.clone()));
         let tls_server = tls.map(|tls| {
             let sim = Arc::clone(&sim);
             tokio::spawn(async move {
-                if let Err(e) = crate::pay::spawn_tls(sim, tls).await {
+                if let Err(e) = crate::pay::spawn_tls(sim, tls, shutdown_rx).await {
                     tracing::error!(error = %e, "wechat-sim TLS server stopped");
                 }
             })
@@ -208,7 +198,7 @@ pub struct RunningSim {
     addr: SocketAddr,
     tls_addr: Option<SocketAddr>,
     sim: Arc<Sim>,
-    shutdown: Option<oneshot::Sender<()>>,
+    shutdown: Option<watch::Sender<bool>>,
     server: Option<JoinHandle<()>>,
     tls_server: Option<JoinHandle<()>>,
 }
@@ -267,7 +257,7 @@ impl RunningSim {
     /// pending notification deliveries.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+            let _ = tx.send(true);
         }
         if let Some(mut server) = self.server.take() {
             if tokio::time::timeout(Duration::from_secs(5), &mut server)
@@ -287,7 +277,7 @@ impl RunningSim {
 impl Drop for RunningSim {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+            let _ = tx.send(true);
         }
         if let Some(server) = self.server.take() {
             server.abort();

@@ -1,4 +1,4 @@
-//! Request and notification counters, read through `GET /_sim/stats`.
+//! Request, notification and injected-fault counters, read through `GET /_sim/stats`.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -12,6 +12,7 @@ pub(crate) struct Stats {
     calls: Mutex<BTreeMap<String, u64>>,
     sent: AtomicU64,
     acknowledged: AtomicU64,
+    faults: Mutex<FaultStats>,
 }
 
 impl Stats {
@@ -36,6 +37,18 @@ impl Stats {
         self.acknowledged.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Counts one fault of `kind` injected into a request to `path`.
+    pub(crate) fn count_fault(&self, kind: &str, path: &str) {
+        let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        *faults.injected.entry(kind.to_owned()).or_default() += 1;
+        *faults
+            .by_path
+            .entry(path.to_owned())
+            .or_default()
+            .entry(kind.to_owned())
+            .or_default() += 1;
+    }
+
     /// A copy of the counters.
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
         let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -45,23 +58,37 @@ impl Stats {
                 sent: self.sent.load(Ordering::SeqCst),
                 acknowledged: self.acknowledged.load(Ordering::SeqCst),
             },
+            faults: self
+                .faults
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
 
-/// What `GET /_sim/stats` returns: `{"calls": {"/cgi-bin/token": 3, ...}, "notifications": {...}}`.
+/// What `GET /_sim/stats` returns: `{"calls": {"/cgi-bin/token": 3, ...}, "notifications": {...},
+/// "faults": {...}}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatsSnapshot {
     /// Requests received, by URL path (any method, any outcome, `/_sim/` paths included).
     pub calls: BTreeMap<String, u64>,
     /// Payment and refund notification deliveries.
     pub notifications: NotificationStats,
+    /// Faults injected by `POST /_sim/fail`.
+    #[serde(default)]
+    pub faults: FaultStats,
 }
 
 impl StatsSnapshot {
     /// How many requests `path` (e.g. `/cgi-bin/token`) received; 0 when none.
     pub fn calls_to(&self, path: &str) -> u64 {
         self.calls.get(path).copied().unwrap_or(0)
+    }
+
+    /// How many faults of `kind` (e.g. `drop`, `status`) were injected, on any path; 0 when none.
+    pub fn faults_injected(&self, kind: &str) -> u64 {
+        self.faults.injected.get(kind).copied().unwrap_or(0)
     }
 }
 
@@ -72,4 +99,15 @@ pub struct NotificationStats {
     pub sent: u64,
     /// Attempts the receiver answered with SUCCESS.
     pub acknowledged: u64,
+}
+
+/// Injected-fault counters: `{"injected": {"drop": 3, "status": 2}, "by_path": {"/cgi-bin/token":
+/// {"errcode": 2}}}`. A fault counts when a request takes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultStats {
+    /// Faults injected, by kind: `errcode`, `err_code`, `return_code`, `status`, `delay`,
+    /// `drop`, `malformed`, `bad_signature`, `unsigned`.
+    pub injected: BTreeMap<String, u64>,
+    /// The same counts by request path (the path called, not the registered prefix), then kind.
+    pub by_path: BTreeMap<String, BTreeMap<String, u64>>,
 }

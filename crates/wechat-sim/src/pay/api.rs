@@ -11,6 +11,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 
 use super::book::{self, Order, OrderKey, Payment, Refund};
+use super::fault::BusinessFault;
 use super::sign::{self, SignType};
 use super::tls::TlsPeer;
 use super::xml::{self, MAX_BODY, XmlError};
@@ -156,11 +157,17 @@ async fn authenticate(sim: &Sim, req: Request, cert: Cert) -> Result<Call<'_>, R
     if !merchant.appids.iter().any(|a| a == appid) {
         return Err(fail("appid和mch_id不匹配"));
     }
-    Ok(Call {
+    let call = Call {
         fields,
         merchant,
         sign_type,
-    })
+    };
+    // An err_code injected by `/_sim/fail`, answered as WeChat would: signed, once the request
+    // is known to be the merchant's.
+    if let Some(fault) = parts.extensions.get::<BusinessFault>() {
+        return Err(call.err(&fault.err_code, &fault.err_code_des));
+    }
+    Ok(call)
 }
 
 /// A positive integer amount in fen.

@@ -56,14 +56,19 @@
 //! # Test controls
 //!
 //! - `POST /_sim/pay/notify` with JSON `{"out_trade_no":"…","mode":"…"}` (optionally `"mch_id"`)
-//!   sends the payment notification of a paid order once more, now, with no retries. `mode`:
-//!   `duplicate` (the genuine notification again), `tamper_sign` (a wrong sign), `tamper_total_fee`
-//!   (`total_fee` + 1 with the original sign), `other_appid` (another appid, correctly signed with
-//!   the merchant key), `no_sign` (the `sign` field removed). With `{"out_refund_no":"…","mode":…}`
-//!   it sends a refund notification: `duplicate` or `tamper_req_info` (undecryptable `req_info`).
-//!   Answers `{"notify_url":"…","status":200,"acknowledged":true}` (`status` null when the
-//!   receiver could not be reached); 404 `{"error":…}` for an unknown order or refund, 409 for an
-//!   unpaid order.
+//!   sends notifications of an order now, once each, with no retries. `mode`: `duplicate` (the
+//!   genuine notification again), `tamper_sign` (a wrong sign), `tamper_total_fee` (`total_fee`
+//!   + 1 with the original sign), `other_appid` (another appid, correctly signed with the
+//!   merchant key), `no_sign` (the `sign` field removed); for both versions `result_code_fail`
+//!   (a correctly signed failed payment), `unknown_order` (a correctly signed payment of an
+//!   invented `SIMUNKNOWN…` order), `reordered` (its latest refund's notification, then the
+//!   payment's) and `concurrent_duplicates` with `"count": N` (N identical deliveries at once).
+//!   With `{"out_refund_no":"…","mode":…}` it sends refund notifications: `duplicate`,
+//!   `tamper_req_info` (undecryptable `req_info`), `reordered`, `concurrent_duplicates`.
+//!   Answers `{"notify_url":"…","mode":"…","status":200,"acknowledged":true,"deliveries":[…]}`
+//!   (the first delivery's URL and status, `status` null when the receiver could not be
+//!   reached, whether all were acknowledged, and each delivery); 404 `{"error":…}` for an
+//!   unknown order or refund, 409 for an unpaid order.
 //! - `GET /_sim/pay/orders/{out_trade_no}` (optionally `?mch_id=…`): the order as JSON:
 //!   `api` (`v2`/`v3`), `mch_id, appid, out_trade_no, body, total_fee, fee_type, trade_type, openid, notify_url,
 //!   attach, sign_type (RSA for v3), prepay_id, prepay_expires_at, time_expire, created_at,
@@ -87,6 +92,7 @@ mod api;
 mod book;
 mod control;
 mod crypto;
+pub(crate) mod fault;
 mod jsapi;
 mod notify;
 mod sign;

@@ -125,9 +125,14 @@ pub(crate) fn sign_in_place(fields: &mut BTreeMap<String, String>, key: &str, si
 pub(crate) fn payment_delivery(merchant: &MerchantConfig, order: &Order) -> Delivery {
     let mut fields = payment_fields(order);
     sign_in_place(&mut fields, &merchant.api_key, order.sign_type);
+    payment_delivery_with(order, &fields)
+}
+
+/// A v2 payment notification of `order` with these (signed or tampered) fields.
+pub(crate) fn payment_delivery_with(order: &Order, fields: &BTreeMap<String, String>) -> Delivery {
     Delivery {
         url: order.notify_url.clone(),
-        body: xml::write_map(&fields),
+        body: xml::write_map(fields),
         target: Target::Order((order.mch_id.clone(), order.out_trade_no.clone())),
         v3: None,
     }

@@ -36,6 +36,10 @@ impl SignType {
     }
 }
 
+/// A well-formed key that is not a merchant's: what signs the answers and notifications that
+/// must not verify (`fault=bad_signature`, `tamper_sign`).
+pub(crate) const WRONG_KEY: &str = "00000000000000000000000000000000";
+
 /// `stringSignTemp`: the sorted `k=v` pairs (no `sign`, no empty values) plus `&key=API_KEY`.
 fn string_to_sign<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>, key: &str) -> String {
     let mut pairs: Vec<(&str, &str)> = fields

@@ -2,21 +2,18 @@
 //! client CAs, and the TLS listener.
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt as _;
 
 use super::{MerchantConfig, PayState};
 use crate::state::Sim;
@@ -187,27 +184,38 @@ fn server_config(pay: &PayState) -> io::Result<rustls::ServerConfig> {
 }
 
 /// Serves the simulator over TLS on `listener` (for `/secapi` with client certificates; every
-/// other route answers too). Runs until the task is aborted; returns early only when the TLS
+/// other route answers too) until `shutdown` turns true; returns early only when the TLS
 /// configuration cannot be built (no server certificate, an unreadable `client_ca`).
 ///
 /// # Errors
 /// When the TLS configuration cannot be built.
-pub(crate) async fn spawn_tls(sim: Arc<Sim>, listener: TcpListener) -> io::Result<()> {
+pub(crate) async fn spawn_tls(
+    sim: Arc<Sim>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
     let acceptor = TlsAcceptor::from(Arc::new(server_config(&sim.pay)?));
     let app = crate::router::router(Arc::clone(&sim));
     drop(sim);
+    let for_connections = shutdown.clone();
+    let mut connections = JoinSet::new();
     loop {
-        let (stream, remote) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "TLS accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "TLS accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            () = crate::serve::stopped(&mut shutdown) => break,
         };
         let acceptor = acceptor.clone();
         let app = app.clone();
-        tokio::spawn(async move {
+        let shutdown = for_connections.clone();
+        connections.spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
@@ -228,20 +236,12 @@ pub(crate) async fn spawn_tls(sim: Arc<Sim>, listener: TcpListener) -> io::Resul
             let peer = TlsPeer {
                 chain: Arc::new(chain),
             };
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                req.extensions_mut().insert(peer.clone());
-                req.extensions_mut()
-                    .insert(ConnectInfo::<SocketAddr>(remote));
-                app.clone().oneshot(req)
-            });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), service)
-                .await
-            {
-                tracing::debug!(%remote, error = %e, "TLS connection ended with an error");
-            }
+            crate::serve::serve_connection(tls, remote, true, peer, app, shutdown).await;
         });
     }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+    Ok(())
 }
 
 #[cfg(test)]

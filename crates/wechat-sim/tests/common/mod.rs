@@ -2,10 +2,18 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod v2;
+pub mod v3;
+
 use std::time::Duration;
 
 use serde_json::Value;
 use wechat_sim::{RunningSim, Simulator, fixtures};
+
+/// How long a test waits for anything (an answer, a notification).
+pub const WAIT: Duration = Duration::from_secs(10);
+/// The payer in the Pay tests' configurations.
+pub const OPENID: &str = "o-alice";
 
 pub const APPID: &str = fixtures::APPID;
 pub const SECRET: &str = fixtures::SECRET;
@@ -68,7 +76,7 @@ pub async fn start() -> RunningSim {
 /// A client with bounded timeouts that does not follow redirects.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
+        .timeout(WAIT)
         .connect_timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -152,4 +160,20 @@ pub async fn advance(sim: &RunningSim, http: &reqwest::Client, secs: u64) {
         .await
         .expect("request sent");
     assert_eq!(res.status(), 200);
+}
+
+/// Waits until the simulator has counted exactly these notification deliveries.
+pub async fn wait_for(sim: &RunningSim, sent: u64, acknowledged: u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let n = sim.stats().notifications;
+        if n.sent == sent && n.acknowledged == acknowledged {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stats stuck at {n:?}, want sent {sent} acknowledged {acknowledged}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -34,7 +34,7 @@ pub(crate) fn wall_secs() -> u64 {
 }
 
 /// A v3 error answer: `status` with `{"code","message"[,"detail"]}`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct V3Error {
     /// The HTTP status.
     pub(crate) status: StatusCode,
@@ -88,6 +88,9 @@ pub(crate) enum V3Fault {
     BadSignature,
     /// Let the handler answer, without the `Wechatpay-*` headers.
     Unsigned,
+    /// Answer 200 with the handler's body cut in half (JSON that does not parse), signed over
+    /// those bytes, so that the client's parser rather than its verifier meets it.
+    Malformed,
 }
 
 /// The `Request-ID` of an answer: 64 hex digits like WeChat's.
@@ -135,6 +138,14 @@ pub(crate) fn answer(
     signer: Option<Signer<'_>>,
     fault: Option<&V3Fault>,
 ) -> Response {
+    let (status, body) = if matches!(fault, Some(V3Fault::Malformed)) {
+        (
+            StatusCode::OK,
+            crate::fault::truncated(&body, crate::fault::JSON_FRAGMENT),
+        )
+    } else {
+        (status, body)
+    };
     let mut headers = HeaderMap::new();
     if !body.is_empty() {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -159,12 +159,24 @@ pub(crate) fn payment_delivery(
     order: &Order,
     now: u64,
 ) -> Result<Delivery, KeyError> {
+    payment_delivery_with(merchant, order, &transaction(order), "支付成功", now)
+}
+
+/// A `TRANSACTION.SUCCESS` notification of `order` carrying this transaction object (the
+/// genuine one, or one with another `trade_state`), correctly encrypted and signed.
+pub(crate) fn payment_delivery_with(
+    merchant: &V3Merchant,
+    order: &Order,
+    transaction: &Value,
+    summary: &str,
+    now: u64,
+) -> Result<Delivery, KeyError> {
     let body = envelope(
         merchant,
         "TRANSACTION.SUCCESS",
-        "支付成功",
+        summary,
         "transaction",
-        &transaction(order),
+        transaction,
         now,
     )?;
     Ok(Delivery {
@@ -199,7 +211,7 @@ pub(crate) fn refund_delivery(
 
 /// The `/_sim/pay/notify` modes of v3 notifications.
 pub(crate) const MODES: &str =
-    "duplicate, tampered_body, stale_timestamp, unknown_serial or signtest";
+    "duplicate, tampered_body, stale_timestamp, unknown_serial, signtest";
 
 /// Alters a genuine delivery as `mode` says; `Err` with the valid modes for another mode.
 pub(crate) fn alter(mut delivery: Delivery, mode: &str) -> Result<Delivery, String> {
