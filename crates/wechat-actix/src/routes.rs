@@ -78,7 +78,11 @@ async fn create_order(
         ));
     };
     match read_body(payload).await {
-        Ok(body) => to_actix(&routes.create_order(&user, ip, &body).await),
+        Ok(body) => to_actix(
+            &routes
+                .create_order(&user, ip, &headers_of(&req), &body)
+                .await,
+        ),
         Err(e) => unreadable_body(&e),
     }
 }

@@ -77,6 +77,17 @@ pub const HOSTILE_RETURN_PATHS: [&str; 4] = [
     "http:/evil.example",
 ];
 
+/// The headers of a shop page's `fetch` that creates an order (`Content-Type:
+/// application/json`), as `PayRoutes::create_order` requires.
+pub fn json_request_headers() -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    headers
+}
+
 /// A [`PayConfig`] builder for the documentation's test merchant ([`TEST_MCH_ID`],
 /// [`TEST_APPID`], [`TEST_API_KEY`]) with every WeChat host at `base_url` (a `wechat-sim`), MD5
 /// signing, and `notify_url`.

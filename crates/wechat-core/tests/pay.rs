@@ -20,10 +20,10 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use wechat_core::pay::v2::{
     BrandWcPayParams, ClientCertificate, JsapiOrder, OrderRef, PayClient, PayConfig, PayErrorCode,
-    Refund, RefundRef, SignType, TradeState,
+    Refund, RefundRef, SignType, TradeState, encrypt_refund_req_info,
 };
 use wechat_core::routes::{CreatedOrder, OrderStatus, PayRoutes};
-use wechat_core::testing::MemoryOrders;
+use wechat_core::testing::{MemoryOrders, json_request_headers};
 use wechat_core::{BaseUrls, Error, OpenId, OutRefundNo, OutTradeNo};
 use wechat_sim::{RunningSim, Simulator};
 
@@ -279,6 +279,7 @@ impl World {
             .create_order(
                 &OpenId::new(buyer),
                 IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)),
+                &json_request_headers(),
                 body,
             )
             .await;
@@ -428,7 +429,7 @@ async fn full_flow(sign_type: SignType) {
         .await;
     assert_eq!(status, http::StatusCode::CONFLICT, "{body}");
     assert!(
-        body["error"].as_str().unwrap().contains("ORDERPAID"),
+        body["error"].as_str().unwrap().contains("paid or closed"),
         "{body}"
     );
 }
@@ -676,15 +677,15 @@ async fn wechat_errors_are_typed() {
         Err(Error::PayReturn { return_msg }) => assert_eq!(return_msg, "签名错误"),
         other => panic!("{other:?}"),
     }
-    // Routes map WeChat failures to 502 JSON with the message.
+    // Routes map WeChat failures to 502 JSON with an error id (the message goes to the log).
     let bad_routes = PayRoutes::new(wrong, w.shop.clone());
     let response = bad_routes
-        .create_order(&OpenId::new(ALICE), ip, b"{}")
+        .create_order(&OpenId::new(ALICE), ip, &json_request_headers(), b"{}")
         .await;
     assert_eq!(response.status(), http::StatusCode::BAD_GATEWAY);
     let body: Value = serde_json::from_slice(response.body()).unwrap();
     assert!(
-        body["error"].as_str().unwrap().contains("签名错误"),
+        !body["error"].as_str().unwrap().contains("签名错误") && body["error_id"].is_string(),
         "{body}"
     );
     assert!(
@@ -774,6 +775,49 @@ async fn refund_over_mutual_tls_and_refund_notification() {
     let answer = w.resend("out_refund_no", "R0001", "duplicate").await;
     assert_eq!(answer["acknowledged"], true, "{answer}");
     assert_eq!(w.shop.refunds().len(), refunds_before + 1);
+
+    // req_info has no MAC (AES-ECB): one that decrypts but claims what WeChat does not confirm
+    // with a signed refundquery (another amount, a refund that does not exist) changes nothing.
+    let refund_url = format!("http://{}/pay/refund-notify", w.receiver);
+    let forged = |out_refund_no: &str, refund_fee: u64| {
+        let root = format!(
+            "<root><out_refund_no>{out_refund_no}</out_refund_no><refund_id>{}</refund_id>\
+             <out_trade_no>{no}</out_trade_no><transaction_id>{}</transaction_id>\
+             <total_fee>{PRICE}</total_fee><refund_fee>{refund_fee}</refund_fee>\
+             <refund_status>SUCCESS</refund_status></root>",
+            accepted.refund_id, notified.transaction_id
+        );
+        let req_info = encrypt_refund_req_info(root.as_bytes(), &API_KEY.into());
+        format!(
+            "<xml><return_code>SUCCESS</return_code><appid>{APPID}</appid>\
+             <mch_id>{MCH_ID}</mch_id><nonce_str>n</nonce_str><req_info>{req_info}</req_info></xml>"
+        )
+    };
+    let before = w.shop.refunds().len();
+    for body in [forged("R0001", PRICE), forged("R9999", 40)] {
+        let response = w.http.post(&refund_url).body(body).send().await.unwrap();
+        let text = response.text().await.unwrap();
+        assert!(
+            text.contains("<return_code><![CDATA[FAIL]]></return_code>"),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        w.shop.refunds().len(),
+        before,
+        "no forged refund reached the shop"
+    );
+    // The genuine content, confirmed by WeChat, is accepted.
+    let response = w
+        .http
+        .post(&refund_url)
+        .body(forged("R0001", 40))
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    assert!(text.contains("SUCCESS"), "{text}");
+    assert_eq!(w.shop.refunds().len(), before + 1);
 
     let tls = w.tls.as_ref().unwrap();
     let base = PayConfig::builder(MCH_ID, APPID, API_KEY, "http://127.0.0.1:9/pay/notify")

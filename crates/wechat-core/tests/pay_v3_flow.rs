@@ -21,6 +21,7 @@ use wechat_core::pay::v3::{
     PayApiErrorCode, PayClient, PayConfig, RefundRequest, RefundStatus, TradeState,
     WechatPayPublicKey,
 };
+use wechat_core::testing::json_request_headers as json_headers;
 use wechat_core::token::MemoryStore;
 use wechat_core::{Error, OutRefundNo, OutTradeNo};
 use wechat_sim::fixtures::{self, ALICE, APPID, BOB, MCH_ID, MerchantKeyPair};
@@ -681,47 +682,10 @@ async fn the_payment_routes_serve_v3() {
     let pay = PayClient::new(config(&sim, Mode::PublicKey, &notify_base, merchant_key())).unwrap();
     let routes = PayRoutes::new(pay, shop.clone());
     assert_eq!(routes.client().version(), "v3");
-    {
-        let routes = routes.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let routes = routes.clone();
-                tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                            let routes = routes.clone();
-                            async move {
-                                let (parts, body) = request.into_parts();
-                                let response = match Limited::new(body, PayRoutes::MAX_BODY)
-                                    .collect()
-                                    .await
-                                {
-                                    Err(_) => routes.notification_unreadable(true),
-                                    Ok(body) if parts.uri.path() == "/pay/notify" => {
-                                        routes
-                                            .payment_notify(&parts.headers, &body.to_bytes())
-                                            .await
-                                    }
-                                    Ok(body) => {
-                                        routes.refund_notify(&parts.headers, &body.to_bytes()).await
-                                    }
-                                };
-                                Ok::<_, Infallible>(response.map(Full::new))
-                            }
-                        });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-    }
+    serve_pay_routes(listener, routes.clone());
     let alice = OpenId::new(ALICE);
     let response = routes
-        .create_order(&alice, "127.0.0.1".parse().unwrap(), b"{}")
+        .create_order(&alice, "127.0.0.1".parse().unwrap(), &json_headers(), b"{}")
         .await;
     assert_eq!(response.status(), http::StatusCode::OK);
     let created: CreatedOrder = serde_json::from_slice(response.body()).unwrap();
@@ -789,4 +753,165 @@ async fn the_payment_routes_serve_v3() {
     let json: Value = serde_json::from_slice(unreadable.body()).unwrap();
     assert_eq!(json["code"], "FAIL");
     sim.shutdown().await;
+}
+
+/// Serves the notification routes of `routes` on `listener`, as an application does.
+fn serve_pay_routes(listener: TcpListener, routes: wechat_core::routes::PayRoutes) {
+    use wechat_core::routes::PayRoutes;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let routes = routes.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+                        let routes = routes.clone();
+                        async move {
+                            let (parts, body) = request.into_parts();
+                            let response =
+                                match Limited::new(body, PayRoutes::MAX_BODY).collect().await {
+                                    Err(_) => routes.notification_unreadable(true),
+                                    Ok(body) if parts.uri.path() == "/pay/notify" => {
+                                        routes
+                                            .payment_notify(&parts.headers, &body.to_bytes())
+                                            .await
+                                    }
+                                    Ok(body) => {
+                                        routes.refund_notify(&parts.headers, &body.to_bytes()).await
+                                    }
+                                };
+                            Ok::<_, Infallible>(response.map(Full::new))
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+}
+
+#[tokio::test]
+async fn the_payment_routes_reuse_unpaid_orders_throttle_queries_and_bound_buyers() {
+    use wechat_core::OpenId;
+    use wechat_core::routes::{CreatedOrder, OrderLimits, OrderStatus, PayRoutes};
+    use wechat_core::testing::MemoryOrders;
+
+    let sim = Simulator::from_toml_str(&sim_toml(false))
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let notify_base = format!("http://{}", listener.local_addr().unwrap());
+    let shop = Arc::new(MemoryOrders::new(PRICE));
+    let pay = PayClient::new(config(&sim, Mode::PublicKey, &notify_base, merchant_key())).unwrap();
+    let routes = PayRoutes::new(pay, shop.clone()).with_limits(OrderLimits {
+        orders_per_minute: 3,
+        ..OrderLimits::default()
+    });
+    serve_pay_routes(listener, routes.clone());
+    let ip = "127.0.0.1".parse().unwrap();
+    let alice = OpenId::new(ALICE);
+    let create = |buyer: OpenId, headers: http::HeaderMap| {
+        let routes = routes.clone();
+        async move { routes.create_order(&buyer, ip, &headers, b"{}").await }
+    };
+    let prepays = || sim.stats().calls_to("/v3/pay/transactions/jsapi");
+
+    // Not JSON (what a cross-site form sends): refused before anything happens.
+    let mut form = http::HeaderMap::new();
+    form.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    for headers in [form, http::HeaderMap::new()] {
+        let refused = create(alice.clone(), headers).await;
+        assert_eq!(refused.status(), http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+    assert_eq!(prepays(), 0);
+
+    // A double click (two concurrent requests) and a reload: one order, one prepay.
+    let (a, b) = tokio::join!(
+        create(alice.clone(), json_headers()),
+        create(alice.clone(), json_headers())
+    );
+    let reload = create(alice.clone(), json_headers()).await;
+    let numbers: Vec<String> = [a, b, reload]
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status(), http::StatusCode::OK);
+            serde_json::from_slice::<CreatedOrder>(r.body())
+                .unwrap()
+                .out_trade_no
+        })
+        .collect();
+    assert!(numbers.iter().all(|n| *n == numbers[0]), "{numbers:?}");
+    assert_eq!(prepays(), 1);
+    let order = numbers[0].clone();
+
+    // However fast the page polls, WeChat is asked once per interval.
+    let query_path = format!("/v3/pay/transactions/out-trade-no/{order}");
+    for _ in 0..5 {
+        let response = routes.order_status(&alice, &order).await;
+        assert_eq!(response.status(), http::StatusCode::OK);
+    }
+    assert_eq!(sim.stats().calls_to(&query_path), 1);
+
+    // Once paid, the same item is a new order.
+    let created: CreatedOrder =
+        serde_json::from_slice(create(alice.clone(), json_headers()).await.body()).unwrap();
+    let confirmed: Value = reqwest::Client::new()
+        .post(format!("{}/_sim/pay/confirm", sim.base_url()))
+        .json(&created.params)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        confirmed["err_msg"], "get_brand_wcpay_request:ok",
+        "{confirmed}"
+    );
+    let start = Instant::now();
+    while shop.status(&order) != Some(OrderStatus::Paid) {
+        assert!(start.elapsed() < WAIT, "the v3 notification did not arrive");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let next = create(alice.clone(), json_headers()).await;
+    let next: CreatedOrder = serde_json::from_slice(next.body()).unwrap();
+    assert_ne!(next.out_trade_no, order);
+    assert_eq!(prepays(), 2);
+
+    // Three new orders a minute for this buyer (reuse off, so each request is new): the fourth
+    // gets 429 with Retry-After; another buyer is not affected.
+    let strict = routes.clone().with_limits(OrderLimits {
+        orders_per_minute: 3,
+        reuse_window: Duration::ZERO,
+        ..OrderLimits::default()
+    });
+    let bob = OpenId::new(BOB);
+    for _ in 0..3 {
+        let ok = strict.create_order(&bob, ip, &json_headers(), b"{}").await;
+        assert_eq!(ok.status(), http::StatusCode::OK);
+    }
+    let limited = strict.create_order(&bob, ip, &json_headers(), b"{}").await;
+    assert_eq!(limited.status(), http::StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = limited.headers()[http::header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(prepays(), 5);
+    assert_eq!(
+        strict
+            .create_order(&alice, ip, &json_headers(), b"{}")
+            .await
+            .status(),
+        http::StatusCode::OK
+    );
 }

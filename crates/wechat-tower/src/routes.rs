@@ -106,8 +106,13 @@ async fn create_order(
              reverse proxy, enable WeChatRoutesBuilder::trust_proxy",
         ));
     };
-    match read_limited(request.into_body()).await {
-        Ok(body) => to_axum(routes.create_order(&user, client_ip, &body).await),
+    let (parts, body) = request.into_parts();
+    match read_limited(body).await {
+        Ok(body) => to_axum(
+            routes
+                .create_order(&user, client_ip, &parts.headers, &body)
+                .await,
+        ),
         Err(e) => to_axum(json_error_response(
             StatusCode::BAD_REQUEST,
             &format!("could not read the request body: {e}"),

@@ -26,13 +26,15 @@
 //! ```
 
 #[cfg(feature = "pay")]
+mod limits;
+#[cfg(feature = "pay")]
 mod pay;
 mod wechat;
 
 #[cfg(feature = "pay")]
 pub use pay::{
-    BoxFuture, CreatedOrder, OrderBackend, OrderDraft, OrderRecord, OrderStatus, PayApi, PayRoutes,
-    Payment, RefundStatus, RefundUpdate, ShopError,
+    BoxFuture, CreatedOrder, OrderBackend, OrderDraft, OrderLimits, OrderRecord, OrderStatus,
+    PayApi, PayRoutes, Payment, RefundStatus, RefundUpdate, ShopError,
 };
 pub use wechat::{WeChatRoutes, WeChatRoutesBuilder};
 

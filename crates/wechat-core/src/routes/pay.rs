@@ -50,6 +50,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+pub use super::limits::OrderLimits;
+use super::limits::{Guards, ItemKey, Placed};
 use crate::pay::v2::order::validate_out_trade_no;
 use crate::pay::v2::{OrderRef, PayErrorCode, TradeState};
 use crate::pay::v3::PayApiErrorCode;
@@ -401,6 +403,7 @@ struct StatusBody<'a> {
 pub struct PayRoutes {
     client: PayApi,
     backend: Arc<dyn OrderBackend>,
+    guards: Guards,
 }
 
 impl std::fmt::Debug for PayRoutes {
@@ -416,12 +419,29 @@ impl PayRoutes {
     pub const MAX_BODY: usize = crate::pay::v2::MAX_NOTIFICATION_BODY;
 
     /// Routes over a client (a [`v3::PayClient`] or a [`v2::PayClient`]) and the application's
-    /// backend.
+    /// backend, with the default [`OrderLimits`].
     pub fn new(client: impl Into<PayApi>, backend: Arc<dyn OrderBackend>) -> Self {
         Self {
             client: client.into(),
             backend,
+            guards: Guards::new(OrderLimits::default()),
         }
+    }
+
+    /// The same routes with other [`OrderLimits`] (a reuse window over 1 hour is cut to 1
+    /// hour, well within a `prepay_id`'s 2 hours).
+    #[must_use]
+    pub fn with_limits(mut self, mut limits: OrderLimits) -> Self {
+        limits.reuse_window = limits
+            .reuse_window
+            .min(std::time::Duration::from_secs(3600));
+        self.guards = Guards::new(limits);
+        self
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> OrderLimits {
+        self.guards.limits
     }
 
     /// The Pay client.
@@ -435,24 +455,37 @@ impl PayRoutes {
     }
 
     /// `POST …/pay/orders` by `buyer` (the session's openid) from `client_ip`, with the request's
-    /// JSON body: prices it through the backend, places the order with `unifiedorder`, records
-    /// it, and answers `{"out_trade_no": "…", "params": {appId, timeStamp, nonceStr, package,
-    /// signType, paySign}}`.
+    /// headers and JSON body: prices it through the backend, places the order with WeChat Pay
+    /// (v3 `prepay`, v2 `unifiedorder`), records it, and answers `{"out_trade_no": "…",
+    /// "params": {appId, timeStamp, nonceStr, package, signType, paySign}}`.
+    ///
+    /// The same buyer asking again for the same priced item while its order is unpaid (a double
+    /// click, a page reload) gets that order again, with fresh `params`, for
+    /// [`OrderLimits::reuse_window`]; concurrent requests for it wait for one placement.
     ///
     /// Statuses: 200; 400 for a body that is not JSON (or the backend's own 4xx); 409 when
     /// WeChat says the order is already paid, closed, or its number was used with other
-    /// parameters; 413 over [`PayRoutes::MAX_BODY`]; 502 for any other WeChat error; 500 when the
-    /// backend's draft is invalid or the backend fails.
+    /// parameters; 413 over [`PayRoutes::MAX_BODY`]; 415 without `Content-Type:
+    /// application/json` (which a cross-site form cannot send); 429 with `Retry-After` above
+    /// [`OrderLimits::orders_per_minute`]; 502 for any other WeChat error; 500 when the backend's
+    /// draft is invalid or the backend fails.
     pub async fn create_order(
         &self,
         buyer: &OpenId,
         client_ip: IpAddr,
+        headers: &http::HeaderMap,
         body: &[u8],
     ) -> http::Response<Bytes> {
         if body.len() > Self::MAX_BODY {
             return json_error(
                 http::StatusCode::PAYLOAD_TOO_LARGE,
                 "request body too large",
+            );
+        }
+        if !is_json(headers) {
+            return json_error(
+                http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the order as JSON, with Content-Type: application/json",
             );
         }
         let request: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
@@ -472,6 +505,78 @@ impl PayRoutes {
             Ok(draft) => draft,
             Err(e) => return json_error(e.status(), e.message()),
         };
+        let placed = match self.place_or_reuse(buyer, client_ip, &draft).await {
+            Ok(placed) => placed,
+            Err(refused) => return refused.response(),
+        };
+        let params = match &self.client {
+            PayApi::V2(client) => client.brand_wcpay_params(&placed.prepay_id),
+            PayApi::V3(client) => match client.brand_wcpay_params(&placed.prepay_id) {
+                Ok(params) => params,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot sign the v3 pay parameters");
+                    return json_error(
+                        http::StatusCode::INTERNAL_SERVER_ERROR,
+                        "cannot sign the payment",
+                    );
+                }
+            },
+        };
+        let body = CreatedOrder {
+            out_trade_no: placed.out_trade_no.as_str().to_owned(),
+            params,
+        };
+        json(http::StatusCode::OK, &body)
+    }
+
+    /// The buyer's recent unpaid order of the same item, or a new one.
+    async fn place_or_reuse(
+        &self,
+        buyer: &OpenId,
+        client_ip: IpAddr,
+        draft: &OrderDraft,
+    ) -> Result<Arc<Placed>, Arc<Refused>> {
+        let Some(recent) = &self.guards.recent else {
+            return self.place(buyer, client_ip, draft).await.map_err(Arc::new);
+        };
+        let key = ItemKey::new(buyer, draft);
+        let placed_here = std::sync::atomic::AtomicBool::new(false);
+        let placed = recent
+            .try_get_with(key.clone(), async {
+                placed_here.store(true, std::sync::atomic::Ordering::Relaxed);
+                self.place(buyer, client_ip, draft).await
+            })
+            .await?;
+        if placed_here.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(placed);
+        }
+        // Handed out before: only while the backend still has it unpaid.
+        match self.backend.order(&placed.out_trade_no).await {
+            Ok(Some(record)) if record.status == OrderStatus::Unpaid && record.owner == *buyer => {
+                tracing::debug!(out_trade_no = %placed.out_trade_no, "reusing the buyer's recent unpaid order");
+                Ok(placed)
+            }
+            Ok(_) => {
+                self.guards.forget(&key).await;
+                let placed = self
+                    .place(buyer, client_ip, draft)
+                    .await
+                    .map_err(Arc::new)?;
+                recent.insert(key, Arc::clone(&placed)).await;
+                Ok(placed)
+            }
+            Err(e) => Err(Arc::new(Refused::Shop(e))),
+        }
+    }
+
+    /// Places a new order: counts it against the buyer's limit, asks WeChat Pay, records it.
+    async fn place(
+        &self,
+        buyer: &OpenId,
+        client_ip: IpAddr,
+        draft: &OrderDraft,
+    ) -> Result<Arc<Placed>, Refused> {
+        self.guards.admit(buyer).await.map_err(Refused::TooMany)?;
         let placed = match &self.client {
             PayApi::V2(client) => {
                 let mut order = v2::JsapiOrder::new(
@@ -499,31 +604,15 @@ impl PayRoutes {
                 client.prepay(&order).await.map(|created| created.prepay_id)
             }
         };
-        let prepay_id = match placed {
-            Ok(prepay_id) => prepay_id,
-            Err(e) => return prepay_error(&e),
-        };
-        if let Err(e) = self.backend.record_created(buyer, &draft, &prepay_id).await {
-            return json_error(e.status(), e.message());
-        }
-        let params = match &self.client {
-            PayApi::V2(client) => client.brand_wcpay_params(&prepay_id),
-            PayApi::V3(client) => match client.brand_wcpay_params(&prepay_id) {
-                Ok(params) => params,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot sign the v3 pay parameters");
-                    return json_error(
-                        http::StatusCode::INTERNAL_SERVER_ERROR,
-                        "cannot sign the payment",
-                    );
-                }
-            },
-        };
-        let body = CreatedOrder {
-            out_trade_no: draft.out_trade_no.into_string(),
-            params,
-        };
-        json(http::StatusCode::OK, &body)
+        let prepay_id = placed.map_err(|e| Refused::Prepay(prepay_error(&e)))?;
+        self.backend
+            .record_created(buyer, draft, &prepay_id)
+            .await
+            .map_err(Refused::Shop)?;
+        Ok(Arc::new(Placed {
+            out_trade_no: draft.out_trade_no.clone(),
+            prepay_id,
+        }))
     }
 
     /// `POST …/pay/notify` with the request's headers and raw body: verifies the payment
@@ -562,13 +651,13 @@ impl PayRoutes {
     ) -> http::Response<Bytes> {
         let backend = &self.backend;
         match &self.client {
-            PayApi::V2(client) => {
-                v2::handle_refund_notification(client.config(), body, |n| async move {
+            // v2's req_info has no MAC: the client confirms it with a signed refundquery.
+            PayApi::V2(client) => client
+                .handle_refund_notification(body, |n| async move {
                     backend.on_refund(&RefundUpdate::from(&n)).await
                 })
                 .await
-                .into_response()
-            }
+                .into_response(),
             PayApi::V3(client) => client
                 .handle_refund_notification(headers, body, |n| async move {
                     backend.on_refund(&RefundUpdate::from(&n)).await
@@ -617,7 +706,8 @@ impl PayRoutes {
             Err(e) => return json_error(e.status(), e.message()),
         };
         let mut status = record.status;
-        if status == OrderStatus::Unpaid {
+        // However fast the page polls, WeChat is asked at most once per query interval.
+        if status == OrderStatus::Unpaid && self.guards.may_query(&out_trade_no).await {
             match self.confirm_with_wechat(&record).await {
                 Ok(true) => status = OrderStatus::Paid,
                 Ok(false) => {}
@@ -670,6 +760,52 @@ impl PayRoutes {
         self.backend.on_paid(&payment).await?;
         Ok(true)
     }
+}
+
+/// Why an order was not placed.
+#[derive(Debug)]
+enum Refused {
+    /// The buyer's limit: retry after this many seconds.
+    TooMany(u64),
+    /// The backend refused or failed.
+    Shop(ShopError),
+    /// WeChat Pay refused or failed: the answer (already logged with its error id).
+    Prepay(http::Response<Bytes>),
+}
+
+impl Refused {
+    fn response(&self) -> http::Response<Bytes> {
+        match self {
+            Refused::TooMany(retry_after) => {
+                let mut response = json_error(
+                    http::StatusCode::TOO_MANY_REQUESTS,
+                    "too many orders in a minute: wait a moment, then try again",
+                );
+                response.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from(*retry_after),
+                );
+                response
+            }
+            Refused::Shop(e) => json_error(e.status(), e.message()),
+            Refused::Prepay(answer) => {
+                // Requests that waited for the same placement get the same answer.
+                let mut copy = http::Response::new(answer.body().clone());
+                *copy.status_mut() = answer.status();
+                *copy.headers_mut() = answer.headers().clone();
+                copy
+            }
+        }
+    }
+}
+
+/// Whether the request says its body is JSON (`application/json`, parameters allowed).
+fn is_json(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// The amount (and currency) of a verified payment must equal the backend's order.
@@ -747,6 +883,7 @@ mod tests {
     use crate::PayApiKey;
     use crate::pay::v2::{PayFields, SignType, sign_pay_fields};
     use crate::response::captured_logs::{Logs, error_id_in};
+    use crate::testing::json_request_headers as json_headers;
     use crate::testing::{self, MemoryOrders, TEST_API_KEY as KEY};
 
     fn routes(shop: Arc<MemoryOrders>) -> PayRoutes {
@@ -889,17 +1026,19 @@ mod tests {
         let routes = routes(Arc::new(MemoryOrders::new(101)));
         let buyer = OpenId::new("oBuyer");
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let bad_json = routes.create_order(&buyer, ip, b"{not json").await;
+        let bad_json = routes
+            .create_order(&buyer, ip, &json_headers(), b"{not json")
+            .await;
         assert_eq!(bad_json.status(), http::StatusCode::BAD_REQUEST);
         assert!(json(&bad_json)["error"].as_str().unwrap().contains("JSON"));
         let unknown = routes
-            .create_order(&buyer, ip, br#"{"product":"tea"}"#)
+            .create_order(&buyer, ip, &json_headers(), br#"{"product":"tea"}"#)
             .await;
         assert_eq!(unknown.status(), http::StatusCode::BAD_REQUEST);
         assert_eq!(json(&unknown)["error"], "unknown product");
         // WeChat unreachable: 502 with an error id; the log names the endpoint under that id.
         let (logs, _guard) = Logs::capture();
-        let down = routes.create_order(&buyer, ip, b"").await;
+        let down = routes.create_order(&buyer, ip, &json_headers(), b"").await;
         assert_eq!(down.status(), http::StatusCode::BAD_GATEWAY);
         let shown = json(&down);
         let error = shown["error"].as_str().unwrap();
@@ -914,7 +1053,12 @@ mod tests {
             logs.text()
         );
         let huge = routes
-            .create_order(&buyer, ip, &vec![b' '; PayRoutes::MAX_BODY + 1])
+            .create_order(
+                &buyer,
+                ip,
+                &json_headers(),
+                &vec![b' '; PayRoutes::MAX_BODY + 1],
+            )
             .await;
         assert_eq!(huge.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
     }

@@ -450,14 +450,15 @@ impl WeChatRoutes {
         )
     }
 
-    /// `POST {prefix}/pay/orders` by the session's `buyer` from `client_ip` with the request body
-    /// (JSON; empty means `{}`): see [`PayRoutes::create_order`] for the answer and statuses.
-    /// Also 403 for a snapshot-page guest (their virtual openid cannot pay) and 404 when payment
-    /// is not configured.
+    /// `POST {prefix}/pay/orders` by the session's `buyer` from `client_ip` with the request's
+    /// headers and body (JSON, `Content-Type: application/json`; empty means `{}`): see
+    /// [`PayRoutes::create_order`] for the answer and statuses. Also 403 for a snapshot-page
+    /// guest (their virtual openid cannot pay) and 404 when payment is not configured.
     pub async fn create_order(
         &self,
         buyer: &SessionUser,
         client_ip: IpAddr,
+        headers: &http::HeaderMap,
         body: &[u8],
     ) -> Response<Bytes> {
         let Some(pay) = self.pay() else {
@@ -469,7 +470,8 @@ impl WeChatRoutes {
                 "this page was opened as a WeChat snapshot (guest) page: open it in WeChat to pay",
             );
         }
-        pay.create_order(&buyer.openid, client_ip, body).await
+        pay.create_order(&buyer.openid, client_ip, headers, body)
+            .await
     }
 
     /// `POST {prefix}/pay/notify` with the request's headers and WeChat Pay's raw body: see
@@ -523,6 +525,7 @@ mod tests {
     use crate::response::captured_logs::{Logs, error_id_in};
     use crate::routes::notification_paths;
     use crate::session::SessionKeys;
+    use crate::testing::json_request_headers as json_headers;
     use crate::token::MemoryStore;
     use crate::{BaseUrls, Config};
 
@@ -788,12 +791,16 @@ mod tests {
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let mut guest = SessionUser::new(OpenId::new("oGuest"), u64::MAX);
         guest.is_snapshot_user = true;
-        let refused = routes.create_order(&guest, ip, b"{}").await;
+        let refused = routes
+            .create_order(&guest, ip, &json_headers(), b"{}")
+            .await;
         assert_eq!(refused.status(), StatusCode::FORBIDDEN);
         assert!(error_of(&refused).contains("snapshot"));
         // A regular user reaches the backend (which refuses to price).
         let member = SessionUser::new(OpenId::new("oAlice"), u64::MAX);
-        let priced = routes.create_order(&member, ip, b"{}").await;
+        let priced = routes
+            .create_order(&member, ip, &json_headers(), b"{}")
+            .await;
         assert_eq!(priced.status(), StatusCode::BAD_REQUEST);
         assert_eq!(error_of(&priced), "no products");
     }
@@ -804,7 +811,12 @@ mod tests {
         let user = SessionUser::new(OpenId::new("oAlice"), u64::MAX);
         for response in [
             routes
-                .create_order(&user, IpAddr::V4(Ipv4Addr::LOCALHOST), b"{}")
+                .create_order(
+                    &user,
+                    IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    &json_headers(),
+                    b"{}",
+                )
                 .await,
             routes
                 .payment_notify(&http::HeaderMap::new(), b"<xml/>")

@@ -58,7 +58,7 @@
 //! - `POST /_sim/pay/notify` with JSON `{"out_trade_no":"…","mode":"…"}` (optionally `"mch_id"`)
 //!   sends notifications of an order now, once each, with no retries. `mode`: `duplicate` (the
 //!   genuine notification again), `tamper_sign` (a wrong sign), `tamper_total_fee` (`total_fee`
-//!   + 1 with the original sign), `other_appid` (another appid, correctly signed with the
+//!   plus 1 with the original sign), `other_appid` (another appid, correctly signed with the
 //!   merchant key), `no_sign` (the `sign` field removed); for both versions `result_code_fail`
 //!   (a correctly signed failed payment), `unknown_order` (a correctly signed payment of an
 //!   invented `SIMUNKNOWN…` order), `reordered` (its latest refund's notification, then the

@@ -264,15 +264,18 @@ impl Browser {
         url: &str,
         body: Option<&str>,
     ) -> (u16, Value) {
+        let post = method == reqwest::Method::POST;
         let mut request = self
             .follow
             .request(method, url)
             .header(reqwest::header::ACCEPT, "application/json")
             .header("sec-fetch-mode", "cors");
+        // As the shop page's fetch does: a POST says its (possibly empty) body is JSON.
+        if post || body.is_some() {
+            request = request.header(reqwest::header::CONTENT_TYPE, "application/json");
+        }
         if let Some(body) = body {
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_owned());
+            request = request.body(body.to_owned());
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();

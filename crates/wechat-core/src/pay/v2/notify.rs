@@ -29,7 +29,8 @@ use std::future::Future;
 use super::order::{OrderQueryResponse, optional_fen, required, required_fen};
 use super::xml::{Limits, MAX_NOTIFICATION_BODY, parse_flat};
 use super::{
-    PayConfig, PayFields, RefundStatus, SignType, decrypt_refund_req_info, verify_pay_fields,
+    PayClient, PayConfig, PayFields, RefundRef, RefundStatus, SignType, decrypt_refund_req_info,
+    verify_pay_fields,
 };
 use crate::pay::v2::PayErrorCode;
 use crate::{AppId, Error, MchId, OpenId, OutRefundNo, OutTradeNo, Result, TransactionId};
@@ -412,9 +413,90 @@ where
 /// (SUCCESS only after `Ok`; FAIL when it cannot be verified or the handler failed).
 ///
 /// # Security
-/// The handler must match `out_refund_no` and `refund_fee` with a refund it requested.
+/// `req_info` is not authenticated (AES-ECB): the handler must match `out_refund_no` and
+/// `refund_fee` with a refund it requested. [`PayClient::handle_refund_notification`] also
+/// confirms the refund with a signed `refundquery` first; prefer it.
 pub async fn handle_refund_notification<F, Fut, E>(
     config: &PayConfig,
+    body: &[u8],
+    handler: F,
+) -> NotificationReply
+where
+    F: FnOnce(RefundNotification) -> Fut,
+    Fut: Future<Output = std::result::Result<(), E>>,
+    E: std::fmt::Display,
+{
+    handle_refund(config, None, body, handler).await
+}
+
+impl PayClient {
+    /// Verifies a refund notification, confirms it with a signed `refundquery` of its
+    /// `out_refund_no` (the same refund, order, amount and status, or WeChat is answered FAIL
+    /// and re-sends), hands it to `handler`, and says what to answer WeChat (SUCCESS only after
+    /// `Ok`).
+    ///
+    /// `req_info` is encrypted with AES-256-ECB, which has no MAC: blocks of a genuine
+    /// notification can be cut and pasted into another. The signed query is what makes the
+    /// content trustworthy.
+    pub async fn handle_refund_notification<F, Fut, E>(
+        &self,
+        body: &[u8],
+        handler: F,
+    ) -> NotificationReply
+    where
+        F: FnOnce(RefundNotification) -> Fut,
+        Fut: Future<Output = std::result::Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        handle_refund(self.config(), Some(self), body, handler).await
+    }
+
+    /// Whether a signed `refundquery` agrees with a refund notification.
+    async fn confirm_refund(&self, notification: &RefundNotification) -> Result<()> {
+        let query = self
+            .query_refund(&RefundRef::OutRefundNo(notification.out_refund_no.clone()))
+            .await?;
+        let mismatch = |what: String| {
+            Err(Error::NotificationMismatch(format!(
+                "refundquery of {} disagrees with the notification: {what}",
+                notification.out_refund_no
+            )))
+        };
+        if query
+            .out_trade_no
+            .as_ref()
+            .is_some_and(|no| *no != notification.out_trade_no)
+        {
+            return mismatch("another order".into());
+        }
+        let Some(item) = query
+            .refunds
+            .iter()
+            .find(|r| r.out_refund_no == notification.out_refund_no)
+        else {
+            return mismatch("WeChat lists no such refund".into());
+        };
+        if item.refund_fee != notification.refund_fee {
+            return mismatch(format!(
+                "refund_fee {} there, {} here",
+                item.refund_fee, notification.refund_fee
+            ));
+        }
+        if item.refund_status != notification.refund_status {
+            return mismatch(format!(
+                "status {} there, {} here",
+                item.refund_status, notification.refund_status
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The refund notification handling of both entry points; `confirm` is the client that asks
+/// `refundquery` first, when there is one.
+async fn handle_refund<F, Fut, E>(
+    config: &PayConfig,
+    confirm: Option<&PayClient>,
     body: &[u8],
     handler: F,
 ) -> NotificationReply
@@ -430,23 +512,35 @@ where
         );
         return NotificationReply::too_large();
     }
-    match verify_refund_notification(config, body) {
-        Ok(notification) => {
-            let out_refund_no = notification.out_refund_no.clone();
-            match handler(notification).await {
-                Ok(()) => NotificationReply::success(),
-                Err(e) => {
-                    tracing::error!(out_refund_no = %out_refund_no, error = %e, "refund notification handler failed; WeChat will re-send");
-                    NotificationReply::fail(
-                        http::StatusCode::INTERNAL_SERVER_ERROR,
-                        "not processed",
-                    )
-                }
-            }
-        }
+    let notification = match verify_refund_notification(config, body) {
+        Ok(notification) => notification,
         Err(e) => {
             tracing::warn!(error = %e, "refund notification refused");
-            NotificationReply::refused(&e)
+            return NotificationReply::refused(&e);
+        }
+    };
+    let out_refund_no = notification.out_refund_no.clone();
+    if let Some(client) = confirm {
+        match client.confirm_refund(&notification).await {
+            Ok(()) => {}
+            Err(e @ Error::NotificationMismatch(_)) => {
+                tracing::warn!(out_refund_no = %out_refund_no, error = %e, "refund notification refused");
+                return NotificationReply::refused(&e);
+            }
+            Err(e) => {
+                tracing::warn!(out_refund_no = %out_refund_no, error = %e, "refund notification not confirmed (refundquery failed); WeChat will re-send");
+                return NotificationReply::fail(
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "not confirmed",
+                );
+            }
+        }
+    }
+    match handler(notification).await {
+        Ok(()) => NotificationReply::success(),
+        Err(e) => {
+            tracing::error!(out_refund_no = %out_refund_no, error = %e, "refund notification handler failed; WeChat will re-send");
+            NotificationReply::fail(http::StatusCode::INTERNAL_SERVER_ERROR, "not processed")
         }
     }
 }
