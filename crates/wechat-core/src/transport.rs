@@ -116,16 +116,41 @@ where
         endpoint: call.endpoint,
         source: source.without_url(),
     };
-    let response = request.send().await.map_err(http_err)?;
+    let mut response = request.send().await.map_err(http_err)?;
     let status = response.status();
-    let body = response.bytes().await.map_err(http_err)?;
-    if body.len() > MAX_JSON_BODY {
-        return Err(Error::UnexpectedResponse {
-            endpoint: call.endpoint,
-            detail: format!("body of {} bytes is too large", body.len()),
-        });
-    }
+    let body = read_capped(&mut response, MAX_JSON_BODY, call.endpoint).await?;
     decode_json(call.endpoint, status, &body, call.token_endpoint)
+}
+
+/// Reads a reply's body chunk by chunk, refusing it as soon as it passes `max` bytes (a reply
+/// that claims no length, or lies about it, is never buffered beyond the cap).
+pub(crate) async fn read_capped(
+    response: &mut reqwest::Response,
+    max: usize,
+    endpoint: &'static str,
+) -> Result<Vec<u8>> {
+    let status = response.status();
+    let too_large = || Error::UnexpectedResponse {
+        endpoint,
+        detail: format!("HTTP {status}, body larger than {max} bytes"),
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > max as u64)
+    {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|source| Error::Http {
+        endpoint,
+        source: source.without_url(),
+    })? {
+        if bytes.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }
 
 #[derive(serde::Deserialize)]
@@ -210,5 +235,80 @@ mod tests {
         let err = decode_json::<Token>("/x", reqwest::StatusCode::OK, br#"{"foo":1}"#, false)
             .unwrap_err();
         assert!(err.to_string().contains("missing"), "{err}");
+    }
+
+    /// A server that answers every request with `head` (status line and headers) and then
+    /// streams `chunks` chunks of 64 KiB of JSON whitespace, counting what it managed to send.
+    async fn streaming_server(
+        head: &'static str,
+        chunks: usize,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = sent.clone();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            if stream.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+            for _ in 0..chunks {
+                if stream.write_all(chunk.as_bytes()).await.is_err() {
+                    return;
+                }
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            let _ = stream.write_all(b"0\r\n\r\n").await;
+        });
+        (base, sent)
+    }
+
+    #[tokio::test]
+    async fn oversized_replies_are_refused_while_streaming() {
+        // 64 MiB announced by nothing (chunked): refused after the first MiB, not buffered.
+        let (base, sent) = streaming_server(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+            1024,
+        )
+        .await;
+        let client = reqwest::Client::new();
+        let call = JsonCall::<()> {
+            base: &base,
+            endpoint: "/cgi-bin/token",
+            query: &[],
+            body: None,
+            token_endpoint: true,
+            on_busy: OnBusy::Fail,
+        };
+        let err = call_json::<Token, ()>(&client, call).await.unwrap_err();
+        assert!(
+            err.to_string().contains("larger than 1048576 bytes"),
+            "{err}"
+        );
+        assert!(
+            sent.load(std::sync::atomic::Ordering::SeqCst) < 1024,
+            "the whole body was read"
+        );
+
+        // A Content-Length over the cap is refused before reading.
+        let (base, _) = streaming_server(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 67108864\r\n\r\n",
+            0,
+        )
+        .await;
+        let call = JsonCall::<()> {
+            base: &base,
+            endpoint: "/cgi-bin/token",
+            query: &[],
+            body: None,
+            token_endpoint: true,
+            on_busy: OnBusy::Fail,
+        };
+        let err = call_json::<Token, ()>(&client, call).await.unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
     }
 }

@@ -11,6 +11,7 @@ use tracing::Instrument as _;
 use super::xml::{Limits, MAX_REPLY_BODY, parse_flat, write_xml};
 use super::{PayConfig, PayFields, SignType, sign_pay_fields, verify_pay_fields};
 use crate::pay::v2::PayErrorCode;
+use crate::transport::read_capped;
 use crate::{Error, Result};
 
 /// How many times a request answered `SYSTEMERROR` (or `BIZERR_NEED_RETRY`) is sent in all.
@@ -332,16 +333,7 @@ impl PayClient {
             .await
             .map_err(http_err)?;
         let status = response.status();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(http_err)? {
-            if bytes.len() + chunk.len() > MAX_REPLY_BODY {
-                return Err(Error::UnexpectedResponse {
-                    endpoint,
-                    detail: format!("HTTP {status}, body larger than {MAX_REPLY_BODY} bytes"),
-                });
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let bytes = read_capped(&mut response, MAX_REPLY_BODY, endpoint).await?;
         match check_pay_reply(&self.config, endpoint, sign_type, &bytes) {
             Err(Error::Xml(detail)) if !status.is_success() => Err(Error::UnexpectedResponse {
                 endpoint,

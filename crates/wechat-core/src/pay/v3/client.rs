@@ -17,6 +17,7 @@ use crate::error::{PayApiError, PayApiErrorCode};
 use crate::pay::v2::OrderRef;
 use crate::pay::v2::client::{USER_AGENT, http_client_builder, nonce_str};
 use crate::token::TokenStore;
+use crate::transport::read_capped;
 use crate::{Error, OutRefundNo, OutTradeNo, Result};
 
 /// How many times a call answered 5xx, `SYSTEM_ERROR` or with no answer at all is sent in all.
@@ -459,16 +460,7 @@ impl PayClient {
             .get("request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(http_err)? {
-            if bytes.len() + chunk.len() > MAX_REPLY_BODY {
-                return Err(Error::UnexpectedResponse {
-                    endpoint,
-                    detail: format!("HTTP {status}, body larger than {MAX_REPLY_BODY} bytes"),
-                });
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let bytes = read_capped(&mut response, MAX_REPLY_BODY, endpoint).await?;
         if status.is_success() {
             return Ok(RawReply {
                 status,
