@@ -1,5 +1,6 @@
 //! The one HTTP layer every WeChat call goes through: timeouts, no redirects, JSON
-//! `errcode`/`errmsg` decoding into [`Error`], bounded retries of `-1` (system busy), and a
+//! `errcode`/`errmsg` decoding into [`Error`], bounded retries of `-1` (system busy), 5xx,
+//! dropped connections and timeouts for the calls that may be repeated, and a
 //! tracing span per call that names the endpoint and never the query string (which carries
 //! secrets and tokens).
 
@@ -76,17 +77,16 @@ where
     async {
         let mut attempt = 1;
         loop {
-            let result = send_once(client, &call).await;
+            let (result, transient) = send_once(client, &call).await;
             match &result {
-                Err(Error::SystemBusy)
-                    if call.on_busy == OnBusy::Retry && attempt < BUSY_ATTEMPTS =>
-                {
+                Err(e) if transient && call.on_busy == OnBusy::Retry && attempt < BUSY_ATTEMPTS => {
                     let wait = BUSY_BACKOFF * 2u32.pow(attempt - 1);
                     tracing::warn!(
                         endpoint = call.endpoint,
                         attempt,
                         ?wait,
-                        "WeChat busy (-1), retrying"
+                        error = %e,
+                        "WeChat busy or unreachable, retrying"
                     );
                     tokio::time::sleep(wait).await;
                     attempt += 1;
@@ -99,7 +99,28 @@ where
     .await
 }
 
-async fn send_once<T, B>(client: &reqwest::Client, call: &JsonCall<'_, B>) -> Result<T>
+/// One attempt, and whether its failure is transient: `-1` (busy), a gateway's 5xx, a dropped
+/// connection or a timeout.
+async fn send_once<T, B>(client: &reqwest::Client, call: &JsonCall<'_, B>) -> (Result<T>, bool)
+where
+    T: DeserializeOwned,
+    B: Serialize + ?Sized,
+{
+    let mut status = None;
+    let result = attempt(client, call, &mut status).await;
+    let transient = match &result {
+        Err(Error::SystemBusy | Error::Http { .. }) => true,
+        Err(_) => status.is_some_and(|s: reqwest::StatusCode| s.is_server_error()),
+        Ok(_) => false,
+    };
+    (result, transient)
+}
+
+async fn attempt<T, B>(
+    client: &reqwest::Client,
+    call: &JsonCall<'_, B>,
+    seen_status: &mut Option<reqwest::StatusCode>,
+) -> Result<T>
 where
     T: DeserializeOwned,
     B: Serialize + ?Sized,
@@ -118,6 +139,7 @@ where
     };
     let mut response = request.send().await.map_err(http_err)?;
     let status = response.status();
+    *seen_status = Some(status);
     let body = read_capped(&mut response, MAX_JSON_BODY, call.endpoint).await?;
     decode_json(call.endpoint, status, &body, call.token_endpoint)
 }

@@ -324,7 +324,9 @@ impl TokensBuilder {
     }
 
     /// How long one process may hold the store's refresh lock before another takes over
-    /// (default: twice the HTTP timeout plus 5 s, as a ticket refresh may fetch a token first).
+    /// (default: three times the HTTP timeout plus 5 s, 35 s with the default timeout: a fetch
+    /// makes up to three attempts). A holder whose lease runs out mid-fetch cannot overwrite a
+    /// newer credential ([`TokenStore::set_fenced`]).
     pub fn lock_lease(mut self, lease: Duration) -> Self {
         self.lock_lease = Some(lease);
         self
@@ -422,7 +424,7 @@ impl TokensBuilder {
         let lock_lease = lock_lease.unwrap_or_else(|| {
             config
                 .timeout()
-                .saturating_mul(2)
+                .saturating_mul(3)
                 .saturating_add(Duration::from_secs(5))
         });
         let appid = config.appid().clone();

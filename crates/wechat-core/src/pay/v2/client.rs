@@ -248,8 +248,10 @@ impl PayClient {
 
     /// Posts a signed request and returns the verified reply fields.
     ///
-    /// `SYSTEMERROR` and `BIZERR_NEED_RETRY` are retried with the same body (3 attempts,
-    /// 200 ms then 400 ms apart).
+    /// `SYSTEMERROR` and `BIZERR_NEED_RETRY`, a 5xx answer, a dropped connection and a timeout
+    /// are retried with the same body (3 attempts, 200 ms then 400 ms apart): every v2 call is
+    /// idempotent by WeChat's rules (the same `out_trade_no` with the same parameters, the same
+    /// `out_refund_no`).
     ///
     /// # Errors
     /// [`Error::PayReturn`], [`Error::Pay`], [`Error::BadSignature`], [`Error::Xml`],
@@ -282,8 +284,19 @@ impl PayClient {
         async {
             let mut attempt = 1;
             loop {
-                let result = self.post_once(client, endpoint, &url, &body, request.sign_type()).await;
+                let (result, transient) = self
+                    .post_once(client, endpoint, &url, &body, request.sign_type())
+                    .await;
                 let span = tracing::Span::current();
+                if transient && attempt < RETRY_ATTEMPTS {
+                    let wait = RETRY_BACKOFF * 2u32.pow(attempt - 1);
+                    if let Err(e) = &result {
+                        tracing::warn!(endpoint, attempt, ?wait, error = %e, "WeChat Pay call failed, sending the same request again");
+                    }
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                    continue;
+                }
                 match &result {
                     Ok(_) => {
                         span.record("return_code", "SUCCESS");
@@ -313,6 +326,9 @@ impl PayClient {
         .await
     }
 
+    /// One attempt, and whether its failure is worth sending the same request again: a
+    /// gateway's 5xx page, a dropped connection, a timeout may mean the request never reached
+    /// WeChat Pay, and every v2 call is idempotent (same order number, same refund number).
     async fn post_once(
         &self,
         client: &reqwest::Client,
@@ -320,27 +336,40 @@ impl PayClient {
         url: &str,
         body: &str,
         sign_type: SignType,
-    ) -> Result<PayFields> {
-        let http_err = |source: reqwest::Error| Error::Http {
-            endpoint,
-            source: source.without_url(),
-        };
-        let mut response = client
+    ) -> (Result<PayFields>, bool) {
+        let sent = client
             .post(url)
             .header(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")
             .body(body.to_owned())
             .send()
-            .await
-            .map_err(http_err)?;
+            .await;
+        let mut response = match sent {
+            Ok(response) => response,
+            Err(source) => {
+                let error = Error::Http {
+                    endpoint,
+                    source: source.without_url(),
+                };
+                return (Err(error), true);
+            }
+        };
         let status = response.status();
-        let bytes = read_capped(&mut response, MAX_REPLY_BODY, endpoint).await?;
-        match check_pay_reply(&self.config, endpoint, sign_type, &bytes) {
+        let bytes = match read_capped(&mut response, MAX_REPLY_BODY, endpoint).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let transient = matches!(e, Error::Http { .. }) || status.is_server_error();
+                return (Err(e), transient);
+            }
+        };
+        let result = match check_pay_reply(&self.config, endpoint, sign_type, &bytes) {
             Err(Error::Xml(detail)) if !status.is_success() => Err(Error::UnexpectedResponse {
                 endpoint,
                 detail: format!("HTTP {status}, not a WeChat Pay reply ({detail})"),
             }),
             other => other,
-        }
+        };
+        let transient = result.is_err() && status.is_server_error();
+        (result, transient)
     }
 }
 
