@@ -34,11 +34,15 @@ fn session(c: &mut Criterion) {
         .expect("payload.tag");
     let key = hex::decode(fixtures::SESSION_KEY_HEX).expect("hex key");
 
+    // The same cookie (default name, `Secure` as on https, the same app) without the cache.
     let uncached = wechat_core::session::SessionCookie::builder(cookie.keys().clone())
-        .name(cookie.name())
+        .secure(cookie.secure())
+        .app_id(flow.client().appid().clone())
         .cache_capacity(0)
         .build()
         .expect("constant configuration");
+    // Both measure a value that verifies, not a refusal.
+    assert!(cookie.decode(&value).is_some() && uncached.decode(&value).is_some());
 
     let mut g = c.benchmark_group("session_cookie");
     g.bench_function("SessionCookie::decode (verified before: cache hit)", |b| {

@@ -72,11 +72,17 @@ fn ops() -> Vec<(&'static str, Op)> {
         .expect("a valid request")
         .into_parts();
     let cookie = flow.config().session_cookie().clone();
+    // The same cookie (default name, `Secure` as on https, the same app) without the cache.
     let uncached = wechat_core::session::SessionCookie::builder(cookie.keys().clone())
-        .name(cookie.name())
+        .secure(cookie.secure())
+        .app_id(flow.client().appid().clone())
         .cache_capacity(0)
         .build()
         .expect("constant configuration");
+    assert!(
+        uncached.decode(&value).is_some(),
+        "the uncached cookie verifies the value"
+    );
     let uncached_value = value.clone();
     let sign_key = key.clone();
     let hmac_key = key.clone();

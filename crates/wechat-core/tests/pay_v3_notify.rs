@@ -2,59 +2,20 @@
 //! stale, misdirected or malformed notification is refused before the application sees it.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use http::{HeaderMap, HeaderValue, StatusCode};
-use wechat_core::clock::ManualClock;
 use wechat_core::pay::v3::{
-    MAX_NOTIFICATION_BODY, MerchantKey, NotificationReply, PayClient, PayConfig, RefundStatus,
-    TradeState, WechatPayKeys, WechatPayPublicKey, encrypt_resource, verify_payment_notification,
-    verify_refund_notification,
+    MAX_NOTIFICATION_BODY, MerchantKey, NotificationReply, PayClient, RefundStatus, TradeState,
+    encrypt_resource, verify_payment_notification, verify_refund_notification,
 };
 use wechat_core::{ApiV3Key, Error};
 
-const MCH_ID: &str = "1230000109";
-const APPID: &str = "wxd678efh567hg6787";
-const API_V3_KEY: &str = "a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb";
-/// What the test key is registered as on "WeChat Pay"'s side, as in the vectors.
-const WECHAT_SERIAL: &str = "F5765756002FDD77";
-/// The time the derived vectors are signed at.
-const SIGNED_AT: u64 = 1_624_523_846;
+mod common;
 
-fn vector(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/vectors/v3")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// WeChat Pay's signing key, in these tests the vectors' test key.
-fn wechat_key() -> MerchantKey {
-    MerchantKey::from_pem(&vector("rsa_test_private_key.pem"), WECHAT_SERIAL).unwrap()
-}
-
-fn wechat_public_key() -> WechatPayPublicKey {
-    WechatPayPublicKey::from_pem(WECHAT_SERIAL, &vector("rsa_test_public_key.pem")).unwrap()
-}
-
-fn config_at(now: u64) -> PayConfig {
-    // The merchant's own key does not matter for notifications; the test key stands in.
-    PayConfig::builder(
-        MCH_ID,
-        APPID,
-        wechat_key(),
-        API_V3_KEY,
-        "https://shop.example.com/pay/notify",
-    )
-    .wechat_pay_public_key(wechat_public_key())
-    .clock(Arc::new(ManualClock::at(now)))
-    .build()
-    .unwrap()
-}
-
-fn keys() -> WechatPayKeys {
-    WechatPayKeys::from(wechat_public_key())
-}
+use common::v3::{
+    API_V3_KEY, APPID, MCH_ID, SIGNED_AT, WECHAT_SERIAL, config_at, keys, signed_headers, vector,
+    wechat_key,
+};
 
 fn vector_headers(dir: &str) -> HeaderMap {
     let text = String::from_utf8(vector(&format!("{dir}/headers.txt"))).unwrap();
@@ -118,25 +79,7 @@ impl Notification {
     }
 
     fn headers_for(&self, body: &[u8]) -> HeaderMap {
-        let nonce = "593BEC0C930BF1AFEB40B4A08C8FB242";
-        let mut message = format!("{}\n{nonce}\n", self.timestamp).into_bytes();
-        message.extend_from_slice(body);
-        message.push(b'\n');
-        let signature = self.key.sign(&message).unwrap();
-        let mut headers = HeaderMap::new();
-        for (name, value) in [
-            ("wechatpay-timestamp", self.timestamp.to_string()),
-            ("wechatpay-nonce", nonce.to_owned()),
-            ("wechatpay-signature", signature),
-            ("wechatpay-serial", self.serial.to_owned()),
-            (
-                "wechatpay-signature-type",
-                "WECHATPAY2-SHA256-RSA2048".to_owned(),
-            ),
-        ] {
-            headers.insert(name, HeaderValue::from_str(&value).unwrap());
-        }
-        headers
+        signed_headers(&self.key, self.timestamp, self.serial, body)
     }
 
     fn signed(&self) -> (HeaderMap, Vec<u8>) {
