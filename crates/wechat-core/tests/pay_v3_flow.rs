@@ -668,21 +668,10 @@ async fn platform_certificates_are_shared_through_the_store() {
 #[tokio::test]
 async fn the_payment_routes_serve_v3() {
     use wechat_core::OpenId;
-    use wechat_core::routes::{CreatedOrder, OrderStatus, PayRoutes};
-    use wechat_core::testing::MemoryOrders;
+    use wechat_core::routes::{CreatedOrder, OrderLimits, OrderStatus};
 
-    let sim = Simulator::from_toml_str(&sim_toml(false))
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let notify_base = format!("http://{}", listener.local_addr().unwrap());
-    let shop = Arc::new(MemoryOrders::new(PRICE));
-    let pay = PayClient::new(config(&sim, Mode::PublicKey, &notify_base, merchant_key())).unwrap();
-    let routes = PayRoutes::new(pay, shop.clone());
+    let (sim, shop, routes) = routes_world(OrderLimits::default()).await;
     assert_eq!(routes.client().version(), "v3");
-    serve_pay_routes(listener, routes.clone());
     let alice = OpenId::new(ALICE);
     let response = routes
         .create_order(&alice, "127.0.0.1".parse().unwrap(), &json_headers(), b"{}")
@@ -755,6 +744,29 @@ async fn the_payment_routes_serve_v3() {
     sim.shutdown().await;
 }
 
+/// The simulator, an in-memory shop, and the payment routes over them with `limits`, their
+/// notification routes served on 127.0.0.1.
+async fn routes_world(
+    limits: wechat_core::routes::OrderLimits,
+) -> (
+    RunningSim,
+    Arc<wechat_core::testing::MemoryOrders>,
+    wechat_core::routes::PayRoutes,
+) {
+    let sim = Simulator::from_toml_str(&sim_toml(false))
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let notify_base = format!("http://{}", listener.local_addr().unwrap());
+    let shop = Arc::new(wechat_core::testing::MemoryOrders::new(PRICE));
+    let pay = PayClient::new(config(&sim, Mode::PublicKey, &notify_base, merchant_key())).unwrap();
+    let routes = wechat_core::routes::PayRoutes::new(pay, shop.clone()).with_limits(limits);
+    serve_pay_routes(listener, routes.clone());
+    (sim, shop, routes)
+}
+
 /// Serves the notification routes of `routes` on `listener`, as an application does.
 fn serve_pay_routes(listener: TcpListener, routes: wechat_core::routes::PayRoutes) {
     use wechat_core::routes::PayRoutes;
@@ -796,23 +808,13 @@ fn serve_pay_routes(listener: TcpListener, routes: wechat_core::routes::PayRoute
 #[tokio::test]
 async fn the_payment_routes_reuse_unpaid_orders_throttle_queries_and_bound_buyers() {
     use wechat_core::OpenId;
-    use wechat_core::routes::{CreatedOrder, OrderLimits, OrderStatus, PayRoutes};
-    use wechat_core::testing::MemoryOrders;
+    use wechat_core::routes::{CreatedOrder, OrderLimits, OrderStatus};
 
-    let sim = Simulator::from_toml_str(&sim_toml(false))
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let notify_base = format!("http://{}", listener.local_addr().unwrap());
-    let shop = Arc::new(MemoryOrders::new(PRICE));
-    let pay = PayClient::new(config(&sim, Mode::PublicKey, &notify_base, merchant_key())).unwrap();
-    let routes = PayRoutes::new(pay, shop.clone()).with_limits(OrderLimits {
+    let (sim, shop, routes) = routes_world(OrderLimits {
         orders_per_minute: 3,
         ..OrderLimits::default()
-    });
-    serve_pay_routes(listener, routes.clone());
+    })
+    .await;
     let ip = "127.0.0.1".parse().unwrap();
     let alice = OpenId::new(ALICE);
     let create = |buyer: OpenId, headers: http::HeaderMap| {
