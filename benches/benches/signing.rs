@@ -80,6 +80,13 @@ fn notification(c: &mut Criterion) {
     g.bench_function("verify_pay_fields only (17 fields)", |b| {
         b.iter(|| verify_pay_fields(black_box(&parsed), &key, SignType::Md5, &sign).is_ok())
     });
+    // The baseline of the target (notification <= 2x): the bare MD5 of the same
+    // canonical string (the fields but `sign`, sorted, `&key=`), measured in the same group.
+    let unsigned: Vec<(&str, &str)> = parsed.iter().filter(|(name, _)| *name != "sign").collect();
+    let canonical = fixtures::canonical_string(&unsigned, fixtures::PAY_KEY);
+    g.bench_function("bare MD5 of the canonical string", |b| {
+        b.iter(|| Md5::digest(black_box(canonical.as_bytes())))
+    });
     g.finish();
 }
 
