@@ -743,6 +743,37 @@ async fn read_only_processes_use_the_central_services_tokens_and_never_fetch() {
     cleanup(&url, &prefix).await;
 }
 
+#[tokio::test]
+async fn the_first_command_after_a_redis_restart_succeeds() {
+    // The connection of an idle process dies with the server; its next command must not fail
+    // (and make the process refresh on its own) once Redis answers again.
+    let mut server = RedisServer::start().await;
+    let store = RedisStore::connect(&server.url()).await.expect("Redis");
+    let now = wechat_core::clock::SystemClock.now_unix_secs();
+    store
+        .set("k", &StoredToken::new("BEFORE", now + 100))
+        .await
+        .expect("Redis answers");
+    server.kill();
+    server.restart().await;
+    for round in 0..3 {
+        assert_eq!(
+            store
+                .get("k")
+                .await
+                .expect("the first command after the restart"),
+            None,
+            "round {round}: the restarted server is empty"
+        );
+        store
+            .set("k", &StoredToken::new("AFTER", now + 100))
+            .await
+            .expect("Redis answers");
+        server.kill();
+        server.restart().await;
+    }
+}
+
 /// A `redis-server` child process on a free port, which the test can stop and restart.
 struct RedisServer {
     port: u16,

@@ -228,14 +228,29 @@ impl RedisStore {
         format!("{}{key}", self.prefix)
     }
 
-    /// Runs one Redis command under the store's bounds and failure pause.
-    async fn run<T>(
+    /// Runs one Redis command (made by `command` on a connection) under the store's bounds and
+    /// failure pause. A command that finds the connection dead (Redis restarted since the last
+    /// command: broken pipe, reset) is sent once more, on the connection the manager
+    /// re-establishes, so that the first command after a restart does not fail for nothing.
+    async fn run<T, Fut>(
         &self,
         op: &'static str,
-        command: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T> {
+        command: impl Fn(ConnectionManager) -> Fut,
+    ) -> Result<T>
+    where
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
         self.admit()?;
-        match tokio::time::timeout(self.shared.op_timeout, command).await {
+        let attempts = async {
+            match command(self.conn.clone()).await {
+                Err(error) if error.is_connection_dropped() => {
+                    tracing::debug!(server = %self.shared.server, op, error = %error, "Redis connection dropped; sending the command again on a new one");
+                    command(self.conn.clone()).await
+                }
+                other => other,
+            }
+        };
+        match tokio::time::timeout(self.shared.op_timeout.saturating_mul(2), attempts).await {
             Ok(Ok(answer)) => {
                 self.answered();
                 Ok(answer)
@@ -253,7 +268,8 @@ impl RedisStore {
             Err(_elapsed) => {
                 let message = format!(
                     "Redis at {}: {op} got no answer within {:?}",
-                    self.shared.server, self.shared.op_timeout
+                    self.shared.server,
+                    self.shared.op_timeout.saturating_mul(2)
                 );
                 self.failed(&message);
                 Err(Error::Store(message))
@@ -331,16 +347,18 @@ impl TokenStore for RedisStore {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<StoredToken>>> {
         Box::pin(async move {
             let redis_key = self.redis_key(key);
-            let mut conn = self.conn.clone();
-            let command = async {
-                match redis::cmd("GET")
-                    .arg(&redis_key)
-                    .query_async::<Option<Vec<u8>>>(&mut conn)
-                    .await
-                {
-                    // Another type of value (a hash...) is just as untrustworthy as bad JSON.
-                    Err(e) if e.code() == Some("WRONGTYPE") => Ok(Some(Vec::new())),
-                    other => other,
+            let command = |mut conn: ConnectionManager| {
+                let redis_key = redis_key.as_str();
+                async move {
+                    match redis::cmd("GET")
+                        .arg(redis_key)
+                        .query_async::<Option<Vec<u8>>>(&mut conn)
+                        .await
+                    {
+                        // Another type of value (a hash...) is just as untrustworthy as bad JSON.
+                        Err(e) if e.code() == Some("WRONGTYPE") => Ok(Some(Vec::new())),
+                        other => other,
+                    }
                 }
             };
             let Some(raw) = self.run("GET", command).await? else {
@@ -363,25 +381,28 @@ impl TokenStore for RedisStore {
     fn set<'a>(&'a self, key: &'a str, token: &'a StoredToken) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let redis_key = self.redis_key(key);
-            let mut conn = self.conn.clone();
-            match ttl_millis(token.expires_at(), unix_millis_now()) {
+            let (op, command) = match ttl_millis(token.expires_at(), unix_millis_now()) {
                 Some(ttl) => {
-                    let value = encode(token);
                     let mut command = redis::cmd("SET");
-                    command.arg(&redis_key).arg(value).arg("PX").arg(ttl);
-                    self.run("SET", command.query_async::<()>(&mut conn)).await
+                    command
+                        .arg(&redis_key)
+                        .arg(encode(token))
+                        .arg("PX")
+                        .arg(ttl);
+                    ("SET", command)
                 }
                 // Already expired: storing it would only hide that the key needs a refresh.
                 None => {
-                    self.run(
-                        "DEL",
-                        redis::cmd("DEL")
-                            .arg(&redis_key)
-                            .query_async::<()>(&mut conn),
-                    )
-                    .await
+                    let mut command = redis::cmd("DEL");
+                    command.arg(&redis_key);
+                    ("DEL", command)
                 }
-            }
+            };
+            self.run(op, |mut conn| {
+                let command = &command;
+                async move { command.query_async::<()>(&mut conn).await }
+            })
+            .await
         })
     }
 
@@ -397,7 +418,6 @@ impl TokenStore for RedisStore {
                 return Ok(false);
             };
             let redis_key = self.redis_key(key);
-            let mut conn = self.conn.clone();
             let mut invocation = self.shared.set_fenced.key(&redis_key);
             invocation
                 .key(lock_key(&redis_key))
@@ -406,7 +426,10 @@ impl TokenStore for RedisStore {
                 .arg(ttl)
                 .arg(lease.map_or("", LockLease::id));
             let written: i64 = self
-                .run("fenced SET", invocation.invoke_async(&mut conn))
+                .run("fenced SET", |mut conn| {
+                    let invocation = &invocation;
+                    async move { invocation.invoke_async(&mut conn).await }
+                })
                 .await?;
             Ok(written == 1)
         })
@@ -415,11 +438,13 @@ impl TokenStore for RedisStore {
     fn expire_if<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
             let redis_key = self.redis_key(key);
-            let mut conn = self.conn.clone();
             let mut invocation = self.shared.expire_if.key(&redis_key);
             invocation.arg(value);
             let deleted: i64 = self
-                .run("compare-and-expire", invocation.invoke_async(&mut conn))
+                .run("compare-and-expire", |mut conn| {
+                    let invocation = &invocation;
+                    async move { invocation.invoke_async(&mut conn).await }
+                })
                 .await?;
             Ok(deleted == 1)
         })
@@ -434,7 +459,6 @@ impl TokenStore for RedisStore {
             let lock_key = lock_key(&self.redis_key(key));
             let candidate = LockLease::random();
             let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
-            let mut conn = self.conn.clone();
             let mut command = redis::cmd("SET");
             command
                 .arg(&lock_key)
@@ -443,10 +467,10 @@ impl TokenStore for RedisStore {
                 .arg("PX")
                 .arg(lease_ms);
             let granted = self
-                .run(
-                    "SET NX (lock)",
-                    command.query_async::<Option<String>>(&mut conn),
-                )
+                .run("SET NX (lock)", |mut conn| {
+                    let command = &command;
+                    async move { command.query_async::<Option<String>>(&mut conn).await }
+                })
                 .await?;
             Ok(granted.map(|_| candidate))
         })
@@ -455,11 +479,13 @@ impl TokenStore for RedisStore {
     fn unlock<'a>(&'a self, key: &'a str, lease: &'a LockLease) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let lock_key = lock_key(&self.redis_key(key));
-            let mut conn = self.conn.clone();
             let mut invocation = self.shared.unlock.key(&lock_key);
             invocation.arg(lease.id());
             let _released: i64 = self
-                .run("unlock", invocation.invoke_async(&mut conn))
+                .run("unlock", |mut conn| {
+                    let invocation = &invocation;
+                    async move { invocation.invoke_async(&mut conn).await }
+                })
                 .await?;
             Ok(())
         })
