@@ -2,7 +2,8 @@
 //! and error by crate and message, and every retry the library logs (its retry events carry an
 //! `attempt` field) by endpoint. Optionally the same events go to a file.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -18,6 +19,18 @@ pub struct AppLog {
     pub retries: Tally,
     /// Warnings and errors, by `LEVEL crate: message`.
     pub events: Tally,
+    /// When the token store was reported unavailable (the token manager's warning).
+    store_failures: Mutex<Vec<Instant>>,
+}
+
+impl AppLog {
+    /// When the token manager reported the token store unavailable, in order.
+    pub fn store_failures(&self) -> Vec<Instant> {
+        self.store_failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// The counting layer; install it with [`install`].
@@ -75,6 +88,15 @@ impl<S: Subscriber> Layer<S> for CountingLayer {
                 .retries
                 .add(fields.endpoint.unwrap_or_else(|| meta.target().to_owned()));
         }
+        if meta.target().starts_with("wechat_core::token")
+            && fields.message.contains("store unavailable")
+        {
+            self.0
+                .store_failures
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(Instant::now());
+        }
         let krate = meta.target().split("::").next().unwrap_or("");
         self.0
             .events
@@ -83,11 +105,13 @@ impl<S: Subscriber> Layer<S> for CountingLayer {
 }
 
 /// Installs the process's global subscriber: warnings and errors are counted into the returned
-/// [`AppLog`] and, with `file`, also written there.
+/// [`AppLog`] and, with `file`, also written there (with the events `RUST_LOG` selects, when
+/// set; warnings and errors otherwise).
 ///
 /// # Errors
 /// When the file cannot be created or a global subscriber is already set.
 pub fn install(file: Option<&std::path::Path>) -> Result<Arc<AppLog>, String> {
+    use tracing_subscriber::filter::{EnvFilter, LevelFilter};
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -100,13 +124,14 @@ pub fn install(file: Option<&std::path::Path>) -> Result<Arc<AppLog>, String> {
         })
         .transpose()?;
     let to_file = writer.map(|w| {
+        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
         tracing_subscriber::fmt::layer()
             .with_ansi(false)
             .with_writer(w)
+            .with_filter(filter)
     });
     tracing_subscriber::registry()
-        .with(tracing_subscriber::filter::LevelFilter::WARN)
-        .with(CountingLayer(Arc::clone(&log)))
+        .with(CountingLayer(Arc::clone(&log)).with_filter(LevelFilter::WARN))
         .with(to_file)
         .try_init()
         .map_err(|e| format!("cannot install the log counter: {e}"))?;

@@ -31,6 +31,14 @@ pub struct Target {
     pub area: Area,
 }
 
+impl Target {
+    /// Whether it is a token or ticket endpoint (`/cgi-bin/…`), which a run calls only a few
+    /// times (once per refresh), so that it has its own fault rate.
+    pub fn is_token(&self) -> bool {
+        self.path.starts_with("/cgi-bin/")
+    }
+}
+
 /// The endpoints the demo's server calls, for the Pay API `version`.
 pub fn targets(version: PayVersion) -> Vec<Target> {
     let weixin = |path| Target {
@@ -96,8 +104,29 @@ pub fn phase_seed(seed: u64, phase: usize, index: usize) -> u64 {
         .wrapping_add(index as u64)
 }
 
+/// The fault probabilities of a run: `calls` for every endpoint but the token and ticket ones,
+/// which get `token_calls`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rates {
+    /// Every endpoint but `/cgi-bin/…`.
+    pub calls: f64,
+    /// `/cgi-bin/…` (tokens and tickets).
+    pub token_calls: f64,
+}
+
+impl Rates {
+    /// The probability for `target`.
+    pub fn of(&self, target: &Target) -> f64 {
+        if target.is_token() {
+            self.token_calls
+        } else {
+            self.calls
+        }
+    }
+}
+
 /// Registers phase `phase` of the plan on the simulator at `sim_base`: each target gets its
-/// kind with probability `rate`. Answers the kinds registered, as `(path, kind)`.
+/// kind with its probability in `rates`. Answers the kinds registered, as `(path, kind)`.
 ///
 /// # Errors
 /// The simulator's refusal (status and body) or a transport failure.
@@ -106,7 +135,7 @@ pub async fn register_phase(
     sim_base: &str,
     targets: &[Target],
     phase: usize,
-    rate: f64,
+    rates: Rates,
     seed: u64,
     delay: Duration,
 ) -> Result<Vec<(&'static str, &'static str)>, String> {
@@ -115,7 +144,7 @@ pub async fn register_phase(
         let kind = kind_in_phase(index, phase);
         let mut query: Vec<(&str, String)> = vec![("path", target.path.to_owned())];
         query.extend(fault_params(target.area, kind, delay));
-        query.push(("probability", rate.to_string()));
+        query.push(("probability", rates.of(target).to_string()));
         query.push(("seed", phase_seed(seed, phase, index).to_string()));
         let response = http
             .post(format!("{sim_base}/_sim/fail"))
@@ -169,6 +198,13 @@ mod tests {
             }
         }
         assert_ne!(phase_seed(7, 0, 1), phase_seed(7, 1, 0));
+        let rates = Rates {
+            calls: 0.05,
+            token_calls: 0.25,
+        };
+        let all = targets(PayVersion::V3);
+        assert_eq!(rates.of(&all[0]), 0.25);
+        assert_eq!(rates.of(all.last().unwrap()), 0.05);
         let delay = Duration::from_millis(250);
         assert_eq!(
             fault_params(Area::PayV3, "busy", delay),

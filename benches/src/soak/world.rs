@@ -37,12 +37,17 @@ pub fn buyer_openid(index: usize) -> String {
 
 /// The simulator's configuration: the demo's app (OAuth and JS-SDK domain `domain`, the
 /// balancer's `host:port`), `buyers` users, the demo's merchant with API v2 and v3 (its v3 key
-/// pair: [`MerchantKeyPair::shared`]), notifications retried on WeChat's schedule ×
-/// `notify_retry_scale`.
-pub fn sim_config(buyers: usize, domain: &str, notify_retry_scale: f64) -> SimConfig {
+/// pair: [`MerchantKeyPair::shared`]), access tokens and tickets that live `token_ttl_secs`,
+/// notifications retried on WeChat's schedule × `notify_retry_scale`.
+pub fn sim_config(
+    buyers: usize,
+    domain: &str,
+    token_ttl_secs: u64,
+    notify_retry_scale: f64,
+) -> SimConfig {
     let merchant = MerchantKeyPair::shared();
     SimConfig {
-        token_ttl_secs: 7200,
+        token_ttl_secs,
         apps: vec![AppConfig {
             appid: SIM_APPID.to_owned(),
             secret: SIM_SECRET.to_owned(),
@@ -231,7 +236,7 @@ mod tests {
 
     #[test]
     fn the_simulator_config_is_valid() {
-        let config = sim_config(3, "127.0.0.1:4000", 0.1);
+        let config = sim_config(3, "127.0.0.1:4000", 60, 0.1);
         config.validate().unwrap();
         assert_eq!(config.users.len(), 3);
         assert_ne!(buyer_openid(1), buyer_openid(2));

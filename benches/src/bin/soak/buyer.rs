@@ -630,6 +630,11 @@ fn pay_error_kind(error: &wechat_core::Error) -> String {
         wechat_core::Error::Pay { code, .. } => code.as_str().to_owned(),
         wechat_core::Error::PayReturn { .. } => "return_code FAIL".to_owned(),
         wechat_core::Error::Http { .. } => "no answer from WeChat Pay".to_owned(),
+        wechat_core::Error::UnexpectedResponse { endpoint, detail } => {
+            // "HTTP 503 Service Unavailable, not XML (…)": the status is what matters.
+            let status = detail.split(',').next().unwrap_or(detail);
+            format!("unexpected answer from {endpoint} ({status})")
+        }
         other => {
             let text = other.to_string();
             text.chars().take(80).collect()

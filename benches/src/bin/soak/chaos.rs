@@ -29,7 +29,10 @@ pub(crate) async fn fault_phases(ctx: Arc<Ctx>, targets: Vec<Target>) -> Result<
             &ctx.sim_base,
             &targets,
             phase,
-            ctx.args.fault_rate,
+            faults::Rates {
+                calls: ctx.args.fault_rate,
+                token_calls: ctx.args.token_fault_rate,
+            },
             ctx.args.seed,
             delay,
         )
