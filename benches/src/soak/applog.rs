@@ -2,8 +2,7 @@
 //! and error by crate and message, and every retry the library logs (its retry events carry an
 //! `attempt` field) by endpoint. Optionally the same events go to a file.
 
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -19,18 +18,6 @@ pub struct AppLog {
     pub retries: Tally,
     /// Warnings and errors, by `LEVEL crate: message`.
     pub events: Tally,
-    /// When the token store was reported unavailable (the token manager's warning).
-    store_failures: Mutex<Vec<Instant>>,
-}
-
-impl AppLog {
-    /// When the token manager reported the token store unavailable, in order.
-    pub fn store_failures(&self) -> Vec<Instant> {
-        self.store_failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
 }
 
 /// The counting layer; install it with [`install`].
@@ -87,15 +74,6 @@ impl<S: Subscriber> Layer<S> for CountingLayer {
             self.0
                 .retries
                 .add(fields.endpoint.unwrap_or_else(|| meta.target().to_owned()));
-        }
-        if meta.target().starts_with("wechat_core::token")
-            && fields.message.contains("store unavailable")
-        {
-            self.0
-                .store_failures
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(Instant::now());
         }
         let krate = meta.target().split("::").next().unwrap_or("");
         self.0

@@ -9,6 +9,7 @@ pub mod faults;
 pub mod ledger;
 pub mod reconcile;
 pub mod redis;
+pub mod refreshes;
 pub mod rng;
 pub mod tally;
 pub mod world;

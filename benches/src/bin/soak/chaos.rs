@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use wechat_benches::soak::faults::{self, Target};
 use wechat_benches::soak::redis::RedisServer;
+use wechat_benches::soak::refreshes::Sample;
 use wechat_benches::soak::rng::Rng;
 
 use crate::Ctx;
@@ -188,6 +189,61 @@ async fn replay(ctx: &Ctx, mode: &str, body: &Value) {
     if mode == "unknown_order" {
         if let Some(no) = deliveries.first().and_then(|d| d["out_trade_no"].as_str()) {
             ctx.book().invented.insert(no.to_owned());
+        }
+    }
+}
+
+/// The credentials and the endpoints that fetch them.
+pub(crate) const CREDENTIALS: [(&str, &[&str]); 2] = [
+    ("access_token", &["/cgi-bin/stable_token", "/cgi-bin/token"]),
+    ("jsapi_ticket", &["/cgi-bin/ticket/getticket"]),
+];
+
+/// Samples the simulator's counters of the token and ticket endpoints every half second, until
+/// aborted.
+pub(crate) async fn watch_token_calls(ctx: Arc<Ctx>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        sample_token_calls(&ctx).await;
+    }
+}
+
+/// Reads `GET /_sim/stats` once and records the new calls to each credential's endpoints.
+pub(crate) async fn sample_token_calls(ctx: &Ctx) {
+    let Ok(response) = ctx
+        .control
+        .get(format!("{}/_sim/stats", ctx.sim_base))
+        .send()
+        .await
+    else {
+        return;
+    };
+    let Ok(stats) = response.json::<wechat_sim::StatsSnapshot>().await else {
+        return;
+    };
+    let at = ctx.started.elapsed().as_secs_f64();
+    let mut calls = ctx
+        .token_calls
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for (i, (_, paths)) in CREDENTIALS.iter().enumerate() {
+        let total: u64 = paths.iter().map(|p| stats.calls_to(p)).sum();
+        let faulted: u64 = paths
+            .iter()
+            .filter_map(|p| stats.faults.by_path.get(*p))
+            .flat_map(|kinds| kinds.iter())
+            .filter(|(kind, _)| kind.as_str() != "delay")
+            .map(|(_, n)| n)
+            .sum();
+        let (seen_calls, seen_faulted, samples) = &mut calls[i];
+        if total > *seen_calls {
+            samples.push(Sample {
+                at,
+                calls: total - *seen_calls,
+                faulted: faulted.saturating_sub(*seen_faulted),
+            });
+            *seen_calls = total;
+            *seen_faulted = faulted;
         }
     }
 }

@@ -86,7 +86,11 @@
 //!    down or empty. A refresh is one `stable_token` call; a ticket refresh may take three
 //!    `getticket` calls, because WeChat answers the same ticket until it expires (asked ahead,
 //!    at the expiry margin, then at expiry). Calls that an injected fault answered (busy, 5xx,
-//!    drop; not delay) are retries and are subtracted; the rest must stay within that bound;
+//!    drop; not delay) are retries and are subtracted; the rest must stay within that bound.
+//!    And refresh by refresh: the simulator's counters are sampled every 0.5 s, calls less than
+//!    3 s apart make one refresh, and a refresh outside a Redis outage (until 2 s after Redis
+//!    answers again) may take one `stable_token` call WeChat answered (two `getticket` calls:
+//!    the ticket's expiry margin and its expiry fall together);
 //! 5. every OAuth code was exchanged at most once (`sns/oauth2/access_token` calls ≤ callbacks
 //!    the buyers' browsers reached) and WeChat accepted every `wx.config` signature.
 //!
@@ -236,7 +240,13 @@ pub(crate) struct Ctx {
     pub(crate) replays: Tally,
     /// The orders known so far, by state.
     pub(crate) book: Mutex<Book>,
+    /// Per credential of [`chaos::CREDENTIALS`]: calls and faulted calls counted so far, and
+    /// the samples of new calls.
+    pub(crate) token_calls: Mutex<[TokenCalls; 2]>,
 }
+
+/// Calls and faulted calls seen so far, and the samples of new ones.
+pub(crate) type TokenCalls = (u64, u64, Vec<wechat_benches::soak::refreshes::Sample>);
 
 /// The orders the run knows of.
 #[derive(Debug, Default)]
@@ -396,6 +406,7 @@ async fn run(args: Args) -> Result<bool, BoxError> {
         errors: Tally::new(),
         replays: Tally::new(),
         book: Mutex::new(Book::default()),
+        token_calls: Mutex::new(Default::default()),
         args: args.clone(),
     });
     eprintln!(
@@ -415,6 +426,7 @@ async fn run(args: Args) -> Result<bool, BoxError> {
     let redis_task = tokio::spawn(chaos::redis_restarts(Arc::clone(&ctx), redis));
     let replay_task = tokio::spawn(chaos::replays(Arc::clone(&ctx)));
     let progress_task = tokio::spawn(progress(Arc::clone(&ctx)));
+    let watch_task = tokio::spawn(chaos::watch_token_calls(Arc::clone(&ctx)));
     let buyers: Vec<_> = (0..args.buyers)
         .map(|i| tokio::spawn(buyer::run(Arc::clone(&ctx), i)))
         .collect();
@@ -462,6 +474,8 @@ async fn run(args: Args) -> Result<bool, BoxError> {
         instance.shutdown().await;
     }
     let reconciliation = books(&ctx, &db).await?;
+    watch_task.abort();
+    chaos::sample_token_calls(&ctx).await;
     let stats = sim.stats();
     let elapsed = started.elapsed();
     let report = summary::Report {
