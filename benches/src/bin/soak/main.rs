@@ -468,8 +468,10 @@ async fn run(args: Args) -> Result<bool, BoxError> {
     // Stop the app, then compare what it left with WeChat's book.
     let connections = balancer.connections();
     balancer.stop();
-    let instance_names: Vec<&str> = instances.iter().map(|i| i.framework().as_str()).collect();
-    let instance_names: Vec<String> = instance_names.into_iter().map(str::to_owned).collect();
+    let instance_names: Vec<String> = instances
+        .iter()
+        .map(|i| i.framework().as_str().to_owned())
+        .collect();
     for instance in instances {
         instance.shutdown().await;
     }
