@@ -96,8 +96,8 @@
 //!
 //! Buyers seeing errors while WeChat fails is expected (a 502 when the order cannot be placed);
 //! they are reported by kind, with the library's retries (its retry log events, by endpoint)
-//! and the warnings and errors it logged. Exits 2 on any mismatch, 1 when the run cannot be set
-//! up.
+//! and the warnings and errors it logged. Exits 2 when a check fails (a mismatch of the order
+//! books, or too many token calls), 1 when the run cannot be set up.
 
 mod buyer;
 mod chaos;
