@@ -9,6 +9,9 @@
 //!   wechat-sim.
 //! - `pay-ops` (binary): the Rust side of the side-by-side with wechatpy
 //!   (`benches/wechatpy/compare.sh`).
+//! - `soak` (binary): buyers log in and pay through four demo-shop instances behind a balancer
+//!   while wechat-sim injects faults and Redis restarts; then WeChat's order book is reconciled
+//!   with the app's ([`soak`] holds its parts).
 //!
 //! This library holds what they share. Nothing here runs as part of `cargo test` beyond its own
 //! unit tests: every measurement is started explicitly.
@@ -18,3 +21,4 @@ pub mod fixtures;
 pub mod loadgen;
 pub mod report;
 pub mod servers;
+pub mod soak;
