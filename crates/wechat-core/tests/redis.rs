@@ -748,7 +748,11 @@ async fn the_first_command_after_a_redis_restart_succeeds() {
     // The connection of an idle process dies with the server; its next command must not fail
     // (and make the process refresh on its own) once Redis answers again.
     let mut server = RedisServer::start().await;
-    let store = RedisStore::connect(&server.url()).await.expect("Redis");
+    let store = RedisStore::builder(server.url())
+        .retry_after_failure(Duration::from_millis(50))
+        .connect()
+        .await
+        .expect("Redis");
     let now = wechat_core::clock::SystemClock.now_unix_secs();
     store
         .set("k", &StoredToken::new("BEFORE", now + 100))
@@ -770,6 +774,14 @@ async fn the_first_command_after_a_redis_restart_succeeds() {
             .await
             .expect("Redis answers");
         server.kill();
+        if round == 1 {
+            // Commands while Redis is down fail (and the reconnection with them) ...
+            assert!(store.get("k").await.is_err());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert!(store.get("k").await.is_err());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // ... and the first one once it is back succeeds.
         server.restart().await;
     }
 }

@@ -230,8 +230,9 @@ impl RedisStore {
 
     /// Runs one Redis command (made by `command` on a connection) under the store's bounds and
     /// failure pause. A command that finds the connection dead (Redis restarted since the last
-    /// command: broken pipe, reset) is sent once more, on the connection the manager
-    /// re-establishes, so that the first command after a restart does not fail for nothing.
+    /// command: broken pipe, reset, or a reconnection that failed while it was down) is sent
+    /// once more, on the connection the manager re-establishes, so that the first command after
+    /// a restart does not fail for nothing.
     async fn run<T, Fut>(
         &self,
         op: &'static str,
@@ -243,7 +244,15 @@ impl RedisStore {
         self.admit()?;
         let attempts = async {
             match command(self.conn.clone()).await {
-                Err(error) if error.is_connection_dropped() => {
+                // The manager answers the first command after a dead connection (or after a
+                // reconnection that failed while Redis was down) with that error, and
+                // reconnects: one more attempt reaches a Redis that is back.
+                Err(error)
+                    if error.is_connection_dropped()
+                        || error.is_connection_refusal()
+                        || error.is_io_error()
+                        || error.is_unrecoverable_error() =>
+                {
                     tracing::debug!(server = %self.shared.server, op, error = %error, "Redis connection dropped; sending the command again on a new one");
                     command(self.conn.clone()).await
                 }
