@@ -236,18 +236,7 @@ impl Browser {
                 .header("content-type", "application/json")
                 .body(body);
         }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.text().await.expect("body");
-        Answer {
-            status,
-            headers,
-            body,
-        }
+        answer(request, url).await
     }
 
     /// Opens a page (a navigation).
@@ -257,23 +246,13 @@ impl Browser {
 
     /// Submits a form on one of the app's pages: a same-origin POST navigation.
     pub async fn submit(&self, url: &str) -> Answer {
-        let response = self
+        let request = self
             .http
             .post(url)
             .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
             .header("sec-fetch-mode", "navigate")
-            .header("sec-fetch-site", "same-origin")
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.text().await.expect("body");
-        Answer {
-            status,
-            headers,
-            body,
-        }
+            .header("sec-fetch-site", "same-origin");
+        answer(request, url).await
     }
 
     /// A `fetch` GET.
@@ -377,5 +356,21 @@ impl TempStore {
 impl Drop for TempStore {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Sends `request` and reads its answer whole.
+async fn answer(request: reqwest::RequestBuilder, url: &str) -> Answer {
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.text().await.expect("body");
+    Answer {
+        status,
+        headers,
+        body,
     }
 }
