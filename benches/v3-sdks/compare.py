@@ -2,7 +2,7 @@
 
 Run it through compare.sh (which installs the SDKs and builds the Rust side):
 
-    bash benches/v3-sdks/compare.sh [--seconds 2] [--rounds 20]
+    bash benches/v3-sdks/compare.sh [--seconds 2] [--repeat 5] [--rounds 100]
 
 The inputs come from the Rust side (`pay-ops --dump-inputs`): the official test key, a JSAPI
 prepay request, a JSAPI paySign and a signed, encrypted payment notification, with wechat-core's
@@ -10,9 +10,12 @@ results. Each SDK must give the same Authorization signature and paySign (RSA PK
 deterministic) and decrypt the notification to the same fields, otherwise the script stops.
 Then every SDK, and wechat-core, is handed the notification probes (variants: stale, another
 merchant, a tampered ciphertext, ...) to show which checks each makes; and each operation runs
-for --seconds on each side. wechat-core's operations run in --rounds interleaved rounds beside
-the bare ring operations they contain (so that a busy machine slows both alike), and their ratio
-to them is taken over all rounds, with the quartiles of the per-round ratios beside it.
+for --seconds on each side, split into --repeat repetitions in which the sides take turns (so
+that a burst of load elsewhere on a shared machine spoils one repetition of one side, not a whole
+side), and the medians of the repetitions are given. wechat-core's operations run in --rounds
+interleaved rounds beside the bare ring operations they contain (so that a busy machine slows
+both alike), and their ratio to them is taken over all rounds, with the quartiles of the
+per-round ratios beside it.
 
 SDKs: wechatpayv3 (Python, in this process), wechatpay-node-v3 and wechatpay-axios-plugin (Node,
 node_sdks.js in a child process).
@@ -197,6 +200,10 @@ def main():
     parser.add_argument("--rust-bin", required=True, help="the pay-ops binary (release build)")
     parser.add_argument("--seconds", type=float, default=2.0,
                         help="seconds per operation and side (default 2)")
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="repetitions of the whole measurement, the sides taking turns, "
+                             "each with --seconds / --repeat per operation (default 5); the "
+                             "ops/s given are the medians of the repetitions")
     parser.add_argument("--rounds", type=int, default=100,
                         help="rounds that wechat-core's operations and their bare baselines "
                              "take turns in (default 100)")
@@ -217,40 +224,51 @@ def main():
               "wechatpayv3": {p["name"]: python_sdk.verdict(p) for p in v3["probes"]}}
 
     load_before = loadavg()
-    # wechat-core and its baselines first, interleaved round by round.
     names = sorted({op for op, _ in OPS} | {bare for _, bare, _, _ in BASELINES})
-    rust = json.loads(subprocess.run(
-        [args.rust_bin, "--only", ",".join(names), "--seconds", str(args.seconds),
-         "--rounds", str(args.rounds), "--per-round"],
-        check=True, capture_output=True, text=True).stdout)
-    rates = {"wechat-core": {op: statistics.fmean(rust[op]) for op in names}}
-    rates["wechatpayv3"] = {
-        "v3_authorization": ops_per_sec(python_sdk.authorization, args.seconds),
-        "v3_pay_sign": ops_per_sec(python_sdk.pay_sign, args.seconds),
-        "v3_notify_verify": ops_per_sec(
-            lambda: python_sdk.notify(v3["notification"]["headers"], v3["notification"]["body"]),
-            args.seconds),
+    python_ops = {
+        "v3_authorization": python_sdk.authorization,
+        "v3_pay_sign": python_sdk.pay_sign,
+        "v3_notify_verify": lambda: python_sdk.notify(v3["notification"]["headers"],
+                                                      v3["notification"]["body"]),
     }
+    share = args.seconds / args.repeat
+    # Per side and operation, the rate of each repetition; wechat-core's rounds, all of them.
+    runs = {side: {op: [] for op, _ in OPS} for side in ["wechat-core"] + SDKS}
+    rust = {op: [] for op in names}
+    versions = {"wechatpayv3": wechatpayv3.__version__}
     with tempfile.NamedTemporaryFile("w", suffix=".json") as inputs:
         inputs.write(dump)
         inputs.flush()
-        node = subprocess.run(["node", os.path.join(HERE, "node_sdks.js"), inputs.name,
-                               str(args.seconds)], capture_output=True, text=True)
-    if node.returncode != 0:
-        sys.exit(f"node_sdks.js: {node.stderr.strip()}")
-    node = json.loads(node.stdout)
-    versions = {"wechatpayv3": wechatpayv3.__version__}
-    for name, sdk in node["sdks"].items():
-        rates[name] = sdk["rates"]
-        probes[name] = sdk["probes"]
-        versions[name] = sdk["version"]
+        for _ in range(args.repeat):
+            # wechat-core and its baselines, interleaved round by round.
+            rounds = json.loads(subprocess.run(
+                [args.rust_bin, "--only", ",".join(names), "--seconds", str(share),
+                 "--rounds", str(max(1, args.rounds // args.repeat)), "--per-round"],
+                check=True, capture_output=True, text=True).stdout)
+            for op in names:
+                rust[op] += rounds[op]
+            for op, _ in OPS:
+                runs["wechat-core"][op].append(statistics.fmean(rounds[op]))
+                runs["wechatpayv3"][op].append(ops_per_sec(python_ops[op], share))
+            node = subprocess.run(["node", os.path.join(HERE, "node_sdks.js"), inputs.name,
+                                   str(share)], capture_output=True, text=True)
+            if node.returncode != 0:
+                sys.exit(f"node_sdks.js: {node.stderr.strip()}")
+            node = json.loads(node.stdout)
+            for name, sdk in node["sdks"].items():
+                for op, _ in OPS:
+                    runs[name][op].append(sdk["rates"][op])
+                probes[name] = sdk["probes"]
+                versions[name] = sdk["version"]
+    rates = {side: {op: statistics.median(r) for op, r in ops.items()}
+             for side, ops in runs.items()}
 
     print(f"wechat-core (release, ring) vs wechatpayv3 {versions['wechatpayv3']} on "
           f"{platform.python_implementation()} {platform.python_version()} (cryptography "
           f"{cryptography.__version__}, {openssl_backend.openssl_version_text()}), "
           f"wechatpay-node-v3 {versions['wechatpay-node-v3']} and wechatpay-axios-plugin "
           f"{versions['wechatpay-axios-plugin']} on {node['runtime']}; "
-          f"{args.seconds:g} s per operation and side")
+          f"{args.seconds:g} s per operation and side, in {args.repeat} repetitions")
     print(f"machine: {machine()} | load average before: {load_before}, after: {loadavg()}")
     print()
     print("| operation | wechat-core ops/s | " + " | ".join(f"{s} ops/s" for s in SDKS)
@@ -263,8 +281,10 @@ def main():
         print(f"| {label} | {ours:,.0f} | " + " | ".join(cells)
               + f" | {ours / rates[fastest][op]:,.2f}x ({fastest}) |")
     print()
-    print("In brackets: wechat-core's ops/s over the SDK's. wechat-core's figure is over all "
-          f"{args.rounds} rounds.")
+    print("Medians of the repetitions; in brackets wechat-core's ops/s over the SDK's. Spread "
+          "(min-max of the repetitions): " + "; ".join(
+              f"{side} {op}: {min(runs[side][op]):,.0f}-{max(runs[side][op]):,.0f}"
+              for side in ["wechat-core"] + SDKS for op, _ in OPS) + ".")
     print()
     print(f"wechat-core beside the bare ring operation it contains, in {args.rounds} interleaved "
           "rounds (time ratio = bare ops/s / wechat-core ops/s over all rounds; in brackets the "

@@ -7,7 +7,7 @@
 # ratios, and wechat-core beside its bare ring baselines, as markdown.
 #
 #   bash benches/v3-sdks/compare.sh                          # 2 s per operation and side
-#   bash benches/v3-sdks/compare.sh --seconds 5 --rounds 50
+#   bash benches/v3-sdks/compare.sh --seconds 5 --repeat 10 --rounds 200
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
