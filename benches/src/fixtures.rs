@@ -1,9 +1,12 @@
 //! The inputs every benchmark shares: one app, one merchant, a typical 12-field `unifiedorder`,
-//! a signed payment notification, a JS-SDK page and a session cookie.
+//! a signed payment notification, a JS-SDK page and a session cookie; [`v3`] holds the WeChat Pay
+//! API v3 inputs.
 //!
 //! The same values feed the criterion benchmarks, the load benchmark, the stampede and the
 //! side-by-side with wechatpy (`pay-ops --dump-inputs` hands them to the Python side), so that
 //! every figure in BENCHMARKS.md is measured on the same data.
+
+pub mod v3;
 
 use std::time::Duration;
 
