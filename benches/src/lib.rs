@@ -4,7 +4,9 @@
 //! - `benches/*.rs`: criterion micro-benchmarks (signing, notification verification, JS-SDK,
 //!   session cookie, cached tokens), each beside its baseline.
 //! - `load` (binary): bare axum and actix-web against the same apps behind the login
-//!   middleware, and the JS-SDK and notify routes, driven by [`loadgen`] in the same run.
+//!   middleware, and the JS-SDK and notify routes, driven by [`loadgen`] in the same run; with
+//!   `--paired`, a bare and a layered app side by side in alternating short slices
+//!   ([`paired`]).
 //! - `stampede` (binary): 10,000 concurrent callers on a cold and on an expired token, against
 //!   wechat-sim.
 //! - `pay-ops` (binary): the Rust side of the side-by-side with wechatpy
@@ -19,6 +21,8 @@
 pub mod cpu;
 pub mod fixtures;
 pub mod loadgen;
+pub mod paired;
 pub mod report;
 pub mod servers;
 pub mod soak;
+pub mod stats;
