@@ -211,7 +211,11 @@ fn describe(case: &str) -> (String, String, String) {
         _ => (
             "token store (MemoryStore)".to_owned(),
             format!("{} entries", thousands(TOKEN_STORE_CAP)),
-            format!("{} apps × 2 credentials", thousands(number(1)),),
+            format!(
+                "{} app{} × 2 credentials",
+                thousands(number(1)),
+                if number(1) == 1 { "" } else { "s" }
+            ),
         ),
     }
 }
