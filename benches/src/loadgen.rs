@@ -185,7 +185,7 @@ pub fn run(target: &Target, options: LoadOptions) -> std::io::Result<LoadReport>
         options.connections,
         options.threads,
         &[slice],
-        || crate::cpu::process_cpu_split(GENERATOR_THREAD),
+        |_| crate::cpu::process_cpu_split(GENERATOR_THREAD),
     )?;
     let mut latencies = run.latencies_ns;
     let mut report = LoadReport {
@@ -203,9 +203,10 @@ pub fn run(target: &Target, options: LoadOptions) -> std::io::Result<LoadReport>
 }
 
 /// One part of a [schedule](run_schedule): from the end of the previous slice (or the start)
-/// until `end`, every connection sends its requests to one target; the responses to requests
-/// sent from `measure_from` on and complete by `end` are counted (the time before
-/// `measure_from` lets the previous target's last responses arrive and the new one warm up).
+/// until `end`, every connection sends its requests to one target; the responses that complete
+/// between `measure_from` and `end` are counted (the time before `measure_from` lets the
+/// previous target's last responses arrive and the new one warm up; a response to a request of
+/// the previous slice never counts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slice {
     /// The index of the target, into the targets of the schedule.
@@ -246,8 +247,8 @@ pub struct ScheduleReport<S> {
 /// Drives `connections` keep-alive connections per target from `threads` generator threads
 /// through `slices`, one after the other (the same connection slot holds one connection to
 /// every target and sends to the target of the current slice, so switching targets costs no
-/// reconnection). Calls `sample` on the calling thread at every slice's `measure_from` and
-/// `end` (to read CPU times). Blocks until the last slice's end (plus at most one response
+/// reconnection). Calls `sample` with the slice on the calling thread at every slice's
+/// `measure_from` and `end` (to read CPU times). Blocks until the last slice's end (plus at most one response
 /// timeout).
 ///
 /// # Errors
@@ -257,7 +258,7 @@ pub fn run_schedule<S>(
     connections: usize,
     threads: usize,
     slices: &[Slice],
-    mut sample: impl FnMut() -> S,
+    mut sample: impl FnMut(&Slice) -> S,
 ) -> std::io::Result<ScheduleReport<S>> {
     let connections = connections.max(1);
     let threads = threads.clamp(1, connections);
@@ -296,9 +297,9 @@ pub fn run_schedule<S>(
     let mut samples = Vec::with_capacity(slices.len());
     for slice in slices {
         std::thread::sleep(slice.measure_from.saturating_duration_since(Instant::now()));
-        let before = sample();
+        let before = sample(slice);
         std::thread::sleep(slice.end.saturating_duration_since(Instant::now()));
-        samples.push((before, sample()));
+        samples.push((before, sample(slice)));
     }
     drop(release);
     let mut counted = Counted::new(targets.len(), slices.len());
@@ -406,7 +407,10 @@ async fn drive(targets: std::sync::Arc<[Target]>, schedule: std::sync::Arc<[Slic
         })
         .await;
         let done = Instant::now();
-        let measured = sent >= measure_from && done <= end;
+        // Counted by completion: the responses completed in the window, whenever sent (in
+        // this slice, so to this slice's target), measure the throughput without the bias of
+        // the requests still in flight at either edge.
+        let measured = done >= measure_from && done <= end;
         match outcome {
             Ok(Ok(head)) => {
                 if measured {

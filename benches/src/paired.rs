@@ -99,6 +99,10 @@ pub struct PairReport {
     pub totals: [LoadReport; 2],
     /// A's and B's time on a CPU over all blocks, from `schedstat`.
     pub on_cpu: [Duration; 2],
+    /// How many consecutive blocks the bootstrap intervals resample together: a second's
+    /// worth, so that a disturbance lasting about as long counts once (see
+    /// [`stats::bootstrap_interval`]).
+    pub bootstrap_run: usize,
 }
 
 impl PairReport {
@@ -124,12 +128,12 @@ impl PairReport {
 
     /// The spread of the blocks' req/s ratios.
     pub fn rate_spread(&self) -> Spread {
-        Spread::of(&self.rate_ratios())
+        Spread::of(&self.rate_ratios(), self.bootstrap_run)
     }
 
     /// The spread of the blocks' CPU-per-request ratios.
     pub fn cpu_spread(&self) -> Spread {
-        Spread::of(&self.cpu_ratios())
+        Spread::of(&self.cpu_ratios(), self.bootstrap_run)
     }
 
     /// B's summed requests over A's (their measured times are equal), with the 95 % bootstrap
@@ -139,7 +143,8 @@ impl PairReport {
             let (a, b) = blocks.fold((0, 0), |(a, b), [x, y]| (a + x.ok, b + y.ok));
             if a > 0 { b as f64 / a as f64 } else { 0.0 }
         };
-        let interval = stats::bootstrap_interval(self.blocks.len(), 2000, |indices| {
+        let run = self.bootstrap_run;
+        let interval = stats::bootstrap_interval(self.blocks.len(), run, 2000, |indices| {
             ratio(&mut indices.iter().map(|&i| &self.blocks[i]))
         });
         (ratio(&mut self.blocks.iter()), interval)
@@ -147,7 +152,8 @@ impl PairReport {
 }
 
 /// Drives `targets` (A, B) in the [A B B A schedule](abba_schedule), reading the CPU time of
-/// each server's `threads` at the edges of every slice. Blocks for the whole schedule.
+/// the slice's server's `threads` at the edges of its measured part (the other server is idle).
+/// Blocks for the whole schedule.
 ///
 /// # Errors
 /// When a generator thread cannot start its runtime.
@@ -162,15 +168,22 @@ pub fn run_pair(
         options.connections,
         options.threads,
         &slices,
-        || threads.map(cpu::threads_cpu),
+        |slice| cpu::threads_cpu(threads[slice.target]),
     )?;
-    let mut report = PairReport::default();
+    let block = options.slice * BLOCK.len() as u32;
+    let mut report = PairReport {
+        bootstrap_run: Duration::from_secs(1)
+            .div_duration_f64(block)
+            .round()
+            .max(1.0) as usize,
+        ..PairReport::default()
+    };
     let measured = slices.iter().zip(&run.slices).zip(&run.samples);
     let mut block = [BlockSide::default(); 2];
     let mut in_block = 0;
     for ((slice, count), (before, after)) in measured.filter(|((s, _), _)| s.measure_from < s.end) {
         let side = slice.target;
-        let cpu = after[side].since(before[side]);
+        let cpu = after.since(*before);
         block[side].ok += count.ok;
         block[side].measured += slice.measured();
         block[side].cpu.add(cpu);

@@ -24,24 +24,32 @@ pub fn median(values: &[f64]) -> f64 {
     quantile_sorted(&sorted(values), 0.5)
 }
 
-/// The 95 % percentile-bootstrap interval of `statistic` over `n` samples: `statistic` is
-/// evaluated on `resamples` resamples (the indices of `n` samples drawn with replacement) and
-/// the 2.5th and 97.5th percentiles of the results are returned. `(0, 0)` for no samples.
+/// The 95 % moving-block bootstrap interval of `statistic` over `n` samples taken in sequence:
+/// `statistic` is evaluated on `resamples` resamples, each the indices of `n` samples made of
+/// runs of `run` consecutive samples from random starts (wrapping around), and the 2.5th and
+/// 97.5th percentiles of the results are returned. With `run` 1 it is the plain bootstrap;
+/// longer runs keep together the samples a lasting disturbance made alike, so that the
+/// interval does not take them for independent evidence. `(0, 0)` for no samples.
 pub fn bootstrap_interval(
     n: usize,
+    run: usize,
     resamples: usize,
     mut statistic: impl FnMut(&[usize]) -> f64,
 ) -> (f64, f64) {
     if n == 0 {
         return (0.0, 0.0);
     }
+    let run = run.clamp(1, n);
     let mut random = SplitMix64(0x5eed_5eed_b007_57a9);
-    let mut indices = vec![0; n];
+    let mut indices = Vec::with_capacity(n + run);
     let mut results: Vec<f64> = (0..resamples.max(1))
         .map(|_| {
-            for index in &mut indices {
-                *index = random.below(n);
+            indices.clear();
+            while indices.len() < n {
+                let start = random.below(n);
+                indices.extend((start..start + run).map(|i| i % n));
             }
+            indices.truncate(n);
             statistic(&indices)
         })
         .collect();
@@ -67,11 +75,12 @@ pub struct Spread {
 }
 
 impl Spread {
-    /// The spread of `values`, with the median's interval from 2,000 resamples.
-    pub fn of(values: &[f64]) -> Self {
+    /// The spread of `values` (measured in this order), with the median's interval from 2,000
+    /// resamples in runs of `run` (see [`bootstrap_interval`]).
+    pub fn of(values: &[f64], run: usize) -> Self {
         let all = sorted(values);
         let mut resample = Vec::with_capacity(values.len());
-        let median_interval = bootstrap_interval(values.len(), 2000, |indices| {
+        let median_interval = bootstrap_interval(values.len(), run, 2000, |indices| {
             resample.clear();
             resample.extend(indices.iter().map(|&i| values[i]));
             resample.sort_by(f64::total_cmp);
@@ -125,7 +134,7 @@ mod tests {
         // 0.90, 0.91, … 1.10 repeated: a median of 1.0.
         let few: Vec<f64> = (0..21).map(|i| 0.9 + f64::from(i) / 100.0).collect();
         let many: Vec<f64> = few.iter().cycle().take(21 * 20).copied().collect();
-        let (a, b) = (Spread::of(&few), Spread::of(&many));
+        let (a, b) = (Spread::of(&few, 1), Spread::of(&many, 1));
         for spread in [a, b] {
             assert!((spread.median - 1.0).abs() < 1e-9, "{spread:?}");
             let (low, high) = spread.median_interval;
@@ -134,6 +143,22 @@ mod tests {
         }
         let width = |s: Spread| s.median_interval.1 - s.median_interval.0;
         assert!(width(b) < width(a), "{a:?} {b:?}");
-        assert_eq!(bootstrap_interval(0, 10, |_| 1.0), (0.0, 0.0));
+        assert_eq!(bootstrap_interval(0, 1, 10, |_| 1.0), (0.0, 0.0));
+    }
+
+    #[test]
+    fn runs_keep_alike_neighbours_together() {
+        // 20 runs of 20 equal values (0.8 or 1.2 in turn): independent draws would pin the
+        // mean near 1.0; runs of 20 see that there are only 20 independent values.
+        let values: Vec<f64> = (0..400)
+            .map(|i| if (i / 20) % 2 == 0 { 0.8 } else { 1.2 })
+            .collect();
+        let mean = |indices: &[usize]| {
+            indices.iter().map(|&i| values[i]).sum::<f64>() / indices.len() as f64
+        };
+        let width = |(low, high): (f64, f64)| high - low;
+        let plain = width(bootstrap_interval(values.len(), 1, 2000, mean));
+        let runs = width(bootstrap_interval(values.len(), 20, 2000, mean));
+        assert!(runs > 2.5 * plain, "{plain} {runs}");
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! Prints a Markdown table (req/s, p50, p99, errors) and the layer/bare ratio per framework.
 //! With `--paired` (or `--pairs`), each pair of hello apps is served side by side and measured
-//! in alternating slices of 100 ms (A B B A) by the same connections ([`wechat_benches::paired`]),
+//! in alternating slices of 20 ms (A B B A) by the same connections ([`wechat_benches::paired`]),
 //! and the table gives B/A per pair: the median of the blocks' ratios, their interquartile range
 //! and the 95 % bootstrap interval of the median, for req/s and for CPU time per request.
 //! Exits non-zero when a target answers wrongly before the measurement, or when errors occur.
@@ -49,7 +49,8 @@ struct Args {
     /// mode, before each pair's first block.
     #[arg(long, default_value_t = 0.5)]
     warmup: f64,
-    /// Concurrent keep-alive connections per target.
+    /// Concurrent keep-alive connections per target (in paired mode, connection slots per
+    /// pair, each with one connection to either server).
     #[arg(long, default_value_t = 32)]
     connections: usize,
     /// Threads of the load generator.
@@ -60,7 +61,8 @@ struct Args {
     server_workers: usize,
     /// Rounds: every target is measured this many times (`duration / rounds` each),
     /// interleaved (bare, layer, bare, layer, …), so that drift on a shared machine hits all
-    /// alike; the layer/bare ratio is the median of the rounds' ratios.
+    /// alike; the layer/bare ratio is the median of the rounds' ratios. Not used in paired
+    /// mode.
     #[arg(long, default_value_t = 10)]
     rounds: usize,
     /// Only the targets whose name contains one of these comma-separated texts (e.g.
@@ -79,9 +81,9 @@ struct Args {
     /// Router), actix-bare, actix-layer; an app paired with itself runs as two servers.
     #[arg(long, value_name = "A:B,…")]
     pairs: Option<String>,
-    /// Paired mode: the length of a slice in milliseconds; its first tenth is not counted (the
-    /// other server's last responses arrive then).
-    #[arg(long, default_value_t = 100)]
+    /// Paired mode: the length of a slice in milliseconds (at least 10); its first tenth is not
+    /// counted (the other server's last responses arrive then).
+    #[arg(long, default_value_t = 20)]
     slice_ms: u64,
 }
 
