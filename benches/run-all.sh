@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark of BENCHMARKS.md in sequence, as written there, and keeps each output
-# under <cargo target dir>/bench-results/. About 8 minutes on 2 cores once built; measure on a
+# under <cargo target dir>/bench-results/. About 9 minutes on 2 cores once built; measure on a
 # quiet machine (the load average is printed before each step).
 #
 #   bash benches/run-all.sh
@@ -38,6 +38,9 @@ cargo run --quiet --release -p wechat-benches --bin stampede 2>&1 | tee "$out/st
 
 step "side-by-side with wechatpy"
 bash "$here/wechatpy/compare.sh" 2>&1 | tee "$out/wechatpy.txt"
+
+step "side-by-side with the Pay v3 SDKs (wechatpayv3, wechatpay-node-v3, wechatpay-axios-plugin)"
+bash "$here/v3-sdks/compare.sh" 2>&1 | tee "$out/v3-sdks.txt"
 
 echo
 echo "outputs in $out"

@@ -2,7 +2,8 @@
 //!
 //! - WeChat Pay v2 `sign` of a typical 12-field `unifiedorder`, MD5 and HMAC-SHA256, beside the
 //!   bare hash of the same `stringSignTemp` (target: sign <= 3x the bare hash);
-//! - a payment notification: parse + verify + typed value, and its parts;
+//! - a payment notification, MD5 and HMAC-SHA256: parse + verify + typed value, and its parts,
+//!   beside the bare hash of its canonical string (target: <= 2x);
 //! - the JS-SDK `wx.config` signature, beside the bare SHA-1 of the same string.
 //!
 //! `cargo bench -p wechat-benches --bench signing` (1 s warm-up and 3 s measurement per
@@ -21,6 +22,14 @@ use wechat_core::jssdk::{JsSdkConfig, sign_jssdk};
 use wechat_core::pay::v2::{
     PayFields, SignType, sign_pay_fields, verify_pay_fields, verify_payment_notification,
 };
+
+/// The bare HMAC-SHA256 of `input` keyed with the merchant API key: the baseline.
+fn hmac(input: &[u8]) -> impl AsRef<[u8]> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(fixtures::PAY_KEY.as_bytes())
+        .expect("HMAC takes any key length");
+    mac.update(input);
+    mac.finalize().into_bytes()
+}
 
 fn pay_sign(c: &mut Criterion) {
     let key = fixtures::pay_key();
@@ -44,13 +53,6 @@ fn pay_sign(c: &mut Criterion) {
                 });
             }
             SignType::HmacSha256 => {
-                let hmac = |input: &[u8]| {
-                    let mut mac =
-                        <Hmac<Sha256> as Mac>::new_from_slice(fixtures::PAY_KEY.as_bytes())
-                            .expect("HMAC takes any key length");
-                    mac.update(input);
-                    mac.finalize().into_bytes()
-                };
                 g.bench_function("bare hash of stringSignTemp", |b| {
                     b.iter(|| hmac(black_box(canonical.as_bytes())))
                 });
@@ -64,30 +66,44 @@ fn pay_sign(c: &mut Criterion) {
 }
 
 fn notification(c: &mut Criterion) {
-    let config = fixtures::pay_config("http://127.0.0.1:9");
-    let body = fixtures::notification_body();
-    let parsed = PayFields::parse(&body).expect("the fixture parses");
-    let sign = parsed.get("sign").expect("signed").to_owned();
-    let key = fixtures::pay_key();
-    let mut g = c.benchmark_group("pay_notify");
-    g.bench_function(
-        "verify_payment_notification (parse + verify + typed)",
-        |b| b.iter(|| verify_payment_notification(&config, black_box(&body)).is_ok()),
-    );
-    g.bench_function("PayFields::parse only", |b| {
-        b.iter(|| PayFields::parse(black_box(&body)).is_ok())
-    });
-    g.bench_function("verify_pay_fields only (17 fields)", |b| {
-        b.iter(|| verify_pay_fields(black_box(&parsed), &key, SignType::Md5, &sign).is_ok())
-    });
-    // The baseline of the target (notification <= 2x): the bare MD5 of the same
-    // canonical string (the fields but `sign`, sorted, `&key=`), measured in the same group.
-    let unsigned: Vec<(&str, &str)> = parsed.iter().filter(|(name, _)| *name != "sign").collect();
-    let canonical = fixtures::canonical_string(&unsigned, fixtures::PAY_KEY);
-    g.bench_function("bare MD5 of the canonical string", |b| {
-        b.iter(|| Md5::digest(black_box(canonical.as_bytes())))
-    });
-    g.finish();
+    for sign_type in [SignType::Md5, SignType::HmacSha256] {
+        let config = fixtures::pay_config_signed("http://127.0.0.1:9", sign_type);
+        let body = fixtures::signed_notification_body(sign_type);
+        let parsed = PayFields::parse(&body).expect("the fixture parses");
+        let sign = parsed.get("sign").expect("signed").to_owned();
+        let key = fixtures::pay_key();
+        assert!(verify_payment_notification(&config, &body).is_ok());
+        let group = match sign_type {
+            SignType::Md5 => "pay_notify",
+            SignType::HmacSha256 => "pay_notify_hmac_sha256",
+        };
+        let mut g = c.benchmark_group(group);
+        g.bench_function(
+            "verify_payment_notification (parse + verify + typed)",
+            |b| b.iter(|| verify_payment_notification(&config, black_box(&body)).is_ok()),
+        );
+        g.bench_function("PayFields::parse only", |b| {
+            b.iter(|| PayFields::parse(black_box(&body)).is_ok())
+        });
+        g.bench_function("verify_pay_fields only", |b| {
+            b.iter(|| verify_pay_fields(black_box(&parsed), &key, sign_type, &sign).is_ok())
+        });
+        // The baseline of the target (notification <= 2x): the bare hash of the same
+        // canonical string (the fields but `sign`, sorted, `&key=`), measured in the same group.
+        let unsigned: Vec<(&str, &str)> =
+            parsed.iter().filter(|(name, _)| *name != "sign").collect();
+        let canonical = fixtures::canonical_string(&unsigned, fixtures::PAY_KEY);
+        match sign_type {
+            SignType::Md5 => g.bench_function("bare MD5 of the canonical string", |b| {
+                b.iter(|| Md5::digest(black_box(canonical.as_bytes())))
+            }),
+            SignType::HmacSha256 => g
+                .bench_function("bare HMAC-SHA256 of the canonical string", |b| {
+                    b.iter(|| hmac(black_box(canonical.as_bytes())))
+                }),
+        };
+        g.finish();
+    }
 }
 
 fn jssdk(c: &mut Criterion) {

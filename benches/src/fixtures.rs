@@ -1,9 +1,12 @@
 //! The inputs every benchmark shares: one app, one merchant, a typical 12-field `unifiedorder`,
-//! a signed payment notification, a JS-SDK page and a session cookie.
+//! a signed payment notification, a JS-SDK page and a session cookie; [`v3`] holds the WeChat Pay
+//! API v3 inputs.
 //!
 //! The same values feed the criterion benchmarks, the load benchmark, the stampede and the
 //! side-by-side with wechatpy (`pay-ops --dump-inputs` hands them to the Python side), so that
 //! every figure in BENCHMARKS.md is measured on the same data.
+
+pub mod v3;
 
 use std::time::Duration;
 
@@ -131,8 +134,17 @@ pub fn notification_fields() -> PayFields {
 /// The payment notification WeChat would post for [`OUT_TRADE_NO`]: 16 fields plus `sign`
 /// (MD5, WeChat's default), as XML.
 pub fn notification_body() -> Vec<u8> {
+    signed_notification_body(SignType::Md5)
+}
+
+/// The same notification signed with `sign_type` (which, for HMAC-SHA256, it names in
+/// `sign_type`, as WeChat does).
+pub fn signed_notification_body(sign_type: SignType) -> Vec<u8> {
     let mut fields = notification_fields();
-    let sign = sign_pay_fields(&fields, &pay_key(), SignType::Md5);
+    if sign_type != SignType::Md5 {
+        fields.insert("sign_type", sign_type.as_str());
+    }
+    let sign = sign_pay_fields(&fields, &pay_key(), sign_type);
     fields.insert("sign", sign);
     fields
         .to_xml()
@@ -147,12 +159,18 @@ pub fn pay_key() -> PayApiKey {
 
 /// The merchant's configuration (notifications signed with MD5), pointing at `base_url`.
 pub fn pay_config(base_url: &str) -> PayConfig {
+    pay_config_signed(base_url, SignType::Md5)
+}
+
+/// The merchant's configuration signing with `sign_type`, pointing at `base_url`.
+pub fn pay_config_signed(base_url: &str, sign_type: SignType) -> PayConfig {
     PayConfig::builder(
         MCH_ID,
         APPID,
         PAY_KEY,
         "https://shop.example.com/wechat/pay/notify",
     )
+    .sign_type(sign_type)
     .base_url(base_url)
     .build()
     .unwrap()

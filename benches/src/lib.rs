@@ -9,8 +9,8 @@
 //!   ([`paired`]).
 //! - `stampede` (binary): 10,000 concurrent callers on a cold and on an expired token, against
 //!   wechat-sim.
-//! - `pay-ops` (binary): the Rust side of the side-by-side with wechatpy
-//!   (`benches/wechatpy/compare.sh`).
+//! - `pay-ops` (binary): the Rust side of the side-by-sides with wechatpy
+//!   (`benches/wechatpy/compare.sh`) and with the Pay v3 SDKs (`benches/v3-sdks/compare.sh`).
 //! - `soak` (binary): buyers log in and pay through four demo-shop instances behind a balancer
 //!   while wechat-sim injects faults and Redis restarts; then WeChat's order book is reconciled
 //!   with the app's ([`soak`] holds its parts).

@@ -1,9 +1,10 @@
-//! The Rust side of the side-by-side with wechatpy: operations per second of wechat-core's
-//! signing and notification verification on fixed inputs.
+//! The Rust side of the side-by-sides with wechatpy (Pay v2) and with the v3 SDKs: operations
+//! per second of wechat-core's signing and notification verification on fixed inputs.
 //!
 //! ```sh
 //! cargo run --release -p wechat-benches --bin pay-ops -- --dump-inputs   # the inputs, as JSON
 //! cargo run --release -p wechat-benches --bin pay-ops -- --seconds 2      # {"op": ops/s, …}
+//! cargo run --release -p wechat-benches --bin pay-ops -- --only v3_pay_sign,bare_rsa_sign --rounds 10
 //! cargo run --release -p wechat-benches --bin pay-ops -- --op sign_md5 --iterations 10000
 //! ```
 //!
@@ -12,19 +13,31 @@
 //! `login_decide`); `--op` runs
 //! one of them a fixed number of times, for `benches/count-instructions.sh`.
 //!
-//! `benches/wechatpy/compare.sh` runs it beside wechatpy on the same inputs (read from
-//! `--dump-inputs`, and checked to give the same signatures on both sides).
+//! The Pay v3 operations (`v3_authorization`, `v3_pay_sign`, `v3_notify_verify`) run beside the
+//! bare ring operations they contain (`bare_rsa_sign`, `bare_rsa_verify_aes_gcm`), on the v3
+//! test vectors ([`wechat_benches::fixtures::v3`]).
+//!
+//! `benches/wechatpy/compare.sh` runs it beside wechatpy, and `benches/v3-sdks/compare.sh`
+//! beside the v3 SDKs, on the same inputs (read from `--dump-inputs`, and checked to give the
+//! same results on both sides).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use clap::Parser;
 use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use ring::rand::SystemRandom;
+use ring::signature::{self, RsaKeyPair, UnparsedPublicKey};
 use sha2::Sha256;
 use wechat_benches::fixtures;
+use wechat_benches::fixtures::v3;
 use wechat_core::jssdk::sign_jssdk;
 use wechat_core::pay::v2::{SignType, sign_pay_fields, verify_payment_notification};
+use wechat_core::pay::v3::{PaymentNotification, authorization, pay_sign, request_message};
 
 /// Command-line options.
 #[derive(Debug, Parser)]
@@ -36,6 +49,17 @@ struct Args {
     /// Seconds of measurement per operation.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
+    /// Measure only these operations (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Split each operation's `--seconds` into this many rounds, the operations taking turns
+    /// round by round, so that a machine that drifts during the run slows them alike.
+    #[arg(long, default_value_t = 1)]
+    rounds: u32,
+    /// Print each round's operations per second (a list per operation) instead of the rate
+    /// over all rounds: for ratios paired round by round.
+    #[arg(long)]
+    per_round: bool,
     /// Run only this operation, exactly `--iterations` times, and print nothing: for counting
     /// instructions with `valgrind --tool=callgrind` (see benches/count-instructions.sh).
     #[arg(long)]
@@ -49,7 +73,8 @@ struct Args {
 type Op = Box<dyn FnMut() -> bool>;
 
 /// Every operation, by name: the four compared with wechatpy, the bare hashes they are
-/// compared with, and the per-request work of the login middleware.
+/// compared with, the per-request work of the login middleware, and the Pay v3 operations
+/// with their bare ring baselines.
 fn ops() -> Vec<(&'static str, Op)> {
     let key = fixtures::pay_key();
     let md5_fields = fixtures::unified_order_fields(SignType::Md5);
@@ -86,7 +111,7 @@ fn ops() -> Vec<(&'static str, Op)> {
     let uncached_value = value.clone();
     let sign_key = key.clone();
     let hmac_key = key.clone();
-    vec![
+    let mut ops: Vec<(&'static str, Op)> = vec![
         (
             "sign_md5",
             Box::new(move || {
@@ -178,6 +203,124 @@ fn ops() -> Vec<(&'static str, Op)> {
                     flow.decide(black_box(&parts)),
                     wechat_core::login::Decision::Proceed(p) if p.session_user().is_some()
                 )
+            }),
+        ),
+    ];
+    ops.extend(v3_ops());
+    ops
+}
+
+/// The Pay v3 operations, each beside the bare ring operation it contains.
+fn v3_ops() -> Vec<(&'static str, Op)> {
+    let key = v3::merchant_key();
+    let pay_key = key.clone();
+    let config = v3::pay_config();
+    let keys = v3::wechat_pay_keys();
+    let headers = v3::notification_header_map();
+    let body = v3::NOTIFICATION_BODY.as_bytes();
+
+    // The bare sign: the request message of the Authorization header (the paySign message is
+    // shorter: a few hundred bytes less to hash, next to a 2048-bit private-key operation).
+    let bare_key =
+        RsaKeyPair::from_pkcs8(&v3::pem_der(v3::MERCHANT_PRIVATE_KEY_PEM)).expect("PKCS#8");
+    let rng = SystemRandom::new();
+    let message = request_message(
+        v3::PREPAY_METHOD,
+        v3::PREPAY_URL,
+        v3::PREPAY_TIMESTAMP,
+        v3::PREPAY_NONCE,
+        v3::PREPAY_BODY.as_bytes(),
+    );
+
+    // The bare verify + open: the notification's signed message and its resource's bytes.
+    let spki = v3::pem_der(v3::WECHAT_PAY_PUBLIC_KEY_PEM);
+    // The RSAPublicKey at the end of the SPKI (after its 24-byte header for a 2048-bit key).
+    let rsa_public =
+        UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, spki[24..].to_vec());
+    let notification_message = v3::notification_message();
+    let notification_signature = STANDARD
+        .decode(v3::notification_header("Wechatpay-Signature"))
+        .expect("base64");
+    let envelope: serde_json::Value = serde_json::from_slice(body).expect("JSON");
+    let resource = |k: &str| envelope["resource"][k].as_str().expect("resource field");
+    let sealed = STANDARD.decode(resource("ciphertext")).expect("base64");
+    let nonce: [u8; 12] = resource("nonce").as_bytes().try_into().expect("12 bytes");
+    let aad = resource("associated_data").to_owned();
+    let aes = LessSafeKey::new(
+        UnboundKey::new(&AES_256_GCM, v3::API_V3_KEY.as_bytes()).expect("32 bytes"),
+    );
+
+    vec![
+        (
+            "v3_authorization",
+            Box::new(move || {
+                authorization(
+                    v3::MCHID,
+                    &key,
+                    v3::PREPAY_METHOD,
+                    v3::PREPAY_URL,
+                    v3::PREPAY_TIMESTAMP,
+                    v3::PREPAY_NONCE,
+                    black_box(v3::PREPAY_BODY.as_bytes()),
+                )
+                .is_ok_and(|h| !h.is_empty())
+            }) as Op,
+        ),
+        (
+            "v3_pay_sign",
+            Box::new(move || {
+                pay_sign(
+                    &pay_key,
+                    v3::PAY_APPID,
+                    v3::PAY_TIMESTAMP,
+                    v3::PAY_NONCE,
+                    black_box(v3::PAY_PACKAGE),
+                )
+                .is_ok_and(|s| !s.is_empty())
+            }),
+        ),
+        (
+            "bare_rsa_sign",
+            Box::new(move || {
+                let mut out = vec![0u8; bare_key.public().modulus_len()];
+                bare_key
+                    .sign(
+                        &signature::RSA_PKCS1_SHA256,
+                        &rng,
+                        black_box(&message),
+                        &mut out,
+                    )
+                    .is_ok()
+            }),
+        ),
+        (
+            "v3_notify_verify",
+            Box::new(move || {
+                wechat_core::pay::v3::verify_payment_notification(
+                    &config,
+                    &keys,
+                    black_box(&headers),
+                    black_box(body),
+                )
+                .is_ok_and(|n| n.total == 100)
+            }),
+        ),
+        (
+            "bare_rsa_verify_aes_gcm",
+            Box::new(move || {
+                if rsa_public
+                    .verify(black_box(&notification_message), &notification_signature)
+                    .is_err()
+                {
+                    return false;
+                }
+                let mut buffer = sealed.clone();
+                aes.open_in_place(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(aad.as_bytes()),
+                    &mut buffer,
+                )
+                .is_ok_and(|plain| !plain.is_empty())
             }),
         ),
     ]
@@ -275,36 +418,91 @@ fn main() {
         }
         return;
     }
-    let budget = Duration::from_secs_f64(args.seconds.max(0.05));
+    if !args.only.is_empty() {
+        if let Some(unknown) = args
+            .only
+            .iter()
+            .find(|name| !ops.iter().any(|(n, _)| n == name))
+        {
+            let names: Vec<_> = ops.iter().map(|(n, _)| *n).collect();
+            eprintln!("pay-ops: unknown op {unknown}; one of {}", names.join(", "));
+            std::process::exit(2);
+        }
+        ops.retain(|(name, _)| args.only.iter().any(|n| n == name));
+    }
+    let rounds = args.rounds.max(1);
+    let budget = Duration::from_secs_f64(args.seconds.max(0.05) / f64::from(rounds));
+    let mut meters: Vec<Meter> = ops.iter_mut().map(|(_, op)| Meter::new(op)).collect();
+    for _ in 0..rounds {
+        for ((_, op), meter) in ops.iter_mut().zip(&mut meters) {
+            meter.measure(op, budget);
+        }
+    }
     let json: serde_json::Map<String, serde_json::Value> = ops
-        .into_iter()
-        .map(|(name, mut op)| {
-            (
-                name.to_owned(),
-                serde_json::json!(ops_per_sec(budget, &mut op)),
-            )
+        .iter()
+        .zip(&meters)
+        .map(|((name, _), meter)| {
+            let rates = if args.per_round {
+                serde_json::json!(meter.rounds)
+            } else {
+                serde_json::json!(meter.ops_per_sec())
+            };
+            ((*name).to_owned(), rates)
         })
         .collect();
     println!("{}", serde_json::Value::Object(json));
 }
 
-/// Runs `op` in batches until `budget` has passed; returns operations per second.
-fn ops_per_sec(budget: Duration, op: &mut Op) -> f64 {
-    // Warm up caches and the branch predictor.
-    for _ in 0..1000 {
-        black_box(op());
-    }
-    let start = Instant::now();
-    let mut count: u64 = 0;
-    loop {
-        for _ in 0..1000 {
+/// What one operation has done so far: calls and time, in batches of a size that takes about
+/// a millisecond (some thousand sub-microsecond hashes, or one RSA signature).
+struct Meter {
+    batch: u64,
+    count: u64,
+    elapsed: Duration,
+    /// Operations per second in each round.
+    rounds: Vec<f64>,
+}
+
+impl Meter {
+    /// Warms `op` up (caches, branch predictor) for about 50 ms and sizes its batches.
+    fn new(op: &mut Op) -> Self {
+        let mut calls: u64 = 0;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(50) || calls < 10 {
             black_box(op());
+            calls += 1;
         }
-        count += 1000;
-        let elapsed = start.elapsed();
-        if elapsed >= budget {
-            return count as f64 / elapsed.as_secs_f64();
+        let per_call = start.elapsed().as_secs_f64() / calls as f64;
+        Self {
+            batch: ((1e-3 / per_call) as u64).clamp(1, 100_000),
+            count: 0,
+            elapsed: Duration::ZERO,
+            rounds: Vec::new(),
         }
+    }
+
+    /// Runs `op` in batches until `budget` has passed: one round.
+    fn measure(&mut self, op: &mut Op, budget: Duration) {
+        let start = Instant::now();
+        let mut count = 0;
+        loop {
+            for _ in 0..self.batch {
+                black_box(op());
+            }
+            count += self.batch;
+            let elapsed = start.elapsed();
+            if elapsed >= budget {
+                self.count += count;
+                self.elapsed += elapsed;
+                self.rounds.push(count as f64 / elapsed.as_secs_f64());
+                return;
+            }
+        }
+    }
+
+    /// Operations per second over every round.
+    fn ops_per_sec(&self) -> f64 {
+        self.count as f64 / self.elapsed.as_secs_f64()
     }
 }
 
@@ -335,5 +533,144 @@ fn inputs() -> serde_json::Value {
             "sign_hmac_sha256": sign_pay_fields(fixtures::unified_order_fields(SignType::HmacSha256), &key, SignType::HmacSha256),
             "jssdk_sign": sign_jssdk(&fixtures::jsapi_ticket(), fixtures::JSSDK_NONCE, fixtures::JSSDK_TIMESTAMP, fixtures::JSSDK_PAGE),
         },
+        "v3": v3_inputs(),
     })
+}
+
+/// The Pay v3 inputs and wechat-core's results on them. RSA PKCS#1 v1.5 signatures are
+/// deterministic, so both signatures are expected byte for byte; the notification's expected
+/// value is what wechat-core decrypted and checked.
+fn v3_inputs() -> serde_json::Value {
+    let key = v3::merchant_key();
+    let header = authorization(
+        v3::MCHID,
+        &key,
+        v3::PREPAY_METHOD,
+        v3::PREPAY_URL,
+        v3::PREPAY_TIMESTAMP,
+        v3::PREPAY_NONCE,
+        v3::PREPAY_BODY.as_bytes(),
+    )
+    .expect("signs");
+    let signature = header
+        .rsplit_once("signature=\"")
+        .and_then(|(_, s)| s.strip_suffix('"'))
+        .expect("the header ends with the signature")
+        .to_owned();
+    let paid = wechat_core::pay::v3::verify_payment_notification(
+        &v3::pay_config(),
+        &v3::wechat_pay_keys(),
+        &v3::notification_header_map(),
+        v3::NOTIFICATION_BODY.as_bytes(),
+    )
+    .expect("the notification vector verifies");
+    let headers: serde_json::Map<String, serde_json::Value> = v3::notification_headers()
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.into()))
+        .collect();
+    let probes: Vec<serde_json::Value> = v3::notification_probes()
+        .into_iter()
+        .map(|probe| {
+            let map: http::HeaderMap = probe
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        http::HeaderName::from_static(leak_lowercase(name)),
+                        http::HeaderValue::from_str(value).expect("a header value"),
+                    )
+                })
+                .collect();
+            let verdict = match wechat_core::pay::v3::verify_payment_notification(
+                &v3::pay_config(),
+                &v3::wechat_pay_keys(),
+                &map,
+                probe.body.as_bytes(),
+            ) {
+                Ok(_) => "accepted".to_owned(),
+                Err(e) => format!("refused: {e}"),
+            };
+            let headers: serde_json::Map<String, serde_json::Value> = probe
+                .headers
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value.into()))
+                .collect();
+            serde_json::json!({
+                "name": probe.name,
+                "what": probe.what,
+                "headers": headers,
+                "body": probe.body,
+                "wechat_core": verdict,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "merchant_private_key_pem": v3::MERCHANT_PRIVATE_KEY_PEM,
+        "mchid": v3::MCHID,
+        "merchant_serial": v3::KEY_SERIAL,
+        "prepay": {
+            "method": v3::PREPAY_METHOD,
+            "url": v3::PREPAY_URL,
+            "timestamp": v3::PREPAY_TIMESTAMP,
+            "nonce": v3::PREPAY_NONCE,
+            "body": v3::PREPAY_BODY,
+        },
+        "pay_sign": {
+            "appid": v3::PAY_APPID,
+            "timestamp": v3::PAY_TIMESTAMP,
+            "nonce": v3::PAY_NONCE,
+            "package": v3::PAY_PACKAGE,
+        },
+        "notification": {
+            "headers": headers,
+            "body": v3::NOTIFICATION_BODY,
+            "api_v3_key": v3::API_V3_KEY,
+            "wechat_pay_public_key_pem": v3::WECHAT_PAY_PUBLIC_KEY_PEM,
+            "wechat_pay_public_key_id": v3::KEY_SERIAL,
+            "at": v3::NOTIFICATION_AT,
+            "mchid": v3::NOTIFY_MCHID,
+            "appid": v3::NOTIFY_APPID,
+        },
+        "probes": probes,
+        "expected": {
+            "authorization": header,
+            "authorization_signature": signature,
+            "pay_sign": pay_sign(&key, v3::PAY_APPID, v3::PAY_TIMESTAMP, v3::PAY_NONCE, v3::PAY_PACKAGE).expect("signs"),
+            "notification": notification_json(&paid),
+        },
+    })
+}
+
+/// The fields of a verified payment notification, named as in the decrypted resource, for the
+/// other side to compare with what it decrypted.
+fn notification_json(paid: &PaymentNotification) -> serde_json::Value {
+    let t = &paid.transaction;
+    let amount = t.amount.as_ref();
+    serde_json::json!({
+        "id": paid.id,
+        "resource": {
+            "appid": paid.appid.as_str(),
+            "mchid": paid.mchid.as_str(),
+            "out_trade_no": paid.out_trade_no.as_str(),
+            "transaction_id": paid.transaction_id.as_str(),
+            "trade_type": t.trade_type,
+            "trade_state": t.trade_state.to_string(),
+            "trade_state_desc": t.trade_state_desc,
+            "bank_type": t.bank_type,
+            "attach": paid.attach,
+            "success_time": paid.success_time,
+            "payer": {"openid": paid.openid.as_str()},
+            "amount": {
+                "total": paid.total,
+                "payer_total": paid.payer_total,
+                "currency": amount.and_then(|a| a.currency.as_deref()),
+                "payer_currency": amount.and_then(|a| a.payer_currency.as_deref()),
+            },
+        },
+    })
+}
+
+/// `name` in lower case, for `HeaderName::from_static` (the probes' few names, once).
+fn leak_lowercase(name: &str) -> &'static str {
+    Box::leak(name.to_ascii_lowercase().into_boxed_str())
 }

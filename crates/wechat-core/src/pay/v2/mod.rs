@@ -45,4 +45,4 @@ pub use refund::{
     Refund, RefundItem, RefundQueryResponse, RefundRef, RefundResponse, RefundStatus,
 };
 pub use sign::{SignType, sign_pay_fields, verify_pay_fields};
-pub use xml::{MAX_NOTIFICATION_BODY, MAX_NOTIFICATION_FIELDS, PayFields};
+pub use xml::{Fields, MAX_NOTIFICATION_BODY, MAX_NOTIFICATION_FIELDS, PayFields};

@@ -26,7 +26,9 @@
 
 use std::future::Future;
 
-use super::order::{OrderQueryResponse, optional_fen, required, required_fen};
+use super::order::{
+    OrderQueryResponse, fen_value, non_empty, optional_fen, required, required_fen, required_value,
+};
 use super::xml::{Limits, MAX_NOTIFICATION_BODY, parse_flat};
 use super::{
     PayClient, PayConfig, PayFields, RefundRef, RefundStatus, SignType, decrypt_refund_req_info,
@@ -87,21 +89,36 @@ pub struct PaymentNotification {
 }
 
 impl PaymentNotification {
-    fn from_verified(fields: PayFields, source: &'static str) -> Result<Self> {
+    /// The typed value of the verified fields `picked` was taken from, with [`fields`](Self::fields)
+    /// left empty for the caller to move them in (`picked` borrows them).
+    fn from_picked(picked: &PaymentFields<'_>, source: &'static str) -> Result<Self> {
         Ok(Self {
-            appid: AppId::from(required(&fields, "appid", source)?),
-            mch_id: MchId::from(required(&fields, "mch_id", source)?),
-            out_trade_no: OutTradeNo::from(required(&fields, "out_trade_no", source)?),
-            transaction_id: TransactionId::from(required(&fields, "transaction_id", source)?),
-            openid: OpenId::from(required(&fields, "openid", source)?),
-            total_fee: required_fen(&fields, "total_fee", source)?,
-            cash_fee: optional_fen(&fields, "cash_fee", source)?,
-            fee_type: fields.get_non_empty("fee_type").map(str::to_owned),
-            time_end: fields.get("time_end").unwrap_or("").to_owned(),
-            attach: fields.get_non_empty("attach").map(str::to_owned),
-            trade_type: fields.get("trade_type").unwrap_or("").to_owned(),
-            bank_type: fields.get_non_empty("bank_type").map(str::to_owned),
-            fields,
+            appid: AppId::from(required_value(picked.appid, "appid", source)?),
+            mch_id: MchId::from(required_value(picked.mch_id, "mch_id", source)?),
+            out_trade_no: OutTradeNo::from(required_value(
+                picked.out_trade_no,
+                "out_trade_no",
+                source,
+            )?),
+            transaction_id: TransactionId::from(required_value(
+                picked.transaction_id,
+                "transaction_id",
+                source,
+            )?),
+            openid: OpenId::from(required_value(picked.openid, "openid", source)?),
+            total_fee: fen_value(picked.total_fee, "total_fee", source)?.ok_or_else(|| {
+                Error::UnexpectedResponse {
+                    endpoint: source,
+                    detail: "missing total_fee".into(),
+                }
+            })?,
+            cash_fee: fen_value(picked.cash_fee, "cash_fee", source)?,
+            fee_type: non_empty(picked.fee_type).map(str::to_owned),
+            time_end: picked.time_end.unwrap_or("").to_owned(),
+            attach: non_empty(picked.attach).map(str::to_owned),
+            trade_type: picked.trade_type.unwrap_or("").to_owned(),
+            bank_type: non_empty(picked.bank_type).map(str::to_owned),
+            fields: PayFields::new(),
         })
     }
 
@@ -119,20 +136,85 @@ impl PaymentNotification {
                 query.trade_state
             )));
         }
-        check_merchant(config, &query.fields)?;
-        Self::from_verified(query.fields.clone(), "/pay/orderquery")
+        let picked = PaymentFields::pick(&query.fields);
+        check_merchant_ids(config, picked.appid, picked.mch_id)?;
+        let mut paid = Self::from_picked(&picked, "/pay/orderquery")?;
+        paid.fields = query.fields.clone();
+        Ok(paid)
+    }
+}
+
+/// The fields a payment notification is checked and typed with, found in one pass over the
+/// fields (rather than one search per name).
+#[derive(Default)]
+struct PaymentFields<'a> {
+    return_code: Option<&'a str>,
+    return_msg: Option<&'a str>,
+    sign: Option<&'a str>,
+    sign_type: Option<&'a str>,
+    appid: Option<&'a str>,
+    mch_id: Option<&'a str>,
+    result_code: Option<&'a str>,
+    err_code: Option<&'a str>,
+    err_code_des: Option<&'a str>,
+    out_trade_no: Option<&'a str>,
+    transaction_id: Option<&'a str>,
+    openid: Option<&'a str>,
+    total_fee: Option<&'a str>,
+    cash_fee: Option<&'a str>,
+    fee_type: Option<&'a str>,
+    time_end: Option<&'a str>,
+    attach: Option<&'a str>,
+    trade_type: Option<&'a str>,
+    bank_type: Option<&'a str>,
+}
+
+impl<'a> PaymentFields<'a> {
+    fn pick(fields: &'a PayFields) -> Self {
+        let mut picked = Self::default();
+        for (name, value) in fields {
+            let slot = match name {
+                "return_code" => &mut picked.return_code,
+                "return_msg" => &mut picked.return_msg,
+                "sign" => &mut picked.sign,
+                "sign_type" => &mut picked.sign_type,
+                "appid" => &mut picked.appid,
+                "mch_id" => &mut picked.mch_id,
+                "result_code" => &mut picked.result_code,
+                "err_code" => &mut picked.err_code,
+                "err_code_des" => &mut picked.err_code_des,
+                "out_trade_no" => &mut picked.out_trade_no,
+                "transaction_id" => &mut picked.transaction_id,
+                "openid" => &mut picked.openid,
+                "total_fee" => &mut picked.total_fee,
+                "cash_fee" => &mut picked.cash_fee,
+                "fee_type" => &mut picked.fee_type,
+                "time_end" => &mut picked.time_end,
+                "attach" => &mut picked.attach,
+                "trade_type" => &mut picked.trade_type,
+                "bank_type" => &mut picked.bank_type,
+                _ => continue,
+            };
+            // As `PayFields::get`: the first of a name (parsed fields have no duplicates).
+            slot.get_or_insert(value);
+        }
+        picked
     }
 }
 
 fn check_merchant(config: &PayConfig, fields: &PayFields) -> Result<()> {
-    let appid = fields.get("appid").unwrap_or("");
+    check_merchant_ids(config, fields.get("appid"), fields.get("mch_id"))
+}
+
+fn check_merchant_ids(config: &PayConfig, appid: Option<&str>, mch_id: Option<&str>) -> Result<()> {
+    let appid = appid.unwrap_or("");
     if appid != config.appid().as_str() {
         return Err(Error::NotificationMismatch(format!(
             "appid {appid:?} is not the configured {}",
             config.appid()
         )));
     }
-    let mch_id = fields.get("mch_id").unwrap_or("");
+    let mch_id = mch_id.unwrap_or("");
     if mch_id != config.mch_id().as_str() {
         return Err(Error::NotificationMismatch(format!(
             "mch_id {mch_id:?} is not the configured {}",
@@ -143,10 +225,18 @@ fn check_merchant(config: &PayConfig, fields: &PayFields) -> Result<()> {
 }
 
 fn check_return_code(fields: &PayFields, source: &'static str) -> Result<()> {
-    match fields.get("return_code") {
+    check_return_code_of(fields.get("return_code"), fields.get("return_msg"), source)
+}
+
+fn check_return_code_of(
+    return_code: Option<&str>,
+    return_msg: Option<&str>,
+    source: &'static str,
+) -> Result<()> {
+    match return_code {
         Some("SUCCESS") => Ok(()),
         Some("FAIL") => Err(Error::PayReturn {
-            return_msg: fields.get("return_msg").unwrap_or("").to_owned(),
+            return_msg: return_msg.unwrap_or("").to_owned(),
         }),
         other => Err(Error::UnexpectedResponse {
             endpoint: source,
@@ -174,12 +264,13 @@ fn check_return_code(fields: &PayFields, source: &'static str) -> Result<()> {
 /// its own order's amount.
 pub fn verify_payment_notification(config: &PayConfig, body: &[u8]) -> Result<PaymentNotification> {
     let fields = parse_flat(body, "xml", Limits::NOTIFICATION)?;
-    check_return_code(&fields, PAYMENT)?;
-    let sign = fields.get_non_empty("sign").ok_or(Error::BadSignature(
+    let picked = PaymentFields::pick(&fields);
+    check_return_code_of(picked.return_code, picked.return_msg, PAYMENT)?;
+    let sign = non_empty(picked.sign).ok_or(Error::BadSignature(
         "a SUCCESS payment notification without sign is forged",
     ))?;
     // WeChat names HMAC-SHA256 in `sign_type` and leaves it out for MD5.
-    let sign_type = match fields.get_non_empty("sign_type") {
+    let sign_type = match non_empty(picked.sign_type) {
         None => SignType::Md5,
         Some(name) => SignType::from_wire(name)
             .ok_or(Error::BadSignature("unknown sign_type in the notification"))?,
@@ -191,13 +282,13 @@ pub fn verify_payment_notification(config: &PayConfig, body: &[u8]) -> Result<Pa
         ));
     }
     verify_pay_fields(&fields, config.api_key(), sign_type, sign)?;
-    check_merchant(config, &fields)?;
-    match fields.get("result_code") {
+    check_merchant_ids(config, picked.appid, picked.mch_id)?;
+    match picked.result_code {
         Some("SUCCESS") => {}
         Some("FAIL") => {
             return Err(Error::Pay {
-                code: PayErrorCode::from_code(fields.get("err_code").unwrap_or("")),
-                description: fields.get("err_code_des").unwrap_or("").to_owned(),
+                code: PayErrorCode::from_code(picked.err_code.unwrap_or("")),
+                description: picked.err_code_des.unwrap_or("").to_owned(),
             });
         }
         other => {
@@ -207,7 +298,9 @@ pub fn verify_payment_notification(config: &PayConfig, body: &[u8]) -> Result<Pa
             });
         }
     }
-    PaymentNotification::from_verified(fields, PAYMENT)
+    let mut paid = PaymentNotification::from_picked(&picked, PAYMENT)?;
+    paid.fields = fields;
+    Ok(paid)
 }
 
 /// A decrypted refund notification.

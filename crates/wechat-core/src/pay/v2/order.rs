@@ -467,12 +467,24 @@ pub(crate) fn required<'f>(
     name: &str,
     endpoint: &'static str,
 ) -> Result<&'f str> {
-    fields
-        .get_non_empty(name)
-        .ok_or_else(|| Error::UnexpectedResponse {
-            endpoint,
-            detail: format!("missing {name}"),
-        })
+    required_value(fields.get(name), name, endpoint)
+}
+
+/// A field's value when present and not empty.
+pub(crate) fn non_empty(value: Option<&str>) -> Option<&str> {
+    value.filter(|v| !v.is_empty())
+}
+
+/// The value of the field `name`, which must be present and not empty.
+pub(crate) fn required_value<'a>(
+    value: Option<&'a str>,
+    name: &str,
+    endpoint: &'static str,
+) -> Result<&'a str> {
+    non_empty(value).ok_or_else(|| Error::UnexpectedResponse {
+        endpoint,
+        detail: format!("missing {name}"),
+    })
 }
 
 pub(crate) fn optional_fen(
@@ -480,8 +492,16 @@ pub(crate) fn optional_fen(
     name: &str,
     endpoint: &'static str,
 ) -> Result<Option<u64>> {
-    fields
-        .get_non_empty(name)
+    fen_value(fields.get(name), name, endpoint)
+}
+
+/// The amount in fen of the field `name`, when present and not empty.
+pub(crate) fn fen_value(
+    value: Option<&str>,
+    name: &str,
+    endpoint: &'static str,
+) -> Result<Option<u64>> {
+    non_empty(value)
         .map(|v| {
             v.parse::<u64>().map_err(|_| Error::UnexpectedResponse {
                 endpoint,
