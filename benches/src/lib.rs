@@ -14,6 +14,8 @@
 //! - `soak` (binary): buyers log in and pay through four demo-shop instances behind a balancer
 //!   while wechat-sim injects faults and Redis restarts; then WeChat's order book is reconciled
 //!   with the app's ([`soak`] holds its parts).
+//! - `cache-memory` (binary): the resident memory of the session cookie cache and the token
+//!   store filled with 10,000 and 1,000,000 users (apps), each case in a fresh process.
 //!
 //! This library holds what they share. Nothing here runs as part of `cargo test` beyond its own
 //! unit tests: every measurement is started explicitly.
