@@ -69,9 +69,9 @@ const MISSING_MIDDLEWARE: &str = "`wechat_actix::WeChatLoginMiddleware`: add \
 /// The user the middleware found, or why there is none (`wechat_core::adapter::require_user`).
 fn user_of(req: &HttpRequest) -> Result<WeChatUser, Error> {
     let extensions = req.extensions();
-    if let Some(user) = extensions.get::<SessionUser>() {
+    if let Some(user) = extensions.get::<std::sync::Arc<SessionUser>>() {
         // The common case, without building the request head.
-        return Ok(WeChatUser(user.clone()));
+        return Ok(WeChatUser(SessionUser::clone(user)));
     }
     let parts = login_parts(req).ok_or(Error::BadRequest)?;
     let flow = extensions.get::<LoginFlow>();

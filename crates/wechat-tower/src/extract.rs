@@ -102,7 +102,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WeChatUser {
     type Rejection = WeChatUserRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let user = parts.extensions.get::<SessionUser>();
+        let user = SessionUser::from_extensions(&parts.extensions);
         let flow = parts.extensions.get::<LoginFlow>();
         require_user(user, flow, parts, MISSING_LAYER)
             .map(WeChatUser)
@@ -117,7 +117,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for WeChatUser {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        if let Some(user) = parts.extensions.get::<SessionUser>() {
+        if let Some(user) = SessionUser::from_extensions(&parts.extensions) {
             return Ok(Some(WeChatUser(user.clone())));
         }
         if parts.extensions.get::<LoginFlow>().is_some() {

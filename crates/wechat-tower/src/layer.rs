@@ -254,10 +254,8 @@ mod tests {
     {
         service_fn(move |request: Request<()>| {
             calls.fetch_add(1, Ordering::SeqCst);
-            let user = request
-                .extensions()
-                .get::<SessionUser>()
-                .map(|u| u.openid.to_string());
+            let user =
+                SessionUser::from_extensions(request.extensions()).map(|u| u.openid.to_string());
             let has_flow = request.extensions().get::<LoginFlow>().is_some();
             async move {
                 Ok::<_, Infallible>(Response::new(Bytes::from(format!(
@@ -303,7 +301,7 @@ mod tests {
         let mut health = Request::get("/health").body(()).unwrap();
         health
             .extensions_mut()
-            .insert(SessionUser::new(OpenId::new("oForged"), u64::MAX));
+            .insert(Arc::new(SessionUser::new(OpenId::new("oForged"), u64::MAX)));
         let response = service.clone().oneshot(health).await.unwrap();
         assert_eq!(response.body(), "user= flow=true");
 

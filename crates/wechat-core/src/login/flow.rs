@@ -49,12 +49,12 @@ pub struct Proceed {
 
 #[derive(Debug)]
 enum ProceedWith {
-    User(SessionUser),
+    User(Arc<SessionUser>),
     Anonymous(LoginFlow),
 }
 
 impl Proceed {
-    pub(crate) fn user(user: SessionUser) -> Self {
+    pub(crate) fn user(user: Arc<SessionUser>) -> Self {
         Self {
             with: ProceedWith::User(user),
         }
@@ -69,7 +69,7 @@ impl Proceed {
     /// The session's user; `None` on an excluded path without a session.
     pub fn session_user(&self) -> Option<&SessionUser> {
         match &self.with {
-            ProceedWith::User(user) => Some(user),
+            ProceedWith::User(user) => Some(&**user),
             ProceedWith::Anonymous(_) => None,
         }
     }
@@ -77,19 +77,20 @@ impl Proceed {
     /// The session's user, by value.
     pub fn into_session_user(self) -> Option<SessionUser> {
         match self.with {
-            ProceedWith::User(user) => Some(user),
+            ProceedWith::User(user) => Some(Arc::unwrap_or_clone(user)),
             ProceedWith::Anonymous(_) => None,
         }
     }
 
-    /// Puts the user (or, without one, the flow) into the request's `extensions`, replacing or
-    /// removing what an earlier layer may have put there: only the login middleware says who
-    /// the user is.
+    /// Puts the user (as an `Arc<SessionUser>`, shared with the session cache: no copy per
+    /// request; read it with [`SessionUser::from_extensions`]) or, without one, the flow into the
+    /// request's `extensions`, replacing or removing what an earlier layer may have put there:
+    /// only the login middleware says who the user is.
     pub fn apply<E: crate::adapter::RequestExtensions>(self, extensions: &mut E) {
         match self.with {
             ProceedWith::User(user) => extensions.insert(user),
             ProceedWith::Anonymous(flow) => {
-                extensions.remove::<SessionUser>();
+                extensions.remove::<Arc<SessionUser>>();
                 extensions.insert(flow);
             }
         }
@@ -277,7 +278,7 @@ impl LoginFlow {
                 LogoutCheck::BadMethod => method_not_allowed("GET, POST"),
             });
         }
-        if let Some(user) = config.session.read_at(&parts.headers, now) {
+        if let Some(user) = config.session.read_shared_at(&parts.headers, now) {
             return Decision::Proceed(Proceed::user(user));
         }
         if config.is_excluded(path) {

@@ -16,7 +16,7 @@
 //! Slots are locked with `try_lock`: when two threads meet on one slot, the loser verifies the
 //! value in full instead of waiting, so the cache never blocks a request.
 
-use std::sync::{Mutex, TryLockError};
+use std::sync::{Arc, Mutex, TryLockError};
 
 use super::SessionUser;
 
@@ -26,7 +26,7 @@ const MAX_SLOTS: usize = 1 << 20;
 /// One verified value and what it decoded to.
 struct Entry {
     value: Box<[u8]>,
-    user: SessionUser,
+    user: Arc<SessionUser>,
     nonce: Option<Box<str>>,
 }
 
@@ -79,7 +79,7 @@ impl VerifiedCache {
         &self,
         value: &[u8],
         now: u64,
-        read: impl FnOnce(&SessionUser, Option<&str>) -> R,
+        read: impl FnOnce(&Arc<SessionUser>, Option<&str>) -> R,
     ) -> Option<R> {
         let slot = match self.slot(value).try_lock() {
             Ok(slot) => slot,
@@ -94,7 +94,7 @@ impl VerifiedCache {
     }
 
     /// Remembers that `value` verified to `user` (and `nonce`), replacing its slot's entry.
-    pub(super) fn insert(&self, value: &[u8], user: &SessionUser, nonce: Option<&str>) {
+    pub(super) fn insert(&self, value: &[u8], user: &Arc<SessionUser>, nonce: Option<&str>) {
         let mut slot = match self.slot(value).try_lock() {
             Ok(slot) => slot,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
@@ -102,7 +102,7 @@ impl VerifiedCache {
         };
         *slot = Some(Entry {
             value: value.into(),
-            user: user.clone(),
+            user: Arc::clone(user),
             nonce: nonce.map(Into::into),
         });
     }
@@ -133,8 +133,8 @@ mod tests {
     use super::*;
     use crate::OpenId;
 
-    fn user(openid: &str, expires_at: u64) -> SessionUser {
-        SessionUser::new(OpenId::new(openid), expires_at)
+    fn user(openid: &str, expires_at: u64) -> Arc<SessionUser> {
+        Arc::new(SessionUser::new(OpenId::new(openid), expires_at))
     }
 
     #[test]

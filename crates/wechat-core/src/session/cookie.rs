@@ -417,6 +417,19 @@ pub(crate) fn cookie_values<'a>(headers: &'a http::HeaderMap, name: &str) -> Vec
 /// header value: `name=value` pairs separated by `;`, with optional spaces and quotes around
 /// the value. Searches the bytes for the name, so the other cookies of a long header cost a
 /// vectorized scan, not a split.
+/// The value of a `Cookie` header that is only `name=value` (no other cookie, nothing to trim
+/// or unquote), the middleware's common case, read as [`cookie_values_in`] would; `None` for any
+/// other header, which `cookie_values_in` reads.
+pub(super) fn leading_cookie_value<'h>(header: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
+    let value = header.strip_prefix(name)?.strip_prefix(b"=")?;
+    let plain_end =
+        |byte: Option<&u8>| byte.is_some_and(|&b| !b.is_ascii_whitespace() && b != b'"');
+    let whole = memchr::memchr(b';', value).is_none()
+        && plain_end(value.first())
+        && plain_end(value.last());
+    whole.then_some(value)
+}
+
 pub(crate) fn cookie_values_in<'h>(
     header: &'h [u8],
     finder: &Finder<'static>,
@@ -666,7 +679,7 @@ impl SessionCookie {
 
     /// [`decode`](Self::decode) at `now` (unix seconds).
     pub(crate) fn decode_at(&self, value: &str, now: u64) -> Option<SessionUser> {
-        self.decode_map(value.as_bytes(), now, |user, _| user.clone())
+        self.decode_map(value.as_bytes(), now, |user, _| SessionUser::clone(user))
     }
 
     pub(crate) fn decode_with_nonce(
@@ -675,7 +688,7 @@ impl SessionCookie {
         now: u64,
     ) -> Option<(SessionUser, Option<String>)> {
         self.decode_map(value.as_bytes(), now, |user, nonce| {
-            (user.clone(), nonce.map(str::to_owned))
+            (SessionUser::clone(user), nonce.map(str::to_owned))
         })
     }
 
@@ -686,7 +699,7 @@ impl SessionCookie {
         &self,
         value: &[u8],
         now: u64,
-        read: impl Fn(&SessionUser, Option<&str>) -> R,
+        read: impl Fn(&Arc<SessionUser>, Option<&str>) -> R,
     ) -> Option<R> {
         if value.len() > MAX_COOKIE_VALUE_LEN {
             return None;
@@ -697,6 +710,7 @@ impl SessionCookie {
             }
         }
         let (user, nonce) = self.verify(value, now)?;
+        let user = Arc::new(user);
         if let Some(cache) = &self.cache {
             cache.insert(value, &user, nonce.as_deref());
         }
@@ -738,6 +752,15 @@ impl SessionCookie {
 
     /// [`read`](Self::read) at `now` (unix seconds).
     pub(crate) fn read_at(&self, headers: &http::HeaderMap, now: u64) -> Option<SessionUser> {
+        self.read_shared_at(headers, now).map(Arc::unwrap_or_clone)
+    }
+
+    /// [`read_at`](Self::read_at), sharing the cached user rather than copying it.
+    pub(crate) fn read_shared_at(
+        &self,
+        headers: &http::HeaderMap,
+        now: u64,
+    ) -> Option<Arc<SessionUser>> {
         self.read_values(
             headers
                 .get_all(http::header::COOKIE)
@@ -753,11 +776,23 @@ impl SessionCookie {
         &self,
         header_values: impl Iterator<Item = &'a [u8]>,
         now: u64,
-    ) -> Option<SessionUser> {
+    ) -> Option<Arc<SessionUser>> {
         // Loops rather than iterator adapters: the found user is moved once, not per adapter.
         for header in header_values {
+            // The common header holds only the session: `name=value`, read without a search.
+            let leading = leading_cookie_value(header, self.name_finder.needle());
+            if let Some(value) = leading {
+                if let Some(user) = self.decode_map(value, now, |user, _| Arc::clone(user)) {
+                    return Some(user);
+                }
+            }
             for value in cookie_values_in(header, &self.name_finder) {
-                if let Some(user) = self.decode_map(value, now, |user, _| user.clone()) {
+                // The leading value was tried (and failed) above: a forged cookie costs one
+                // verification, not two.
+                if leading.is_some_and(|tried| std::ptr::eq(tried, value)) {
+                    continue;
+                }
+                if let Some(user) = self.decode_map(value, now, |user, _| Arc::clone(user)) {
                     return Some(user);
                 }
             }

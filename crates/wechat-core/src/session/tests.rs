@@ -133,7 +133,7 @@ fn verified_values_are_cached_and_still_checked() {
             .cache
             .as_ref()
             .unwrap()
-            .get(value.as_bytes(), NOW, |user, _| user.clone())
+            .get(value.as_bytes(), NOW, |user, _| SessionUser::clone(user))
     };
     assert_eq!(cached(&cookie, &value), None);
     assert_eq!(cookie.decode_at(&value, NOW), Some(full_user()));
@@ -348,6 +348,58 @@ fn reads_cookie_headers() {
 fn extensions_helper() {
     let mut ext = http::Extensions::new();
     assert!(SessionUser::from_extensions(&ext).is_none());
+    // A plain `SessionUser` is not what the middleware puts there: it is not read.
     ext.insert(full_user());
+    assert!(SessionUser::from_extensions(&ext).is_none());
+    ext.insert(std::sync::Arc::new(full_user()));
     assert_eq!(SessionUser::from_extensions(&ext), Some(&full_user()));
+}
+
+#[test]
+fn a_header_of_only_the_session_is_read_as_the_general_reader_reads_it() {
+    use super::cookie::{cookie_values_in, leading_cookie_value};
+    let finder = memchr::memmem::Finder::new(b"wechat_session").into_owned();
+    for header in [
+        &b"wechat_session=abc.def"[..],
+        b"wechat_session=abc.def; other=1",
+        b"wechat_session= abc.def",
+        b"wechat_session=abc.def ",
+        b"wechat_session=\"abc.def\"",
+        b"wechat_session=",
+        b"wechat_session =abc",
+        b"wechat_sessionx=abc",
+        b"other=1; wechat_session=abc",
+    ] {
+        let general = cookie_values_in(header, &finder).next();
+        // When the fast path reads a value, it is the general reader's first one; otherwise the
+        // general reader does the work (and may find a value).
+        if let Some(value) = leading_cookie_value(header, b"wechat_session") {
+            assert_eq!(Some(value), general, "{header:?}");
+        }
+    }
+    assert_eq!(
+        leading_cookie_value(b"wechat_session=abc.def", b"wechat_session"),
+        Some(&b"abc.def"[..])
+    );
+    assert_eq!(
+        leading_cookie_value(b"wechat_session=a; b=1", b"wechat_session"),
+        None
+    );
+}
+
+#[test]
+fn a_failing_leading_value_does_not_hide_a_later_one() {
+    let cookie = SessionCookie::new(keys(1));
+    let value = cookie.encode(&full_user()).unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.append(
+        http::header::COOKIE,
+        "wechat_session=forged.x".parse().unwrap(),
+    );
+    assert_eq!(cookie.read_at(&headers, NOW), None);
+    headers.append(
+        http::header::COOKIE,
+        format!("wechat_session={value}").parse().unwrap(),
+    );
+    assert_eq!(cookie.read_at(&headers, NOW), Some(full_user()));
 }

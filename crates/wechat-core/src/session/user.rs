@@ -65,8 +65,9 @@ impl SessionUser {
         }
     }
 
-    /// The user the login middleware put into `http` request extensions, if any.
+    /// The user the login middleware put into `http` request extensions, if any (it puts an
+    /// `Arc<SessionUser>` there, shared with its cache).
     pub fn from_extensions(extensions: &http::Extensions) -> Option<&Self> {
-        extensions.get::<Self>()
+        extensions.get::<std::sync::Arc<Self>>().map(|user| &**user)
     }
 }
