@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark of BENCHMARKS.md in sequence, as written there, and keeps each output
-# under <cargo target dir>/bench-results/. About 7 minutes on 2 cores once built; measure on a
+# under <cargo target dir>/bench-results/. About 9 minutes on 2 cores once built; measure on a
 # quiet machine (the load average is printed before each step).
 #
 #   bash benches/run-all.sh
@@ -26,6 +26,12 @@ cargo bench -p wechat-benches -- --warm-up-time 1 --measurement-time 3 2>&1 | te
 
 step "load: layer against bare axum and actix-web, JS-SDK and notify routes"
 cargo run --quiet --release -p wechat-benches --bin load 2>&1 | tee "$out/load.txt"
+
+step "load, paired mode: each layer against its bare app, side by side in alternating slices"
+cargo run --quiet --release -p wechat-benches --bin load -- --paired 2>&1 | tee "$out/load-paired.txt"
+
+step "memory of the session cookie cache and the token store"
+cargo run --quiet --release -p wechat-benches --bin cache-memory 2>&1 | tee "$out/cache-memory.txt"
 
 step "stampede: 10,000 callers on a cold and an expired token"
 cargo run --quiet --release -p wechat-benches --bin stampede 2>&1 | tee "$out/stampede.txt"

@@ -100,12 +100,7 @@ pub struct LoadReport {
 impl LoadReport {
     /// Successful responses per second.
     pub fn requests_per_sec(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            self.ok as f64 / secs
-        } else {
-            0.0
-        }
+        per_second(self.ok as f64, self.elapsed)
     }
 
     /// The server's CPU time per completed request, user space and kernel (zero when unknown).
@@ -153,12 +148,13 @@ impl LoadReport {
 }
 
 fn busy(cpu: Duration, elapsed: Duration) -> f64 {
+    per_second(cpu.as_secs_f64(), elapsed)
+}
+
+/// `amount` per second of `elapsed`; 0 for an empty window.
+pub fn per_second(amount: f64, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();
-    if secs > 0.0 {
-        cpu.as_secs_f64() / secs
-    } else {
-        0.0
-    }
+    if secs > 0.0 { amount / secs } else { 0.0 }
 }
 
 /// The nearest-rank percentile `p` (0..=100) of sorted `values`; 0 for none.
@@ -176,60 +172,148 @@ pub fn percentile_sorted(values: &[u64], p: f64) -> u64 {
 /// # Errors
 /// When a generator thread cannot start its runtime.
 pub fn run(target: &Target, options: LoadOptions) -> std::io::Result<LoadReport> {
-    let threads = options.threads.clamp(1, options.connections.max(1));
-    let start = Instant::now();
-    let measure_from = start + options.warmup;
-    let end = measure_from + options.duration;
+    let measure_from = Instant::now() + options.warmup;
+    let slice = Slice {
+        target: 0,
+        measure_from,
+        end: measure_from + options.duration,
+    };
+    // The server's CPU time over the measured window: every thread of this process but the
+    // generator's (the other servers are idle meanwhile).
+    let run = run_schedule(
+        std::slice::from_ref(target),
+        options.connections,
+        options.threads,
+        &[slice],
+        |_| crate::cpu::process_cpu_split(GENERATOR_THREAD),
+    )?;
+    let mut latencies = run.latencies_ns;
+    let mut report = LoadReport {
+        ok: run.slices[0].ok,
+        errors: run.slices[0].errors,
+        elapsed: slice.measured(),
+        latencies_ns: latencies.swap_remove(0),
+        ..LoadReport::default()
+    };
+    if let (Some(before), Some(after)) = run.samples[0] {
+        report.server_cpu = after.0.since(before.0);
+        report.generator_cpu = after.1.since(before.1);
+    }
+    Ok(report)
+}
+
+/// One part of a [schedule](run_schedule): from the end of the previous slice (or the start)
+/// until `end`, every connection sends its requests to one target; the responses that complete
+/// between `measure_from` and `end` are counted (the time before `measure_from` lets the
+/// previous target's last responses arrive and the new one warm up; a response to a request of
+/// the previous slice never counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slice {
+    /// The index of the target, into the targets of the schedule.
+    pub target: usize,
+    /// When counting starts (at `end` or later: a slice of warm-up only).
+    pub measure_from: Instant,
+    /// When the slice ends.
+    pub end: Instant,
+}
+
+impl Slice {
+    /// The measured part of the slice.
+    pub fn measured(&self) -> Duration {
+        self.end.saturating_duration_since(self.measure_from)
+    }
+}
+
+/// What one slice of a schedule counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SliceCount {
+    /// Responses with the expected status in the measured part of the slice.
+    pub ok: u64,
+    /// Responses with another status, I/O errors and timeouts in the measured part.
+    pub errors: u64,
+}
+
+/// What [`run_schedule`] measured.
+#[derive(Debug, Clone, Default)]
+pub struct ScheduleReport<S> {
+    /// Per slice, in the schedule's order.
+    pub slices: Vec<SliceCount>,
+    /// Per target, the latency of every counted response, in nanoseconds (unsorted).
+    pub latencies_ns: Vec<Vec<u64>>,
+    /// Per slice, what the sampler returned at its `measure_from` and at its `end`.
+    pub samples: Vec<(S, S)>,
+}
+
+/// Drives `connections` keep-alive connections per target from `threads` generator threads
+/// through `slices`, one after the other (the same connection slot holds one connection to
+/// every target and sends to the target of the current slice, so switching targets costs no
+/// reconnection). Calls `sample` with the slice on the calling thread at every slice's
+/// `measure_from` and `end` (to read CPU times). Blocks until the last slice's end (plus at most one response
+/// timeout).
+///
+/// # Errors
+/// When a generator thread cannot start its runtime.
+pub fn run_schedule<S>(
+    targets: &[Target],
+    connections: usize,
+    threads: usize,
+    slices: &[Slice],
+    mut sample: impl FnMut(&Slice) -> S,
+) -> std::io::Result<ScheduleReport<S>> {
+    let connections = connections.max(1);
+    let threads = threads.clamp(1, connections);
+    let targets: std::sync::Arc<[Target]> = targets.into();
+    let schedule: std::sync::Arc<[Slice]> = slices.into();
     let mut handles = Vec::with_capacity(threads);
     // Dropped once the CPU times are read: until then the generator threads stay alive, so that
     // their time is still in /proc when it is read at the end of the window.
     let mut release = Vec::with_capacity(threads);
     for t in 0..threads {
         // Spread the connections as evenly as possible over the threads.
-        let conns = options.connections / threads + usize::from(t < options.connections % threads);
-        let target = target.clone();
+        let conns = connections / threads + usize::from(t < connections % threads);
+        let (targets, schedule) = (targets.clone(), schedule.clone());
         let thread = std::thread::Builder::new().name(GENERATOR_THREAD.to_owned());
         let (released, linger) = std::sync::mpsc::channel::<()>();
         release.push(released);
-        handles.push(thread.spawn(move || -> std::io::Result<LoadReport> {
+        handles.push(thread.spawn(move || -> std::io::Result<Counted> {
             let _linger = Linger(linger);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             runtime.block_on(async move {
                 let tasks: Vec<_> = (0..conns)
-                    .map(|_| tokio::spawn(drive(target.clone(), measure_from, end)))
+                    .map(|_| tokio::spawn(drive(targets.clone(), schedule.clone())))
                     .collect();
-                let mut report = LoadReport::default();
+                let mut counted = Counted::new(targets.len(), schedule.len());
                 for task in tasks {
                     if let Ok(part) = task.await {
-                        report.merge(part);
+                        counted.merge(part);
                     }
                 }
-                Ok(report)
+                Ok(counted)
             })
         })?);
     }
-    // The server's CPU time over the measured window: every thread of this process but the
-    // generator's (the other servers are idle meanwhile).
-    std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
-    let cpu_before = crate::cpu::process_cpu_split(GENERATOR_THREAD);
-    std::thread::sleep(end.saturating_duration_since(Instant::now()));
-    let cpu_after = crate::cpu::process_cpu_split(GENERATOR_THREAD);
+    let mut samples = Vec::with_capacity(slices.len());
+    for slice in slices {
+        std::thread::sleep(slice.measure_from.saturating_duration_since(Instant::now()));
+        let before = sample(slice);
+        std::thread::sleep(slice.end.saturating_duration_since(Instant::now()));
+        samples.push((before, sample(slice)));
+    }
     drop(release);
-    let mut report = LoadReport::default();
+    let mut counted = Counted::new(targets.len(), slices.len());
     for handle in handles {
         let part = handle
             .join()
             .map_err(|_| std::io::Error::other("a load generator thread panicked"))??;
-        report.merge(part);
+        counted.merge(part);
     }
-    report.elapsed = end.saturating_duration_since(measure_from);
-    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
-        report.server_cpu = after.0.since(before.0);
-        report.generator_cpu = after.1.since(before.1);
-    }
-    Ok(report)
+    Ok(ScheduleReport {
+        slices: counted.slices,
+        latencies_ns: counted.latencies_ns,
+        samples,
+    })
 }
 
 /// Keeps a generator thread alive until its sender is dropped (bounded, in case it never is).
@@ -241,29 +325,74 @@ impl Drop for Linger {
     }
 }
 
-/// One connection's loop; reconnects after errors and `Connection: close`.
-async fn drive(target: Target, measure_from: Instant, end: Instant) -> LoadReport {
-    let mut report = LoadReport {
-        latencies_ns: Vec::with_capacity(64 * 1024),
-        ..LoadReport::default()
-    };
-    let mut stream: Option<TcpStream> = None;
-    let mut buf = BytesMut::with_capacity(16 * 1024);
+/// What connections counted: per slice, and the latencies per target.
+struct Counted {
+    slices: Vec<SliceCount>,
+    latencies_ns: Vec<Vec<u64>>,
+}
+
+impl Counted {
+    fn new(targets: usize, slices: usize) -> Self {
+        Self {
+            slices: vec![SliceCount::default(); slices],
+            latencies_ns: vec![Vec::new(); targets],
+        }
+    }
+
+    fn merge(&mut self, other: Counted) {
+        for (mine, theirs) in self.slices.iter_mut().zip(other.slices) {
+            mine.ok += theirs.ok;
+            mine.errors += theirs.errors;
+        }
+        for (mine, theirs) in self.latencies_ns.iter_mut().zip(other.latencies_ns) {
+            mine.extend(theirs);
+        }
+    }
+}
+
+/// One connection slot's keep-alive connection to one target, and its read buffer.
+struct Connection {
+    stream: Option<TcpStream>,
+    buf: BytesMut,
+}
+
+/// One connection slot's loop through the slices; reconnects after errors and
+/// `Connection: close`.
+async fn drive(targets: std::sync::Arc<[Target]>, schedule: std::sync::Arc<[Slice]>) -> Counted {
+    let mut counted = Counted::new(targets.len(), schedule.len());
+    for latencies in &mut counted.latencies_ns {
+        latencies.reserve(64 * 1024);
+    }
+    let mut connections: Vec<Connection> = targets
+        .iter()
+        .map(|_| Connection {
+            stream: None,
+            buf: BytesMut::with_capacity(16 * 1024),
+        })
+        .collect();
+    let mut current = 0;
     loop {
         let now = Instant::now();
-        if now >= end {
-            break;
+        while schedule.get(current).is_some_and(|slice| now >= slice.end) {
+            current += 1;
         }
+        let Some(slice) = schedule.get(current) else {
+            break;
+        };
+        let (measure_from, end) = (slice.measure_from, slice.end);
+        let target = &targets[slice.target];
+        let Connection { stream, buf } = &mut connections[slice.target];
+        let count = &mut counted.slices[current];
         if stream.is_none() {
             match TcpStream::connect(target.addr).await {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
                     buf.clear();
-                    stream = Some(s);
+                    *stream = Some(s);
                 }
                 Err(_) => {
                     if now >= measure_from {
-                        report.errors += 1;
+                        count.errors += 1;
                     }
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
@@ -274,37 +403,40 @@ async fn drive(target: Target, measure_from: Instant, end: Instant) -> LoadRepor
         let sent = Instant::now();
         let outcome = tokio::time::timeout(RESPONSE_TIMEOUT, async {
             s.write_all(&target.request).await?;
-            read_response(s, &mut buf).await
+            read_response(s, buf).await
         })
         .await;
         let done = Instant::now();
-        let measured = sent >= measure_from && done <= end;
+        // Counted by completion: the responses completed in the window, whenever sent (in
+        // this slice, so to this slice's target), measure the throughput without the bias of
+        // the requests still in flight at either edge.
+        let measured = done >= measure_from && done <= end;
         match outcome {
             Ok(Ok(head)) => {
                 if measured {
                     if head.status == target.expect_status {
-                        report.ok += 1;
-                        report.latencies_ns.push(
+                        count.ok += 1;
+                        counted.latencies_ns[slice.target].push(
                             u64::try_from(done.duration_since(sent).as_nanos()).unwrap_or(u64::MAX),
                         );
                     } else {
-                        report.errors += 1;
+                        count.errors += 1;
                     }
                 }
                 if !head.keep_alive {
-                    stream = None;
+                    *stream = None;
                 }
             }
             Ok(Err(_)) | Err(_) => {
                 // A failure counts even when it ended (timed out) past the window.
                 if sent >= measure_from {
-                    report.errors += 1;
+                    count.errors += 1;
                 }
-                stream = None;
+                *stream = None;
             }
         }
     }
-    report
+    counted
 }
 
 /// A parsed response head.

@@ -10,6 +10,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use axum::ServiceExt;
 use futures_util::future::BoxFuture;
 use wechat_core::login::LoginFlow;
 use wechat_core::routes::{
@@ -26,6 +27,8 @@ pub const HELLO: &str = "hello, world";
 /// A server running in its own thread; stopped on [`stop`](Self::stop) or drop.
 pub struct RunningServer {
     addr: SocketAddr,
+    /// The server's threads (Linux thread ids).
+    threads: Vec<u32>,
     stop: Option<Box<dyn FnOnce() + Send>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -34,6 +37,7 @@ impl std::fmt::Debug for RunningServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunningServer")
             .field("addr", &self.addr)
+            .field("threads", &self.threads)
             .finish_non_exhaustive()
     }
 }
@@ -42,6 +46,14 @@ impl RunningServer {
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The ids of the server's threads (its runtime's workers and its accepting threads; Linux
+    /// thread ids, see [`cpu::threads_cpu`](crate::cpu::threads_cpu)), so that its CPU time can
+    /// be told apart from that of other servers running at the same time. Empty where `/proc`
+    /// cannot be read.
+    pub fn threads(&self) -> &[u32] {
+        &self.threads
     }
 
     /// Stops serving and waits for the thread.
@@ -63,6 +75,21 @@ impl Drop for RunningServer {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Runs `start`, which starts a server and returns once all its threads exist, and gives the
+/// server the threads of this process that appeared meanwhile: its own, as long as servers
+/// are started one at a time and nothing else starts threads then.
+fn with_new_threads(
+    start: impl FnOnce() -> std::io::Result<RunningServer>,
+) -> std::io::Result<RunningServer> {
+    let before = crate::cpu::thread_ids();
+    let mut server = start()?;
+    server.threads = crate::cpu::thread_ids()
+        .into_iter()
+        .filter(|tid| !before.contains(tid))
+        .collect();
+    Ok(server)
 }
 
 fn bind() -> std::io::Result<TcpListener> {
@@ -102,38 +129,40 @@ where
         + 'static,
     S::Future: Send,
 {
-    let listener = bind()?;
-    let addr = listener.local_addr()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.max(1))
-        .thread_name("axum-worker")
-        .enable_all()
-        .build()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::Builder::new()
-        .name("axum-server".to_owned())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                    return;
-                };
-                let serve = axum::serve(
-                    listener,
-                    axum::ServiceExt::<http::Request<axum::body::Body>>::into_make_service_with_connect_info::<SocketAddr>(app),
-                );
-                tokio::select! {
-                    _ = serve => {}
-                    _ = stop_rx => {}
-                }
-            });
-            // Dropping the runtime here ends the connections' tasks.
-        })?;
-    Ok(RunningServer {
-        addr,
-        stop: Some(Box::new(move || {
-            let _ = stop_tx.send(());
-        })),
-        thread: Some(thread),
+    // The runtime starts its workers when it is built.
+    with_new_threads(move || {
+        let listener = bind()?;
+        let addr = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers.max(1))
+            .thread_name("axum-worker")
+            .enable_all()
+            .build()?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        type Request = http::Request<axum::body::Body>;
+        let app = ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
+        let thread = std::thread::Builder::new()
+            .name("axum-server".to_owned())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = axum::serve(listener, app) => {}
+                        _ = stop_rx => {}
+                    }
+                });
+                // Dropping the runtime here ends the connections' tasks.
+            })?;
+        Ok(RunningServer {
+            addr,
+            threads: Vec::new(),
+            stop: Some(Box::new(move || {
+                let _ = stop_tx.send(());
+            })),
+            thread: Some(thread),
+        })
     })
 }
 
@@ -182,7 +211,7 @@ macro_rules! spawn_actix {
     ($workers:expr, $factory:expr) => {{
         let workers: usize = $workers;
         let factory = $factory;
-        (|| -> std::io::Result<RunningServer> {
+        with_new_threads(move || -> std::io::Result<RunningServer> {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
             let addr = listener.local_addr()?;
             let (handle_tx, handle_rx) = std::sync::mpsc::channel();
@@ -191,12 +220,17 @@ macro_rules! spawn_actix {
                 .spawn(move || {
                     let system = actix_web::rt::System::new();
                     let result = system.block_on(async move {
-                        let server = actix_web::HttpServer::new(factory)
+                        let mut server = actix_web::HttpServer::new(factory)
                             .workers(workers.max(1))
                             .disable_signals()
                             .shutdown_timeout(1)
                             .listen(listener)?
                             .run();
+                        // The first poll starts the workers and the acceptor thread, so that
+                        // they all exist once the handle is sent.
+                        if let Some(ended) = futures_util::FutureExt::now_or_never(&mut server) {
+                            return ended;
+                        }
                         let _ = handle_tx.send(server.handle());
                         server.await
                     });
@@ -209,6 +243,7 @@ macro_rules! spawn_actix {
                 .map_err(|_| std::io::Error::other("the actix server did not start"))?;
             Ok(RunningServer {
                 addr,
+                threads: Vec::new(),
                 stop: Some(Box::new(move || {
                     // `stop` sends the command at once; its future only waits for completion,
                     // which joining the thread does.
@@ -216,7 +251,7 @@ macro_rules! spawn_actix {
                 })),
                 thread: Some(thread),
             })
-        })()
+        })
     }};
 }
 
