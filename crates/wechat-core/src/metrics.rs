@@ -74,11 +74,7 @@ pub fn describe() {
         Unit::Count,
         "Signatures or MACs that did not verify, by what carried them"
     );
-    describe_counter!(
-        LOGINS,
-        Unit::Count,
-        "OAuth login callbacks by outcome"
-    );
+    describe_counter!(LOGINS, Unit::Count, "OAuth login callbacks by outcome");
 }
 
 /// The `endpoint` label of an endpoint path: the path without its leading `/`
@@ -128,9 +124,9 @@ fn error_outcome(error: &Error) -> Cow<'static, str> {
         Error::PayReturn { .. } => Cow::Borrowed("FAIL"),
         Error::Pay { code, .. } => pay_code(code.as_str()),
         Error::PayApi(e) => pay_code(e.code.as_str()),
-        Error::BadSignature(_) | Error::ForgedReply { .. } | Error::UnknownWechatPaySerial { .. } => {
-            Cow::Borrowed("bad_signature")
-        }
+        Error::BadSignature(_)
+        | Error::ForgedReply { .. }
+        | Error::UnknownWechatPaySerial { .. } => Cow::Borrowed("bad_signature"),
         _ => Cow::Borrowed("transport"),
     }
 }

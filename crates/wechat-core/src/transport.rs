@@ -110,7 +110,11 @@ where
     let mut status = None;
     let started = tokio::time::Instant::now();
     let result = attempt(client, call, &mut status).await;
-    crate::metrics::record_api_call(call.endpoint, crate::metrics::outcome_of(&result), started.elapsed());
+    crate::metrics::record_api_call(
+        call.endpoint,
+        crate::metrics::outcome_of(&result),
+        started.elapsed(),
+    );
     let transient = match &result {
         Err(Error::SystemBusy | Error::Http { .. }) => true,
         Err(_) => status.is_some_and(|s: reqwest::StatusCode| s.is_server_error()),

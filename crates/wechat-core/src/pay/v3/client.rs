@@ -506,18 +506,19 @@ pub(crate) fn verify_raw(
             "it carries no Wechatpay-Timestamp, -Nonce, -Signature and -Serial headers".into(),
         ));
     };
-    verify_signature(keys, &headers, &raw.body, config.clock().as_ref()).map_err(|e| match e {
-        Error::BadSignature(reason) => {
-            forged(format!("{reason} (Wechatpay-Serial {:?})", headers.serial))
-        }
-        unknown @ Error::UnknownWechatPaySerial { .. } => forged(unknown.to_string()),
-        other => other,
-    })
-    .inspect_err(|e| {
-        if matches!(e, Error::ForgedReply { .. }) {
-            crate::metrics::record_signature_failure(crate::metrics::SignatureKind::PayReply);
-        }
-    })
+    verify_signature(keys, &headers, &raw.body, config.clock().as_ref())
+        .map_err(|e| match e {
+            Error::BadSignature(reason) => {
+                forged(format!("{reason} (Wechatpay-Serial {:?})", headers.serial))
+            }
+            unknown @ Error::UnknownWechatPaySerial { .. } => forged(unknown.to_string()),
+            other => other,
+        })
+        .inspect_err(|e| {
+            if matches!(e, Error::ForgedReply { .. }) {
+                crate::metrics::record_signature_failure(crate::metrics::SignatureKind::PayReply);
+            }
+        })
 }
 
 /// The typed error of a non-2xx answer.
