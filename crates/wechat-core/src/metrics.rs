@@ -194,6 +194,7 @@ pub(crate) fn record_lock_wait(kind: &'static str, lock: RefreshLock, waited: Du
     histogram!(LOCK_WAIT, "kind" => kind, "lock" => lock).record(waited.as_secs_f64());
 }
 
+#[cfg(feature = "pay")]
 /// How a notification that the application's handler accepted was new or not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Delivery {
@@ -203,6 +204,7 @@ pub(crate) enum Delivery {
     Duplicate,
 }
 
+#[cfg(feature = "pay")]
 /// What became of one WeChat Pay notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NotificationOutcome {
@@ -216,6 +218,7 @@ pub(crate) enum NotificationOutcome {
     Refused(&'static str),
 }
 
+#[cfg(feature = "pay")]
 impl From<Delivery> for NotificationOutcome {
     fn from(delivery: Delivery) -> Self {
         match delivery {
@@ -225,6 +228,7 @@ impl From<Delivery> for NotificationOutcome {
     }
 }
 
+#[cfg(feature = "pay")]
 /// The `reason` of a notification refused because it did not verify: `bad_signature`,
 /// `mismatch` (another merchant, app, event or order), `malformed`, or `keys_unavailable` (the
 /// v3 keys to verify it could not be had).
@@ -237,6 +241,7 @@ pub(crate) fn refusal_reason(error: &Error) -> &'static str {
     }
 }
 
+#[cfg(feature = "pay")]
 /// Records one notification of `kind` (`payment`, `refund`) for API `version` (`v2`, `v3`).
 /// A refusal for a bad signature also counts in `wechat_signature_failures_total`.
 pub(crate) fn record_notification(
@@ -264,6 +269,7 @@ pub(crate) fn record_notification(
 }
 
 /// What carried a signature that did not verify.
+#[cfg_attr(not(feature = "pay"), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SignatureKind {
     /// A WeChat Pay notification (v2 `sign`, v3 `Wechatpay-Signature`).
