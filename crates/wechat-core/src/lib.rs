@@ -52,6 +52,7 @@ mod error;
 mod ids;
 pub mod jssdk;
 pub mod login;
+mod metrics;
 pub mod oauth;
 #[cfg(feature = "pay")]
 pub mod pay;
@@ -72,6 +73,10 @@ pub use secret::{
     AccessToken, ApiV3Key, AppSecret, JsapiTicket, OAuthAccessToken, PayApiKey, RefreshToken,
 };
 pub use transport::build_http_client;
+
+/// Registers the help text and unit of every metric wechat-core records (`wechat_*`, see the
+/// README's table) with the installed `metrics` recorder; call it once after installing one.
+pub use crate::metrics::describe as describe_metrics;
 
 /// The README's examples, compiled as doc tests so that they stay true.
 #[cfg(all(doctest, feature = "pay"))]

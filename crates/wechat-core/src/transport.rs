@@ -2,7 +2,8 @@
 //! `errcode`/`errmsg` decoding into [`Error`], bounded retries of `-1` (system busy), 5xx,
 //! dropped connections and timeouts for the calls that may be repeated, and a
 //! tracing span per call that names the endpoint and never the query string (which carries
-//! secrets and tokens).
+//! secrets and tokens), and `wechat_api_requests_total`/`wechat_api_request_duration_seconds`
+//! per attempt.
 
 use std::time::Duration;
 
@@ -107,7 +108,13 @@ where
     B: Serialize + ?Sized,
 {
     let mut status = None;
+    let started = tokio::time::Instant::now();
     let result = attempt(client, call, &mut status).await;
+    crate::metrics::record_api_call(
+        call.endpoint,
+        crate::metrics::outcome_of(&result),
+        started.elapsed(),
+    );
     let transient = match &result {
         Err(Error::SystemBusy | Error::Http { .. }) => true,
         Err(_) => status.is_some_and(|s: reqwest::StatusCode| s.is_server_error()),

@@ -34,7 +34,8 @@ use actix_web::dev::{ServerHandle, Service, ServiceFactory, ServiceRequest, Serv
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use demo_shop::{
-    ASSETS_PREFIX, DemoError, HEALTH_PATH, PAGE_CONTENT_TYPE, Page, Settings, Shop, WECHAT_PREFIX,
+    ASSETS_PREFIX, DemoError, HEALTH_PATH, METRICS_CONTENT_TYPE, METRICS_PATH, PAGE_CONTENT_TYPE,
+    Page, Settings, Shop, WECHAT_PREFIX,
 };
 use tokio::task::JoinHandle;
 use wechat_actix::{WeChatLoginMiddleware, WeChatUser};
@@ -55,6 +56,7 @@ pub struct AppParts {
     login_flow: LoginFlow,
     routes: WeChatRoutes,
     page: web::Data<Page>,
+    serves_metrics: bool,
 }
 
 impl AppParts {
@@ -64,12 +66,14 @@ impl AppParts {
             login_flow: shop.login_flow().clone(),
             routes: shop.routes().clone(),
             page: web::Data::new(shop.page().clone()),
+            serves_metrics: shop.serves_metrics(),
         }
     }
 }
 
-/// The actix-web application: the page at `/`, the assets, the health check, the WeChat routes
-/// under `/wechat`, all behind the WeChat login middleware. Call it from the `HttpServer::new`
+/// The actix-web application: the page at `/`, the assets, the health check, the metrics page
+/// (unless `METRICS_LISTEN` moved it), the WeChat routes under `/wechat`, all behind the WeChat
+/// login middleware. Call it from the `HttpServer::new`
 /// factory (once per worker): `HttpServer::new(move || app(parts.clone()))`.
 pub fn app(
     parts: AppParts,
@@ -87,6 +91,11 @@ pub fn app(
         .app_data(parts.page)
         .route("/", web::get().to(shop_page))
         .route(HEALTH_PATH, web::get().to(health))
+        .configure(|config| {
+            if parts.serves_metrics {
+                config.route(METRICS_PATH, web::get().to(metrics));
+            }
+        })
         .route(&format!("{ASSETS_PREFIX}/{{name}}"), web::get().to(asset))
         .service(wechat_actix::scope(WECHAT_PREFIX, parts.routes))
 }
@@ -98,6 +107,14 @@ async fn shop_page(page: web::Data<Page>, user: WeChatUser) -> HttpResponse {
         .insert_header((CONTENT_TYPE, PAGE_CONTENT_TYPE))
         .insert_header((CACHE_CONTROL, "no-store"))
         .body(page.render(&user))
+}
+
+/// `GET /metrics`: the Prometheus text page, without login.
+async fn metrics() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, METRICS_CONTENT_TYPE))
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .body(demo_shop::render_metrics())
 }
 
 /// `GET /health`: `ok`, without login.

@@ -30,20 +30,25 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use demo_shop::{
-    ASSETS_PREFIX, DemoError, HEALTH_PATH, OrderStore, PAGE_CONTENT_TYPE, Page, Settings, Shop,
-    WECHAT_PREFIX,
+    ASSETS_PREFIX, DemoError, HEALTH_PATH, METRICS_CONTENT_TYPE, METRICS_PATH, OrderStore,
+    PAGE_CONTENT_TYPE, Page, Settings, Shop, WECHAT_PREFIX,
 };
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wechat_sim::RunningSim;
 use wechat_tower::{WeChatLayer, WeChatUser};
 
-/// The axum application for `shop`: the page at `/`, the assets, the health check, the WeChat
-/// routes under `/wechat`, all behind the WeChat login layer. Serve it with
+/// The axum application for `shop`: the page at `/`, the assets, the health check, the metrics
+/// page (unless `METRICS_LISTEN` moved it), the WeChat routes under `/wechat`, all behind the
+/// WeChat login layer. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` (the order route sends the buyer's IP to
 /// WeChat).
 pub fn app(shop: &Shop) -> Router {
-    Router::new()
+    let mut router = Router::new();
+    if shop.serves_metrics() {
+        router = router.route(METRICS_PATH, get(metrics));
+    }
+    router
         .route("/", get(shop_page))
         .route(HEALTH_PATH, get(health))
         .route(&format!("{ASSETS_PREFIX}/{{name}}"), get(asset))
@@ -63,6 +68,21 @@ async fn shop_page(State(page): State<Page>, user: WeChatUser) -> Response {
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
         page.render(&user),
+    )
+        .into_response()
+}
+
+/// `GET /metrics`: the Prometheus text page, without login.
+async fn metrics() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(METRICS_CONTENT_TYPE),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        demo_shop::render_metrics(),
     )
         .into_response()
 }

@@ -12,7 +12,9 @@
 //!    [`PayRoutes`](wechat_core::routes::PayRoutes) over the SQLite [`OrderStore`], the [`Page`], and
 //!    (with no `WECHAT_APPID`) starts an embedded wechat-sim on 127.0.0.1 ([`sim`]);
 //! 4. the adapter serves [`Page::render`] at `/`, [`asset`] under [`ASSETS_PREFIX`], `ok` at
-//!    [`HEALTH_PATH`], and mounts its WeChat routes under [`WECHAT_PREFIX`].
+//!    [`HEALTH_PATH`], [`render_metrics`] at [`METRICS_PATH`] (unless `METRICS_LISTEN` gave the
+//!    page a listener of its own: [`Shop::serves_metrics`]), and mounts its WeChat routes under
+//!    [`WECHAT_PREFIX`].
 //!
 //! ```no_run
 //! # async fn run() -> demo_shop::Result<()> {
@@ -26,6 +28,7 @@
 pub mod cli;
 mod error;
 mod page;
+mod prometheus;
 mod settings;
 mod shop;
 pub mod sim;
@@ -33,6 +36,9 @@ mod store;
 
 pub use error::{DemoError, Result};
 pub use page::{ASSETS_PREFIX, Asset, JSSDK_SCRIPT_PATH, PAGE_CONTENT_TYPE, Page, asset, yuan};
+pub use prometheus::{
+    METRICS_CONTENT_TYPE, METRICS_PATH, MetricsServer, prometheus, render_metrics,
+};
 pub use settings::{
     DATA_DIR, DEFAULT_DB_FILE, DEFAULT_LISTEN, ENV_VARS, PaySettings, PayVersion, Settings,
     WeChatSettings,

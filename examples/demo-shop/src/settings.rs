@@ -20,7 +20,7 @@ pub const DEFAULT_DB_FILE: &str = "demo-shop.sqlite3";
 pub const DATA_DIR: &str = ".demo-data";
 
 /// Every environment variable the demos read, with what it is for (the README's table).
-pub const ENV_VARS: [(&str, &str); 21] = [
+pub const ENV_VARS: [(&str, &str); 22] = [
     (
         "WECHAT_APPID",
         "the Official Account's AppID; unset: an embedded wechat-sim is started",
@@ -102,6 +102,10 @@ pub const ENV_VARS: [(&str, &str); 21] = [
         "the SQLite order database; default .demo-data/demo-shop.sqlite3",
     ),
     ("LISTEN", "the address to listen on; default 127.0.0.1:3000"),
+    (
+        "METRICS_LISTEN",
+        "host:port of a separate listener for GET /metrics (Prometheus text); unset: /metrics is served on LISTEN, without login",
+    ),
 ];
 
 /// The credentials and hosts of a real Official Account and merchant (or of a separately
@@ -211,6 +215,10 @@ pub struct Settings {
     /// the environment): `{public_url}/wechat/pay/notify`. Tests set an unreachable URL to
     /// simulate a lost notification.
     pub notify_url: Option<String>,
+    /// `METRICS_LISTEN`: the address of a listener of its own for `GET /metrics` (a deployment
+    /// keeps it internal); `None`: `/metrics` is served by the app on `listen`, without login.
+    /// Port 0 picks a free port.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -227,6 +235,7 @@ impl std::fmt::Debug for Settings {
                 &self.redis_url.as_ref().map(|_| format_args!("[redacted]")),
             )
             .field("notify_url", &self.notify_url)
+            .field("metrics_listen", &self.metrics_listen)
             .finish()
     }
 }
@@ -244,6 +253,7 @@ impl Settings {
             db_path: db_path.into(),
             redis_url: None,
             notify_url: None,
+            metrics_listen: None,
         }
     }
 
@@ -275,6 +285,15 @@ impl Settings {
             })?,
             None => DEFAULT_LISTEN,
         };
+        let metrics_listen = get("METRICS_LISTEN")
+            .map(|text| {
+                text.parse::<SocketAddr>().map_err(|e| {
+                    DemoError::Config(format!(
+                        "METRICS_LISTEN={text:?} is not an IP address and port such as 127.0.0.1:9100 ({e})"
+                    ))
+                })
+            })
+            .transpose()?;
         let public_url = get("WECHAT_PUBLIC_URL")
             .map(|url| check_origin("WECHAT_PUBLIC_URL", &url))
             .transpose()?;
@@ -340,6 +359,7 @@ impl Settings {
             db_path,
             redis_url: get("WECHAT_REDIS_URL"),
             notify_url: None,
+            metrics_listen,
         })
     }
 
@@ -599,8 +619,10 @@ mod tests {
             ("WECHAT_REDIS_URL", "redis://:hunter2@127.0.0.1:6379/"),
             ("DEMO_DB", "/tmp/x.sqlite3"),
             ("LISTEN", "0.0.0.0:8080"),
+            ("METRICS_LISTEN", "127.0.0.1:9100"),
         ];
         let s = settings(&full).unwrap();
+        assert_eq!(s.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
         let w = s.wechat.as_ref().unwrap();
         assert_eq!(w.appid.as_str(), "wx1234567890abcdef");
         assert_eq!(w.base_urls.api, "http://127.0.0.1:9000");
@@ -639,6 +661,7 @@ mod tests {
     #[test]
     fn invalid_values_name_their_variable() {
         assert!(error(&[("LISTEN", "localhost")]).contains("LISTEN"));
+        assert!(error(&[("METRICS_LISTEN", ":9100")]).contains("METRICS_LISTEN"));
         assert!(error(&[("WECHAT_PUBLIC_URL", "shop.example.com")]).contains("WECHAT_PUBLIC_URL"));
         assert!(error(&[("WECHAT_PUBLIC_URL", "ftp://x")]).contains("http(s)"));
         let short = error(&[("WECHAT_SESSION_KEY", "abcd")]);

@@ -17,6 +17,7 @@ use wechat_core::{BaseUrls, Config, MchId, build_http_client};
 use wechat_sim::RunningSim;
 
 use crate::page::{ASSETS_PREFIX, Page};
+use crate::prometheus::{METRICS_PATH, MetricsServer};
 use crate::settings::{PaySettings, PayVersion, Settings, WeChatSettings};
 use crate::sim::{SIM_APIV3_KEY, SIM_APPID, SIM_MCH_ID, SIM_PAY_KEY, SIM_SECRET, start_sim};
 use crate::store::OrderStore;
@@ -33,7 +34,13 @@ pub const REFUND_NOTIFY_PATH: &str = "/wechat/pay/refund-notify";
 /// The health check (excluded from login): answers `ok`.
 pub const HEALTH_PATH: &str = "/health";
 /// Every path prefix the login layer lets through without a session.
-pub const EXCLUDED_PATHS: [&str; 4] = [NOTIFY_PATH, REFUND_NOTIFY_PATH, HEALTH_PATH, ASSETS_PREFIX];
+pub const EXCLUDED_PATHS: [&str; 5] = [
+    NOTIFY_PATH,
+    REFUND_NOTIFY_PATH,
+    HEALTH_PATH,
+    ASSETS_PREFIX,
+    METRICS_PATH,
+];
 
 /// Binds the demo's listener on `addr` (port 0: a free port), non-blocking, so that the public
 /// URL can use the real port before anything else starts. Both `tokio::net::TcpListener::from_std`
@@ -70,6 +77,7 @@ pub struct Shop {
     routes: WeChatRoutes,
     store: OrderStore,
     page: Page,
+    metrics: Option<MetricsServer>,
 }
 
 impl std::fmt::Debug for Shop {
@@ -79,6 +87,7 @@ impl std::fmt::Debug for Shop {
             .field("sim", &self.sim.as_ref().map(RunningSim::base_url))
             .field("config", &self.config)
             .field("store", &self.store)
+            .field("metrics", &self.metrics_addr())
             .finish_non_exhaustive()
     }
 }
@@ -93,6 +102,12 @@ impl Shop {
     /// [`DemoError`] naming what is misconfigured or unavailable (the database, Redis, the
     /// merchant certificate, a base URL…).
     pub async fn start(settings: &Settings, bound: SocketAddr) -> Result<Self> {
+        // Installed before anything records (once per process: demos started later share it).
+        crate::prometheus::prometheus();
+        let metrics = match settings.metrics_listen {
+            Some(addr) => Some(MetricsServer::start(addr).await?),
+            None => None,
+        };
         let public_url = settings.public_url_for(bound);
         let (sim, wechat) = match &settings.wechat {
             Some(wechat) => (None, wechat.clone()),
@@ -216,7 +231,19 @@ impl Shop {
             routes,
             store,
             page,
+            metrics,
         })
+    }
+
+    /// Whether the app serves `GET /metrics` ([`crate::METRICS_PATH`], outside the login) on its
+    /// own listener: `false` when `METRICS_LISTEN` moved it to a listener of its own.
+    pub fn serves_metrics(&self) -> bool {
+        self.metrics.is_none()
+    }
+
+    /// The address of the separate metrics listener (`METRICS_LISTEN`), if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(MetricsServer::local_addr)
     }
 
     /// The demo's public origin (no trailing slash): what to open in the browser.
@@ -295,6 +322,9 @@ impl Shop {
 
     /// Stops the embedded simulator (pending notifications included), if any.
     pub async fn shutdown(self) {
+        if let Some(metrics) = self.metrics {
+            metrics.shutdown().await;
+        }
         if let Some(sim) = self.sim {
             sim.shutdown().await;
         }

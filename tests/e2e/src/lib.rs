@@ -20,6 +20,7 @@
 //!     fn base_url(&self) -> &str { self.0.base_url() }
 //!     fn sim(&self) -> Option<&wechat_sim::RunningSim> { self.0.sim() }
 //!     fn store(&self) -> &demo_shop::OrderStore { self.0.store() }
+//!     fn shop(&self) -> &demo_shop::Shop { self.0.shop() }
 //!     async fn stop(self) { self.0.shutdown().await }
 //! }
 //!
@@ -59,6 +60,9 @@ pub trait Demo: Sized {
 
     /// The demo's SQLite order store.
     fn store(&self) -> &OrderStore;
+
+    /// Everything the demo built from its settings (e.g. where its metrics listener is).
+    fn shop(&self) -> &demo_shop::Shop;
 
     /// Stops the demo and its simulator.
     fn stop(self) -> impl Future<Output = ()>;
@@ -150,6 +154,8 @@ macro_rules! e2e_suite {
             tampered_cookie_logs_in_again,
             fetch_without_session_gets_401_json,
             restart_keeps_paid_orders,
+            metrics_count_a_login_and_a_payment,
+            metrics_listen_moves_the_page,
         );
         /// The payment scenarios with WeChat Pay API v3 (the demos' default).
         mod pay_v3 {

@@ -647,3 +647,123 @@ pub async fn restart_keeps_paid_orders<D: Demo>() {
     assert_eq!(body["status"], "paid");
     second.stop().await;
 }
+
+/// `GET {url}` without cookies or redirects: the status and the body.
+async fn scrape(url: &str) -> (StatusCode, String) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("reqwest client");
+    let response = client.get(url).send().await.expect("GET the metrics page");
+    let status = response.status();
+    (
+        status,
+        response.text().await.expect("the metrics page's body"),
+    )
+}
+
+/// The sum of the samples of `name` in a Prometheus text page whose labels include `labels`
+/// (`key="value"` pairs).
+fn sample(page: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    page.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+            let (set, value) = rest.split_once("} ")?;
+            labels
+                .iter()
+                .all(|(k, v)| set.split(',').any(|pair| pair == format!("{k}=\"{v}\"")))
+                .then(|| value.trim().parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+/// `GET /metrics` without a session (not redirected to the login) after a login and a paid
+/// order: the login, the OAuth and Pay calls and the accepted notification are counted, and no
+/// openid or order number is in the page. The recorder is the process's, shared with the
+/// scenarios running beside this one: counts are compared before and after.
+pub async fn metrics_count_a_login_and_a_payment<D: Demo>() {
+    let demo = Running::<D>::start("metrics").await;
+    let metrics_url = demo.url(demo_shop::METRICS_PATH);
+    let (status, before) = scrape(&metrics_url).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{} /metrics: {before}",
+        D::FRAMEWORK
+    );
+    let logins = [("outcome", "success")];
+    let accepted = [
+        ("version", "v3"),
+        ("kind", "payment"),
+        ("outcome", "accepted"),
+    ];
+
+    let browser = Browser::new();
+    demo.login(&browser, 0, "/").await;
+    let (no, params) = demo.create_order(&browser).await;
+    let paid = demo.confirm(&browser, &params).await;
+    assert_eq!(paid["err_msg"], "get_brand_wcpay_request:ok", "{paid}");
+    let sim = demo.sim();
+    eventually(NOTIFICATION_WAIT, "the acknowledgement", || async {
+        (sim.stats().notifications.acknowledged >= 1).then_some(())
+    })
+    .await;
+
+    let (status, after) = scrape(&metrics_url).await;
+    assert_eq!(status, StatusCode::OK);
+    let grew = |name: &str, labels: &[(&str, &str)]| {
+        sample(&after, name, labels) >= sample(&before, name, labels) + 1.0
+    };
+    assert!(grew("wechat_logins_total", &logins), "{after}");
+    assert!(grew("wechat_pay_notifications_total", &accepted), "{after}");
+    for endpoint in [
+        "sns/oauth2/access_token",
+        "sns/userinfo",
+        "v3/pay/transactions/jsapi",
+    ] {
+        assert!(
+            grew(
+                "wechat_api_requests_total",
+                &[("endpoint", endpoint), ("outcome", "ok")]
+            ),
+            "{endpoint}: {after}"
+        );
+    }
+    assert!(
+        after.contains("# TYPE wechat_logins_total counter"),
+        "{after}"
+    );
+    assert!(
+        after.contains("# TYPE wechat_api_request_duration_seconds histogram"),
+        "{after}"
+    );
+    assert!(
+        !after.contains(USERS[0].openid().as_str()),
+        "an openid in {after}"
+    );
+    assert!(!after.contains(no.as_str()), "an order number in {after}");
+    demo.stop().await;
+}
+
+/// `METRICS_LISTEN`: the page is on a listener of its own, and not on the app's.
+pub async fn metrics_listen_moves_the_page<D: Demo>() {
+    let dir = TempDir::new("metrics-listen");
+    let mut settings = test_settings(&dir);
+    settings.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let demo = Running::<D>::start_with(dir, settings).await;
+    demo.login(&Browser::new(), 0, "/").await;
+    let addr = demo.demo.shop().metrics_addr().expect("a metrics listener");
+    let (status, page) = scrape(&format!("http://{addr}{}", demo_shop::METRICS_PATH)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("wechat_logins_total{"), "{page}");
+    let (status, _) = scrape(&format!("http://{addr}/")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = scrape(&demo.url(demo_shop::METRICS_PATH)).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the {} app still serves /metrics: {body}",
+        D::FRAMEWORK
+    );
+    demo.stop().await;
+}

@@ -26,6 +26,10 @@ impl wechat_e2e::Demo for Actix {
         self.0.shop().store()
     }
 
+    fn shop(&self) -> &demo_shop::Shop {
+        self.0.shop()
+    }
+
     async fn stop(self) {
         self.0.shutdown().await;
     }

@@ -25,6 +25,10 @@ impl wechat_e2e::Demo for Axum {
         self.0.store()
     }
 
+    fn shop(&self) -> &demo_shop::Shop {
+        self.0.shop()
+    }
+
     async fn stop(self) {
         self.0.shutdown().await;
     }

@@ -1,5 +1,6 @@
 //! The login flow: [`LoginFlow`] and its [`Decision`]s.
 
+use crate::metrics::LoginOutcome;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -471,17 +472,33 @@ impl LoginFlow {
     /// Handles the OAuth callback (`GET {callback_path}?code=…&state=…[&r=…]`); see the
     /// [`LoginFlow`] docs for every outcome. Never panics; errors become pages.
     pub async fn handle_callback(&self, parts: &Parts) -> Response<Bytes> {
+        let (response, outcome) = self.callback(parts).await;
+        if let Some(outcome) = outcome {
+            crate::metrics::record_login(outcome);
+        }
+        response
+    }
+
+    /// [`handle_callback`](Self::handle_callback), and how the login ended (`None`: not a
+    /// callback request).
+    async fn callback(&self, parts: &Parts) -> (Response<Bytes>, Option<LoginOutcome>) {
         if parts.method != Method::GET {
-            return method_not_allowed("GET");
+            return (method_not_allowed("GET"), None);
         }
         let config = &self.inner.config;
         let now = config.session.now();
         let Some(query) = CallbackQuery::parse(parts.uri.query()) else {
-            return self.bad_state("The login link has a repeated parameter.", "/");
+            return (
+                self.bad_state("The login link has a repeated parameter.", "/"),
+                Some(LoginOutcome::BadState),
+            );
         };
         let wanted = safe_return_path(query.return_path.as_deref().unwrap_or("/"));
         let Some(state_param) = query.state.as_deref().filter(|s| !s.is_empty()) else {
-            return self.bad_state("The login link has no state parameter.", wanted);
+            return (
+                self.bad_state("The login link has no state parameter.", wanted),
+                Some(LoginOutcome::BadState),
+            );
         };
         let state = match OAuthState::verify_at(
             config.session.keys(),
@@ -493,7 +510,10 @@ impl LoginFlow {
             Ok(state) => state,
             Err(e) => {
                 tracing::info!(error = %e, "OAuth callback refused");
-                return self.bad_state(&format!("This login link cannot be used: {e}."), wanted);
+                return (
+                    self.bad_state(&format!("This login link cannot be used: {e}."), wanted),
+                    Some(LoginOutcome::BadState),
+                );
             }
         };
         let return_path = state.return_path().to_owned();
@@ -503,13 +523,19 @@ impl LoginFlow {
             // login nonce. Nothing is exchanged; the return path is bound by the state's MAC.
             if let Some((_, Some(nonce))) = config.session.read_with_nonce(&parts.headers, now) {
                 if nonce == state.nonce() {
-                    return redirect(StatusCode::FOUND, &return_path);
+                    return (
+                        redirect(StatusCode::FOUND, &return_path),
+                        Some(LoginOutcome::Repeated),
+                    );
                 }
             }
             tracing::info!("OAuth callback refused: the state was not issued to this browser");
-            return self.bad_state(
-                "This login was started in another browser or session, or has already been used.",
-                &return_path,
+            return (
+                self.bad_state(
+                    "This login was started in another browser or session, or has already been used.",
+                    &return_path,
+                ),
+                Some(LoginOutcome::BadState),
             );
         }
         let Some(code) = query.code.as_deref().filter(|c| !c.is_empty()) else {
@@ -524,32 +550,41 @@ impl LoginFlow {
             if let Ok(cookie) = self.state_cookie_header(&remaining) {
                 response.headers_mut().append(header::SET_COOKIE, cookie);
             }
-            return response;
+            return (response, Some(LoginOutcome::Denied));
         };
         let token = match self.inner.client.exchange_code(code).await {
             Ok(token) => token,
             Err(e @ (Error::CodeAlreadyUsed | Error::InvalidCode { .. })) => {
                 if state.is_retry() {
                     tracing::warn!(error = %e, "OAuth code refused again after a restart; not retrying");
-                    return html_page(
-                        StatusCode::BAD_REQUEST,
-                        "WeChat login failed",
-                        &format!("WeChat refused the login code again: {e}"),
-                        Some((&self.login_url(&return_path), "Try again")),
+                    return (
+                        html_page(
+                            StatusCode::BAD_REQUEST,
+                            "WeChat login failed",
+                            &format!("WeChat refused the login code again: {e}"),
+                            Some((&self.login_url(&return_path), "Try again")),
+                        ),
+                        Some(LoginOutcome::CodeInvalid),
                     );
                 }
                 tracing::info!(error = %e, "OAuth code refused; restarting the login once");
-                return self.redirect_to_wechat(
-                    &parts.headers,
-                    &return_path,
-                    true,
-                    Some(state.nonce()),
-                    now,
+                return (
+                    self.redirect_to_wechat(
+                        &parts.headers,
+                        &return_path,
+                        true,
+                        Some(state.nonce()),
+                        now,
+                    ),
+                    Some(LoginOutcome::CodeInvalid),
                 );
             }
             Err(e) => {
                 tracing::warn!(error = %e, "OAuth code exchange failed");
-                return self.error_page(StatusCode::BAD_GATEWAY, &e);
+                return (
+                    self.error_page(StatusCode::BAD_GATEWAY, &e),
+                    Some(LoginOutcome::Error),
+                );
             }
         };
         let mut unionid = token.unionid.clone();
@@ -571,7 +606,10 @@ impl LoginFlow {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "sns/userinfo failed during login");
-                    return self.error_page(StatusCode::BAD_GATEWAY, &e);
+                    return (
+                        self.error_page(StatusCode::BAD_GATEWAY, &e),
+                        Some(LoginOutcome::Error),
+                    );
                 }
             }
         }
@@ -588,7 +626,12 @@ impl LoginFlow {
                 .set_cookie_with_nonce(&user, now, Some(state.nonce()))
             {
                 Ok(cookie) => cookie,
-                Err(e) => return self.error_page(StatusCode::BAD_GATEWAY, &e),
+                Err(e) => {
+                    return (
+                        self.error_page(StatusCode::BAD_GATEWAY, &e),
+                        Some(LoginOutcome::Error),
+                    );
+                }
             };
         let mut response = redirect(StatusCode::FOUND, &return_path);
         let headers = response.headers_mut();
@@ -597,7 +640,7 @@ impl LoginFlow {
         if let Ok(cookie) = self.state_cookie_header(&remaining) {
             headers.append(header::SET_COOKIE, cookie);
         }
-        response
+        (response, Some(LoginOutcome::Success))
     }
 
     fn bad_state(&self, message: &str, return_path: &str) -> Response<Bytes> {

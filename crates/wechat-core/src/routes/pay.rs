@@ -52,6 +52,7 @@ use serde::{Deserialize, Serialize};
 
 pub use super::limits::OrderLimits;
 use super::limits::{Guards, ItemKey, Placed};
+use crate::metrics::Delivery;
 use crate::pay::v2::order::validate_out_trade_no;
 use crate::pay::v2::{OrderRef, PayErrorCode, TradeState};
 use crate::pay::v3::PayApiErrorCode;
@@ -626,17 +627,22 @@ impl PayRoutes {
     ) -> http::Response<Bytes> {
         let backend = &self.backend;
         let accept = |payment: Payment| async move {
-            check_against_order(backend.as_ref(), &payment).await?;
-            backend.on_paid(&payment).await
+            let known = check_against_order(backend.as_ref(), &payment).await?;
+            backend.on_paid(&payment).await?;
+            // Already paid before this delivery: WeChat re-sent it (counted as a duplicate).
+            Ok::<_, ShopError>(match known {
+                OrderStatus::Paid | OrderStatus::Refunded => Delivery::Duplicate,
+                OrderStatus::Unpaid | OrderStatus::Closed => Delivery::First,
+            })
         };
         match &self.client {
-            PayApi::V2(client) => v2::handle_payment_notification(client.config(), body, |n| {
-                accept(Payment::from(&n))
-            })
-            .await
-            .into_response(),
+            PayApi::V2(client) => {
+                v2::handle_payment(client.config(), body, |n| accept(Payment::from(&n)))
+                    .await
+                    .into_response()
+            }
             PayApi::V3(client) => client
-                .handle_payment_notification(headers, body, |n| accept(Payment::from(&n)))
+                .handle_payment(headers, body, |n| accept(Payment::from(&n)))
                 .await
                 .into_response(),
         }
@@ -681,6 +687,12 @@ impl PayRoutes {
         } else {
             "body not readable"
         };
+        let reason = if too_large { "too_large" } else { "unreadable" };
+        crate::metrics::record_notification(
+            self.client.version(),
+            "unknown",
+            crate::metrics::NotificationOutcome::Refused(reason),
+        );
         match &self.client {
             PayApi::V2(_) => v2::NotificationReply::fail(status, message).into_response(),
             PayApi::V3(_) => v3::NotificationReply::fail(status, message).into_response(),
@@ -809,17 +821,20 @@ fn is_json(headers: &http::HeaderMap) -> bool {
 }
 
 /// The amount (and currency) of a verified payment must equal the backend's order.
+///
+/// Returns the order's status before this payment.
 async fn check_against_order(
     backend: &dyn OrderBackend,
     payment: &Payment,
-) -> Result<(), ShopError> {
+) -> Result<OrderStatus, ShopError> {
     let Some(record) = backend.order(&payment.out_trade_no).await? else {
         tracing::error!(out_trade_no = %payment.out_trade_no, "payment notification for an order the backend does not know");
         return Err(ShopError::not_found("unknown order"));
     };
     check_amount(&record, payment).inspect_err(|e| {
         tracing::error!(out_trade_no = %payment.out_trade_no, error = %e, "payment notification refused");
-    })
+    })?;
+    Ok(record.status)
 }
 
 fn check_amount(record: &OrderRecord, payment: &Payment) -> Result<(), ShopError> {

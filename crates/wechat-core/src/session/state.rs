@@ -233,6 +233,7 @@ impl OAuthState {
             ],
             &mac,
         ) {
+            crate::metrics::record_signature_failure(crate::metrics::SignatureKind::OAuthState);
             return Err(Error::InvalidState(
                 "the state's signature does not match (forged or altered)",
             ));

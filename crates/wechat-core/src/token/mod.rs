@@ -589,6 +589,9 @@ impl Fetch for AccessTokenFetcher {
     fn retires_others(&self) -> bool {
         self.endpoint == TokenEndpoint::Token
     }
+    fn metric_kind(&self) -> Option<&'static str> {
+        (self.endpoint == TokenEndpoint::StableToken).then_some("stable_token")
+    }
 }
 
 /// `{"errcode": 0, "errmsg": "ok", "ticket": "...", "expires_in": 7200}`.

@@ -337,6 +337,28 @@ impl PayClient {
         body: &str,
         sign_type: SignType,
     ) -> (Result<PayFields>, bool) {
+        let started = tokio::time::Instant::now();
+        let (result, transient) = self.exchange(client, endpoint, url, body, sign_type).await;
+        crate::metrics::record_api_call(
+            endpoint,
+            crate::metrics::outcome_of(&result),
+            started.elapsed(),
+        );
+        if matches!(result, Err(Error::BadSignature(_))) {
+            crate::metrics::record_signature_failure(crate::metrics::SignatureKind::PayReply);
+        }
+        (result, transient)
+    }
+
+    /// The HTTP exchange of [`post_once`](Self::post_once).
+    async fn exchange(
+        &self,
+        client: &reqwest::Client,
+        endpoint: &'static str,
+        url: &str,
+        body: &str,
+        sign_type: SignType,
+    ) -> (Result<PayFields>, bool) {
         let sent = client
             .post(url)
             .header(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")

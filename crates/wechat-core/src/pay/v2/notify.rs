@@ -34,6 +34,7 @@ use super::{
     PayClient, PayConfig, PayFields, RefundRef, RefundStatus, SignType, decrypt_refund_req_info,
     verify_pay_fields,
 };
+use crate::metrics::{Delivery, NotificationOutcome, refusal_reason};
 use crate::pay::v2::PayErrorCode;
 use crate::{AppId, Error, MchId, OpenId, OutRefundNo, OutTradeNo, Result, TransactionId};
 
@@ -470,34 +471,76 @@ where
     Fut: Future<Output = std::result::Result<(), E>>,
     E: std::fmt::Display,
 {
+    handle_payment(config, body, |n| async move {
+        handler(n).await.map(|()| Delivery::First)
+    })
+    .await
+}
+
+/// [`handle_payment_notification`] with a handler that says whether the payment was already
+/// recorded (a duplicate), for `wechat_pay_notifications_total`.
+pub(crate) async fn handle_payment<F, Fut, E>(
+    config: &PayConfig,
+    body: &[u8],
+    handler: F,
+) -> NotificationReply
+where
+    F: FnOnce(PaymentNotification) -> Fut,
+    Fut: Future<Output = std::result::Result<Delivery, E>>,
+    E: std::fmt::Display,
+{
+    let (reply, outcome) = payment_outcome(config, body, handler).await;
+    crate::metrics::record_notification("v2", "payment", outcome);
+    reply
+}
+
+async fn payment_outcome<F, Fut, E>(
+    config: &PayConfig,
+    body: &[u8],
+    handler: F,
+) -> (NotificationReply, NotificationOutcome)
+where
+    F: FnOnce(PaymentNotification) -> Fut,
+    Fut: Future<Output = std::result::Result<Delivery, E>>,
+    E: std::fmt::Display,
+{
     if body.len() > MAX_NOTIFICATION_BODY {
         tracing::warn!(
             bytes = body.len(),
             "payment notification refused: body too large"
         );
-        return NotificationReply::too_large();
+        return (
+            NotificationReply::too_large(),
+            NotificationOutcome::Refused("too_large"),
+        );
     }
     match verify_payment_notification(config, body) {
         Ok(notification) => {
             let out_trade_no = notification.out_trade_no.clone();
             match handler(notification).await {
-                Ok(()) => NotificationReply::success(),
+                Ok(delivery) => (NotificationReply::success(), delivery.into()),
                 Err(e) => {
                     tracing::error!(out_trade_no = %out_trade_no, error = %e, "payment notification handler failed; WeChat will re-send");
-                    NotificationReply::fail(
-                        http::StatusCode::INTERNAL_SERVER_ERROR,
-                        "not processed",
+                    (
+                        NotificationReply::fail(
+                            http::StatusCode::INTERNAL_SERVER_ERROR,
+                            "not processed",
+                        ),
+                        NotificationOutcome::Refused("backend_error"),
                     )
                 }
             }
         }
         Err(Error::Pay { code, description }) => {
             tracing::info!(err_code = %code, description = %description, "verified payment notification reports a failed payment");
-            NotificationReply::success()
+            (NotificationReply::success(), NotificationOutcome::Unpaid)
         }
         Err(e) => {
             tracing::warn!(error = %e, "payment notification refused");
-            NotificationReply::refused(&e)
+            (
+                NotificationReply::refused(&e),
+                NotificationOutcome::Refused(refusal_reason(&e)),
+            )
         }
     }
 }
@@ -598,18 +641,43 @@ where
     Fut: Future<Output = std::result::Result<(), E>>,
     E: std::fmt::Display,
 {
+    let (reply, outcome) = refund_outcome(config, confirm, body, handler).await;
+    crate::metrics::record_notification("v2", "refund", outcome);
+    reply
+}
+
+async fn refund_outcome<F, Fut, E>(
+    config: &PayConfig,
+    confirm: Option<&PayClient>,
+    body: &[u8],
+    handler: F,
+) -> (NotificationReply, NotificationOutcome)
+where
+    F: FnOnce(RefundNotification) -> Fut,
+    Fut: Future<Output = std::result::Result<(), E>>,
+    E: std::fmt::Display,
+{
     if body.len() > MAX_NOTIFICATION_BODY {
         tracing::warn!(
             bytes = body.len(),
             "refund notification refused: body too large"
         );
-        return NotificationReply::too_large();
+        return (
+            NotificationReply::too_large(),
+            NotificationOutcome::Refused("too_large"),
+        );
     }
+    let refused = |e: &Error| {
+        (
+            NotificationReply::refused(e),
+            NotificationOutcome::Refused(refusal_reason(e)),
+        )
+    };
     let notification = match verify_refund_notification(config, body) {
         Ok(notification) => notification,
         Err(e) => {
             tracing::warn!(error = %e, "refund notification refused");
-            return NotificationReply::refused(&e);
+            return refused(&e);
         }
     };
     let out_refund_no = notification.out_refund_no.clone();
@@ -618,22 +686,28 @@ where
             Ok(()) => {}
             Err(e @ Error::NotificationMismatch(_)) => {
                 tracing::warn!(out_refund_no = %out_refund_no, error = %e, "refund notification refused");
-                return NotificationReply::refused(&e);
+                return refused(&e);
             }
             Err(e) => {
                 tracing::warn!(out_refund_no = %out_refund_no, error = %e, "refund notification not confirmed (refundquery failed); WeChat will re-send");
-                return NotificationReply::fail(
-                    http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "not confirmed",
+                return (
+                    NotificationReply::fail(
+                        http::StatusCode::INTERNAL_SERVER_ERROR,
+                        "not confirmed",
+                    ),
+                    NotificationOutcome::Refused("not_confirmed"),
                 );
             }
         }
     }
     match handler(notification).await {
-        Ok(()) => NotificationReply::success(),
+        Ok(()) => (NotificationReply::success(), NotificationOutcome::Accepted),
         Err(e) => {
             tracing::error!(out_refund_no = %out_refund_no, error = %e, "refund notification handler failed; WeChat will re-send");
-            NotificationReply::fail(http::StatusCode::INTERNAL_SERVER_ERROR, "not processed")
+            (
+                NotificationReply::fail(http::StatusCode::INTERNAL_SERVER_ERROR, "not processed"),
+                NotificationOutcome::Refused("backend_error"),
+            )
         }
     }
 }

@@ -449,6 +449,20 @@ impl PayClient {
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .body(body.to_vec());
         }
+        let started = tokio::time::Instant::now();
+        let result = exchange(request, endpoint).await;
+        crate::metrics::record_api_call(
+            endpoint,
+            crate::metrics::outcome_of(&result),
+            started.elapsed(),
+        );
+        result
+    }
+}
+
+/// Sends a built request and reads the answer: 2xx raw (unverified), otherwise the typed error.
+async fn exchange(request: reqwest::RequestBuilder, endpoint: &'static str) -> Result<RawReply> {
+    {
         let http_err = |source: reqwest::Error| Error::Http {
             endpoint,
             source: source.without_url(),
@@ -486,16 +500,25 @@ pub(crate) fn verify_raw(
         reason,
         request_id: raw.request_id.clone(),
     };
-    let headers = SignatureHeaders::from_headers(&raw.headers).ok_or_else(|| {
-        forged("it carries no Wechatpay-Timestamp, -Nonce, -Signature and -Serial headers".into())
-    })?;
-    verify_signature(keys, &headers, &raw.body, config.clock().as_ref()).map_err(|e| match e {
-        Error::BadSignature(reason) => {
-            forged(format!("{reason} (Wechatpay-Serial {:?})", headers.serial))
-        }
-        unknown @ Error::UnknownWechatPaySerial { .. } => forged(unknown.to_string()),
-        other => other,
-    })
+    let Some(headers) = SignatureHeaders::from_headers(&raw.headers) else {
+        crate::metrics::record_signature_failure(crate::metrics::SignatureKind::PayReply);
+        return Err(forged(
+            "it carries no Wechatpay-Timestamp, -Nonce, -Signature and -Serial headers".into(),
+        ));
+    };
+    verify_signature(keys, &headers, &raw.body, config.clock().as_ref())
+        .map_err(|e| match e {
+            Error::BadSignature(reason) => {
+                forged(format!("{reason} (Wechatpay-Serial {:?})", headers.serial))
+            }
+            unknown @ Error::UnknownWechatPaySerial { .. } => forged(unknown.to_string()),
+            other => other,
+        })
+        .inspect_err(|e| {
+            if matches!(e, Error::ForgedReply { .. }) {
+                crate::metrics::record_signature_failure(crate::metrics::SignatureKind::PayReply);
+            }
+        })
 }
 
 /// The typed error of a non-2xx answer.

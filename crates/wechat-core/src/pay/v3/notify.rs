@@ -12,6 +12,7 @@ use super::{
     PayClient, PayConfig, RefundStatus, SignatureHeaders, Transaction, WechatPayKeys,
     decrypt_resource, verify_signature,
 };
+use crate::metrics::{Delivery, NotificationOutcome, refusal_reason};
 use crate::pay::v2::{MAX_NOTIFICATION_BODY, TradeState};
 use crate::{AppId, Error, MchId, OpenId, OutRefundNo, OutTradeNo, Result, TransactionId};
 
@@ -440,12 +441,50 @@ impl PayClient {
         Fut: Future<Output = std::result::Result<(), E>>,
         E: std::fmt::Display,
     {
+        self.handle_payment(headers, body, |n| async move {
+            handler(n).await.map(|()| Delivery::First)
+        })
+        .await
+    }
+
+    /// [`handle_payment_notification`](Self::handle_payment_notification) with a handler that
+    /// says whether the payment was already recorded, for `wechat_pay_notifications_total`.
+    pub(crate) async fn handle_payment<F, Fut, E>(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        handler: F,
+    ) -> NotificationReply
+    where
+        F: FnOnce(PaymentNotification) -> Fut,
+        Fut: Future<Output = std::result::Result<Delivery, E>>,
+        E: std::fmt::Display,
+    {
+        let (reply, outcome) = self.payment_outcome(headers, body, handler).await;
+        crate::metrics::record_notification("v3", "payment", outcome);
+        reply
+    }
+
+    async fn payment_outcome<F, Fut, E>(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        handler: F,
+    ) -> (NotificationReply, NotificationOutcome)
+    where
+        F: FnOnce(PaymentNotification) -> Fut,
+        Fut: Future<Output = std::result::Result<Delivery, E>>,
+        E: std::fmt::Display,
+    {
         if body.len() > MAX_NOTIFICATION_BODY {
             tracing::warn!(
                 bytes = body.len(),
                 "payment notification refused: body too large"
             );
-            return NotificationReply::too_large();
+            return (
+                NotificationReply::too_large(),
+                NotificationOutcome::Refused("too_large"),
+            );
         }
         let opened = match self.notification_keys(headers).await {
             Ok(keys) => open_payment(self.config(), &keys, headers, body),
@@ -454,7 +493,7 @@ impl PayClient {
         let notification = match opened {
             Ok((_, transaction)) if transaction.trade_state != TradeState::Success => {
                 tracing::info!(out_trade_no = %transaction.out_trade_no, trade_state = %transaction.trade_state, "verified payment notification of an unpaid order: nothing to record");
-                return NotificationReply::success();
+                return (NotificationReply::success(), NotificationOutcome::Unpaid);
             }
             Ok((id, transaction)) => {
                 PaymentNotification::from_transaction(self.config(), id, transaction)
@@ -465,19 +504,25 @@ impl PayClient {
             Ok(notification) => {
                 let out_trade_no = notification.out_trade_no.clone();
                 match handler(notification).await {
-                    Ok(()) => NotificationReply::success(),
+                    Ok(delivery) => (NotificationReply::success(), delivery.into()),
                     Err(e) => {
                         tracing::error!(out_trade_no = %out_trade_no, error = %e, "payment notification handler failed; WeChat Pay will send it again");
-                        NotificationReply::fail(
-                            http::StatusCode::INTERNAL_SERVER_ERROR,
-                            "not processed",
+                        (
+                            NotificationReply::fail(
+                                http::StatusCode::INTERNAL_SERVER_ERROR,
+                                "not processed",
+                            ),
+                            NotificationOutcome::Refused("backend_error"),
                         )
                     }
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "payment notification refused");
-                NotificationReply::refused(&e)
+                (
+                    NotificationReply::refused(&e),
+                    NotificationOutcome::Refused(refusal_reason(&e)),
+                )
             }
         }
     }
@@ -498,31 +543,43 @@ impl PayClient {
         Fut: Future<Output = std::result::Result<(), E>>,
         E: std::fmt::Display,
     {
-        if body.len() > MAX_NOTIFICATION_BODY {
+        let (reply, outcome) = if body.len() > MAX_NOTIFICATION_BODY {
             tracing::warn!(
                 bytes = body.len(),
                 "refund notification refused: body too large"
             );
-            return NotificationReply::too_large();
-        }
-        match self.verify_refund_notification(headers, body).await {
-            Ok(notification) => {
-                let out_refund_no = notification.refund.out_refund_no.clone();
-                match handler(notification).await {
-                    Ok(()) => NotificationReply::success(),
-                    Err(e) => {
-                        tracing::error!(out_refund_no = %out_refund_no, error = %e, "refund notification handler failed; WeChat Pay will send it again");
-                        NotificationReply::fail(
-                            http::StatusCode::INTERNAL_SERVER_ERROR,
-                            "not processed",
-                        )
+            (
+                NotificationReply::too_large(),
+                NotificationOutcome::Refused("too_large"),
+            )
+        } else {
+            match self.verify_refund_notification(headers, body).await {
+                Ok(notification) => {
+                    let out_refund_no = notification.refund.out_refund_no.clone();
+                    match handler(notification).await {
+                        Ok(()) => (NotificationReply::success(), NotificationOutcome::Accepted),
+                        Err(e) => {
+                            tracing::error!(out_refund_no = %out_refund_no, error = %e, "refund notification handler failed; WeChat Pay will send it again");
+                            (
+                                NotificationReply::fail(
+                                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                                    "not processed",
+                                ),
+                                NotificationOutcome::Refused("backend_error"),
+                            )
+                        }
                     }
                 }
+                Err(e) => {
+                    tracing::warn!(error = %e, "refund notification refused");
+                    (
+                        NotificationReply::refused(&e),
+                        NotificationOutcome::Refused(refusal_reason(&e)),
+                    )
+                }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "refund notification refused");
-                NotificationReply::refused(&e)
-            }
-        }
+        };
+        crate::metrics::record_notification("v3", "refund", outcome);
+        reply
     }
 }

@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::store::{LockLease, StoredToken, TokenStore};
 use crate::clock::Clock;
+use crate::metrics::{RefreshLock, RefreshReason};
 use crate::{Error, Result};
 
 /// Refresh at most this long before expiry...
@@ -63,6 +64,12 @@ pub(crate) trait Fetch: Send + Sync + 'static {
     /// that processes which cannot share them through the store must not fetch often.
     fn retires_others(&self) -> bool {
         false
+    }
+
+    /// The `kind` label of `wechat_token_refreshes_total` when it is not the manager's kind
+    /// (`stable_token` for the access token fetched from `cgi-bin/stable_token`).
+    fn metric_kind(&self) -> Option<&'static str> {
+        None
     }
 }
 
@@ -366,7 +373,20 @@ impl<F: Fetch> Inner<F> {
 
     /// The single-flight refresh.
     async fn refresh(&self, reason: Reason<'_>) -> Result<Arc<Cached>> {
-        let _flight = self.flight.lock().await;
+        let _flight = match self.flight.try_lock() {
+            Ok(flight) => flight,
+            Err(_) => {
+                // Another caller is refreshing: only these waits are recorded.
+                let started = tokio::time::Instant::now();
+                let flight = self.flight.lock().await;
+                crate::metrics::record_lock_wait(
+                    self.settings.kind,
+                    RefreshLock::Process,
+                    started.elapsed(),
+                );
+                flight
+            }
+        };
         let now = self.settings.clock.now_unix_secs();
         if let Some(cached) = self.local_copy().filter(|c| reason.accepts(c, now)) {
             // Refreshed by whoever held the flight before us.
@@ -435,9 +455,25 @@ impl<F: Fetch> Inner<F> {
                 return self.fetch(reason, None).await;
             }
         }
-        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+        let started = tokio::time::Instant::now();
+        let deadline = started + LOCK_WAIT;
+        // Whether the store's lock was found held: then the wait is recorded once it ends.
+        let mut waited = false;
+        let record_wait = |waited: bool| {
+            if waited {
+                crate::metrics::record_lock_wait(
+                    self.settings.kind,
+                    RefreshLock::Store,
+                    started.elapsed(),
+                );
+            }
+        };
         loop {
-            match store.try_lock(key, self.settings.lock_lease).await {
+            let attempt = store.try_lock(key, self.settings.lock_lease).await;
+            if !matches!(attempt, Ok(None)) {
+                record_wait(waited);
+            }
+            match attempt {
                 Ok(Some(lease)) => {
                     // Someone may have finished a refresh between our read and our lock.
                     let stored = store.get(key).await.unwrap_or_default();
@@ -454,17 +490,27 @@ impl<F: Fetch> Inner<F> {
                     self.unlock(&lease).await;
                     return result;
                 }
-                Ok(None) if tokio::time::Instant::now() >= deadline => break,
+                Ok(None) if tokio::time::Instant::now() >= deadline => {
+                    record_wait(true);
+                    break;
+                }
                 Ok(None) => {
+                    waited = true;
                     tracing::debug!(
                         kind = self.settings.kind,
                         "another process is refreshing; waiting for its value"
                     );
                     match self.poll_store(reason, deadline).await {
-                        Ok(Some(cached)) => return Ok(cached),
+                        Ok(Some(cached)) => {
+                            record_wait(true);
+                            return Ok(cached);
+                        }
                         // The wait is over, or the lock may be free again: try to take it.
                         Ok(None) => {}
-                        Err(()) => return self.fetch(reason, None).await,
+                        Err(()) => {
+                            record_wait(true);
+                            return self.fetch(reason, None).await;
+                        }
                     }
                 }
                 Err(e) => {
@@ -677,6 +723,19 @@ impl<F: Fetch> Inner<F> {
                 ),
             });
         }
+        let why = if rejected.is_some() {
+            RefreshReason::Invalidated
+        } else if matches!(reason, Reason::Ahead(_)) {
+            RefreshReason::Ahead
+        } else if self.local_copy().is_some() {
+            RefreshReason::Expired
+        } else {
+            RefreshReason::Missing
+        };
+        crate::metrics::record_token_refresh(
+            self.fetcher.metric_kind().unwrap_or(self.settings.kind),
+            why,
+        );
         let span = tracing::info_span!(
             "wechat_token_refresh",
             kind = self.settings.kind,
