@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::config::AppConfig;
+use crate::console::view::{TicketView, TokenView};
 use crate::reply::{Params, WxError, random_token};
 use crate::state::{Sim, lock};
 
@@ -125,6 +126,62 @@ impl TokenStore {
             .get(appid)
             .filter(|t| now < t.expires_at)
             .map(|t| t.ticket.as_str())
+    }
+}
+
+impl TokenStore {
+    /// The console's rows: each token by app, kind and times, each ticket by app and expiry;
+    /// never a value. Tokens newest first.
+    pub(crate) fn console_rows(&self, now: u64, ttl: u64) -> (Vec<TokenView>, Vec<TicketView>) {
+        let mut tokens: Vec<TokenView> = self
+            .tokens
+            .iter()
+            .map(|(value, t)| {
+                let kind = if self.latest.get(&t.appid) == Some(value) {
+                    "cgi-bin/token (latest)"
+                } else if self.stable.get(&t.appid) == Some(value) {
+                    "stable_token (current)"
+                } else {
+                    "older"
+                };
+                let state = if now >= t.expires_at {
+                    "expired"
+                } else if t.revoked {
+                    "revoked"
+                } else if t.replaced_at.is_some_and(|r| now >= r + GRACE_SECS) {
+                    "retired"
+                } else if t.replaced_at.is_some() {
+                    "replaced"
+                } else {
+                    "valid"
+                };
+                TokenView {
+                    appid: t.appid.clone(),
+                    kind,
+                    issued_at: t.expires_at.saturating_sub(ttl),
+                    expires_at: t.expires_at,
+                    replaced_at: t.replaced_at,
+                    revoked: t.revoked,
+                    state,
+                }
+            })
+            .collect();
+        tokens.sort_by(|a, b| (b.expires_at, &b.appid).cmp(&(a.expires_at, &a.appid)));
+        let mut tickets: Vec<TicketView> = self
+            .tickets
+            .iter()
+            .map(|(appid, t)| TicketView {
+                appid: appid.clone(),
+                expires_at: t.expires_at,
+                state: if now < t.expires_at {
+                    "valid"
+                } else {
+                    "expired"
+                },
+            })
+            .collect();
+        tickets.sort_by(|a, b| a.appid.cmp(&b.appid));
+        (tokens, tickets)
     }
 }
 

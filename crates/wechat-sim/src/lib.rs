@@ -29,9 +29,11 @@
 mod api;
 mod clock;
 mod config;
+mod console;
 mod control;
 mod fault;
 pub mod fixtures;
+mod journal;
 mod jssdk;
 mod oauth;
 mod pay;

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::config::{AppConfig, UserConfig};
+use crate::console::view::{CODE_PREFIX_CHARS, CodeView, UserTokenView};
 use crate::reply::{Params, WxError, html_escape, page, random_token};
 use crate::state::{Sim, lock};
 
@@ -92,6 +93,53 @@ impl OAuthStore {
         self.codes.retain(|_, c| keep(c.issued_at + CODE_TTL_SECS));
         self.tokens.retain(|_, t| keep(t.expires_at));
         self.refresh.retain(|_, r| keep(r.expires_at));
+    }
+
+    /// The console's rows: codes by their first characters, user tokens by owner and expiry
+    /// (never a token's value); newest first.
+    pub(crate) fn console_rows(&self, now: u64) -> (Vec<CodeView>, Vec<UserTokenView>) {
+        let mut codes: Vec<CodeView> = self
+            .codes
+            .iter()
+            .map(|(value, c)| {
+                let expires_at = c.issued_at + CODE_TTL_SECS;
+                let state = if c.used {
+                    "used"
+                } else if now >= expires_at {
+                    "expired"
+                } else {
+                    "unused"
+                };
+                let prefix: String = value.chars().take(CODE_PREFIX_CHARS).collect();
+                CodeView {
+                    prefix: format!("{prefix}…"),
+                    appid: c.appid.clone(),
+                    openid: c.openid.clone(),
+                    scope: c.scope.as_str(),
+                    issued_at: c.issued_at,
+                    expires_at,
+                    state,
+                }
+            })
+            .collect();
+        codes.sort_by_key(|c| std::cmp::Reverse(c.issued_at));
+        let mut tokens: Vec<UserTokenView> = self
+            .tokens
+            .values()
+            .map(|t| UserTokenView {
+                appid: t.appid.clone(),
+                openid: t.openid.clone(),
+                scope: t.scope.as_str(),
+                expires_at: t.expires_at,
+                state: if now < t.expires_at {
+                    "valid"
+                } else {
+                    "expired"
+                },
+            })
+            .collect();
+        tokens.sort_by_key(|t| std::cmp::Reverse(t.expires_at));
+        (codes, tokens)
     }
 
     /// The user token, checked for existence and expiry.

@@ -1,9 +1,12 @@
 //! The whole HTTP surface: every module's routes, plus the middleware that counts requests,
-//! injects the faults `/_sim/fail` registered, answers CORS for the three `/_sim/` routes the
-//! JS-SDK script calls from the app's pages, and refuses cross-origin requests to the others.
+//! records them in the console's journal (path, status, errcode), injects the faults
+//! `/_sim/fail` registered, answers CORS for the three `/_sim/` routes the JS-SDK script calls
+//! from the app's pages, and refuses cross-origin requests to the others (the console
+//! included).
 
 use std::sync::Arc;
 
+use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -11,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde_json::json;
 
+use crate::journal::RequestRecord;
 use crate::serve::Connection;
 use crate::state::{Sim, lock};
 
@@ -25,6 +29,7 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         .merge(crate::api::router())
         .merge(crate::jssdk::router())
         .merge(crate::control::router())
+        .merge(crate::console::router())
         .merge(crate::pay::router())
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 Not Found (wechat-sim)") })
         .layer(middleware::from_fn_with_state(Arc::clone(&sim), around))
@@ -32,14 +37,24 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
 }
 
 /// Counts the request; applies a fault registered for its path; CORS for the bridge routes,
-/// no cross-origin requests to the other `/_sim/` routes.
+/// no cross-origin requests to the other `/_sim/` routes; records the answer in the journal
+/// (except the console's own requests).
 async fn around(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
+    let method = request.method().to_string();
     sim.stats.count_call(&path);
-    tracing::debug!(method = %request.method(), %path, "request");
+    tracing::debug!(%method, %path, "request");
+    let response = answer(&sim, &path, request, next).await;
+    if crate::console::is_console_path(&path) {
+        return response;
+    }
+    record(&sim, method, path, response).await
+}
 
+/// The answer, after the checks and faults of [`around`].
+async fn answer(sim: &Sim, path: &str, request: Request, next: Next) -> Response {
     if path.starts_with("/_sim/") {
-        if BRIDGE_ROUTES.contains(&path.as_str()) {
+        if BRIDGE_ROUTES.contains(&path) {
             return bridge(request, next).await;
         }
         if let Some(reason) = cross_origin(&request) {
@@ -48,15 +63,57 @@ async fn around(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> Re
         }
         return next.run(request).await;
     }
-    let fault = lock(&sim.faults).take(&path);
+    let fault = lock(&sim.faults).take(path);
     match fault {
         None => next.run(request).await,
         Some(fault) => {
-            sim.stats.count_fault(fault.kind(), &path);
+            sim.stats.count_fault(fault.kind(), path);
             tracing::info!(%path, kind = fault.kind(), "fault injected");
             crate::fault::apply(fault, request, next).await
         }
     }
+}
+
+/// The answers whose bodies are read for an errcode: WeChat's are a few KiB.
+const MAX_RECORDED_BODY: u64 = 64 * 1024;
+
+/// Records `response` in the journal: its status, and the WeChat error in a JSON or XML body
+/// of known, small length (the body is read and put back).
+async fn record(sim: &Sim, method: String, path: String, response: Response) -> Response {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let small = HttpBody::size_hint(response.body())
+        .exact()
+        .is_some_and(|n| n <= MAX_RECORDED_BODY);
+    let (response, errcode) =
+        if small && (content_type.contains("json") || content_type.contains("xml")) {
+            let (parts, body) = response.into_parts();
+            match axum::body::to_bytes(body, MAX_RECORDED_BODY as usize).await {
+                Ok(bytes) => {
+                    let errcode = crate::journal::errcode_of(&content_type, &bytes);
+                    (Response::from_parts(parts, Body::from(bytes)), errcode)
+                }
+                Err(_) => (
+                    (StatusCode::INTERNAL_SERVER_ERROR, "answer unreadable").into_response(),
+                    None,
+                ),
+            }
+        } else {
+            (response, None)
+        };
+    sim.journal.request(RequestRecord {
+        at: sim.now_secs(),
+        method,
+        path,
+        status,
+        errcode,
+    });
+    response
 }
 
 /// Why a request to a control route is refused as cross-origin, if it is: any `OPTIONS`

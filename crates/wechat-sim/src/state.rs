@@ -14,6 +14,7 @@ use crate::api::TokenStore;
 use crate::clock::Clock;
 use crate::config::{AppConfig, ConfigError, SimConfig, UserConfig};
 use crate::fault::Faults;
+use crate::journal::Journal;
 use crate::oauth::OAuthStore;
 use crate::pay::PayState;
 use crate::stats::{Stats, StatsSnapshot};
@@ -34,6 +35,8 @@ pub(crate) struct Sim {
     pub(crate) faults: Mutex<Faults>,
     /// WeChat Pay state.
     pub(crate) pay: PayState,
+    /// The recent requests and the notification deliveries, for the console.
+    pub(crate) journal: Journal,
 }
 
 impl Sim {
@@ -51,6 +54,7 @@ impl Sim {
             tokens: Mutex::default(),
             faults: Mutex::default(),
             pay,
+            journal: Journal::default(),
         }
     }
 

@@ -423,16 +423,13 @@ pub(super) async fn closeorder(State(sim): State<Arc<Sim>>, req: Request) -> Res
             .filter(|o| o.appid == call.appid())
         {
             None => Err(("ORDERNOTEXIST", "订单不存在")),
-            Some(order) => match order.payment {
-                Payment::Paid { .. } => Err((
+            Some(order) => match order.close() {
+                book::Closing::Paid => Err((
                     "ORDERPAID",
                     "订单已支付，不能发起关单，请当作已支付的正常交易",
                 )),
-                Payment::Closed => Err(("ORDERCLOSED", "订单已关闭，无法重复关闭")),
-                Payment::NotPaid => {
-                    order.payment = Payment::Closed;
-                    Ok(())
-                }
+                book::Closing::AlreadyClosed => Err(("ORDERCLOSED", "订单已关闭，无法重复关闭")),
+                book::Closing::Closed => Ok(()),
             },
         }
     };
@@ -560,11 +557,7 @@ pub(super) async fn refund(State(sim): State<Arc<Sim>>, req: Request) -> Respons
                                 created: now,
                                 deliveries: book::Deliveries::default(),
                             };
-                            order.refunded_fee += refund_fee;
-                            order.refunds.push(refund.out_refund_no.clone());
-                            book.by_refund_id
-                                .insert(refund.refund_id.clone(), refund_key.clone());
-                            book.refunds.insert(refund_key, refund.clone());
+                            book.add_refund(&key, refund.clone());
                             Ok((refund, true))
                         }
                     }

@@ -203,6 +203,58 @@ impl Book {
     }
 }
 
+impl Book {
+    /// Pays the unpaid order `key` at `now` (a new `transaction_id`, indexed), as the pay sheet
+    /// does once the payment is confirmed, and returns a copy of it; `None` when there is no
+    /// such order. The caller checks that it may be paid.
+    pub(crate) fn pay(&mut self, key: &OrderKey, now: u64) -> Option<Order> {
+        let order = self.orders.get_mut(key)?;
+        order.payment = Payment::Paid { at: now };
+        order.transaction_id = new_transaction_id(now);
+        self.by_transaction
+            .insert(order.transaction_id.clone(), key.clone());
+        Some(order.clone())
+    }
+
+    /// Records a new refund of the order `key` (whose refundable amount the caller checked):
+    /// the order's refunded amount and list, the indexes, the refund itself.
+    pub(crate) fn add_refund(&mut self, key: &OrderKey, refund: Refund) {
+        if let Some(order) = self.orders.get_mut(key) {
+            order.refunded_fee += refund.refund_fee;
+            order.refunds.push(refund.out_refund_no.clone());
+        }
+        let refund_key = (refund.mch_id.clone(), refund.out_refund_no.clone());
+        self.by_refund_id
+            .insert(refund.refund_id.clone(), refund_key.clone());
+        self.refunds.insert(refund_key, refund);
+    }
+}
+
+/// What closing an order did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Closing {
+    /// It was unpaid and is now closed.
+    Closed,
+    /// It was closed already.
+    AlreadyClosed,
+    /// It is paid: it cannot be closed.
+    Paid,
+}
+
+impl Order {
+    /// Closes the order if it is unpaid (closeorder, v3 close, the console).
+    pub(crate) fn close(&mut self) -> Closing {
+        match self.payment {
+            Payment::Paid { .. } => Closing::Paid,
+            Payment::Closed => Closing::AlreadyClosed,
+            Payment::NotPaid => {
+                self.payment = Payment::Closed;
+                Closing::Closed
+            }
+        }
+    }
+}
+
 /// `len` random digits.
 pub(crate) fn random_digits(len: usize) -> String {
     let mut rng = rand::rng();

@@ -21,7 +21,7 @@ use crate::state::Sim;
 
 /// A control request that cannot be served: `status` with `{"error": msg}`.
 #[derive(Debug)]
-struct ControlError {
+pub(super) struct ControlError {
     status: StatusCode,
     msg: String,
 }
@@ -32,7 +32,7 @@ impl IntoResponse for ControlError {
     }
 }
 
-fn error(status: StatusCode, msg: &str) -> ControlError {
+pub(super) fn error(status: StatusCode, msg: &str) -> ControlError {
     ControlError {
         status,
         msg: msg.to_owned(),
@@ -96,12 +96,16 @@ pub(super) async fn notify(State(sim): State<Arc<Sim>>, body: Bytes) -> Response
         Ok(Plan::Sequence(deliveries)) => {
             let mut sent = Vec::with_capacity(deliveries.len());
             for delivery in deliveries {
-                let attempt = notify::attempt(&sim, &delivery).await;
+                let record = notify::journal_entry(&sim, &delivery, &req.mode);
+                let attempt = notify::attempt(&sim, &delivery, record).await;
                 sent.push((delivery, attempt));
             }
             sent
         }
-        Ok(Plan::Concurrent(delivery, count)) => concurrently(&sim, delivery, count).await,
+        Ok(Plan::Concurrent(delivery, count)) => {
+            let record = notify::journal_entry(&sim, &delivery, &req.mode);
+            concurrently(&sim, delivery, count, record).await
+        }
     };
     Json(answer(&req.mode, &sent)).into_response()
 }
@@ -179,6 +183,7 @@ async fn concurrently(
     sim: &Arc<Sim>,
     delivery: notify::Delivery,
     count: u32,
+    record: u64,
 ) -> Vec<(notify::Delivery, notify::Attempt)> {
     let barrier = Arc::new(Barrier::new(count as usize));
     let mut tasks = JoinSet::new();
@@ -186,7 +191,7 @@ async fn concurrently(
         let (sim, delivery, barrier) = (Arc::clone(sim), delivery.clone(), Arc::clone(&barrier));
         tasks.spawn(async move {
             barrier.wait().await;
-            (n, notify::attempt(&sim, &delivery).await)
+            (n, notify::attempt(&sim, &delivery, record).await)
         });
     }
     let mut attempts = Vec::with_capacity(count as usize);
@@ -270,7 +275,7 @@ fn unknown_mode(mode: &str, api: Api, refund: bool) -> ControlError {
 }
 
 /// The order with this out_trade_no (of `mch_id` when given).
-fn find<'a>(
+pub(super) fn find<'a>(
     book: &'a Book,
     out_trade_no: &str,
     mch_id: Option<&str>,

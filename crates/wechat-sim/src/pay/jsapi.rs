@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::book::{self, Api, Book, OrderKey, Payment};
+use super::book::{Api, Book, Order, OrderKey, Payment};
 use super::sign::{self, SignType};
 use super::{merchant, notify, v3};
 use crate::state::Sim;
@@ -151,36 +151,35 @@ pub(super) async fn confirm(State(sim): State<Arc<Sim>>, body: Bytes) -> Respons
         let book = &mut *guard;
         match verify(&sim, book, &params, now) {
             Err(desc) => Err(desc),
-            Ok(key) => match book.orders.get_mut(&key) {
-                None => Err(PREPAY_INVALID.to_owned()),
-                Some(order) => {
-                    order.payment = Payment::Paid { at: now };
-                    order.transaction_id = book::new_transaction_id(now);
-                    book.by_transaction
-                        .insert(order.transaction_id.clone(), key.clone());
-                    Ok(order.clone())
-                }
-            },
+            Ok(key) => book.pay(&key, now).ok_or_else(|| PREPAY_INVALID.to_owned()),
         }
     };
     match paid {
         Err(desc) => Json(failed(&desc)).into_response(),
         Ok(order) => {
-            tracing::info!(mch_id = %order.mch_id, out_trade_no = %order.out_trade_no, api = order.api.as_str(), "order paid");
-            if let Some(m) = merchant(&sim, &order.mch_id) {
-                let delivery = match order.api {
-                    Api::V2 => Some(notify::payment_delivery(m, &order)),
-                    Api::V3 => v3::merchant(&sim, &order.mch_id).and_then(|v| {
-                        v3::notify::payment_delivery(v, &order, now)
-                            .map_err(|e| tracing::error!(error = %e, "cannot build the v3 payment notification"))
-                            .ok()
-                    }),
-                };
-                if let Some(delivery) = delivery {
-                    notify::spawn(&sim, delivery, m.notify_retry_scale);
-                }
-            }
+            notify_paid(&sim, &order, now);
             Json(json!({ "err_msg": "get_brand_wcpay_request:ok" })).into_response()
+        }
+    }
+}
+
+/// After an order was paid: logs it and delivers its payment notification (with WeChat's
+/// retries) in the background.
+pub(super) fn notify_paid(sim: &Arc<Sim>, order: &Order, now: u64) {
+    tracing::info!(mch_id = %order.mch_id, out_trade_no = %order.out_trade_no, api = order.api.as_str(), "order paid");
+    if let Some(m) = merchant(sim, &order.mch_id) {
+        let delivery = match order.api {
+            Api::V2 => Some(notify::payment_delivery(m, order)),
+            Api::V3 => v3::merchant(sim, &order.mch_id).and_then(|v| {
+                v3::notify::payment_delivery(v, order, now)
+                    .map_err(
+                        |e| tracing::error!(error = %e, "cannot build the v3 payment notification"),
+                    )
+                    .ok()
+            }),
+        };
+        if let Some(delivery) = delivery {
+            notify::spawn(sim, delivery, m.notify_retry_scale);
         }
     }
 }

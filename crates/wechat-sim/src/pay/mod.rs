@@ -96,6 +96,7 @@ pub(crate) mod fault;
 mod jsapi;
 mod notify;
 mod sign;
+mod steer;
 mod tls;
 pub(crate) mod v3;
 mod xml;
@@ -113,6 +114,8 @@ use serde::Deserialize;
 use crate::config::SimConfig;
 use crate::state::Sim;
 
+pub(crate) use book::beijing;
+pub(crate) use steer::{console_orders, notify_modes};
 pub(crate) use tls::spawn_tls;
 
 /// One WeChat Pay merchant: API v2 (`api_key`), API v3 (`apiv3_key` and the keys), or both.
@@ -392,6 +395,12 @@ pub(crate) fn router() -> Router<Arc<Sim>> {
         .route("/_sim/pay/confirm", post(jsapi::confirm))
         .route("/_sim/pay/notify", post(control::notify))
         .route("/_sim/pay/orders/{out_trade_no}", get(control::order))
+        .route("/_sim/pay/orders/{out_trade_no}/pay", post(steer::pay))
+        .route("/_sim/pay/orders/{out_trade_no}/close", post(steer::close))
+        .route(
+            "/_sim/pay/orders/{out_trade_no}/refund",
+            post(steer::refund),
+        )
         .route("/_sim/tls/server-ca.pem", get(control::server_ca))
         .route("/_sim/pay/v3/public-key", get(control::public_key))
         .merge(v3::router())

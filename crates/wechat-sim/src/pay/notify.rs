@@ -12,6 +12,7 @@ use super::book::{self, Order, Refund};
 use super::sign::{self, SignType};
 use super::v3::keys::SignKey;
 use super::{MerchantConfig, crypto, xml};
+use crate::journal::{self, AttemptRecord, Subject};
 use crate::state::Sim;
 
 /// WeChat's redelivery delays after a failed attempt, in seconds (≈ 24 h 4 min in all).
@@ -206,6 +207,7 @@ pub(crate) fn retry_delay(n: usize, scale: f64) -> Option<Duration> {
 /// Delivers in the background: one attempt now, then the retry schedule until acknowledged.
 /// The task holds only a weak reference, so it ends when the simulator is dropped.
 pub(crate) fn spawn(sim: &Arc<Sim>, delivery: Delivery, scale: f64) {
+    let record = journal_entry(sim, &delivery, "scheduled");
     let weak: Weak<Sim> = Arc::downgrade(sim);
     let task = tokio::spawn(async move {
         for n in 0..=RETRY_SCHEDULE_SECS.len() {
@@ -216,7 +218,7 @@ pub(crate) fn spawn(sim: &Arc<Sim>, delivery: Delivery, scale: f64) {
                 tokio::time::sleep(delay).await;
             }
             let Some(sim) = weak.upgrade() else { return };
-            if attempt(&sim, &delivery).await.acknowledged {
+            if attempt(&sim, &delivery, record).await.acknowledged {
                 return;
             }
         }
@@ -225,8 +227,40 @@ pub(crate) fn spawn(sim: &Arc<Sim>, delivery: Delivery, scale: f64) {
     sim.pay.track(task.abort_handle());
 }
 
-/// Sends one attempt and counts it (stats and the order's or refund's counters).
-pub(crate) async fn attempt(sim: &Sim, delivery: &Delivery) -> Attempt {
+/// Starts the journal's record of `delivery`, sent in `mode` (`scheduled`: with WeChat's
+/// retries), for [`attempt`].
+pub(crate) fn journal_entry(sim: &Sim, delivery: &Delivery, mode: &str) -> u64 {
+    let api = if delivery.v3.is_some() { "v3" } else { "v2" };
+    let subject = match &delivery.target {
+        Target::Order((mch_id, out_trade_no)) => Subject {
+            kind: "payment",
+            api,
+            mch_id: mch_id.clone(),
+            out_trade_no: out_trade_no.clone(),
+            out_refund_no: None,
+        },
+        Target::Refund(key) => Subject {
+            kind: "refund",
+            api,
+            mch_id: key.0.clone(),
+            out_trade_no: sim
+                .pay
+                .book()
+                .refunds
+                .get(key)
+                .map(|r| r.out_trade_no.clone())
+                .unwrap_or_default(),
+            out_refund_no: Some(key.1.clone()),
+        },
+    };
+    sim.journal
+        .delivery(subject, mode, &delivery.url, sim.now_secs())
+}
+
+/// Sends one attempt and counts it (stats, the order's or refund's counters, and the journal's
+/// record `record` with the app's status and the start of its reply).
+pub(crate) async fn attempt(sim: &Sim, delivery: &Delivery, record: u64) -> Attempt {
+    let at = sim.now_secs();
     sim.stats.notification_sent();
     count(sim, &delivery.target, false);
     let mut request = sim.pay.http.post(&delivery.url);
@@ -240,13 +274,15 @@ pub(crate) async fn attempt(sim: &Sim, delivery: &Delivery) -> Attempt {
         }
     }
     let sent = request.body(delivery.body.clone()).send().await;
-    let result = match sent {
+    let (result, reply) = match sent {
         Err(e) => {
-            tracing::info!(url = %delivery.url, error = %e.without_url(), "notification not delivered");
-            Attempt {
+            let e = e.without_url();
+            tracing::info!(url = %delivery.url, error = %e, "notification not delivered");
+            let attempt = Attempt {
                 status: None,
                 acknowledged: false,
-            }
+            };
+            (attempt, (format!("not delivered: {e}"), false))
         }
         Ok(response) => {
             let status = response.status().as_u16();
@@ -260,12 +296,23 @@ pub(crate) async fn attempt(sim: &Sim, delivery: &Delivery) -> Attempt {
                         .is_ok_and(|m| m.get("return_code").is_some_and(|c| c == "SUCCESS"))
             };
             tracing::info!(url = %delivery.url, status, acknowledged, "notification delivered");
-            Attempt {
+            let attempt = Attempt {
                 status: Some(status),
                 acknowledged,
-            }
+            };
+            (attempt, journal::reply_text(&body))
         }
     };
+    sim.journal.attempt(
+        record,
+        AttemptRecord {
+            at,
+            status: result.status,
+            acknowledged: result.acknowledged,
+            reply: reply.0,
+            truncated: reply.1,
+        },
+    );
     if result.acknowledged {
         sim.stats.notification_acknowledged();
         count(sim, &delivery.target, true);

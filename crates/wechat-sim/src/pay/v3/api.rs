@@ -360,15 +360,13 @@ pub(crate) async fn close(
         let key: OrderKey = (call.config.mch_id.clone(), out_trade_no.clone());
         let mut book = sim.pay.book();
         let order = book.orders.get_mut(&key).ok_or_else(order_not_exist)?;
-        match order.payment {
-            Payment::Paid { .. } => Err(V3Error::new(
+        match order.close() {
+            book::Closing::Paid => Err(V3Error::new(
                 StatusCode::FORBIDDEN,
                 "TRADE_ERROR",
                 "订单已支付，不能关闭，请当作已支付的正常交易",
             )),
-            Payment::Closed => Ok((StatusCode::NO_CONTENT, Vec::new())),
-            Payment::NotPaid => {
-                order.payment = Payment::Closed;
+            book::Closing::Closed | book::Closing::AlreadyClosed => {
                 Ok((StatusCode::NO_CONTENT, Vec::new()))
             }
         }
@@ -495,18 +493,14 @@ fn refund_answer(sim: &Sim, call: &Call<'_>) -> Result<RefundAnswer, V3Error> {
         created: now,
         deliveries: book::Deliveries::default(),
     };
-    order.refunded_fee += refund_fee;
-    order.refunds.push(refund.out_refund_no.clone());
-    book.by_refund_id
-        .insert(refund.refund_id.clone(), refund_key.clone());
     let answer = v3notify::refund_object(&refund).to_string().into_bytes();
-    book.refunds.insert(refund_key.clone(), refund);
+    book.add_refund(&order_key, refund);
     Ok((StatusCode::OK, answer, Some(refund_key)))
 }
 
 /// Marks a new refund `SUCCESS` one second (times `scale`) later and delivers its
 /// notification, in the background.
-fn complete_refund(sim: &Arc<Sim>, key: (String, String), scale: f64) {
+pub(crate) fn complete_refund(sim: &Arc<Sim>, key: (String, String), scale: f64) {
     let weak = Arc::downgrade(sim);
     let delay = notify::retry_delay(0, scale)
         .map(|d| d / 15)
