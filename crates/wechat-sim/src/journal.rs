@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
@@ -89,7 +90,7 @@ pub(crate) struct DeliveryRecord {
 pub(crate) struct Journal {
     requests: Mutex<VecDeque<RequestRecord>>,
     deliveries: Mutex<VecDeque<DeliveryRecord>>,
-    next_id: Mutex<u64>,
+    next_id: AtomicU64,
 }
 
 impl Journal {
@@ -109,11 +110,7 @@ impl Journal {
 
     /// Starts recording a delivery and returns its id for [`Self::attempt`].
     pub(crate) fn delivery(&self, subject: Subject, mode: &str, notify_url: &str, now: u64) -> u64 {
-        let id = {
-            let mut next = lock(&self.next_id);
-            *next += 1;
-            *next
-        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let mut deliveries = lock(&self.deliveries);
         if deliveries.len() == MAX_DELIVERIES {
             deliveries.pop_front();

@@ -4,6 +4,8 @@
 //! `open.weixin.qq.com`, `api.mch.weixin.qq.com`, `res.wx.qq.com`): their paths do not collide.
 //! Tests start it on an ephemeral port with [`Simulator::start`] and point the library's base
 //! URLs at [`RunningSim::base_url`]; the README lists every endpoint and the `/_sim/` controls.
+//! A browser on `GET /_sim/` gets the console, a page that shows the simulator's state as it
+//! changes (orders, notifications and the app's answers, tokens, requests) and steers it.
 //!
 //! ```no_run
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -317,6 +317,9 @@ async fn the_console_refuses_other_origins() {
             assert_eq!(res.status(), 200, "{path} {name}: {value}");
         }
     }
+    let bare = http.get(format!("{base}/_sim")).send().await.unwrap();
+    assert_eq!(bare.status(), 308);
+    assert_eq!(bare.headers()["location"], "/_sim/");
     let page = http.get(format!("{base}/_sim/")).send().await.unwrap();
     let csp = page.headers()["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"));

@@ -26,7 +26,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 
 use crate::state::{Sim, lock};
@@ -40,9 +40,11 @@ const SCRIPT: &str = include_str!("console.js");
 /// The console's style sheet.
 const STYLE: &str = include_str!("console.css");
 
-/// The console's routes: the page, its live fragment, its JSON, its script and style.
+/// The console's routes: the page (`/_sim` redirects to it), its live fragment, its JSON, its
+/// script and style.
 pub(crate) fn router() -> Router<Arc<Sim>> {
     Router::new()
+        .route("/_sim", get(|| async { Redirect::permanent("/_sim/") }))
         .route("/_sim/", get(page))
         .route("/_sim/console/live", get(live))
         .route("/_sim/console/state", get(state))
@@ -53,7 +55,7 @@ pub(crate) fn router() -> Router<Arc<Sim>> {
 /// Whether `path` is one of the console's own routes, which the journal does not record
 /// (the page polls once a second).
 pub(crate) fn is_console_path(path: &str) -> bool {
-    path == "/_sim/" || path.starts_with("/_sim/console/")
+    path == "/_sim" || path == "/_sim/" || path.starts_with("/_sim/console/")
 }
 
 /// Gathers what the console shows, taking each lock in turn.

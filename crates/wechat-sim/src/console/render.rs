@@ -128,14 +128,24 @@ fn td_class(class: &str, text: &str) -> String {
     format!(r#"<td class="{class}">{}</td>"#, esc(text))
 }
 
-/// A unix time on the simulated clock: Beijing time and how far from now.
-fn when(now: u64, t: u64) -> String {
-    let rel = if t >= now {
+/// A unix time on the simulated clock: Beijing time (without the date when it is today's) and
+/// how far from now.
+pub(super) fn when(now: u64, t: u64) -> String {
+    let rel = if t == now {
+        "now".to_owned()
+    } else if t > now {
         format!("in {}", span(t - now))
     } else {
         format!("{} ago", span(now - t))
     };
-    format!("{} ({rel})", crate::pay::beijing(t, true))
+    let full = crate::pay::beijing(t, true);
+    // The date only when it is not today's (Beijing time, `yyyy-MM-dd HH:mm:ss`).
+    match full.split_once(' ') {
+        Some((date, time)) if crate::pay::beijing(now, true).starts_with(date) => {
+            format!("{time} ({rel})")
+        }
+        _ => format!("{full} ({rel})"),
+    }
 }
 
 /// `1h 2m 3s`.
@@ -184,15 +194,15 @@ fn orders(s: &Snapshot) -> String {
         &[
             "api",
             "out_trade_no",
-            "merchant / app",
-            "description",
-            "amount",
             "state",
-            "payer",
-            "created / paid",
+            "amount",
+            "actions",
             "refunds",
             "notifications",
-            "actions",
+            "created / paid",
+            "payer",
+            "description",
+            "merchant / app",
         ],
         &rows,
     )
@@ -247,20 +257,20 @@ fn order_row(now: u64, o: &OrderView) -> String {
         .map(|t| format!("paid {}", when(now, t)))
         .unwrap_or_default();
     format!(
-        r#"<tr class="order" data-out-trade-no="{no}">{}{}{}{}{}{}{}<td>{}<br>{}</td><td>{refunds}</td>{}<td class="order-actions">{actions}</td></tr>"#,
+        r#"<tr class="order" data-out-trade-no="{no}">{}{}{}{}<td class="order-actions">{actions}</td><td>{refunds}</td>{}<td>{}<br>{}</td>{}{}{}</tr>"#,
         td(o.api),
-        td(&o.out_trade_no),
-        td(&format!("{} / {}", o.mch_id, o.appid)),
-        td(&o.description),
-        td(&yuan(o.total_fee)),
+        td_class("id", &o.out_trade_no),
         td_class("trade-state", o.trade_state),
-        td(&o.payer),
-        esc(&when(now, o.created)),
-        esc(&paid),
+        td(&yuan(o.total_fee)),
         td(&format!(
             "{} sent, {} acknowledged",
             o.notifications_sent, o.notifications_acknowledged
         )),
+        esc(&when(now, o.created)),
+        esc(&paid),
+        td_class("id", &o.payer),
+        td(&o.description),
+        td_class("id", &format!("{} / {}", o.mch_id, o.appid)),
         no = esc(&o.out_trade_no),
     )
 }

@@ -1,4 +1,4 @@
-use super::render::{esc, live, page};
+use super::render::{esc, live, page, when};
 use super::*;
 use crate::config::SimConfig;
 
@@ -73,5 +73,18 @@ fn html_answers_forbid_inline_script_and_framing() {
         headers(false)
             .iter()
             .all(|(n, _)| !n.as_str().starts_with("access-control-"))
+    );
+}
+
+#[test]
+fn times_are_beijing_time_and_relative() {
+    // 1414561699 = 2014-10-29 13:48:19 in Beijing.
+    let now = 1_414_561_699;
+    assert_eq!(when(now, now), "13:48:19 (now)");
+    assert_eq!(when(now, now + 7200), "15:48:19 (in 2h 0m 0s)");
+    assert_eq!(when(now, now - 61), "13:47:18 (1m 1s ago)");
+    assert_eq!(
+        when(now, now + 86_400),
+        "2014-10-30 13:48:19 (in 24h 0m 0s)"
     );
 }

@@ -77,6 +77,9 @@
 //!   acknowledged}`; 404 when unknown.
 //! - `GET /_sim/pay/v3/public-key?mch_id=…`: `{"id","pem"}`, a v3 merchant's WeChat Pay public
 //!   key; 404 otherwise. `POST /_sim/pay/notify` also takes the v3 modes (see [`v3`]).
+//! - `POST /_sim/pay/orders/{out_trade_no}/pay`, `/close`, `/refund` (the console's actions):
+//!   pay an unpaid order as the pay sheet does, close it as closeorder does, refund it in its
+//!   API version as the refund endpoints do, notifications and retries included (`steer`).
 //!
 //! # TLS for `/secapi`
 //!
