@@ -34,13 +34,15 @@
 //! - `simulator::*`: the browser against wechat-sim alone, on a page of the test's own: the
 //!   consent page (allow, deny), `wx.config` (ready on a URL with a query and a `#fragment`,
 //!   `config:invalid signature` for a wrong one), the pay sheet (cancel, confirm);
-//! - `on_axum::*` and `on_actix::*`: the same six scenarios against each demo (first visit →
+//! - `on_axum::*` and `on_actix::*`: the same scenarios against each demo (first visit →
 //!   consent → the user's nickname; `wx.ready` on URLs with a query and a fragment; pay →
 //!   confirm → paid once in the order store, even after a duplicate notification; pay → cancel →
-//!   unpaid; denied consent → a clear page; a tampered session cookie → login again).
+//!   unpaid; denied consent → a clear page; a tampered session cookie → login again; the
+//!   simulator's console following a payment, then re-sending its notification).
 //!
-//! The axum login scenario also writes the README's screenshot, `docs/demo.png`, when it is
-//! missing or when `UPDATE_DOCS_SCREENSHOT=1` (it fails if the PNG would exceed 100 KB).
+//! The axum login scenario also writes the README's screenshot, `docs/demo.png`, and the axum
+//! console scenario the simulator README's, `docs/sim-console.png`, when they are missing or
+//! when `UPDATE_DOCS_SCREENSHOT=1` (each fails if its PNG would exceed 100 KB).
 
 mod artifacts;
 mod browser;

@@ -13,7 +13,7 @@ use demo_shop::sim::{SimUser, USERS};
 use demo_shop::{CALLBACK_PATH, OrderStore, PayVersion, Settings};
 use serde_json::{Value, json};
 use wechat_browser_tests::{
-    Browser, Cookie, DEFAULT_WAIT, Error, Result, TempDir, Wait, ensure, wait_until,
+    Browser, Cookie, DEFAULT_WAIT, Error, Method, Result, TempDir, Wait, ensure, wait_until,
     workspace_root, write_png,
 };
 use wechat_core::OutTradeNo;
@@ -26,7 +26,14 @@ const SESSION_COOKIE: &str = "wechat_session";
 const PAYMENT_WAIT: Duration = Duration::from_secs(40);
 /// Where the README's screenshot goes, relative to the workspace root.
 const DOCS_SCREENSHOT: &str = "docs/demo.png";
-/// Set to `1` to retake [`DOCS_SCREENSHOT`] (it is only written when missing otherwise).
+/// Where the simulator README's screenshot of its console goes, relative to the workspace root.
+const CONSOLE_SCREENSHOT: &str = "docs/sim-console.png";
+/// The console's window: wide enough for its tables, small enough for a small PNG.
+const CONSOLE_WINDOW: (u32, u32) = (1024, 700);
+/// Bound on each wait for the console (it reloads once a second).
+const CONSOLE_WAIT: Duration = Duration::from_secs(10);
+/// Set to `1` to retake [`DOCS_SCREENSHOT`] and [`CONSOLE_SCREENSHOT`] (they are only written
+/// when missing otherwise).
 const UPDATE_DOCS_SCREENSHOT: &str = "UPDATE_DOCS_SCREENSHOT";
 /// The README's screenshot must stay small.
 const DOCS_SCREENSHOT_MAX_BYTES: usize = 100 * 1024;
@@ -61,6 +68,7 @@ macro_rules! browser_suite {
                 jssdk_is_ready_on_urls_with_query_and_fragment,
                 denying_consent_shows_a_clear_page,
                 a_tampered_session_cookie_logs_in_again,
+                the_console_follows_a_payment_and_resends_its_notification,
             );
             /// The payment scenarios with WeChat Pay API v3 (the demos' default).
             mod pay_v3 {
@@ -330,7 +338,13 @@ pub(crate) async fn first_visit_logs_in_and_shows_the_nickname<D: Demo>() {
 
 /// Writes the README's screenshot when it is missing or `UPDATE_DOCS_SCREENSHOT=1`.
 async fn update_docs_screenshot(browser: &Browser) -> Result<()> {
-    let path = workspace_root().join(DOCS_SCREENSHOT);
+    update_screenshot(browser, DOCS_SCREENSHOT).await
+}
+
+/// Writes the screenshot at `relative` (to the workspace root) when it is missing or
+/// `UPDATE_DOCS_SCREENSHOT=1`; fails when it would exceed 100 KB.
+async fn update_screenshot(browser: &Browser, relative: &str) -> Result<()> {
+    let path = workspace_root().join(relative);
     let wanted = std::env::var(UPDATE_DOCS_SCREENSHOT).is_ok_and(|v| v == "1");
     if path.exists() && !wanted {
         return Ok(());
@@ -641,6 +655,186 @@ pub(crate) async fn a_tampered_session_cookie_logs_in_again<D: Demo>() {
                 .is_some_and(|c| c.value != tampered.value && c.value != original.value),
             || format!("the new login did not set a new session cookie: {renewed:?}"),
         )?;
+        running.stop().await;
+        Ok(())
+    })
+    .await;
+}
+
+/// The current window's WebDriver handle.
+async fn window_handle(browser: &Browser) -> Result<String> {
+    let handle = browser.command(Method::GET, "/window", None).await?;
+    handle
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::Check(format!("GET /window answered {handle}")))
+}
+
+/// Opens a new tab and returns its handle (the current window stays current).
+async fn new_tab(browser: &Browser) -> Result<String> {
+    let opened = browser
+        .command(Method::POST, "/window/new", Some(json!({ "type": "tab" })))
+        .await?;
+    opened["handle"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::Check(format!("POST /window/new answered {opened}")))
+}
+
+/// Makes the window or tab `handle` current.
+async fn switch_to(browser: &Browser, handle: &str) -> Result<()> {
+    browser
+        .command(Method::POST, "/window", Some(json!({ "handle": handle })))
+        .await
+        .map(|_| ())
+}
+
+/// Runs `script` (which may use `q`, the console's selector argument) until it returns a
+/// non-empty string, and returns that string; the console's live part is replaced every
+/// second, so each probe queries the page afresh.
+async fn console_until(
+    browser: &Browser,
+    what: &str,
+    selector: &str,
+    script: &str,
+) -> Result<String> {
+    wait_until(what, CONSOLE_WAIT, || async {
+        let v = browser
+            .execute(
+                &format!("var q = arguments[0]; {script}"),
+                vec![json!(selector)],
+            )
+            .await?;
+        Ok(match v.as_str() {
+            Some(s) if !s.is_empty() => Wait::Ready(s.to_owned()),
+            _ => Wait::Pending(format!(
+                "{selector}: {}",
+                browser
+                    .page_text()
+                    .await
+                    .unwrap_or_default()
+                    .chars()
+                    .take(600)
+                    .collect::<String>()
+            )),
+        })
+    })
+    .await
+}
+
+/// The text of the trade state cell of order `no` in the console ("" when not listed).
+const TRADE_STATE: &str = "var td = document.querySelector(q); return td ? td.textContent : '';";
+
+/// `status|reply` of the first attempt matching `q` whose status is 2xx and whose reply says
+/// SUCCESS ("" when none yet).
+const ACKNOWLEDGED_ATTEMPT: &str = r"var rows = document.querySelectorAll(q);
+    for (var i = 0; i < rows.length; i++) {
+      var status = rows[i].querySelector('td.status').textContent;
+      var reply = rows[i].querySelector('pre.reply').textContent;
+      if (/^2\d\d$/.test(status) && reply.indexOf('SUCCESS') >= 0) return status + '|' + reply;
+    }
+    return '';";
+
+/// The console (`/_sim/`) in a second tab during a payment (API v2, whose acknowledgement has a
+/// body): the order goes from NOTPAY to SUCCESS, the notification shows its attempt with the
+/// app's status and reply, and "re-send (duplicate)" adds a delivery with the app's reply; the
+/// order stays paid once. The axum run also provides the simulator README's screenshot.
+pub(crate) async fn the_console_follows_a_payment_and_resends_its_notification<D: Demo>() {
+    let name = shot::<D>("sim-console");
+    wechat_browser_tests::run_scenario(&name, async |browser: &Browser| {
+        let running = Running::<D>::start(PayVersion::V2).await?;
+        let (base, sim) = (running.base(), running.sim()?);
+        log_in(browser, base, sim, &first_user()).await?;
+        let shop = window_handle(browser).await?;
+
+        // The order exists, unpaid, while the pay sheet is shown.
+        browser.click("#pay", DEFAULT_WAIT).await?;
+        browser.wait_for("#sim-pay-sheet", DEFAULT_WAIT).await?;
+        let orders = sim_json(sim, "/_sim/console/state").await?;
+        let order = orders["orders"][0]["out_trade_no"]
+            .as_str()
+            .ok_or_else(|| Error::Check(format!("no order in the console's state: {orders}")))?
+            .to_owned();
+
+        let console = new_tab(browser).await?;
+        switch_to(browser, &console).await?;
+        browser
+            .set_window_size(CONSOLE_WINDOW.0, CONSOLE_WINDOW.1)
+            .await?;
+        browser.goto(&format!("{}/_sim/", sim.base_url())).await?;
+        let state_cell = format!(r#"tr.order[data-out-trade-no="{order}"] td.trade-state"#);
+        let unpaid = console_until(browser, "the order in the console", &state_cell, TRADE_STATE).await?;
+        ensure(unpaid == "NOTPAY", || {
+            format!("before the payment the console says {unpaid}, not NOTPAY")
+        })?;
+
+        // Pay in the shop's tab; the console follows by itself.
+        switch_to(browser, &shop).await?;
+        browser.click("#sim-pay-confirm", DEFAULT_WAIT).await?;
+        switch_to(browser, &console).await?;
+        let paid = console_until(
+            browser,
+            "the console to show the order paid",
+            &state_cell,
+            "var td = document.querySelector(q); return td && td.textContent === 'SUCCESS' ? 'SUCCESS' : '';",
+        )
+        .await?;
+        ensure(paid == "SUCCESS", || format!("the console says {paid}"))?;
+        let scheduled = format!(
+            r#".delivery[data-number="{order}"][data-mode="scheduled"] tr.attempt"#
+        );
+        let first = console_until(
+            browser,
+            "the notification's acknowledged attempt",
+            &scheduled,
+            ACKNOWLEDGED_ATTEMPT,
+        )
+        .await?;
+        ensure(first.starts_with("200|<xml>"), || {
+            format!("the attempt shows {first:?}, not 200 with the app's XML")
+        })?;
+
+        // Re-send (duplicate): a new delivery, with the app's reply.
+        let clicked = browser
+            .execute(
+                "var b = document.querySelector(arguments[0]); if (b) { b.click(); return true; } return false;",
+                vec![json!(format!(
+                    r#".delivery[data-number="{order}"] button.resend-duplicate"#
+                ))],
+            )
+            .await?;
+        ensure(clicked == json!(true), || {
+            "no re-send (duplicate) button for the notification".to_owned()
+        })?;
+        let duplicate = format!(
+            r#".delivery[data-number="{order}"][data-mode="duplicate"] tr.attempt"#
+        );
+        let again = console_until(
+            browser,
+            "the duplicate's attempt with the app's reply",
+            &duplicate,
+            ACKNOWLEDGED_ATTEMPT,
+        )
+        .await?;
+        ensure(again.starts_with("200|<xml>"), || {
+            format!("the duplicate's attempt shows {again:?}")
+        })?;
+        let result = browser.find("#sim-console-result").await?.text().await?;
+        ensure(result.starts_with("POST /_sim/pay/notify -> 200"), || {
+            format!("the console reports {result:?} for the re-send")
+        })?;
+        ensure(paid_count(&running).await? == 1, || {
+            "the duplicate notification made a second paid order".to_owned()
+        })?;
+        ensure(
+            stored_status(&running, &OutTradeNo::new(order.clone())).await? == OrderStatus::Paid,
+            || "the store does not have the order paid".to_owned(),
+        )?;
+
+        if D::FRAMEWORK == "axum" {
+            browser.execute("window.scrollTo(0, 0); return true;", vec![]).await?;
+            update_screenshot(browser, CONSOLE_SCREENSHOT).await?;
+        }
         running.stop().await;
         Ok(())
     })
