@@ -835,6 +835,42 @@ pub(crate) async fn the_console_follows_a_payment_and_resends_its_notification<D
             browser.execute("window.scrollTo(0, 0); return true;", vec![]).await?;
             update_screenshot(browser, CONSOLE_SCREENSHOT).await?;
         }
+
+        // The forms: "+2 h" moves the clock; the fault form queues a fault for the next N calls.
+        let before = sim.now_secs();
+        browser
+            .click(r#"button[data-seconds="7200"]"#, DEFAULT_WAIT)
+            .await?;
+        wait_until("the clock to move 2 h", CONSOLE_WAIT, || async {
+            Ok(if sim.now_secs() >= before + 7200 {
+                Wait::Ready(())
+            } else {
+                Wait::Pending(format!("now {}", sim.now_secs()))
+            })
+        })
+        .await?;
+        browser
+            .execute(
+                r"var f = document.getElementById('sim-fault-form');
+                f.path.value = '/cgi-bin/token'; f.kind.value = 'errcode';
+                f.value.value = '-1'; f.times.value = '2';
+                return true;",
+                vec![],
+            )
+            .await?;
+        browser.click("#sim-fault-add", DEFAULT_WAIT).await?;
+        let queued = wait_until("the fault to be registered", CONSOLE_WAIT, || async {
+            let faults = sim_json(sim, "/_sim/fail").await?;
+            let queued = faults["faults"][0]["queued"].as_u64();
+            Ok(match (&faults["faults"][0]["path"], queued) {
+                (path, Some(n)) if path == "/cgi-bin/token" => Wait::Ready(n),
+                _ => Wait::Pending(faults.to_string()),
+            })
+        })
+        .await?;
+        ensure(queued == 2, || {
+            format!("the fault form queued {queued} faults, not 2")
+        })?;
         running.stop().await;
         Ok(())
     })
