@@ -834,8 +834,9 @@ async fn check_clock(settings: &Settings, http: &reqwest::Client) -> Check {
             .as_secs_f64()
     };
     let ours = (secs(before) + secs(after)) / 2.0;
-    // Positive: WeChat's clock is ahead of ours. `Date` has whole seconds.
-    let skew = (secs(theirs) - ours).round() as i64;
+    // Positive: WeChat's clock is ahead of ours. `Date` is truncated to whole seconds, so
+    // WeChat's time was half a second later on average.
+    let skew = (secs(theirs) + 0.5 - ours).round() as i64;
     if skew.unsigned_abs() > MAX_CLOCK_SKEW_SECS {
         let direction = if skew > 0 { "behind" } else { "ahead of" };
         return Check::fail(

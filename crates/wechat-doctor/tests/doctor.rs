@@ -154,6 +154,8 @@ async fn a_correct_v3_setup_is_all_ok_and_exits_0() {
     let setup = Setup::new("ok-v3", "v3", |t| t).await;
     let (code, stdout, stderr) = setup.command().await;
     assert_eq!(code, 0, "{stdout}{stderr}");
+    // Shown with `--nocapture` (the README's example output).
+    println!("{stdout}");
     for name in [
         "credentials",
         "jsapi_ticket",
