@@ -420,3 +420,55 @@ async fn unreadable_settings_exit_2() {
     assert_eq!(code, 2);
     assert!(stderr.contains("WECHAT_APPID"), "{stderr}");
 }
+
+/// A self-signed merchant certificate (`apiclient_cert.pem`) over `keys`, with their serial.
+fn merchant_certificate(keys: &MerchantKeyPair) -> String {
+    let key = rcgen::KeyPair::from_pem(&keys.private_key_pem).expect("an RSA key rcgen signs with");
+    let mut params = rcgen::CertificateParams::new(vec!["1900000109".to_owned()]).unwrap();
+    let serial: Vec<u8> = (0..keys.serial.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&keys.serial[i..i + 2], 16).unwrap())
+        .collect();
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    params.self_signed(&key).unwrap().pem()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_private_key_is_checked_against_the_certificate() {
+    let mut setup = Setup::new("cert", "v3", |t| t).await;
+    let keys = MerchantKeyPair::shared();
+    let cert = setup.file("apiclient_cert.pem", &merchant_certificate(keys));
+    setup
+        .set("WECHAT_PAY_CERT", &cert)
+        .unset("WECHAT_PAY_MCH_SERIAL");
+    let report = setup.doctor().await;
+    assert!(!report.failed(), "{}", report.to_text());
+    let message = check(&report, "v3_merchant_key", Status::Ok);
+    assert!(
+        message.contains(&format!(
+            "matches the merchant certificate, serial {}",
+            keys.serial
+        )),
+        "{message}"
+    );
+
+    // The certificate's serial and WECHAT_PAY_MCH_SERIAL disagree.
+    setup.set("WECHAT_PAY_MCH_SERIAL", "0123456789ABCDEF");
+    let message = check(&setup.doctor().await, "v3_merchant_key", Status::Fail);
+    assert!(
+        message.contains("is not the serial of WECHAT_PAY_CERT"),
+        "{message}"
+    );
+
+    // Another private key than the certificate's.
+    setup.unset("WECHAT_PAY_MCH_SERIAL");
+    let other = setup.file(
+        "other_key.pem",
+        &MerchantKeyPair::generate().private_key_pem,
+    );
+    setup.set("WECHAT_PAY_MCH_KEY", &other);
+    let report = setup.doctor().await;
+    let message = check(&report, "v3_merchant_key", Status::Fail);
+    assert!(message.contains("for another key"), "{message}");
+    check(&report, "v3_query", Status::Skip);
+}
