@@ -292,8 +292,7 @@ async fn a_wrong_v2_key_is_a_signature_error() {
     let message = check(&report, "v2_key", Status::Fail);
     assert!(message.contains("签名错误"), "{message}");
     assert!(
-        message.contains("the v2 API key (WECHAT_PAY_KEY) is wrong")
-            || message.contains("The v2 API key (WECHAT_PAY_KEY) is wrong"),
+        message.contains("The v2 API key (WECHAT_PAY_KEY) is wrong"),
         "{message}"
     );
     assert!(message.contains("账户中心 → API安全"), "{message}");
@@ -471,4 +470,32 @@ async fn the_private_key_is_checked_against_the_certificate() {
     let message = check(&report, "v3_merchant_key", Status::Fail);
     assert!(message.contains("for another key"), "{message}");
     check(&report, "v3_query", Status::Skip);
+}
+
+#[test]
+fn help_and_bad_arguments() {
+    let run = |arg: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_wechat-doctor"))
+            .arg(arg)
+            .env_clear()
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let (code, stdout, _) = run("--help");
+    assert_eq!(code, Some(0));
+    for (name, _) in wechat_doctor::ENV_VARS {
+        assert!(
+            stdout.contains(name),
+            "{name} missing from --help:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("Exit codes"), "{stdout}");
+    let (code, _, stderr) = run("--bogus");
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--bogus"), "{stderr}");
 }
