@@ -689,10 +689,25 @@ async fn check_v3_query(
         );
     }
     let Some(signature) = SignatureHeaders::from_headers(&headers) else {
-        return Check::fail(
+        if found {
+            return Check::fail(
+                NAME,
+                format!("the success answer ({answered}) carries no Wechatpay-Signature headers"),
+                "Check WECHAT_PAY_BASE: WeChat Pay signs its answers, and an unsigned one is forged",
+            );
+        }
+        // An error answer need not be signed (the SDKs verify 2xx answers only): the merchant
+        // key and serial are proven, the WeChat Pay key is not.
+        return Check::ok(
             NAME,
-            format!("the answer ({answered}) carries no Wechatpay-Signature headers"),
-            "Check WECHAT_PAY_BASE: WeChat Pay signs its answers",
+            format!(
+                "a signed query of an order that does not exist ({}) answered 404 \
+                 ORDER_NOT_EXIST: the merchant key and its serial {} are right; the answer was \
+                 not signed, so the WeChat Pay key is proven only by the first verified answer or \
+                 notification",
+                out_trade_no.as_str(),
+                key.serial_no()
+            ),
         );
     };
     let download_again = format!(

@@ -499,3 +499,36 @@ fn help_and_bad_arguments() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("--bogus"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsigned_error_answer_proves_the_merchant_key_only() {
+    let setup = Setup::new("unsigned", "v3", |t| t).await;
+    let fail = |fault: &str| {
+        format!(
+            "{}/_sim/fail?path=/v3/pay/transactions/out-trade-no/*&fault={fault}",
+            setup.sim.base_url()
+        )
+    };
+    let http = reqwest::Client::new();
+    assert!(
+        http.post(fail("unsigned"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let message = check(&setup.doctor().await, "v3_query", Status::Ok);
+    assert!(message.contains("the answer was not signed"), "{message}");
+    // A signature over other bytes does not verify.
+    assert!(
+        http.post(fail("bad_signature"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let message = check(&setup.doctor().await, "v3_query", Status::Fail);
+    assert!(message.contains("does not verify"), "{message}");
+}
