@@ -41,7 +41,8 @@
 //!
 //! # Features
 //! - `pay` (default): WeChat Pay ([`pay`], and the payment routes of [`routes`]).
-//! - `redis`: `token::RedisStore`, a token store shared by several processes.
+//! - `redis`: `token::RedisStore`, a token store shared by several processes (one Redis server or
+//!   a Redis Cluster, over TCP or TLS).
 //! - `testing`: `testing`, fixtures for an app's tests (an in-memory order backend, the test
 //!   merchant).
 

@@ -2,7 +2,9 @@
 //!
 //! The server's URL comes from `WECHAT_TEST_REDIS_URL` (e.g. `redis://127.0.0.1:6379/`). Without
 //! it the tests print one line and pass, except under `CI=true`, where they fail. The outage test
-//! starts its own `redis-server` (from `PATH`) on a free port, so that it can stop and restart it.
+//! and the TLS and cluster tests start their own `redis-server`s (from `PATH`) on free ports: one
+//! plain, one TLS-only with a CA and certificate the test makes (rcgen), or a three-node Redis
+//! Cluster, so that they can stop and restart them.
 //! Each test uses its own key prefix, so the tests share one server without colliding.
 #![cfg(feature = "redis")]
 
@@ -559,7 +561,7 @@ async fn store_operations_against_redis() {
         "a stranger cannot unlock"
     );
     let id: String = redis::cmd("GET")
-        .arg(format!("{prefix}k:lock"))
+        .arg(format!("{{{prefix}k}}:lock"))
         .query_async(&mut raw)
         .await
         .unwrap();
@@ -745,10 +747,25 @@ async fn read_only_processes_use_the_central_services_tokens_and_never_fetch() {
 
 #[tokio::test]
 async fn the_first_command_after_a_redis_restart_succeeds() {
+    first_command_after_a_restart(Kind::Plain).await;
+}
+
+#[tokio::test]
+async fn the_first_command_after_a_restart_succeeds_over_tls() {
+    first_command_after_a_restart(Kind::Tls).await;
+}
+
+#[tokio::test]
+async fn the_first_command_after_a_cluster_restart_succeeds() {
+    first_command_after_a_restart(Kind::Cluster).await;
+}
+
+async fn first_command_after_a_restart(kind: Kind) {
     // The connection of an idle process dies with the server; its next command must not fail
     // (and make the process refresh on its own) once Redis answers again.
-    let mut server = RedisServer::start().await;
-    let store = RedisStore::builder(server.url())
+    let mut server = RedisServer::start_kind(kind).await;
+    let store = server
+        .builder()
         .retry_after_failure(Duration::from_millis(50))
         .connect()
         .await
@@ -786,69 +803,241 @@ async fn the_first_command_after_a_redis_restart_succeeds() {
     }
 }
 
-/// A `redis-server` child process on a free port, which the test can stop and restart.
+/// How a test's own Redis is deployed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// One server, plain TCP.
+    Plain,
+    /// One server, TLS only, with a certificate signed by a CA the test makes.
+    Tls,
+    /// A Redis Cluster of three primaries, the slots split between them.
+    Cluster,
+}
+
+/// `redis-server` child processes (one, or three cluster nodes) on free ports, which the test can
+/// stop and restart, in a directory of their own (certificates, cluster configuration).
 struct RedisServer {
-    port: u16,
-    child: Option<Child>,
+    kind: Kind,
+    ports: Vec<u16>,
+    dir: std::path::PathBuf,
+    /// The test CA's certificate, for `Kind::Tls`.
+    ca_pem: String,
+    children: Vec<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 impl RedisServer {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut server = Self { port, child: None };
+    async fn start_kind(kind: Kind) -> Self {
+        let nodes = if kind == Kind::Cluster { 3 } else { 1 };
+        let dir = std::env::temp_dir().join(format!(
+            "wechat-core-redis-{:?}-{:016x}",
+            kind,
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).expect("a directory for redis-server");
+        let ca_pem = if kind == Kind::Tls {
+            write_test_certificates(&dir)
+        } else {
+            String::new()
+        };
+        let mut server = Self {
+            kind,
+            ports: (0..nodes).map(|_| free_port()).collect(),
+            dir,
+            ca_pem,
+            children: Vec::new(),
+        };
         server.restart().await;
+        if kind == Kind::Cluster {
+            server.create_cluster().await;
+        }
         server
     }
 
+    /// The URL of the (first) node.
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.kind == Kind::Tls {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/", self.ports[0])
     }
 
+    /// A store builder that reaches this server as an application would.
+    fn builder(&self) -> wechat_core::token::RedisStoreBuilder {
+        match self.kind {
+            Kind::Plain => RedisStore::builder(self.url()),
+            Kind::Tls => RedisStore::builder(self.url()).tls_root_certificates(self.ca_pem.clone()),
+            Kind::Cluster => RedisStore::cluster_builder(
+                self.ports
+                    .iter()
+                    .map(|port| format!("redis://127.0.0.1:{port}")),
+            ),
+        }
+    }
+
+    /// Starts the processes (again, after `kill`), with the same ports, files and cluster
+    /// configuration, and waits until they answer (a cluster: until its state is ok again).
     async fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
+        for &port in &self.ports {
+            let dir = self.dir.display().to_string();
+            let mut args: Vec<String> = [
                 "--bind",
                 "127.0.0.1",
                 "--save",
                 "",
                 "--appendonly",
                 "no",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be on PATH for the outage test");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(client) = redis::Client::open(self.url()) {
-                if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
-                    if redis::cmd("PING")
-                        .query_async::<String>(&mut conn)
-                        .await
-                        .is_ok()
-                    {
-                        return;
-                    }
-                }
+                "--dir",
+                &dir,
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+            match self.kind {
+                Kind::Plain => args.extend(["--port".to_owned(), port.to_string()]),
+                Kind::Tls => args.extend(
+                    [
+                        "--port",
+                        "0",
+                        "--tls-port",
+                        &port.to_string(),
+                        "--tls-cert-file",
+                        "server.crt",
+                        "--tls-key-file",
+                        "server.key",
+                        "--tls-ca-cert-file",
+                        "ca.crt",
+                        "--tls-auth-clients",
+                        "no",
+                    ]
+                    .map(str::to_owned),
+                ),
+                Kind::Cluster => args.extend(
+                    [
+                        "--port",
+                        &port.to_string(),
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        &format!("nodes-{port}.conf"),
+                        "--cluster-node-timeout",
+                        "2000",
+                    ]
+                    .map(str::to_owned),
+                ),
             }
+            let child = Command::new("redis-server")
+                .args(&args)
+                .current_dir(&self.dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be on PATH for the tests that start their own");
+            self.children.push(child);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.answers().await {
             assert!(
                 Instant::now() < deadline,
-                "redis-server did not start on port {}",
-                self.port
+                "redis-server ({:?}) did not start on ports {:?}",
+                self.kind,
+                self.ports
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
+    /// Whether every node answers a `PING` (a cluster: reports `cluster_state:ok`, once made).
+    async fn answers(&self) -> bool {
+        for &port in &self.ports {
+            let client = match self.kind {
+                Kind::Tls => redis::Client::build_with_tls(
+                    self.url(),
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(self.ca_pem.clone().into_bytes()),
+                    },
+                ),
+                _ => redis::Client::open(format!("redis://127.0.0.1:{port}/")),
+            };
+            let Ok(client) = client else { return false };
+            let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+                return false;
+            };
+            let answer = if self.kind == Kind::Cluster {
+                redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query_async::<String>(&mut conn)
+                    .await
+            } else {
+                redis::cmd("PING").query_async::<String>(&mut conn).await
+            };
+            match answer {
+                Ok(info) if self.kind != Kind::Cluster => drop(info),
+                // A new cluster has no slots yet: it is made by `create_cluster`.
+                Ok(info) if info.contains("cluster_state:ok") || self.unassigned(&info) => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// Whether a cluster node's `CLUSTER INFO` shows a node that was never given slots.
+    fn unassigned(&self, info: &str) -> bool {
+        !self.dir.join("created").exists() && info.contains("cluster_slots_assigned:0")
+    }
+
+    /// Splits the 16384 slots between the three nodes and makes them meet.
+    async fn create_cluster(&mut self) {
+        let per_node = 16384 / self.ports.len();
+        for (i, &port) in self.ports.iter().enumerate() {
+            let mut conn = raw_connection(&format!("redis://127.0.0.1:{port}/")).await;
+            let first = i * per_node;
+            let last = if i + 1 == self.ports.len() {
+                16383
+            } else {
+                first + per_node - 1
+            };
+            let () = redis::cmd("CLUSTER")
+                .arg("ADDSLOTSRANGE")
+                .arg(first)
+                .arg(last)
+                .query_async(&mut conn)
+                .await
+                .expect("CLUSTER ADDSLOTSRANGE");
+            if i > 0 {
+                let () = redis::cmd("CLUSTER")
+                    .arg("MEET")
+                    .arg("127.0.0.1")
+                    .arg(self.ports[0])
+                    .query_async(&mut conn)
+                    .await
+                    .expect("CLUSTER MEET");
+            }
+        }
+        std::fs::write(self.dir.join("created"), b"").expect("a marker file");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.answers().await {
+            assert!(
+                Instant::now() < deadline,
+                "the cluster on {:?} did not form",
+                self.ports
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        for mut child in self.children.drain(..) {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -858,7 +1047,34 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Makes a CA and a certificate for 127.0.0.1 signed by it, writes `ca.crt`, `server.crt` and
+/// `server.key` into `dir`, and returns the CA's PEM.
+fn write_test_certificates(dir: &std::path::Path) -> String {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().expect("a CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "wechat-core test CA");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+    let key = KeyPair::generate().expect("a server key");
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .expect("server parameters");
+    let leaf_cert = leaf
+        .signed_by(&key, &ca_cert, &ca_key)
+        .expect("server certificate");
+    std::fs::write(dir.join("ca.crt"), ca_cert.pem()).expect("ca.crt");
+    std::fs::write(dir.join("server.crt"), leaf_cert.pem()).expect("server.crt");
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).expect("server.key");
+    ca_cert.pem()
 }
 
 /// Counts the warnings logged on this thread.
@@ -993,17 +1209,32 @@ async fn wait_until_redis_answers(processes: &[Process]) -> Duration {
 // One thread, so that the warnings subscriber sees every task's events.
 #[tokio::test]
 async fn redis_stopped_during_load_fails_no_request_and_is_shared_again_after_restart() {
+    outage_during_load(Kind::Plain).await;
+}
+
+#[tokio::test]
+async fn redis_over_tls_stopped_during_load_fails_no_request() {
+    outage_during_load(Kind::Tls).await;
+}
+
+#[tokio::test]
+async fn a_redis_cluster_stopped_during_load_fails_no_request() {
+    outage_during_load(Kind::Cluster).await;
+}
+
+async fn outage_during_load(kind: Kind) {
     if redis_url().is_none() {
         return;
     }
     let warnings = Warnings::default();
     let _subscriber = tracing::subscriber::set_default(warnings.clone());
-    let mut server = RedisServer::start().await;
+    let mut server = RedisServer::start_kind(kind).await;
     let prefix = unique_prefix("outage");
     let sim = start_sim().await;
     let mut processes = Vec::new();
     for _ in 0..4 {
-        let store = RedisStore::builder(server.url())
+        let store = server
+            .builder()
             .prefix(&prefix)
             .retry_after_failure(Duration::from_millis(200))
             .connect()
@@ -1091,7 +1322,118 @@ async fn redis_stopped_during_load_fails_no_request_and_is_shared_again_after_re
     );
     let _ = writeln!(
         std::io::stderr(),
-        "redis figures: outage test served {served} requests, 0 failed; {during} token calls while Redis was \
+        "redis figures ({kind:?}): outage test served {served} requests, 0 failed; {during} token calls while Redis was \
          down; reconnected {reconnect:?} after restart; {outage_warnings} outage warnings"
     );
+}
+
+/// Four processes on a Redis over TLS or in a cluster share one token and one ticket, cold and
+/// after an expiry, and the store's scripts (the fenced write, compare-and-expire, the lock) run
+/// there: in a cluster each key and its lock are in one hash slot.
+async fn shared_through(kind: Kind) {
+    if redis_url().is_none() {
+        return;
+    }
+    let server = RedisServer::start_kind(kind).await;
+    let prefix = unique_prefix("topology");
+    let sim = start_sim().await;
+    let mut processes = Vec::new();
+    for _ in 0..4 {
+        let store = server
+            .builder()
+            .prefix(&prefix)
+            .connect()
+            .await
+            .expect("Redis answers");
+        processes.push(process(&sim, store, Duration::from_secs(5)).await);
+    }
+    let first = tickets_from_all(&processes, 250).await;
+    assert_eq!(
+        (
+            sim.stats().calls_to(TOKEN_PATH),
+            sim.stats().calls_to(TICKET_PATH)
+        ),
+        (1, 1),
+        "{kind:?}: one token and one ticket call for four processes"
+    );
+    sim.advance_clock(TTL + 1);
+    let second = tickets_from_all(&processes, 250).await;
+    assert_ne!(first, second);
+    assert_eq!(
+        (
+            sim.stats().calls_to(TOKEN_PATH),
+            sim.stats().calls_to(TICKET_PATH)
+        ),
+        (2, 2),
+        "{kind:?}: one refresh of each for four processes"
+    );
+    shared_access_token(&processes).await;
+
+    let store = &processes[0].store;
+    let now = wechat_core::clock::SystemClock.now_unix_secs();
+    let lease = store
+        .try_lock("k", Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("the lock is free");
+    assert!(
+        store
+            .try_lock("k", Duration::from_secs(5))
+            .await
+            .unwrap()
+            .is_none(),
+        "{kind:?}: held"
+    );
+    let token = StoredToken::new("NEW", now + 100);
+    assert!(
+        store.set_fenced("k", &token, Some(&lease)).await.unwrap(),
+        "{kind:?}: fenced write"
+    );
+    assert!(!store.expire_if("k", "OTHER").await.unwrap());
+    assert!(
+        store.expire_if("k", "NEW").await.unwrap(),
+        "{kind:?}: compare-and-expire"
+    );
+    store.unlock("k", &lease).await.unwrap();
+    assert!(
+        store
+            .try_lock("k", Duration::from_secs(5))
+            .await
+            .unwrap()
+            .is_some(),
+        "{kind:?}: released"
+    );
+    let description = store.describe_key("k");
+    let expected = if kind == Kind::Tls {
+        "rediss://127.0.0.1"
+    } else {
+        "127.0.0.1"
+    };
+    assert!(description.contains(expected), "{description}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_processes_share_tokens_through_redis_over_tls() {
+    shared_through(Kind::Tls).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_processes_share_tokens_through_a_redis_cluster() {
+    shared_through(Kind::Cluster).await;
+}
+
+#[tokio::test]
+async fn a_tls_server_with_an_unknown_certificate_is_refused() {
+    if redis_url().is_none() {
+        return;
+    }
+    let server = RedisServer::start_kind(Kind::Tls).await;
+    // Without the test CA, the Mozilla roots do not vouch for the server's certificate.
+    let err = RedisStore::connect(&server.url()).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("rediss://127.0.0.1"), "{msg}");
+    assert!(msg.to_ascii_lowercase().contains("certificate"), "{msg}");
+    // A plain-TCP client of a TLS-only port gets no answer it can use either.
+    let plain = server.url().replacen("rediss://", "redis://", 1);
+    assert!(RedisStore::connect(&plain).await.is_err());
 }

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -21,6 +22,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tower::ServiceExt as _;
+
+use crate::state::Sim;
 
 /// The connection a request came on, in the request's extensions.
 #[derive(Debug, Clone)]
@@ -123,7 +126,49 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, mut shutdown: watc
     while connections.join_next().await.is_some() {}
 }
 
+/// `app` with every answer's `Date` header taken from the simulated clock (so that a clock moved
+/// forward with `POST /_sim/clock/advance` shows in `Date`, as a server whose clock is off would),
+/// instead of the wall-clock one hyper adds.
+pub(crate) fn with_simulated_date(app: Router, sim: Arc<Sim>) -> Router {
+    app.layer(axum::middleware::map_response_with_state(sim, date_header))
+}
+
+/// Sets `Date` (IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`) from the simulated clock.
+async fn date_header(State(sim): State<Arc<Sim>>, mut response: Response) -> Response {
+    if let Some(date) = http_date(sim.now_secs()) {
+        response.headers_mut().insert(header::DATE, date);
+    }
+    response
+}
+
+/// `secs` (unix time) as an HTTP date; `None` beyond what a date can hold.
+fn http_date(secs: u64) -> Option<HeaderValue> {
+    let time = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).ok()?).ok()?;
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    HeaderValue::from_str(&time.format(&format).ok()?).ok()
+}
+
 /// Completes once `shutdown` is true, or its sender is gone.
 pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_imf_fixdates() {
+        assert_eq!(
+            http_date(784_111_777).unwrap(),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(
+            http_date(1_764_633_600).unwrap(),
+            "Tue, 02 Dec 2025 00:00:00 GMT"
+        );
+        assert!(http_date(u64::MAX).is_none());
+    }
 }

@@ -173,7 +173,10 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let tls_addr = tls.as_ref().map(TcpListener::local_addr).transpose()?;
         let sim = Arc::new(Sim::new(self.config));
-        let app = crate::router::router(Arc::clone(&sim));
+        let app = crate::serve::with_simulated_date(
+            crate::router::router(Arc::clone(&sim)),
+            Arc::clone(&sim),
+        );
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let server = tokio::spawn(crate::serve::serve(listener, app, shutdown_rx.clone()));
         let tls_server = tls.map(|tls| {

@@ -20,7 +20,7 @@ pub const DEFAULT_DB_FILE: &str = "demo-shop.sqlite3";
 pub const DATA_DIR: &str = ".demo-data";
 
 /// Every environment variable the demos read, with what it is for (the README's table).
-pub const ENV_VARS: [(&str, &str); 22] = [
+pub const ENV_VARS: [(&str, &str); 24] = [
     (
         "WECHAT_APPID",
         "the Official Account's AppID; unset: an embedded wechat-sim is started",
@@ -95,7 +95,15 @@ pub const ENV_VARS: [(&str, &str); 22] = [
     ),
     (
         "WECHAT_REDIS_URL",
-        "redis://host:port/db to share access_token and jsapi_ticket between instances (optional)",
+        "redis://host:port/db (rediss:// for TLS) to share access_token and jsapi_ticket between instances (optional); with WECHAT_REDIS_CLUSTER=1, the cluster's node URLs, comma-separated",
+    ),
+    (
+        "WECHAT_REDIS_CLUSTER",
+        "1: WECHAT_REDIS_URL names the nodes of a Redis Cluster (default 0: one server)",
+    ),
+    (
+        "WECHAT_REDIS_CA",
+        "a PEM file of the CA that signed the rediss:// server's certificate (default: the Mozilla roots)",
     ),
     (
         "DEMO_DB",
@@ -211,6 +219,12 @@ pub struct Settings {
     /// `WECHAT_REDIS_URL`: a Redis server shared by several instances for the access_token and
     /// jsapi_ticket; `None`: kept in memory.
     pub redis_url: Option<String>,
+    /// `WECHAT_REDIS_CLUSTER=1`: `redis_url` is a comma-separated list of a Redis Cluster's
+    /// nodes (one is enough); `false`: one server.
+    pub redis_cluster: bool,
+    /// `WECHAT_REDIS_CA`: the CA certificate (PEM file) for a `rediss://` server whose
+    /// certificate no public CA signed; `None`: the Mozilla roots.
+    pub redis_ca: Option<PathBuf>,
     /// Where WeChat posts payment notifications; `None` (the default, and the only choice from
     /// the environment): `{public_url}/wechat/pay/notify`. Tests set an unreachable URL to
     /// simulate a lost notification.
@@ -234,6 +248,8 @@ impl std::fmt::Debug for Settings {
                 "redis_url",
                 &self.redis_url.as_ref().map(|_| format_args!("[redacted]")),
             )
+            .field("redis_cluster", &self.redis_cluster)
+            .field("redis_ca", &self.redis_ca)
             .field("notify_url", &self.notify_url)
             .field("metrics_listen", &self.metrics_listen)
             .finish()
@@ -252,6 +268,8 @@ impl Settings {
             session_key: None,
             db_path: db_path.into(),
             redis_url: None,
+            redis_cluster: false,
+            redis_ca: None,
             notify_url: None,
             metrics_listen: None,
         }
@@ -294,6 +312,15 @@ impl Settings {
                 })
             })
             .transpose()?;
+        let redis_cluster = match get("WECHAT_REDIS_CLUSTER").as_deref() {
+            None | Some("0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(other) => {
+                return Err(DemoError::Config(format!(
+                    "WECHAT_REDIS_CLUSTER={other:?}: expected 1 (a Redis Cluster) or 0 (one server)"
+                )));
+            }
+        };
         let public_url = get("WECHAT_PUBLIC_URL")
             .map(|url| check_origin("WECHAT_PUBLIC_URL", &url))
             .transpose()?;
@@ -358,6 +385,8 @@ impl Settings {
             session_key,
             db_path,
             redis_url: get("WECHAT_REDIS_URL"),
+            redis_cluster,
+            redis_ca: get("WECHAT_REDIS_CA").map(PathBuf::from),
             notify_url: None,
             metrics_listen,
         })
@@ -605,6 +634,20 @@ mod tests {
     }
 
     #[test]
+    fn redis_cluster_and_ca_are_read() {
+        let s = settings(&[
+            ("WECHAT_REDIS_URL", "rediss://a:7000, rediss://b:7000"),
+            ("WECHAT_REDIS_CLUSTER", "1"),
+            ("WECHAT_REDIS_CA", "/etc/redis/ca.pem"),
+        ])
+        .unwrap();
+        assert!(s.redis_cluster);
+        assert_eq!(s.redis_ca, Some(PathBuf::from("/etc/redis/ca.pem")));
+        let err = settings(&[("WECHAT_REDIS_CLUSTER", "yes")]).unwrap_err();
+        assert!(err.to_string().contains("WECHAT_REDIS_CLUSTER"), "{err}");
+    }
+
+    #[test]
     fn a_real_account_needs_its_secrets() {
         let full = [
             ("WECHAT_APPID", "wx1234567890abcdef"),
@@ -623,6 +666,8 @@ mod tests {
         ];
         let s = settings(&full).unwrap();
         assert_eq!(s.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
+        assert!(!s.redis_cluster);
+        assert_eq!(s.redis_ca, None);
         let w = s.wechat.as_ref().unwrap();
         assert_eq!(w.appid.as_str(), "wx1234567890abcdef");
         assert_eq!(w.base_urls.api, "http://127.0.0.1:9000");

@@ -129,7 +129,7 @@ impl Shop {
         let http = build_http_client(&config)?;
 
         let token_store: Arc<dyn TokenStore> = match &settings.redis_url {
-            Some(url) => Arc::new(RedisStore::connect(url).await?),
+            Some(url) => Arc::new(connect_redis(url, settings).await?),
             None => Arc::new(MemoryStore::new()),
         };
         let tokens = Tokens::new(&config, http.clone(), token_store.clone());
@@ -394,6 +394,32 @@ fn split_pem(pem: &str) -> (String, String) {
         }
     }
     (cert, key)
+}
+
+/// The Redis token store `WECHAT_REDIS_URL`, `WECHAT_REDIS_CLUSTER` and `WECHAT_REDIS_CA` name.
+async fn connect_redis(url: &str, settings: &Settings) -> Result<RedisStore> {
+    let builder = if settings.redis_cluster {
+        RedisStore::cluster_builder(
+            url.split(',')
+                .map(str::trim)
+                .filter(|node| !node.is_empty()),
+        )
+    } else {
+        RedisStore::builder(url)
+    };
+    let builder = match &settings.redis_ca {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| {
+                DemoError::io(
+                    format!("WECHAT_REDIS_CA: cannot read {}", path.display()),
+                    e,
+                )
+            })?;
+            builder.tls_root_certificates(pem)
+        }
+        None => builder,
+    };
+    Ok(builder.connect().await?)
 }
 
 #[cfg(test)]

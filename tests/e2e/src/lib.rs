@@ -141,11 +141,16 @@ where
     }
 }
 
-/// Declares one `#[tokio::test]` per scenario of [`scenarios`] for the [`Demo`] type `$demo`.
+/// Calls `$callback!` with `$args`, then every scenario of [`scenarios`]: those without a
+/// parameter after `plain:`, the payment ones (run with each Pay version) after `pay:`. The one
+/// list [`e2e_suite!`] and [`e2e_run_all!`] read.
+#[doc(hidden)]
 #[macro_export]
-macro_rules! e2e_suite {
-    ($demo:ty) => {
-        $crate::e2e_suite!(@tests $demo;
+macro_rules! with_scenarios {
+    ($callback:ident, $($args:tt)*) => {
+        $crate::$callback! {
+            $($args)*;
+            plain:
             login_shows_the_user,
             jssdk_config_passes_the_simulators_check,
             orders_are_private,
@@ -155,23 +160,32 @@ macro_rules! e2e_suite {
             fetch_without_session_gets_401_json,
             restart_keeps_paid_orders,
             metrics_count_a_login_and_a_payment,
-            metrics_listen_moves_the_page,
-        );
+            metrics_listen_moves_the_page;
+            pay:
+            payment_is_recorded_exactly_once,
+            lost_notification_is_recovered_by_orderquery
+        }
+    };
+}
+
+/// Declares one `#[tokio::test]` per scenario of [`scenarios`] for the [`Demo`] type `$demo`
+/// (the payment scenarios once with each Pay version, in modules `pay_v3` and `pay_v2`).
+#[macro_export]
+macro_rules! e2e_suite {
+    ($demo:ty) => {
+        $crate::with_scenarios!(e2e_suite, @expand $demo);
+    };
+    (@expand $demo:ty; plain: $($scenario:ident),*; pay: $($pay:ident),*) => {
+        $crate::e2e_suite!(@tests $demo; $($scenario),*);
         /// The payment scenarios with WeChat Pay API v3 (the demos' default).
         mod pay_v3 {
             use super::*;
-            $crate::e2e_suite!(@pay $demo; V3;
-                payment_is_recorded_exactly_once,
-                lost_notification_is_recovered_by_orderquery,
-            );
+            $crate::e2e_suite!(@pay $demo; V3; $($pay),*);
         }
         /// The payment scenarios with WeChat Pay API v2.
         mod pay_v2 {
             use super::*;
-            $crate::e2e_suite!(@pay $demo; V2;
-                payment_is_recorded_exactly_once,
-                lost_notification_is_recovered_by_orderquery,
-            );
+            $crate::e2e_suite!(@pay $demo; V2; $($pay),*);
         }
     };
     (@pay $demo:ty; $version:ident; $($scenario:ident),* $(,)?) => {
@@ -193,6 +207,23 @@ macro_rules! e2e_suite {
                 $crate::scenarios::$scenario::<$demo>().await;
             }
         )*
+    };
+}
+
+/// A future that runs every scenario of [`scenarios`] for the [`Demo`] type `$demo`, one after
+/// the other (the payment ones with API v3, then v2): the whole suite in one task, for a test
+/// that looks at what all of it did (e.g. its logs).
+#[macro_export]
+macro_rules! e2e_run_all {
+    ($demo:ty) => {
+        $crate::with_scenarios!(e2e_run_all, @expand $demo)
+    };
+    (@expand $demo:ty; plain: $($scenario:ident),*; pay: $($pay:ident),*) => {
+        async {
+            $( $crate::scenarios::$scenario::<$demo>().await; )*
+            $( $crate::scenarios::$pay::<$demo>(demo_shop::PayVersion::V3).await; )*
+            $( $crate::scenarios::$pay::<$demo>(demo_shop::PayVersion::V2).await; )*
+        }
     };
 }
 

@@ -5,7 +5,7 @@ use demo_shop::{OrderStore, Settings};
 use wechat_sim::RunningSim;
 
 /// The actix-web demo as a [`wechat_e2e::Demo`].
-struct Actix(actix_demo::RunningDemo);
+pub(crate) struct Actix(actix_demo::RunningDemo);
 
 impl wechat_e2e::Demo for Actix {
     const FRAMEWORK: &'static str = "actix";

@@ -4,7 +4,7 @@ use demo_shop::{OrderStore, Settings};
 use wechat_sim::RunningSim;
 
 /// The axum demo as a [`wechat_e2e::Demo`].
-struct Axum(axum_demo::RunningDemo);
+pub(crate) struct Axum(axum_demo::RunningDemo);
 
 impl wechat_e2e::Demo for Axum {
     const FRAMEWORK: &'static str = "axum";

@@ -30,9 +30,15 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError, Script};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    ClientTlsConfig, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisError,
+    RedisFuture, Script, TlsCertificates, Value,
+};
 use serde::{Deserialize, Serialize};
 
 use super::store::{LockLease, StoredToken, TokenStore};
@@ -118,7 +124,8 @@ return 0
 /// fill these keys for processes in read-only mode. A value that is not such JSON is ignored with
 /// a warning (and replaced by the next refresh), never handed out.
 ///
-/// The refresh lock of a key is `{key}:lock`, taken with `SET {key}:lock {lease id} NX PX {lease}`
+/// The refresh lock of a key `K` is `{K}:lock` (the key in braces, so that in a Redis Cluster the
+/// lock is in the key's hash slot), taken with `SET {K}:lock {lease id} NX PX {lease}`
 /// and released by a script that deletes it only while it still holds the caller's lease id. A
 /// holder that dies leaves the lock to expire after its lease; another process then refreshes.
 /// The refreshed credential is written by a script that writes only while the writer's lease
@@ -127,7 +134,7 @@ return 0
 /// took over.
 /// Compare-and-expire ([`TokenStore::expire_if`]) is a script too, so that a credential another
 /// process has just replaced survives.
-/// `{key}:unchanged` notes that WeChat, asked for a new credential ahead of expiry, returned the
+/// `K:unchanged` notes that WeChat, asked for a new credential ahead of expiry, returned the
 /// current one again (the ticket endpoint and `cgi-bin/stable_token` may), so that the other
 /// processes do not ask again before it expires.
 ///
@@ -140,21 +147,40 @@ return 0
 /// back to its in-process single flight, logs one warning per outage, and uses Redis again as soon
 /// as it answers. The connection is re-established in the background.
 ///
-/// Plain `redis://` (TCP) and `redis+unix://`/`unix://` URLs are supported; `rediss://` (TLS) is
-/// not (the Redis client is built without TLS): reach Redis over a private network or a tunnel.
+/// # Connection strings
+///
+/// | URL | what it reaches |
+/// | --- | --- |
+/// | `redis://host:6379/0`, `redis://:password@host:6379/2`, `redis://user:password@host/` | one server over TCP (database 0 by default) |
+/// | `rediss://host:6380/0` | one server over TLS, its certificate checked against the Mozilla roots (webpki-roots) or, with [`RedisStoreBuilder::tls_root_certificates`], your own CA |
+/// | `redis+unix:///run/redis.sock?db=1`, `unix:///run/redis.sock` | one server on a Unix socket |
+/// | [`RedisStore::cluster_builder`]`(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])` | a Redis Cluster, from one or more of its nodes (`rediss://` for TLS); database 0 only |
+///
+/// TLS is rustls with ring; the server's name must match its certificate (there is no switch
+/// that turns verification off, and a `#insecure` URL is refused). A server that asks for client
+/// certificates gets the ones given to [`RedisStoreBuilder::tls_client_certificate`].
+///
+/// # In a Redis Cluster
+///
+/// Each credential key and its lock live in one hash slot (the lock's name is the key in braces,
+/// a hash tag), so the scripts above run on one node; different credentials spread over the
+/// cluster. A [store prefix](RedisStoreBuilder::prefix) or `Tokens` key prefix may contain a hash
+/// tag of its own (e.g. `{shop}:`), which then puts all of an app's keys on one slot; any other
+/// braces in a prefix are refused by the cluster (`CROSSSLOT`) and should be avoided. The cluster
+/// client follows `MOVED`/`ASK` redirections and re-reads the slot map when a node fails over.
 ///
 /// Cheap to clone: clones share the connection (and its health), and may use different prefixes
 /// ([`with_prefix`](Self::with_prefix)).
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Connection,
     prefix: String,
     shared: Arc<Shared>,
 }
 
 /// What the clones of one store share.
 struct Shared {
-    /// `redis://host:port/db`, without credentials, for errors and logs.
+    /// `redis://host:port/db` (or the cluster's nodes), without credentials, for errors and logs.
     server: String,
     /// Bound on one command, connection re-establishment included.
     op_timeout: Duration,
@@ -195,15 +221,44 @@ impl RedisStore {
         Self::builder(url).connect().await
     }
 
-    /// A builder for a store with non-default settings (key prefix, timeouts).
+    /// A builder for a store on one server with non-default settings (key prefix, timeouts,
+    /// TLS certificates).
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
-        RedisStoreBuilder {
-            url: url.into(),
-            prefix: String::new(),
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
-            retry_after_failure: DEFAULT_RETRY_AFTER_FAILURE,
-        }
+        RedisStoreBuilder::new(Target::Server(url.into()))
+    }
+
+    /// Connects to a Redis Cluster through one or more of its nodes (`redis://host:port` or
+    /// `rediss://host:port`, all with the same scheme and credentials), with the default settings.
+    ///
+    /// ```no_run
+    /// use wechat_core::token::RedisStore;
+    ///
+    /// # async fn run() -> wechat_core::Result<()> {
+    /// let store = RedisStore::connect_cluster(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]).await?;
+    /// # let _ = store;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`RedisStore::connect`]; [`Error::Config`] also for no node, mixed schemes, or a
+    /// database other than 0 (a cluster has only database 0).
+    pub async fn connect_cluster<I, S>(nodes: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::cluster_builder(nodes).connect().await
+    }
+
+    /// A builder for a store on a Redis Cluster (from one or more of its nodes) with
+    /// non-default settings.
+    pub fn cluster_builder<I, S>(nodes: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RedisStoreBuilder::new(Target::Cluster(nodes.into_iter().map(Into::into).collect()))
     }
 
     /// The same store (same connection) with every key prefixed by `prefix`, e.g. `shop:`, so
@@ -219,7 +274,8 @@ impl RedisStore {
         &self.prefix
     }
 
-    /// The server, as `redis://host:port/db` without credentials.
+    /// The server, as `redis://host:port/db` (`rediss://` over TLS; `redis cluster [host:port,
+    /// …]` for a cluster), without credentials.
     pub fn server(&self) -> &str {
         &self.shared.server
     }
@@ -233,11 +289,7 @@ impl RedisStore {
     /// command: broken pipe, reset, or a reconnection that failed while it was down) is sent
     /// once more, on the connection the manager re-establishes, so that the first command after
     /// a restart does not fail for nothing.
-    async fn run<T, Fut>(
-        &self,
-        op: &'static str,
-        command: impl Fn(ConnectionManager) -> Fut,
-    ) -> Result<T>
+    async fn run<T, Fut>(&self, op: &'static str, command: impl Fn(Connection) -> Fut) -> Result<T>
     where
         Fut: Future<Output = redis::RedisResult<T>>,
     {
@@ -356,7 +408,7 @@ impl TokenStore for RedisStore {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<StoredToken>>> {
         Box::pin(async move {
             let redis_key = self.redis_key(key);
-            let command = |mut conn: ConnectionManager| {
+            let command = |mut conn: Connection| {
                 let redis_key = redis_key.as_str();
                 async move {
                     match redis::cmd("GET")
@@ -501,29 +553,65 @@ impl TokenStore for RedisStore {
     }
 }
 
-/// Builds a [`RedisStore`] with non-default settings; made by [`RedisStore::builder`].
+/// Builds a [`RedisStore`] with non-default settings; made by [`RedisStore::builder`] (one
+/// server) or [`RedisStore::cluster_builder`] (a Redis Cluster).
 #[must_use]
 pub struct RedisStoreBuilder {
-    url: String,
+    target: Target,
     prefix: String,
     connect_timeout: Duration,
     response_timeout: Duration,
     retry_after_failure: Duration,
+    /// A CA certificate (PEM) for `rediss://` instead of the Mozilla roots.
+    tls_root: Option<Vec<u8>>,
+    /// A client certificate chain and its private key (PEM) for servers that ask for one.
+    tls_client: Option<ClientIdentity>,
+}
+
+/// Where the store connects.
+enum Target {
+    Server(String),
+    Cluster(Vec<String>),
+}
+
+/// A client certificate and its key; the key never reaches `Debug` or an error.
+struct ClientIdentity {
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
 }
 
 impl std::fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let urls: Vec<String> = match &self.target {
+            Target::Server(url) => vec![redact_url(url)],
+            Target::Cluster(nodes) => nodes.iter().map(|url| redact_url(url)).collect(),
+        };
         f.debug_struct("RedisStoreBuilder")
-            .field("url", &redact_url(&self.url))
+            .field("urls", &urls)
+            .field("cluster", &matches!(self.target, Target::Cluster(_)))
             .field("prefix", &self.prefix)
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("retry_after_failure", &self.retry_after_failure)
+            .field("tls_root_certificates", &self.tls_root.is_some())
+            .field("tls_client_certificate", &self.tls_client.is_some())
             .finish()
     }
 }
 
 impl RedisStoreBuilder {
+    fn new(target: Target) -> Self {
+        Self {
+            target,
+            prefix: String::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            retry_after_failure: DEFAULT_RETRY_AFTER_FAILURE,
+            tls_root: None,
+            tls_client: None,
+        }
+    }
+
     /// A prefix in front of every key (default: none), e.g. `shop:`, so that several apps or
     /// environments can share one Redis database.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -550,36 +638,63 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// For `rediss://`: trust the CA certificate(s) in `pem` (PEM text, e.g. the contents of the
+    /// `ca.crt` a managed Redis provides) instead of the Mozilla roots built in.
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root = Some(pem.into());
+        self
+    }
+
+    /// For `rediss://` servers that ask for a client certificate (`tls-auth-clients yes`): the
+    /// certificate chain and its private key, both PEM. The key is kept out of `Debug` output
+    /// and error messages.
+    pub fn tls_client_certificate(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls_client = Some(ClientIdentity {
+            cert_pem: cert_pem.into(),
+            key_pem: key_pem.into(),
+        });
+        self
+    }
+
     /// Connects.
     ///
     /// # Errors
-    /// As [`RedisStore::connect`].
+    /// As [`RedisStore::connect`] (and [`RedisStore::connect_cluster`] for a cluster);
+    /// [`Error::Config`] for TLS certificates given with a `redis://` URL, or that are not PEM.
     pub async fn connect(self) -> Result<RedisStore> {
-        let info = parse_url(&self.url)?;
-        let server = describe(&info);
-        let client = redis::Client::open(info).map_err(|e| {
-            Error::config(
-                "RedisStoreBuilder",
-                format!("invalid Redis URL for {server}: {e}"),
-            )
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(self.connect_timeout)
-            .set_response_timeout(self.response_timeout)
-            // One attempt per (re)connection: the store's own pause paces the next ones.
-            .set_number_of_retries(0);
         let op_timeout = self.connect_timeout.saturating_add(self.response_timeout);
-        let conn = tokio::time::timeout(
-            op_timeout,
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        .map_err(|_| {
-            Error::Store(format!(
-                "cannot connect to Redis at {server}: no answer within {op_timeout:?}"
-            ))
-        })?
-        .map_err(|e| Error::Store(format!("cannot connect to Redis at {server}: {e}")))?;
+        let (server, connecting) = match &self.target {
+            Target::Server(url) => {
+                let info = parse_url(url)?;
+                let server = describe(&info);
+                let connecting = self.connect_server(info, server.clone()).boxed();
+                (server, connecting)
+            }
+            Target::Cluster(nodes) => {
+                let infos = parse_cluster_urls(nodes)?;
+                let server = format!(
+                    "redis cluster [{}]",
+                    infos
+                        .iter()
+                        .map(|info| describe_addr(&info.addr))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let connecting = self.connect_cluster(infos, server.clone()).boxed();
+                (server, connecting)
+            }
+        };
+        let conn = tokio::time::timeout(op_timeout, connecting)
+            .await
+            .map_err(|_| {
+                Error::Store(format!(
+                    "cannot connect to Redis at {server}: no answer within {op_timeout:?}"
+                ))
+            })??;
         tracing::debug!(server = %server, "connected to Redis");
         Ok(RedisStore {
             conn,
@@ -594,6 +709,152 @@ impl RedisStoreBuilder {
                 unlock: Script::new(UNLOCK_SCRIPT),
             }),
         })
+    }
+
+    /// The certificates for `rediss://`, when any were given; refuses them for `redis://`.
+    fn certificates(&self, tls: bool) -> Result<Option<TlsCertificates>> {
+        if self.tls_root.is_none() && self.tls_client.is_none() {
+            return Ok(None);
+        }
+        if !tls {
+            return Err(Error::config(
+                "RedisStoreBuilder",
+                "TLS certificates were given for a redis:// URL: use rediss:// to connect over TLS",
+            ));
+        }
+        if let Some(pem) = &self.tls_root {
+            check_pem("tls_root_certificates", pem, "CERTIFICATE")?;
+        }
+        if let Some(identity) = &self.tls_client {
+            check_pem("tls_client_certificate", &identity.cert_pem, "CERTIFICATE")?;
+            check_pem("tls_client_certificate", &identity.key_pem, "PRIVATE KEY")?;
+        }
+        install_crypto_provider();
+        Ok(Some(TlsCertificates {
+            client_tls: self.tls_client.as_ref().map(|identity| ClientTlsConfig {
+                client_cert: identity.cert_pem.clone(),
+                client_key: identity.key_pem.clone(),
+            }),
+            root_cert: self.tls_root.clone(),
+        }))
+    }
+
+    async fn connect_server(&self, info: ConnectionInfo, server: String) -> Result<Connection> {
+        let tls = matches!(info.addr, ConnectionAddr::TcpTls { .. });
+        if tls {
+            install_crypto_provider();
+        }
+        let client = match self.certificates(tls)? {
+            Some(certificates) => redis::Client::build_with_tls(info, certificates),
+            None => redis::Client::open(info),
+        }
+        .map_err(|e| Error::config("RedisStoreBuilder", format!("invalid Redis settings: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(self.connect_timeout)
+            .set_response_timeout(self.response_timeout)
+            // One attempt per (re)connection: the store's own pause paces the next ones.
+            .set_number_of_retries(0);
+        let manager = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| Error::Store(format!("cannot connect to Redis at {server}: {e}")))?;
+        Ok(Connection::Server(manager))
+    }
+
+    async fn connect_cluster(
+        &self,
+        nodes: Vec<ConnectionInfo>,
+        server: String,
+    ) -> Result<Connection> {
+        let tls = matches!(nodes[0].addr, ConnectionAddr::TcpTls { .. });
+        if tls {
+            install_crypto_provider();
+        }
+        let certificates = self.certificates(tls)?;
+        let mut builder = ClusterClientBuilder::new(nodes)
+            .connection_timeout(self.connect_timeout)
+            .response_timeout(self.response_timeout)
+            // Enough to follow a redirection or a failover; the store's pause paces the rest.
+            .retries(2)
+            .min_retry_wait(10)
+            .max_retry_wait(100);
+        if let Some(certificates) = certificates {
+            builder = builder.certs(certificates);
+        }
+        let client = builder.build().map_err(|e| {
+            Error::config(
+                "RedisStoreBuilder",
+                format!("invalid Redis Cluster settings: {e}"),
+            )
+        })?;
+        let conn = client
+            .get_async_connection()
+            .await
+            .map_err(|e| Error::Store(format!("cannot connect to Redis at {server}: {e}")))?;
+        Ok(Connection::Cluster(conn))
+    }
+}
+
+/// Makes ring rustls's process-wide provider when none is set, so that the Redis client's
+/// `rustls::ClientConfig::builder()` finds one even when another crate of the application has
+/// enabled a second provider (rustls then picks none by itself). An application that installs
+/// its own provider first keeps it.
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing the race to another thread installing one is fine: a provider is set.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// Refuses a certificate or key that is not PEM with at least one `-----BEGIN …{label}-----`
+/// block (without quoting its content).
+fn check_pem(setting: &'static str, pem: &[u8], label: &str) -> Result<()> {
+    let text = String::from_utf8_lossy(pem);
+    let has_block = text.lines().any(|line| {
+        line.starts_with("-----BEGIN ") && line.trim_end().ends_with(&format!("{label}-----"))
+    });
+    if has_block {
+        Ok(())
+    } else {
+        Err(Error::config(
+            "RedisStoreBuilder",
+            format!("{setting}: expected PEM with a -----BEGIN …{label}----- block"),
+        ))
+    }
+}
+
+/// The connection: to one server through the connection manager (which reconnects after a
+/// failure), or to a cluster (which reconnects to its nodes and follows the slot map).
+#[derive(Clone)]
+enum Connection {
+    Server(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Server(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Server(conn) => conn.req_packed_commands(cmd, offset, count),
+            Self::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Server(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
     }
 }
 
@@ -637,34 +898,99 @@ fn unix_millis_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// The name of `redis_key`'s refresh lock: `{K}:lock`, in the key's hash slot. A key that
+/// already has a hash tag (`…{tag}…`) keeps it: `K:lock` is then in the same slot.
 fn lock_key(redis_key: &str) -> String {
-    format!("{redis_key}:lock")
+    if has_hash_tag(redis_key) || redis_key.contains('}') {
+        format!("{redis_key}:lock")
+    } else {
+        format!("{{{redis_key}}}:lock")
+    }
 }
 
-/// Parses a Redis URL, refusing TLS ones (the client is built without TLS).
+/// Whether Redis Cluster hashes only a part of `key`: a `{` followed, later, by a `}` with at
+/// least one character between them.
+fn has_hash_tag(key: &str) -> bool {
+    key.find('{')
+        .and_then(|open| key[open + 1..].find('}'))
+        .is_some_and(|len| len > 0)
+}
+
+/// Parses a Redis URL; refuses `#insecure` (TLS without verification).
 fn parse_url(url: &str) -> Result<ConnectionInfo> {
-    let scheme = url
-        .split_once("://")
-        .map(|(scheme, _)| scheme.to_ascii_lowercase());
-    if matches!(scheme.as_deref(), Some("rediss" | "valkeys")) {
-        return Err(Error::config(
-            "RedisStore::connect",
-            "rediss:// (Redis over TLS) is not supported: use redis:// on a private network or through a TLS tunnel",
-        ));
-    }
-    url.into_connection_info().map_err(|e| {
+    let info = url.into_connection_info().map_err(|e| {
         Error::config(
             "RedisStore::connect",
             format!("invalid Redis URL {}: {e}", redact_url(url)),
         )
-    })
+    })?;
+    if let ConnectionAddr::TcpTls { insecure: true, .. } = info.addr {
+        return Err(Error::config(
+            "RedisStore::connect",
+            format!(
+                "{}: TLS without certificate verification is not supported; give your CA with \
+                 RedisStoreBuilder::tls_root_certificates instead of #insecure",
+                redact_url(url)
+            ),
+        ));
+    }
+    Ok(info)
 }
 
-/// `redis://host:port/db` (or `unix:path?db=N`), never the credentials.
+/// Parses the nodes of a cluster: at least one, TCP, all TLS or none, database 0.
+fn parse_cluster_urls(nodes: &[String]) -> Result<Vec<ConnectionInfo>> {
+    const SETTING: &str = "RedisStore::cluster_builder";
+    if nodes.is_empty() {
+        return Err(Error::config(SETTING, "no cluster node given"));
+    }
+    let infos = nodes
+        .iter()
+        .map(|url| parse_url(url))
+        .collect::<Result<Vec<_>>>()?;
+    let tls = |info: &ConnectionInfo| matches!(info.addr, ConnectionAddr::TcpTls { .. });
+    for (info, url) in infos.iter().zip(nodes) {
+        if matches!(info.addr, ConnectionAddr::Unix(_)) {
+            return Err(Error::config(
+                SETTING,
+                format!(
+                    "{}: a cluster node is reached over TCP, not a Unix socket",
+                    redact_url(url)
+                ),
+            ));
+        }
+        if tls(info) != tls(&infos[0]) {
+            return Err(Error::config(
+                SETTING,
+                "the cluster nodes mix redis:// and rediss://: use one scheme for all",
+            ));
+        }
+        if info.redis.db != 0 {
+            return Err(Error::config(
+                SETTING,
+                format!(
+                    "{}: a Redis Cluster has only database 0; use a key prefix to separate apps",
+                    redact_url(url)
+                ),
+            ));
+        }
+    }
+    Ok(infos)
+}
+
+/// `redis://host:port/db` (`rediss://` over TLS, or `unix:path?db=N`), never the credentials.
 fn describe(info: &ConnectionInfo) -> String {
     match &info.addr {
         ConnectionAddr::Unix(path) => format!("unix:{}?db={}", path.display(), info.redis.db),
-        addr => format!("redis://{addr}/{}", info.redis.db),
+        addr => format!("{}/{}", describe_addr(addr), info.redis.db),
+    }
+}
+
+/// `redis://host:port` or `rediss://host:port`.
+fn describe_addr(addr: &ConnectionAddr) -> String {
+    match addr {
+        ConnectionAddr::TcpTls { .. } => format!("rediss://{addr}"),
+        ConnectionAddr::Unix(path) => format!("unix:{}", path.display()),
+        ConnectionAddr::Tcp(..) => format!("redis://{addr}"),
     }
 }
 
@@ -739,15 +1065,94 @@ mod tests {
 
     #[test]
     fn bad_urls_are_configuration_errors() {
-        let err = parse_url("rediss://:hunter2@redis.internal/").unwrap_err();
+        let err = parse_url("rediss://:hunter2@redis.internal/#insecure").unwrap_err();
         assert!(
-            matches!(err, Error::Config(ref m) if m.problem().contains("TLS")),
+            matches!(err, Error::Config(ref m) if m.problem().contains("tls_root_certificates")),
             "{err}"
         );
+        assert!(!err.to_string().contains("hunter2"), "{err}");
         let err = parse_url("http://:hunter2@redis.internal/").unwrap_err();
         assert!(matches!(err, Error::Config(_)), "{err}");
         assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(parse_url("redis://host/notanumber").is_err());
+    }
+
+    #[test]
+    fn tls_urls_are_described_as_rediss() {
+        let info = parse_url("rediss://:hunter2@redis.internal:6380/1").unwrap();
+        assert_eq!(describe(&info), "rediss://redis.internal:6380/1");
+    }
+
+    #[test]
+    fn locks_share_their_keys_hash_slot() {
+        assert_eq!(
+            lock_key("wechat:access_token:wx1"),
+            "{wechat:access_token:wx1}:lock"
+        );
+        // A key with a hash tag keeps it.
+        assert_eq!(
+            lock_key("{shop}:wechat:access_token:wx1"),
+            "{shop}:wechat:access_token:wx1:lock"
+        );
+        // A `}` outside a hash tag cannot be inside the lock's: such a key's lock cannot share
+        // its slot (a cluster answers CROSSSLOT; the documentation asks for no such braces).
+        assert_eq!(lock_key("a{}b"), "a{}b:lock");
+        for key in ["wechat:access_token:wx1", "{shop}:k", "p{:k", "x{y}z", "{"] {
+            assert_eq!(slot_text(key), slot_text(&lock_key(key)), "{key}");
+        }
+        assert!(has_hash_tag("{a}"));
+        assert!(!has_hash_tag("{}a"));
+        assert!(!has_hash_tag("a}{"));
+    }
+
+    /// The part of a key Redis Cluster hashes.
+    fn slot_text(key: &str) -> &str {
+        if let Some(open) = key.find('{') {
+            if let Some(len) = key[open + 1..].find('}') {
+                if len > 0 {
+                    return &key[open + 1..open + 1 + len];
+                }
+            }
+        }
+        key
+    }
+
+    #[test]
+    fn cluster_nodes_are_checked() {
+        let nodes = |urls: &[&str]| urls.iter().map(|u| (*u).to_owned()).collect::<Vec<_>>();
+        assert!(parse_cluster_urls(&[]).is_err());
+        let err = parse_cluster_urls(&nodes(&["redis://a:7000", "rediss://b:7000"])).unwrap_err();
+        assert!(err.to_string().contains("mix"), "{err}");
+        let err = parse_cluster_urls(&nodes(&["redis://:hunter2@a:7000/2"])).unwrap_err();
+        assert!(err.to_string().contains("database 0"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(parse_cluster_urls(&nodes(&["unix:///tmp/r.sock"])).is_err());
+        assert_eq!(
+            parse_cluster_urls(&nodes(&["redis://a:7000", "redis://b:7001"]))
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn certificates_are_checked_before_connecting() {
+        let err = RedisStore::builder("redis://127.0.0.1:1/")
+            .tls_root_certificates("-----BEGIN CERTIFICATE-----\n")
+            .connect()
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("rediss://"), "{err}");
+        let err = RedisStore::builder("rediss://127.0.0.1:1/")
+            .tls_client_certificate("-----BEGIN CERTIFICATE-----\n", "hunter2 is not PEM")
+            .connect()
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("PRIVATE KEY"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let builder = RedisStore::builder("rediss://127.0.0.1:1/")
+            .tls_client_certificate("cert", "-----BEGIN PRIVATE KEY-----\nhunter2");
+        assert!(!format!("{builder:?}").contains("hunter2"));
     }
 
     #[tokio::test]

@@ -195,7 +195,10 @@ pub(crate) async fn spawn_tls(
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let acceptor = TlsAcceptor::from(Arc::new(server_config(&sim.pay)?));
-    let app = crate::router::router(Arc::clone(&sim));
+    let app = crate::serve::with_simulated_date(
+        crate::router::router(Arc::clone(&sim)),
+        Arc::clone(&sim),
+    );
     drop(sim);
     let for_connections = shutdown.clone();
     let mut connections = JoinSet::new();
