@@ -73,88 +73,166 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// 40164 (or 61004): the calling server's IP is not on the Official Account's IP whitelist.
     #[error(
-        "WeChat refused the call from IP {ip} (errcode {errcode}): add {ip} to the Official Account's \
-         IP whitelist under Development > Basic configuration > IP whitelist (mp.weixin.qq.com); \
-         behind NAT this is the egress IP"
+        "WeChat refused the call to {endpoint} from IP {ip} (errcode {errcode}{}): add {ip} to the \
+         Official Account's IP whitelist under Development > Basic configuration > IP whitelist \
+         (mp.weixin.qq.com); behind NAT this is the egress IP",
+        Rid(.rid)
     )]
     IpNotWhitelisted {
         /// The caller IP WeChat saw, taken from `errmsg` (`unknown` when it could not be read).
         ip: String,
         /// 40164 or 61004.
         errcode: i64,
+        /// The endpoint called, e.g. `/cgi-bin/stable_token`.
+        endpoint: &'static str,
+        /// WeChat's `rid` from `errmsg` (what WeChat's support asks for), when sent.
+        rid: Option<String>,
     },
     /// 40125 (or 40001 from `cgi-bin/token`): the AppSecret is wrong or was reset.
     #[error(
-        "WeChat rejected the AppSecret (errcode {errcode}): check the configured secret against \
-         Development > Basic configuration in the Official Account admin (it changes when reset)"
+        "WeChat rejected the AppSecret at {endpoint} (errcode {errcode}{}): check the configured \
+         secret against Development > Basic configuration in the Official Account admin (it \
+         changes when reset)",
+        Rid(.rid)
     )]
     InvalidAppSecret {
         /// 40125 or 40001.
         errcode: i64,
+        /// The endpoint called.
+        endpoint: &'static str,
+        /// WeChat's `rid`, when sent.
+        rid: Option<String>,
     },
     /// 40013: WeChat does not know the app id.
-    #[error("WeChat does not know this appid (errcode 40013): check the configured app id")]
-    InvalidAppId,
+    #[error(
+        "WeChat does not know this appid (errcode 40013 from {endpoint}{}): check the configured \
+         app id",
+        Rid(.rid)
+    )]
+    InvalidAppId {
+        /// The endpoint called.
+        endpoint: &'static str,
+        /// WeChat's `rid`, when sent.
+        rid: Option<String>,
+    },
     /// 40001, 40014 or 42001: a basic access token was rejected or has expired. Token-using calls
     /// refresh the token and retry once before returning this.
     #[error(
-        "WeChat rejected the access token (errcode {errcode}) even after a refresh: another \
-         process may be fetching tokens for the same app; share one token store between instances"
+        "WeChat rejected the access token at {endpoint} (errcode {errcode}{}) even after a \
+         refresh: another process may be fetching tokens for the same app; share one token store \
+         between instances",
+        Rid(.rid)
     )]
     AccessTokenInvalid {
         /// 40001, 40014 or 42001.
         errcode: i64,
+        /// The endpoint called.
+        endpoint: &'static str,
+        /// WeChat's `rid`, when sent.
+        rid: Option<String>,
     },
     /// -1: WeChat is busy; retried with bounded backoff before this is returned.
-    #[error("WeChat is busy (errcode -1) and stayed busy after retries; try again later")]
-    SystemBusy,
+    #[error(
+        "WeChat is busy (errcode -1 from {endpoint}{}) and stayed busy after retries; try again later",
+        Rid(.rid)
+    )]
+    SystemBusy {
+        /// The endpoint called.
+        endpoint: &'static str,
+        /// WeChat's `rid`, when sent.
+        rid: Option<String>,
+    },
     /// 45009: the daily quota for this API is used up. Never retried.
     #[error(
-        "WeChat's daily API quota is used up (errcode 45009): calls fail until tomorrow or until \
-         the quota is reset (cgi-bin/clear_quota); cache tokens instead of fetching them per request"
+        "WeChat's daily API quota for {endpoint} is used up (errcode 45009{}): calls fail until \
+         tomorrow or until the quota is reset (cgi-bin/clear_quota); cache tokens instead of \
+         fetching them per request",
+        Rid(.rid)
     )]
-    QuotaExceeded,
+    QuotaExceeded {
+        /// The endpoint called.
+        endpoint: &'static str,
+        /// WeChat's `rid`, when sent.
+        rid: Option<String>,
+    },
     /// 40029 or 42003: the OAuth code is invalid or expired (codes live 5 minutes).
-    #[error("the OAuth code is invalid or expired (errcode {errcode}): restart the login")]
+    #[error(
+        "the OAuth code is invalid or expired (errcode {errcode} from {endpoint}{}): restart the login",
+        Rid(.rid)
+    )]
     InvalidCode {
         /// 40029 or 42003.
         errcode: i64,
+        /// The endpoint called.
+        endpoint: &'static str,
+        /// WeChat's `rid`, when sent.
+        rid: Option<String>,
     },
     /// 40163: the OAuth code was already used (the user pressed back or reloaded the callback).
-    #[error("the OAuth code was already used (errcode 40163): restart the login to get a new one")]
-    CodeAlreadyUsed,
+    #[error(
+        "the OAuth code was already used (errcode 40163 from {endpoint}{}): restart the login to \
+         get a new one",
+        Rid(.rid)
+    )]
+    CodeAlreadyUsed {
+        /// The endpoint called.
+        endpoint: &'static str,
+        /// WeChat's `rid`, when sent.
+        rid: Option<String>,
+    },
     /// 48001: the API is not authorized for this token: `sns/userinfo` with a `snsapi_base`
     /// token or for a snapshot (guest) user, or an interface the account lacks.
     #[error(
-        "WeChat says this API is not authorized (errcode 48001): sns/userinfo needs the \
-         snsapi_userinfo scope and fails for snapshot (guest) users"
+        "WeChat says {endpoint} is not authorized (errcode 48001{}): sns/userinfo needs the \
+         snsapi_userinfo scope and fails for snapshot (guest) users",
+        Rid(.rid)
     )]
-    ScopeUnauthorized,
+    ScopeUnauthorized {
+        /// The endpoint called.
+        endpoint: &'static str,
+        /// WeChat's `rid`, when sent.
+        rid: Option<String>,
+    },
     /// 40030, 42002 or 42007: the OAuth refresh token is invalid, expired or revoked.
     #[error(
-        "the OAuth refresh token is no longer valid (errcode {errcode}): ask the user to log in again"
+        "the OAuth refresh token is no longer valid (errcode {errcode} from {endpoint}{}): ask the \
+         user to log in again",
+        Rid(.rid)
     )]
     RefreshTokenInvalid {
         /// 40030, 42002 or 42007.
         errcode: i64,
+        /// The endpoint called.
+        endpoint: &'static str,
+        /// WeChat's `rid`, when sent.
+        rid: Option<String>,
     },
     /// 40001, 40014 or 42001 from `sns/userinfo` or `sns/auth`: the user's OAuth access token
     /// (not the basic one) is invalid or expired.
     #[error(
-        "the user's OAuth access token is invalid or expired (errcode {errcode}): refresh it with \
-         the refresh_token, or ask the user to log in again"
+        "the user's OAuth access token is invalid or expired (errcode {errcode} from \
+         {endpoint}{}): refresh it with the refresh_token, or ask the user to log in again",
+        Rid(.rid)
     )]
     OAuthTokenInvalid {
         /// 40001, 40014 or 42001.
         errcode: i64,
+        /// The endpoint called.
+        endpoint: &'static str,
+        /// WeChat's `rid`, when sent.
+        rid: Option<String>,
     },
     /// Any other WeChat error code, kept as WeChat sent it.
-    #[error("WeChat API error {errcode}: {errmsg}")]
+    #[error("WeChat API error {errcode} from {endpoint}: {errmsg}")]
     Api {
         /// WeChat's `errcode`.
         errcode: i64,
-        /// WeChat's `errmsg`.
+        /// WeChat's `errmsg` (with its `rid`, when sent).
         errmsg: String,
+        /// The endpoint called.
+        endpoint: &'static str,
+        /// WeChat's `rid` from `errmsg`, when sent.
+        rid: Option<String>,
     },
     /// The request did not get an HTTP answer (connection, TLS or timeout). The URL is removed
     /// because WeChat puts secrets and tokens in query strings.
@@ -218,18 +296,22 @@ pub enum Error {
 
     // ---- WeChat Pay (API v2) ----
     /// `return_code` was `FAIL`: the request itself was refused (communication level).
-    #[error("WeChat Pay refused the request: {return_msg}")]
+    #[error("WeChat Pay refused the request to {endpoint}: {return_msg}")]
     PayReturn {
         /// WeChat's `return_msg`, e.g. `签名错误`.
         return_msg: String,
+        /// The endpoint called, e.g. `/pay/unifiedorder`.
+        endpoint: &'static str,
     },
     /// `result_code` was `FAIL`: a business error with its `err_code`.
-    #[error("WeChat Pay error {code}: {description}")]
+    #[error("WeChat Pay error {code} from {endpoint}: {description}")]
     Pay {
         /// The `err_code`, typed.
         code: PayErrorCode,
         /// WeChat's `err_code_des`.
         description: String,
+        /// The endpoint called, e.g. `/pay/orderquery`.
+        endpoint: &'static str,
     },
     /// A signature did not verify: a reply, a notification or a parameter set was altered,
     /// forged, or signed with another key.
@@ -522,30 +604,127 @@ impl std::fmt::Display for PayErrorCode {
 }
 
 impl Error {
-    /// Maps a WeChat `errcode`/`errmsg` pair (non-zero `errcode`) to the matching variant.
+    /// Maps a WeChat `errcode`/`errmsg` pair (non-zero `errcode`) from `endpoint` (e.g.
+    /// `/cgi-bin/stable_token`) to the matching variant, with WeChat's `rid` read from `errmsg`.
     ///
-    /// 40001 means a bad AppSecret on the token endpoints and a bad access token elsewhere, so the
-    /// caller says which it is with `token_endpoint`.
-    pub fn from_errcode(errcode: i64, errmsg: &str, token_endpoint: bool) -> Self {
+    /// 40001 means a bad AppSecret on the endpoints that take the secret (`/cgi-bin/token`,
+    /// `/cgi-bin/stable_token`, `/sns/oauth2/access_token`) and a bad access token elsewhere.
+    pub fn from_errcode(endpoint: &'static str, errcode: i64, errmsg: &str) -> Self {
+        let rid = rid_from_errmsg(errmsg);
+        let token_endpoint = matches!(
+            endpoint,
+            "/cgi-bin/token" | "/cgi-bin/stable_token" | "/sns/oauth2/access_token"
+        );
         match errcode {
             40164 | 61004 => Self::IpNotWhitelisted {
                 ip: caller_ip_from_errmsg(errmsg).unwrap_or_else(|| "unknown".to_owned()),
                 errcode,
+                endpoint,
+                rid,
             },
-            40125 => Self::InvalidAppSecret { errcode },
-            40001 if token_endpoint => Self::InvalidAppSecret { errcode },
-            40013 => Self::InvalidAppId,
-            40001 | 40014 | 42001 => Self::AccessTokenInvalid { errcode },
-            -1 => Self::SystemBusy,
-            45009 => Self::QuotaExceeded,
-            40029 | 42003 => Self::InvalidCode { errcode },
-            40163 => Self::CodeAlreadyUsed,
-            48001 => Self::ScopeUnauthorized,
-            40030 | 42002 | 42007 => Self::RefreshTokenInvalid { errcode },
+            40125 => Self::InvalidAppSecret {
+                errcode,
+                endpoint,
+                rid,
+            },
+            40001 if token_endpoint => Self::InvalidAppSecret {
+                errcode,
+                endpoint,
+                rid,
+            },
+            40013 => Self::InvalidAppId { endpoint, rid },
+            40001 | 40014 | 42001 => Self::AccessTokenInvalid {
+                errcode,
+                endpoint,
+                rid,
+            },
+            -1 => Self::SystemBusy { endpoint, rid },
+            45009 => Self::QuotaExceeded { endpoint, rid },
+            40029 | 42003 => Self::InvalidCode {
+                errcode,
+                endpoint,
+                rid,
+            },
+            40163 => Self::CodeAlreadyUsed { endpoint, rid },
+            48001 => Self::ScopeUnauthorized { endpoint, rid },
+            40030 | 42002 | 42007 => Self::RefreshTokenInvalid {
+                errcode,
+                endpoint,
+                rid,
+            },
             _ => Self::Api {
                 errcode,
                 errmsg: errmsg.to_owned(),
+                endpoint,
+                rid,
             },
+        }
+    }
+
+    /// The WeChat endpoint the failed call went to, for the errors that name one (WeChat error
+    /// codes, WeChat Pay errors, transport and unreadable answers).
+    pub fn endpoint(&self) -> Option<&'static str> {
+        match self {
+            Self::IpNotWhitelisted { endpoint, .. }
+            | Self::InvalidAppSecret { endpoint, .. }
+            | Self::InvalidAppId { endpoint, .. }
+            | Self::AccessTokenInvalid { endpoint, .. }
+            | Self::SystemBusy { endpoint, .. }
+            | Self::QuotaExceeded { endpoint, .. }
+            | Self::InvalidCode { endpoint, .. }
+            | Self::CodeAlreadyUsed { endpoint, .. }
+            | Self::ScopeUnauthorized { endpoint, .. }
+            | Self::RefreshTokenInvalid { endpoint, .. }
+            | Self::OAuthTokenInvalid { endpoint, .. }
+            | Self::Api { endpoint, .. }
+            | Self::Http { endpoint, .. }
+            | Self::UnexpectedResponse { endpoint, .. }
+            | Self::PayReturn { endpoint, .. }
+            | Self::Pay { endpoint, .. }
+            | Self::ForgedReply { endpoint, .. } => Some(endpoint),
+            Self::PayApi(error) => Some(error.endpoint),
+            _ => None,
+        }
+    }
+
+    /// WeChat's `errcode`, for the errors WeChat answered with one.
+    pub fn errcode(&self) -> Option<i64> {
+        match self {
+            Self::IpNotWhitelisted { errcode, .. }
+            | Self::InvalidAppSecret { errcode, .. }
+            | Self::AccessTokenInvalid { errcode, .. }
+            | Self::InvalidCode { errcode, .. }
+            | Self::RefreshTokenInvalid { errcode, .. }
+            | Self::OAuthTokenInvalid { errcode, .. }
+            | Self::Api { errcode, .. } => Some(*errcode),
+            Self::InvalidAppId { .. } => Some(40013),
+            Self::SystemBusy { .. } => Some(-1),
+            Self::QuotaExceeded { .. } => Some(45009),
+            Self::CodeAlreadyUsed { .. } => Some(40163),
+            Self::ScopeUnauthorized { .. } => Some(48001),
+            _ => None,
+        }
+    }
+
+    /// What WeChat's support asks for: the `rid` of a WeChat error, or the `Request-ID` of a
+    /// WeChat Pay v3 answer, when sent.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Self::IpNotWhitelisted { rid, .. }
+            | Self::InvalidAppSecret { rid, .. }
+            | Self::InvalidAppId { rid, .. }
+            | Self::AccessTokenInvalid { rid, .. }
+            | Self::SystemBusy { rid, .. }
+            | Self::QuotaExceeded { rid, .. }
+            | Self::InvalidCode { rid, .. }
+            | Self::CodeAlreadyUsed { rid, .. }
+            | Self::ScopeUnauthorized { rid, .. }
+            | Self::RefreshTokenInvalid { rid, .. }
+            | Self::OAuthTokenInvalid { rid, .. }
+            | Self::Api { rid, .. } => rid.as_deref(),
+            Self::PayApi(error) => error.request_id.as_deref(),
+            Self::ForgedReply { request_id, .. } => request_id.as_deref(),
+            _ => None,
         }
     }
 
@@ -559,7 +738,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::SystemBusy
+            Self::SystemBusy { .. }
                 | Self::Http { .. }
                 | Self::Pay {
                     code: PayErrorCode::SystemError,
@@ -567,6 +746,29 @@ impl Error {
                 }
         ) || matches!(self, Self::PayApi(e) if e.is_transient())
     }
+}
+
+/// `", rid …"` after an error code, when WeChat sent one.
+struct Rid<'a>(&'a Option<String>);
+
+impl std::fmt::Display for Rid<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(rid) => write!(f, ", rid {rid}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reads WeChat's request id out of an `errmsg` such as `invalid code rid: 5fab84d2-09424a07-00bd7fe3`.
+fn rid_from_errmsg(errmsg: &str) -> Option<String> {
+    let rest = &errmsg[errmsg.find("rid: ")? + "rid: ".len()..];
+    let rid: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(64)
+        .collect();
+    (!rid.is_empty()).then_some(rid)
 }
 
 /// Reads the caller IP out of a 40164 `errmsg` such as
@@ -588,67 +790,141 @@ mod tests {
     #[test]
     fn ip_whitelist_error_names_the_ip() {
         let err = Error::from_errcode(
+            "/cgi-bin/token",
             40164,
             "invalid ip 47.94.148.108 ipv6 ::ffff:47.94.148.108, not in whitelist rid: 5fab84d2-09424a07-00bd7fe3",
-            true,
         );
         let msg = err.to_string();
         assert!(
-            matches!(err, Error::IpNotWhitelisted { ref ip, errcode: 40164 } if ip == "47.94.148.108")
+            matches!(err, Error::IpNotWhitelisted { ref ip, errcode: 40164, .. } if ip == "47.94.148.108")
         );
         assert!(msg.contains("47.94.148.108"), "{msg}");
         assert!(msg.contains("IP whitelist"), "{msg}");
         let old = Error::from_errcode(
+            "/cgi-bin/token",
             40164,
             "invalid ip 61.172.68.219, not in whitelist hint: [KJZfAa0644e575]",
-            true,
         );
         assert!(matches!(old, Error::IpNotWhitelisted { ref ip, .. } if ip == "61.172.68.219"));
-        let unknown = Error::from_errcode(61004, "access clientip is not registered", true);
+        let unknown =
+            Error::from_errcode("/cgi-bin/token", 61004, "access clientip is not registered");
         assert!(
-            matches!(unknown, Error::IpNotWhitelisted { ref ip, errcode: 61004 } if ip == "unknown")
+            matches!(unknown, Error::IpNotWhitelisted { ref ip, errcode: 61004, .. } if ip == "unknown")
         );
+    }
+
+    #[test]
+    fn errors_carry_the_endpoint_the_errcode_and_the_rid() {
+        let err = Error::from_errcode(
+            "/cgi-bin/stable_token",
+            40164,
+            "invalid ip 47.94.148.108 ipv6 ::ffff:47.94.148.108, not in whitelist rid: 5fab84d2-09424a07-00bd7fe3",
+        );
+        let msg = err.to_string();
+        for part in [
+            "/cgi-bin/stable_token",
+            "40164",
+            "rid 5fab84d2-09424a07-00bd7fe3",
+            "47.94.148.108",
+        ] {
+            assert!(msg.contains(part), "{part} missing from {msg}");
+        }
+        assert_eq!(err.endpoint(), Some("/cgi-bin/stable_token"));
+        assert_eq!(err.errcode(), Some(40164));
+        assert_eq!(err.request_id(), Some("5fab84d2-09424a07-00bd7fe3"));
+        // Every named code says where it came from and which code it was.
+        for (code, errmsg) in [
+            (40125, "invalid appsecret rid: 1a2b"),
+            (40013, "invalid appid rid: 1a2b"),
+            (40001, "invalid credential rid: 1a2b"),
+            (-1, "system error rid: 1a2b"),
+            (45009, "reach max api daily quota limit rid: 1a2b"),
+            (40029, "invalid code rid: 1a2b"),
+            (40163, "code been used rid: 1a2b"),
+            (48001, "api unauthorized rid: 1a2b"),
+            (42002, "refresh_token expired rid: 1a2b"),
+            (99999, "something new rid: 1a2b"),
+        ] {
+            let err = Error::from_errcode("/sns/userinfo", code, errmsg);
+            let msg = err.to_string();
+            assert!(msg.contains("/sns/userinfo"), "{msg}");
+            assert!(msg.contains(&code.to_string()), "{msg}");
+            assert!(
+                msg.contains("rid 1a2b") || msg.contains("rid: 1a2b"),
+                "{msg}"
+            );
+            assert_eq!(err.errcode(), Some(code), "{msg}");
+            assert_eq!(err.request_id(), Some("1a2b"), "{msg}");
+        }
+        // No rid: none invented.
+        let err = Error::from_errcode("/cgi-bin/token", 40013, "invalid appid");
+        assert_eq!(err.request_id(), None);
+        assert!(!err.to_string().contains("rid"), "{err}");
+        // 40001 is the secret on the endpoints that take it, the token elsewhere.
+        assert!(matches!(
+            Error::from_errcode("/sns/oauth2/access_token", 40001, "invalid credential"),
+            Error::InvalidAppSecret { .. }
+        ));
+        assert!(
+            Error::from_errcode("/cgi-bin/ticket/getticket", 40001, "x").is_access_token_invalid()
+        );
+        assert_eq!(
+            rid_from_errmsg("x rid: 5fab-01 hint"),
+            Some("5fab-01".to_owned())
+        );
+        assert_eq!(rid_from_errmsg("rid: "), None);
     }
 
     #[test]
     fn well_known_codes_are_named() {
         assert!(matches!(
-            Error::from_errcode(40125, "invalid appsecret", true),
-            Error::InvalidAppSecret { errcode: 40125 }
+            Error::from_errcode("/cgi-bin/token", 40125, "invalid appsecret"),
+            Error::InvalidAppSecret { errcode: 40125, .. }
         ));
         assert!(matches!(
-            Error::from_errcode(40001, "invalid credential", true),
-            Error::InvalidAppSecret { errcode: 40001 }
+            Error::from_errcode("/cgi-bin/token", 40001, "invalid credential"),
+            Error::InvalidAppSecret { errcode: 40001, .. }
         ));
-        assert!(Error::from_errcode(40001, "invalid credential", false).is_access_token_invalid());
-        assert!(Error::from_errcode(42001, "expired", false).is_access_token_invalid());
-        assert!(Error::from_errcode(40014, "invalid", false).is_access_token_invalid());
+        assert!(
+            Error::from_errcode("/cgi-bin/ticket/getticket", 40001, "invalid credential")
+                .is_access_token_invalid()
+        );
+        assert!(
+            Error::from_errcode("/cgi-bin/ticket/getticket", 42001, "expired")
+                .is_access_token_invalid()
+        );
+        assert!(
+            Error::from_errcode("/cgi-bin/ticket/getticket", 40014, "invalid")
+                .is_access_token_invalid()
+        );
         assert!(matches!(
-            Error::from_errcode(-1, "system error", false),
-            Error::SystemBusy
+            Error::from_errcode("/cgi-bin/ticket/getticket", -1, "system error"),
+            Error::SystemBusy { .. }
         ));
         assert!(matches!(
-            Error::from_errcode(45009, "quota", false),
-            Error::QuotaExceeded
+            Error::from_errcode("/cgi-bin/ticket/getticket", 45009, "quota"),
+            Error::QuotaExceeded { .. }
         ));
         assert!(matches!(
-            Error::from_errcode(40029, "invalid code", false),
+            Error::from_errcode("/cgi-bin/ticket/getticket", 40029, "invalid code"),
             Error::InvalidCode { .. }
         ));
         assert!(matches!(
-            Error::from_errcode(40163, "code been used", false),
-            Error::CodeAlreadyUsed
+            Error::from_errcode("/cgi-bin/ticket/getticket", 40163, "code been used"),
+            Error::CodeAlreadyUsed { .. }
         ));
         assert!(matches!(
-            Error::from_errcode(48001, "api unauthorized", false),
-            Error::ScopeUnauthorized
+            Error::from_errcode("/cgi-bin/ticket/getticket", 48001, "api unauthorized"),
+            Error::ScopeUnauthorized { .. }
         ));
         assert!(matches!(
-            Error::from_errcode(40013, "invalid appid", true),
-            Error::InvalidAppId
+            Error::from_errcode("/cgi-bin/token", 40013, "invalid appid"),
+            Error::InvalidAppId { .. }
         ));
-        match Error::from_errcode(12345, "something new", false) {
-            Error::Api { errcode, errmsg } => {
+        match Error::from_errcode("/cgi-bin/ticket/getticket", 12345, "something new") {
+            Error::Api {
+                errcode, errmsg, ..
+            } => {
                 assert_eq!(errcode, 12345);
                 assert_eq!(errmsg, "something new");
             }

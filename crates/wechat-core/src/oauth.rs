@@ -380,9 +380,9 @@ impl OAuthClient {
     /// WeChat may have consumed the code anyway (the repeat would get 40163): restart the login.
     ///
     /// # Errors
-    /// [`Error::CodeAlreadyUsed`] (40163, e.g. the user pressed back), [`Error::InvalidCode`]
-    /// (40029 invalid, 42003 expired), [`Error::InvalidAppSecret`], [`Error::InvalidAppId`],
-    /// [`Error::SystemBusy`], [`Error::Http`], or [`Error::Api`] for other codes.
+    /// [`Error::CodeAlreadyUsed { .. }`] (40163, e.g. the user pressed back), [`Error::InvalidCode`]
+    /// (40029 invalid, 42003 expired), [`Error::InvalidAppSecret`], [`Error::InvalidAppId { .. }`],
+    /// [`Error::SystemBusy { .. }`], [`Error::Http`], or [`Error::Api`] for other codes.
     pub async fn exchange_code(&self, code: &str) -> Result<OAuthToken> {
         let raw: RawToken = call_json(
             &self.inner.http,
@@ -396,7 +396,6 @@ impl OAuthClient {
                     ("grant_type", "authorization_code"),
                 ],
                 body: None,
-                token_endpoint: true,
                 on_busy: OnBusy::Fail,
             },
         )
@@ -409,7 +408,7 @@ impl OAuthClient {
     ///
     /// # Errors
     /// [`Error::RefreshTokenInvalid`] (40030 invalid, 42002 expired after 30 days, 42007
-    /// revoked; the user must log in again), [`Error::InvalidAppId`], [`Error::SystemBusy`],
+    /// revoked; the user must log in again), [`Error::InvalidAppId { .. }`], [`Error::SystemBusy { .. }`],
     /// [`Error::Http`], or [`Error::Api`].
     pub async fn refresh(&self, refresh_token: &RefreshToken) -> Result<OAuthToken> {
         let raw: RawToken = call_json(
@@ -423,13 +422,20 @@ impl OAuthClient {
                     ("refresh_token", refresh_token.expose_secret()),
                 ],
                 body: None,
-                token_endpoint: false,
                 on_busy: OnBusy::Retry,
             },
         )
         .await
         .map_err(|e| match e {
-            Error::AccessTokenInvalid { errcode } => Error::RefreshTokenInvalid { errcode },
+            Error::AccessTokenInvalid {
+                errcode,
+                endpoint,
+                rid,
+            } => Error::RefreshTokenInvalid {
+                errcode,
+                endpoint,
+                rid,
+            },
             other => other,
         })?;
         Ok(raw.into())
@@ -439,9 +445,9 @@ impl OAuthClient {
     /// snapshot users ([`OAuthToken::is_snapshot_user`]).
     ///
     /// # Errors
-    /// [`Error::ScopeUnauthorized`] (48001: a `snsapi_base` token or a snapshot user),
+    /// [`Error::ScopeUnauthorized { .. }`] (48001: a `snsapi_base` token or a snapshot user),
     /// [`Error::OAuthTokenInvalid`] (40001/40014/42001: refresh it or log in again),
-    /// [`Error::SystemBusy`], [`Error::Http`], or [`Error::Api`] (e.g. 40003 invalid openid).
+    /// [`Error::SystemBusy { .. }`], [`Error::Http`], or [`Error::Api`] (e.g. 40003 invalid openid).
     pub async fn userinfo(
         &self,
         access_token: &OAuthAccessToken,
@@ -459,7 +465,6 @@ impl OAuthClient {
                     ("lang", lang.as_str()),
                 ],
                 body: None,
-                token_endpoint: false,
                 on_busy: OnBusy::Retry,
             },
         )
@@ -474,7 +479,7 @@ impl OAuthClient {
     /// expired or does not belong to `openid` (40001, 40014, 42001, 40003).
     ///
     /// # Errors
-    /// Other WeChat errors, [`Error::SystemBusy`] and [`Error::Http`]: the answer is unknown.
+    /// Other WeChat errors, [`Error::SystemBusy { .. }`] and [`Error::Http`]: the answer is unknown.
     pub async fn check(&self, access_token: &OAuthAccessToken, openid: &OpenId) -> Result<bool> {
         let result: Result<serde::de::IgnoredAny> = call_json(
             &self.inner.http,
@@ -486,7 +491,6 @@ impl OAuthClient {
                     ("openid", openid.as_str()),
                 ],
                 body: None,
-                token_endpoint: false,
                 on_busy: OnBusy::Retry,
             },
         )
@@ -502,7 +506,15 @@ impl OAuthClient {
 /// On `sns/*` calls a rejected token is the user's OAuth token, not the basic one.
 fn oauth_token_error(e: Error) -> Error {
     match e {
-        Error::AccessTokenInvalid { errcode } => Error::OAuthTokenInvalid { errcode },
+        Error::AccessTokenInvalid {
+            errcode,
+            endpoint,
+            rid,
+        } => Error::OAuthTokenInvalid {
+            errcode,
+            endpoint,
+            rid,
+        },
         other => other,
     }
 }
@@ -616,12 +628,19 @@ mod tests {
     #[test]
     fn sns_token_errors_are_oauth_errors() {
         assert!(matches!(
-            oauth_token_error(Error::AccessTokenInvalid { errcode: 42001 }),
-            Error::OAuthTokenInvalid { errcode: 42001 }
+            oauth_token_error(Error::AccessTokenInvalid {
+                errcode: 42001,
+                endpoint: "/cgi-bin/ticket/getticket",
+                rid: None
+            }),
+            Error::OAuthTokenInvalid { errcode: 42001, .. }
         ));
         assert!(matches!(
-            oauth_token_error(Error::ScopeUnauthorized),
-            Error::ScopeUnauthorized
+            oauth_token_error(Error::ScopeUnauthorized {
+                endpoint: "/cgi-bin/ticket/getticket",
+                rid: None
+            }),
+            Error::ScopeUnauthorized { .. }
         ));
     }
 }

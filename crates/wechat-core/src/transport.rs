@@ -44,7 +44,7 @@ pub fn build_http_client(config: &Config) -> Result<reqwest::Client> {
 pub(crate) enum OnBusy {
     /// Repeat with bounded backoff (idempotent calls).
     Retry,
-    /// Return [`Error::SystemBusy`] at once (e.g. a code exchange: repeating a used code gives 40163).
+    /// Return [`Error::SystemBusy { .. }`] at once (e.g. a code exchange: repeating a used code gives 40163).
     Fail,
 }
 
@@ -58,8 +58,6 @@ pub(crate) struct JsonCall<'a, B: Serialize + ?Sized = ()> {
     pub(crate) query: &'a [(&'a str, &'a str)],
     /// A JSON body: the call is a POST when present.
     pub(crate) body: Option<&'a B>,
-    /// Whether 40001 means a bad AppSecret (token endpoints) rather than a bad token.
-    pub(crate) token_endpoint: bool,
     /// Retry policy for `-1`.
     pub(crate) on_busy: OnBusy,
 }
@@ -116,7 +114,7 @@ where
         started.elapsed(),
     );
     let transient = match &result {
-        Err(Error::SystemBusy | Error::Http { .. }) => true,
+        Err(Error::SystemBusy { .. } | Error::Http { .. }) => true,
         Err(_) => status.is_some_and(|s: reqwest::StatusCode| s.is_server_error()),
         Ok(_) => false,
     };
@@ -148,7 +146,7 @@ where
     let status = response.status();
     *seen_status = Some(status);
     let body = read_capped(&mut response, MAX_JSON_BODY, call.endpoint).await?;
-    decode_json(call.endpoint, status, &body, call.token_endpoint)
+    decode_json(call.endpoint, status, &body)
 }
 
 /// Reads a reply's body chunk by chunk, refusing it as soon as it passes `max` bytes (a reply
@@ -195,7 +193,6 @@ pub(crate) fn decode_json<T: DeserializeOwned>(
     endpoint: &'static str,
     status: reqwest::StatusCode,
     body: &[u8],
-    token_endpoint: bool,
 ) -> Result<T> {
     let probe: ErrorProbe =
         serde_json::from_slice(body).map_err(|e| Error::UnexpectedResponse {
@@ -206,7 +203,7 @@ pub(crate) fn decode_json<T: DeserializeOwned>(
         let errmsg = probe.errmsg.unwrap_or_default();
         tracing::Span::current().record("errcode", errcode);
         tracing::warn!(endpoint, errcode, errmsg = %errmsg, "WeChat returned an error");
-        return Err(Error::from_errcode(errcode, &errmsg, token_endpoint));
+        return Err(Error::from_errcode(endpoint, errcode, &errmsg));
     }
     if !status.is_success() {
         return Err(Error::UnexpectedResponse {
@@ -235,7 +232,6 @@ mod tests {
             "/cgi-bin/token",
             reqwest::StatusCode::OK,
             br#"{"access_token":"T","expires_in":7200}"#,
-            true,
         )
         .unwrap();
         assert_eq!(ok.access_token, "T");
@@ -243,7 +239,6 @@ mod tests {
             "/x",
             reqwest::StatusCode::OK,
             br#"{"errcode":0,"errmsg":"ok","access_token":"T"}"#,
-            false,
         )
         .unwrap();
         assert_eq!(ok0.access_token, "T");
@@ -251,18 +246,15 @@ mod tests {
             "/cgi-bin/token",
             reqwest::StatusCode::OK,
             br#"{"errcode":45009,"errmsg":"reach max api daily quota limit rid: 1"}"#,
-            true,
         )
         .unwrap_err();
-        assert!(matches!(err, Error::QuotaExceeded));
-        let err =
-            decode_json::<Token>("/x", reqwest::StatusCode::OK, b"<html>", false).unwrap_err();
+        assert!(matches!(err, Error::QuotaExceeded { .. }));
+        let err = decode_json::<Token>("/x", reqwest::StatusCode::OK, b"<html>").unwrap_err();
         assert!(matches!(
             err,
             Error::UnexpectedResponse { endpoint: "/x", .. }
         ));
-        let err = decode_json::<Token>("/x", reqwest::StatusCode::OK, br#"{"foo":1}"#, false)
-            .unwrap_err();
+        let err = decode_json::<Token>("/x", reqwest::StatusCode::OK, br#"{"foo":1}"#).unwrap_err();
         assert!(err.to_string().contains("missing"), "{err}");
     }
 
@@ -310,7 +302,6 @@ mod tests {
             endpoint: "/cgi-bin/token",
             query: &[],
             body: None,
-            token_endpoint: true,
             on_busy: OnBusy::Fail,
         };
         let err = call_json::<Token, ()>(&client, call).await.unwrap_err();
@@ -334,7 +325,6 @@ mod tests {
             endpoint: "/cgi-bin/token",
             query: &[],
             body: None,
-            token_endpoint: true,
             on_busy: OnBusy::Fail,
         };
         let err = call_json::<Token, ()>(&client, call).await.unwrap_err();

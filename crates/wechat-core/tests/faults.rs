@@ -144,7 +144,7 @@ async fn a_code_exchange_is_never_sent_twice() {
         fail(&sim, path, 1, fault).await;
         let error = client.exchange_code("CODE").await.unwrap_err();
         assert!(
-            matches!(error, Error::SystemBusy) || error.to_string().contains(path),
+            matches!(error, Error::SystemBusy { .. }) || error.to_string().contains(path),
             "{fault:?}: {error}"
         );
         assert_eq!(sim.stats().calls_to(path) - before, 1, "{fault:?}");

@@ -620,6 +620,7 @@ async fn close_an_unpaid_order() {
         Err(Error::Pay {
             code: PayErrorCode::OrderClosed,
             description,
+            ..
         }) => assert!(!description.is_empty()),
         other => panic!("reusing a closed number: {other:?}"),
     }
@@ -647,6 +648,7 @@ async fn wechat_errors_are_typed() {
         Err(Error::Pay {
             code: PayErrorCode::ParamError,
             description,
+            ..
         }) => assert!(description.contains("openid"), "{description}"),
         other => panic!("{other:?}"),
     }
@@ -674,7 +676,7 @@ async fn wechat_errors_are_typed() {
         .unified_order(&JsapiOrder::new("E0003", "Tea", 50, ALICE, ip))
         .await
     {
-        Err(Error::PayReturn { return_msg }) => assert_eq!(return_msg, "签名错误"),
+        Err(Error::PayReturn { return_msg, .. }) => assert_eq!(return_msg, "签名错误"),
         other => panic!("{other:?}"),
     }
     // Routes map WeChat failures to 502 JSON with an error id (the message goes to the log).

@@ -256,9 +256,9 @@ async fn use_token(
         .map_err(http_error)?;
     match reply["errcode"].as_i64() {
         Some(code) if code != 0 => Err(Error::from_errcode(
+            "/cgi-bin/ticket/getticket",
             code,
             reply["errmsg"].as_str().unwrap_or(""),
-            false,
         )),
         _ => Ok(reply["ticket"].as_str().unwrap_or_default().to_owned()),
     }
@@ -320,7 +320,9 @@ async fn a_fleet_on_cgi_bin_token_survives_a_day_long_store_outage_within_its_qu
                 .await;
             match result {
                 Ok(_) => served += 1,
-                Err(Error::QuotaExceeded) => panic!("the daily quota ran out after {served} calls"),
+                Err(Error::QuotaExceeded { .. }) => {
+                    panic!("the daily quota ran out after {served} calls")
+                }
                 Err(Error::TokenUnavailable { cause, .. }) => {
                     assert!(cause.contains("StableToken"), "{cause}");
                     refused += 1;
@@ -343,7 +345,7 @@ async fn ip_not_whitelisted_names_the_ip_and_is_not_retried() {
     let tokens = h.tokens_for(&h.config(LOCKED_APPID, LOCKED_SECRET));
     let err = tokens.access_token().await.unwrap_err();
     match &err {
-        Error::IpNotWhitelisted { ip, errcode } => {
+        Error::IpNotWhitelisted { ip, errcode, .. } => {
             assert_eq!(ip, "127.0.0.1");
             assert_eq!(*errcode, 40164);
         }
@@ -375,14 +377,14 @@ async fn a_bad_secret_is_reported_as_such() {
     let tokens = h.tokens_for(&h.config(APPID, "not-the-secret"));
     let err = tokens.access_token().await.unwrap_err();
     assert!(
-        matches!(err, Error::InvalidAppSecret { errcode: 40125 }),
+        matches!(err, Error::InvalidAppSecret { errcode: 40125, .. }),
         "{err:?}"
     );
     assert!(!err.to_string().contains("not-the-secret"));
     let unknown = h.tokens_for(&h.config("wxunknown000000000", SECRET));
     assert!(matches!(
         unknown.access_token().await,
-        Err(Error::InvalidAppId)
+        Err(Error::InvalidAppId { .. })
     ));
 }
 
@@ -393,7 +395,7 @@ async fn quota_exceeded_is_not_retried_and_busy_is() {
     let tokens = h.tokens();
     assert!(matches!(
         tokens.access_token().await,
-        Err(Error::QuotaExceeded)
+        Err(Error::QuotaExceeded { .. })
     ));
     assert_eq!(h.calls("/cgi-bin/token"), 1);
 
@@ -445,7 +447,11 @@ async fn stable_token_mode_works_and_recovers_from_a_revoked_token() {
             let revoked = token == stable;
             async move {
                 if revoked {
-                    Err(Error::AccessTokenInvalid { errcode: 40001 })
+                    Err(Error::AccessTokenInvalid {
+                        errcode: 40001,
+                        endpoint: "/cgi-bin/ticket/getticket",
+                        rid: None,
+                    })
                 } else {
                     Ok(token)
                 }
@@ -469,7 +475,11 @@ async fn stable_token_mode_works_and_recovers_from_a_revoked_token() {
             let bad = token == rejected;
             async move {
                 if bad {
-                    Err(Error::AccessTokenInvalid { errcode: 42001 })
+                    Err(Error::AccessTokenInvalid {
+                        errcode: 42001,
+                        endpoint: "/cgi-bin/ticket/getticket",
+                        rid: None,
+                    })
                 } else {
                     Ok(token)
                 }

@@ -102,7 +102,7 @@ async fn check_credentials(settings: &Settings, tokens: &Tokens) -> Check {
                 "WECHAT_APPID {appid} and WECHAT_SECRET got an access token (cgi-bin/stable_token)"
             ),
         ),
-        Err(Error::IpNotWhitelisted { ip, errcode }) => Check::fail(
+        Err(Error::IpNotWhitelisted { ip, errcode, .. }) => Check::fail(
             NAME,
             format!(
                 "WeChat refused the token call from IP {ip} (errcode {errcode}: invalid ip, not in \
@@ -114,7 +114,7 @@ async fn check_credentials(settings: &Settings, tokens: &Tokens) -> Check {
                  behind NAT this is the egress IP of every server that fetches tokens"
             ),
         ),
-        Err(Error::InvalidAppSecret { errcode }) => Check::fail(
+        Err(Error::InvalidAppSecret { errcode, .. }) => Check::fail(
             NAME,
             format!(
                 "WeChat rejected WECHAT_SECRET for {appid} (errcode {errcode}: invalid appsecret)"
@@ -122,7 +122,7 @@ async fn check_credentials(settings: &Settings, tokens: &Tokens) -> Check {
             "Copy the AppSecret again from the Official Accounts Platform: 设置与开发 → 基本配置 → \
              AppSecret (it changes when it is reset; the app and this check must use the current one)",
         ),
-        Err(Error::InvalidAppId) => Check::fail(
+        Err(Error::InvalidAppId { .. }) => Check::fail(
             NAME,
             format!("WeChat does not know WECHAT_APPID={appid} (errcode 40013: invalid appid)"),
             "Copy the AppID (wx…) from the Official Accounts Platform: 设置与开发 → 基本配置 (an \
@@ -142,12 +142,12 @@ async fn check_jsapi_ticket(tokens: &Tokens) -> Check {
     const NAME: &str = "jsapi_ticket";
     match tokens.jsapi_ticket().await {
         Ok(_) => Check::ok(NAME, "cgi-bin/ticket/getticket gave a jsapi_ticket"),
-        Err(e @ Error::ScopeUnauthorized) => Check::fail(
+        Err(e @ Error::ScopeUnauthorized { .. }) => Check::fail(
             NAME,
             e,
             "The account may not use the JS-SDK: it needs a verified account (or a test account)",
         ),
-        Err(e @ Error::QuotaExceeded) => Check::fail(
+        Err(e @ Error::QuotaExceeded { .. }) => Check::fail(
             NAME,
             e,
             "The ticket's daily quota is used up: share one ticket between the app's instances \
@@ -236,16 +236,19 @@ async fn check_v2_key(
                 sign_type.as_str()
             ),
         ),
-        Err(Error::PayReturn { return_msg }) if return_msg.contains("签名错误") => Check::fail(
-            NAME,
-            format!(
-                "WeChat Pay refused the orderquery's signature (return_code FAIL, {return_msg})"
-            ),
-            &reset,
-        ),
+        Err(Error::PayReturn { return_msg, .. }) if return_msg.contains("签名错误") => {
+            Check::fail(
+                NAME,
+                format!(
+                    "WeChat Pay refused the orderquery's signature (return_code FAIL, {return_msg})"
+                ),
+                &reset,
+            )
+        }
         Err(Error::Pay {
             code: v2::PayErrorCode::SignError,
             description,
+            ..
         }) => Check::fail(
             NAME,
             format!("WeChat Pay refused the orderquery's signature (SIGNERROR, {description})"),
@@ -256,14 +259,16 @@ async fn check_v2_key(
             format!("the orderquery answer is not signed with WECHAT_PAY_KEY: {e}"),
             "Check WECHAT_PAY_BASE: the answer does not come from WeChat Pay for this merchant",
         ),
-        Err(Error::PayReturn { return_msg }) => Check::fail(
+        Err(Error::PayReturn { return_msg, .. }) => Check::fail(
             NAME,
             format!(
                 "WeChat Pay refused the orderquery (return_code FAIL, return_msg {return_msg})"
             ),
             "Check WECHAT_MCH_ID and WECHAT_APPID (the merchant id and the AppID bound to it)",
         ),
-        Err(Error::Pay { code, description }) => Check::fail(
+        Err(Error::Pay {
+            code, description, ..
+        }) => Check::fail(
             NAME,
             format!("WeChat Pay answered err_code {code} ({description}) instead of ORDERNOTEXIST"),
             "Check WECHAT_MCH_ID and WECHAT_APPID: APPID_MCHID_NOT_MATCH means the AppID is not \

@@ -554,7 +554,7 @@ impl LoginFlow {
         };
         let token = match self.inner.client.exchange_code(code).await {
             Ok(token) => token,
-            Err(e @ (Error::CodeAlreadyUsed | Error::InvalidCode { .. })) => {
+            Err(e @ (Error::CodeAlreadyUsed { .. } | Error::InvalidCode { .. })) => {
                 if state.is_retry() {
                     tracing::warn!(error = %e, "OAuth code refused again after a restart; not retrying");
                     return (

@@ -261,12 +261,15 @@ fn pay_codes_are_bounded_labels() {
     assert_eq!(pay_code(""), "other");
     assert_eq!(pay_code("签名错误"), "other");
     assert_eq!(pay_code("order T1 for oBuyer"), "other");
-    let busy: crate::Result<()> = Err(crate::Error::SystemBusy);
+    let busy: crate::Result<()> = Err(crate::Error::SystemBusy {
+        endpoint: "/cgi-bin/ticket/getticket",
+        rid: None,
+    });
     assert_eq!(outcome_of(&busy), "-1");
     let api: crate::Result<()> = Err(crate::Error::from_errcode(
+        "/cgi-bin/token",
         40164,
         "invalid ip 1.2.3.4",
-        true,
     ));
     assert_eq!(outcome_of(&api), "40164");
 }

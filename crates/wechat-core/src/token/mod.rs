@@ -186,7 +186,7 @@ impl Tokens {
     /// The fetch's error when no valid token is cached and fetching fails, e.g.
     /// [`Error::IpNotWhitelisted`](crate::Error::IpNotWhitelisted) (names the IP to whitelist),
     /// [`Error::InvalidAppSecret`](crate::Error::InvalidAppSecret),
-    /// [`Error::QuotaExceeded`](crate::Error::QuotaExceeded). After a failure, callers get the same
+    /// [`Error::QuotaExceeded { .. }`](crate::Error::QuotaExceeded { .. }). After a failure, callers get the same
     /// error for a few seconds without a new request (transport failures as
     /// [`Error::TokenUnavailable`](crate::Error::TokenUnavailable)).
     /// In [read-only mode](TokensBuilder::read_only),
@@ -223,7 +223,7 @@ impl Tokens {
     /// let quota_left: u64 = tokens
     ///     .call_with_token(|token| async move {
     ///         // Send the request with `token.expose_secret()`; map a WeChat errcode with
-    ///         // `wechat_core::Error::from_errcode(errcode, errmsg, false)`.
+    ///         // `wechat_core::Error::from_errcode("/cgi-bin/ticket/getticket", errcode, errmsg)`.
     ///         # let _ = token;
     ///         Ok(42)
     ///     })
@@ -528,7 +528,6 @@ impl AccessTokenFetcher {
                 endpoint: "/cgi-bin/token",
                 query: &query,
                 body: None,
-                token_endpoint: true,
                 on_busy: OnBusy::Retry,
             },
         )
@@ -551,7 +550,6 @@ impl AccessTokenFetcher {
                 endpoint: "/cgi-bin/stable_token",
                 query: &[],
                 body: Some(&body),
-                token_endpoint: true,
                 on_busy: OnBusy::Retry,
             },
         )
@@ -620,7 +618,6 @@ impl Fetch for TicketFetcher {
                         endpoint: "/cgi-bin/ticket/getticket",
                         query: &query,
                         body: None,
-                        token_endpoint: false,
                         on_busy: OnBusy::Retry,
                     },
                 )

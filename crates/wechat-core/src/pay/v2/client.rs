@@ -112,6 +112,7 @@ pub fn check_pay_reply(
         Some("FAIL") => {
             return Err(Error::PayReturn {
                 return_msg: fields.get("return_msg").unwrap_or("").to_owned(),
+                endpoint,
             });
         }
         other => {
@@ -144,6 +145,7 @@ pub fn check_pay_reply(
         Some("FAIL") => Err(Error::Pay {
             code: PayErrorCode::from_code(fields.get("err_code").unwrap_or("")),
             description: fields.get("err_code_des").unwrap_or("").to_owned(),
+            endpoint,
         }),
         other => Err(Error::UnexpectedResponse {
             endpoint,
@@ -301,11 +303,13 @@ impl PayClient {
                     Ok(_) => {
                         span.record("return_code", "SUCCESS");
                     }
-                    Err(Error::PayReturn { return_msg }) => {
+                    Err(Error::PayReturn { return_msg, .. }) => {
                         span.record("return_code", "FAIL");
                         tracing::warn!(endpoint, return_msg = %return_msg, "WeChat Pay refused the request");
                     }
-                    Err(Error::Pay { code, description }) => {
+                    Err(Error::Pay {
+                        code, description, ..
+                    }) => {
                         span.record("return_code", "SUCCESS");
                         span.record("err_code", code.as_str());
                         if *code == PayErrorCode::SystemError && attempt < RETRY_ATTEMPTS {
@@ -477,7 +481,7 @@ mod tests {
 
         let fail = b"<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[\xe7\xad\xbe\xe5\x90\x8d\xe9\x94\x99\xe8\xaf\xaf]]></return_msg></xml>";
         match check_pay_reply(&c, "/x", SignType::Md5, fail) {
-            Err(Error::PayReturn { return_msg }) => assert_eq!(return_msg, "签名错误"),
+            Err(Error::PayReturn { return_msg, .. }) => assert_eq!(return_msg, "签名错误"),
             other => panic!("{other:?}"),
         }
 
@@ -491,7 +495,9 @@ mod tests {
             SignType::HmacSha256,
         );
         match check_pay_reply(&c, "/x", SignType::HmacSha256, &business) {
-            Err(Error::Pay { code, description }) => {
+            Err(Error::Pay {
+                code, description, ..
+            }) => {
                 assert_eq!(code, PayErrorCode::OrderPaid);
                 assert_eq!(description, "该订单已支付");
             }

@@ -238,6 +238,7 @@ fn check_return_code_of(
         Some("SUCCESS") => Ok(()),
         Some("FAIL") => Err(Error::PayReturn {
             return_msg: return_msg.unwrap_or("").to_owned(),
+            endpoint: source,
         }),
         other => Err(Error::UnexpectedResponse {
             endpoint: source,
@@ -290,6 +291,7 @@ pub fn verify_payment_notification(config: &PayConfig, body: &[u8]) -> Result<Pa
             return Err(Error::Pay {
                 code: PayErrorCode::from_code(picked.err_code.unwrap_or("")),
                 description: picked.err_code_des.unwrap_or("").to_owned(),
+                endpoint: PAYMENT,
             });
         }
         other => {
@@ -531,7 +533,9 @@ where
                 }
             }
         }
-        Err(Error::Pay { code, description }) => {
+        Err(Error::Pay {
+            code, description, ..
+        }) => {
             tracing::info!(err_code = %code, description = %description, "verified payment notification reports a failed payment");
             (NotificationReply::success(), NotificationOutcome::Unpaid)
         }

@@ -912,19 +912,61 @@ fn endpoint_of(kind: &'static str) -> &'static str {
 /// [`Error::TokenUnavailable`] with their message.
 fn replay(error: &Error, kind: &'static str) -> Error {
     match error {
-        Error::IpNotWhitelisted { ip, errcode } => Error::IpNotWhitelisted {
+        Error::IpNotWhitelisted {
+            ip,
+            errcode,
+            endpoint,
+            rid,
+        } => Error::IpNotWhitelisted {
             ip: ip.clone(),
             errcode: *errcode,
+            endpoint,
+            rid: rid.clone(),
         },
-        Error::InvalidAppSecret { errcode } => Error::InvalidAppSecret { errcode: *errcode },
-        Error::InvalidAppId => Error::InvalidAppId,
-        Error::AccessTokenInvalid { errcode } => Error::AccessTokenInvalid { errcode: *errcode },
-        Error::SystemBusy => Error::SystemBusy,
-        Error::QuotaExceeded => Error::QuotaExceeded,
-        Error::ScopeUnauthorized => Error::ScopeUnauthorized,
-        Error::Api { errcode, errmsg } => Error::Api {
+        Error::InvalidAppSecret {
+            errcode,
+            endpoint,
+            rid,
+        } => Error::InvalidAppSecret {
+            errcode: *errcode,
+            endpoint,
+            rid: rid.clone(),
+        },
+        Error::InvalidAppId { endpoint, rid } => Error::InvalidAppId {
+            endpoint,
+            rid: rid.clone(),
+        },
+        Error::AccessTokenInvalid {
+            errcode,
+            endpoint,
+            rid,
+        } => Error::AccessTokenInvalid {
+            errcode: *errcode,
+            endpoint,
+            rid: rid.clone(),
+        },
+        Error::SystemBusy { endpoint, rid } => Error::SystemBusy {
+            endpoint,
+            rid: rid.clone(),
+        },
+        Error::QuotaExceeded { endpoint, rid } => Error::QuotaExceeded {
+            endpoint,
+            rid: rid.clone(),
+        },
+        Error::ScopeUnauthorized { endpoint, rid } => Error::ScopeUnauthorized {
+            endpoint,
+            rid: rid.clone(),
+        },
+        Error::Api {
+            errcode,
+            errmsg,
+            endpoint,
+            rid,
+        } => Error::Api {
             errcode: *errcode,
             errmsg: errmsg.clone(),
+            endpoint,
+            rid: rid.clone(),
         },
         Error::UnexpectedResponse { endpoint, detail } => Error::UnexpectedResponse {
             endpoint,

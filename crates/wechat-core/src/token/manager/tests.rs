@@ -68,7 +68,10 @@ impl Fetch for Fake {
                 .push(rejected.map(str::to_owned));
             tokio::time::sleep(self.delay).await;
             if self.fail.load(Ordering::SeqCst) {
-                return Err(Error::QuotaExceeded);
+                return Err(Error::QuotaExceeded {
+                    endpoint: "/cgi-bin/ticket/getticket",
+                    rid: None,
+                });
             }
             Ok(Fetched {
                 value: format!("T{n}"),
@@ -260,16 +263,22 @@ async fn failed_fetches_are_negative_cached() {
     assert!(
         results
             .iter()
-            .all(|r| matches!(r, Err(Error::QuotaExceeded)))
+            .all(|r| matches!(r, Err(Error::QuotaExceeded { .. })))
     );
     assert_eq!(fake.calls(), 1, "one fetch for 100 callers");
     // Within the backoff: the error again, no new request.
     tokio::time::advance(Duration::from_secs(4)).await;
-    assert!(matches!(manager.get().await, Err(Error::QuotaExceeded)));
+    assert!(matches!(
+        manager.get().await,
+        Err(Error::QuotaExceeded { .. })
+    ));
     assert_eq!(fake.calls(), 1);
     // After it: one retry, which fails and doubles the backoff.
     tokio::time::advance(Duration::from_secs(2)).await;
-    assert!(matches!(manager.get().await, Err(Error::QuotaExceeded)));
+    assert!(matches!(
+        manager.get().await,
+        Err(Error::QuotaExceeded { .. })
+    ));
     assert_eq!(fake.calls(), 2);
     tokio::time::advance(Duration::from_secs(9)).await;
     assert!(manager.get().await.is_err());
@@ -343,7 +352,11 @@ async fn call_with_token_retries_exactly_once_after_a_rejection() {
                 .unwrap()
                 .push(token.expose_secret().to_owned());
             if token.expose_secret() == "T1" {
-                Err(Error::AccessTokenInvalid { errcode: 40001 })
+                Err(Error::AccessTokenInvalid {
+                    errcode: 40001,
+                    endpoint: "/cgi-bin/ticket/getticket",
+                    rid: None,
+                })
             } else {
                 Ok(7)
             }
@@ -363,13 +376,17 @@ async fn call_with_token_retries_exactly_once_after_a_rejection() {
                 .lock()
                 .unwrap()
                 .push(token.expose_secret().to_owned());
-            Err(Error::AccessTokenInvalid { errcode: 42001 })
+            Err(Error::AccessTokenInvalid {
+                errcode: 42001,
+                endpoint: "/cgi-bin/ticket/getticket",
+                rid: None,
+            })
         }
     })
     .await;
     assert!(matches!(
         result,
-        Err(Error::AccessTokenInvalid { errcode: 42001 })
+        Err(Error::AccessTokenInvalid { errcode: 42001, .. })
     ));
     assert_eq!(*seen.lock().unwrap(), ["T2", "T3"]);
 
@@ -377,10 +394,15 @@ async fn call_with_token_retries_exactly_once_after_a_rejection() {
     let runs = AtomicU32::new(0);
     let result: Result<()> = crate::token::call_with_token(&manager, |_| {
         runs.fetch_add(1, Ordering::SeqCst);
-        async { Err(Error::QuotaExceeded) }
+        async {
+            Err(Error::QuotaExceeded {
+                endpoint: "/cgi-bin/ticket/getticket",
+                rid: None,
+            })
+        }
     })
     .await;
-    assert!(matches!(result, Err(Error::QuotaExceeded)));
+    assert!(matches!(result, Err(Error::QuotaExceeded { .. })));
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert_eq!(fake.calls(), 3);
 }
@@ -393,7 +415,11 @@ async fn concurrent_rejections_cause_one_refresh() {
     let results = join_all((0..200).map(|_| {
         crate::token::call_with_token(&manager, |token: AccessToken| async move {
             if token.expose_secret() == "T1" {
-                Err(Error::AccessTokenInvalid { errcode: 40001 })
+                Err(Error::AccessTokenInvalid {
+                    errcode: 40001,
+                    endpoint: "/cgi-bin/ticket/getticket",
+                    rid: None,
+                })
             } else {
                 Ok(())
             }
@@ -756,15 +782,30 @@ fn replayed_errors_keep_their_variant() {
     let ip = Error::IpNotWhitelisted {
         ip: "127.0.0.1".into(),
         errcode: 40164,
+        endpoint: "/cgi-bin/token",
+        rid: Some("5fab84d2-09424a07-00bd7fe3".into()),
     };
     assert!(
-        matches!(replay(&ip, "access_token"), Error::IpNotWhitelisted { ref ip, errcode: 40164 } if ip == "127.0.0.1")
+        matches!(replay(&ip, "access_token"), Error::IpNotWhitelisted { ref ip, errcode: 40164, .. } if ip == "127.0.0.1")
     );
     assert!(matches!(
-        replay(&Error::InvalidAppSecret { errcode: 40125 }, "access_token"),
-        Error::InvalidAppSecret { errcode: 40125 }
+        replay(
+            &Error::InvalidAppSecret {
+                errcode: 40125,
+                endpoint: "/cgi-bin/ticket/getticket",
+                rid: None
+            },
+            "access_token"
+        ),
+        Error::InvalidAppSecret { errcode: 40125, .. }
     ));
-    let other = replay(&Error::CodeAlreadyUsed, "jsapi_ticket");
+    let other = replay(
+        &Error::CodeAlreadyUsed {
+            endpoint: "/cgi-bin/ticket/getticket",
+            rid: None,
+        },
+        "jsapi_ticket",
+    );
     assert!(
         matches!(
             other,
