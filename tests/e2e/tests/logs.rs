@@ -4,7 +4,9 @@
 //! merchant's API v2 key and APIv3 key, any private key, and anything shaped like the access
 //! tokens, jsapi_tickets, OAuth tokens and codes the simulator issued.
 //!
-//! A `main` of its own (`harness = false`), so that the search runs after every scenario.
+//! The test's own browser (reqwest's cookie jar, `cookie_store`) is left out: it logs the cookies
+//! it receives, as a browser's devtools show them. A `main` of its own (`harness = false`), so
+//! that the search runs after every scenario.
 
 #[allow(dead_code, unused_imports)]
 #[path = "actix.rs"]
@@ -47,7 +49,9 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
 fn main() {
     let capture = Capture::default();
     tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
+        // `cookie_store` is the test's own browser (reqwest's cookie jar), not the app: it logs
+        // the cookies it receives, as a browser's devtools would show them.
+        .with_env_filter(tracing_subscriber::EnvFilter::new("trace,cookie_store=off"))
         .with_ansi(false)
         .with_writer(capture.clone())
         .init();
@@ -84,6 +88,7 @@ fn main() {
     assert!(credential_shaped(&format!("GET /x?access_token={token}&y=1")).is_some());
     assert!(credential_shaped("sign=9A0A8659F005D6984697E2CA0A9CF3B7").is_none());
     assert!(credential_shaped("code=Zq8xQm1vLr0pTt2sUu3wVv4yXx5zAa6b").is_some());
+    assert!(credential_shaped("mac.ijVRqvHdjj6vnSKgOilDQu6wUA1p7Y4K_w-nxZa3mzI;").is_none());
     let mut leaks = Vec::new();
     for (name, secret) in [
         ("the AppSecret", SIM_SECRET),
@@ -118,8 +123,13 @@ fn main() {
 /// (access token), 96 (OAuth access and refresh tokens) or 86 (jsapi_ticket) characters, or
 /// 32 (OAuth code) with both cases and a letter beyond `f`, so that hex digests are not taken
 /// for codes.
+///
+/// Only whole words count: a run inside a longer base64 or base64url value (a signature, a
+/// cookie's MAC) is not one of these credentials, so words are split at characters outside
+/// those alphabets.
 fn credential_shaped(line: &str) -> Option<&str> {
-    line.split(|c: char| !c.is_ascii_alphanumeric())
+    line.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '-' | '_')))
+        .filter(|word| word.bytes().all(|b| b.is_ascii_alphanumeric()))
         .find(|run| match run.len() {
             128 | 96 | 86 => true,
             32 => {
