@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::config::AppConfig;
-use crate::console::view::{TicketView, TokenView};
+use crate::console::view::{TicketView, TokenView, validity};
 use crate::reply::{Params, WxError, random_token};
 use crate::state::{Sim, lock};
 
@@ -173,11 +173,7 @@ impl TokenStore {
             .map(|(appid, t)| TicketView {
                 appid: appid.clone(),
                 expires_at: t.expires_at,
-                state: if now < t.expires_at {
-                    "valid"
-                } else {
-                    "expired"
-                },
+                state: validity(now, t.expires_at),
             })
             .collect();
         tickets.sort_by(|a, b| a.appid.cmp(&b.appid));

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::config::{AppConfig, UserConfig};
-use crate::console::view::{CODE_PREFIX_CHARS, CodeView, UserTokenView};
+use crate::console::view::{CODE_PREFIX_CHARS, CodeView, UserTokenView, validity};
 use crate::reply::{Params, WxError, html_escape, page, random_token};
 use crate::state::{Sim, lock};
 
@@ -131,11 +131,7 @@ impl OAuthStore {
                 openid: t.openid.clone(),
                 scope: t.scope.as_str(),
                 expires_at: t.expires_at,
-                state: if now < t.expires_at {
-                    "valid"
-                } else {
-                    "expired"
-                },
+                state: validity(now, t.expires_at),
             })
             .collect();
         tokens.sort_by_key(|t| std::cmp::Reverse(t.expires_at));

@@ -729,7 +729,6 @@ impl RedisStoreBuilder {
             check_pem("tls_client_certificate", &identity.cert_pem, "CERTIFICATE")?;
             check_pem("tls_client_certificate", &identity.key_pem, "PRIVATE KEY")?;
         }
-        install_crypto_provider();
         Ok(Some(TlsCertificates {
             client_tls: self.tls_client.as_ref().map(|identity| ClientTlsConfig {
                 client_cert: identity.cert_pem.clone(),

@@ -12,6 +12,12 @@ use crate::stats::StatsSnapshot;
 /// How many characters of an OAuth code the console shows.
 pub(crate) const CODE_PREFIX_CHARS: usize = 4;
 
+/// `valid` until `expires_at` (unix seconds on the simulated clock), then `expired`: the state
+/// the console shows for a ticket or an OAuth token.
+pub(crate) fn validity(now: u64, expires_at: u64) -> &'static str {
+    if now < expires_at { "valid" } else { "expired" }
+}
+
 /// Everything the console shows, also served as JSON by `GET /_sim/console/state`.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Snapshot {
