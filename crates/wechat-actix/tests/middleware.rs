@@ -368,3 +368,63 @@ async fn return_paths_off_this_site_become_root() {
         assert_eq!((done.status, done.location()), (302, "/"), "{target}");
     }
 }
+
+#[tokio::test]
+async fn logout_refuses_other_sites_and_accepts_this_sites_own_requests() {
+    let (listener, addr) = bind();
+    let sim = start_sim(&[addr]).await;
+    let _server = serve!(listener, app!(flow(&sim.base_url(), addr, keys())));
+    let base = public_url(addr);
+    let browser = Browser::new();
+    browser.log_in(&base, &sim, "/shop").await;
+    let logout = format!("{base}/wechat/oauth/logout?r=%2Fbye");
+    let evil = "https://evil.example";
+
+    // A form on another site posting to the logout (with Sec-Fetch-Site, or only Origin from a
+    // browser without it): a confirmation page, and the session stays.
+    for headers in [
+        &[("sec-fetch-site", "cross-site"), ("origin", evil)][..],
+        &[("sec-fetch-site", "same-site"), ("origin", evil)][..],
+        &[("origin", evil)][..],
+    ] {
+        let refused = browser
+            .send_with(reqwest::Method::POST, &logout, headers)
+            .await;
+        assert_eq!(refused.status, 403, "{headers:?}: {refused:?}");
+        assert!(
+            refused.body.contains("<form method=\"post\""),
+            "{refused:?}"
+        );
+        assert!(
+            browser.cookie(&base, "wechat_session").is_some(),
+            "{headers:?}: the session must stay"
+        );
+    }
+
+    // A same-origin link (GET) on the site's own page logs out.
+    let link = browser
+        .send_with(
+            reqwest::Method::GET,
+            &logout,
+            &[
+                ("sec-fetch-site", "same-origin"),
+                ("sec-fetch-mode", "navigate"),
+            ],
+        )
+        .await;
+    assert_eq!((link.status, link.location()), (303, "/bye"), "{link:?}");
+    assert!(browser.cookie(&base, "wechat_session").is_none());
+
+    // So does a same-origin POST.
+    browser.log_in(&base, &sim, "/shop").await;
+    let post = browser
+        .send_with(
+            reqwest::Method::POST,
+            &logout,
+            &[("sec-fetch-site", "same-origin"), ("origin", &base)],
+        )
+        .await;
+    assert_eq!((post.status, post.location()), (303, "/bye"), "{post:?}");
+    assert!(browser.cookie(&base, "wechat_session").is_none());
+    assert_eq!(browser.fetch(&format!("{base}/api/me")).await.status, 401);
+}

@@ -48,23 +48,76 @@ pub fn test_redis_url() -> Option<String> {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ => {
             assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
+                !is_ci(),
                 "CI=true but WECHAT_TEST_REDIS_URL is not set: the Redis tests must run in CI \
                  (.ci/run starts redis-server and sets it)"
             );
             static SKIP: std::sync::Once = std::sync::Once::new();
             SKIP.call_once(|| {
-                use std::io::Write as _;
-                // Straight to stderr (not eprintln!, which the test harness captures).
-                let _ = writeln!(
-                    std::io::stderr(),
+                skip_line(
                     "skipping the Redis tests: run them with \
-                     WECHAT_TEST_REDIS_URL=redis://127.0.0.1:6379/"
+                     WECHAT_TEST_REDIS_URL=redis://127.0.0.1:6379/",
                 );
             });
             None
         }
     }
+}
+
+/// The path of `program` on `PATH`, for a test that runs it (e.g. `redis-server`), or `None` to
+/// skip: then one line on stderr names the program, the test and `install` (what to install),
+/// once per program and test binary.
+///
+/// # Panics
+/// Under `CI=true` (or `CI=1`) when `program` is not on `PATH`: in CI such tests must run, not
+/// skip.
+pub fn test_program(program: &str, test: &str, install: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if let Some(found) = std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+    {
+        return Some(found);
+    }
+    assert!(
+        !is_ci(),
+        "CI=true but {program} is not on PATH: {test} must run in CI ({install})"
+    );
+    static SKIPPED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut skipped = lock(&SKIPPED);
+    if !skipped.iter().any(|p| p == program) {
+        skipped.push(program.to_owned());
+        skip_line(&format!(
+            "skipping {test} (and any other test that needs {program}): {program} is not on \
+             PATH; {install} to run them"
+        ));
+    }
+    None
+}
+
+/// Whether `CI` asks for CI behaviour (`true` or `1`, any case): missing programs and services
+/// then fail the tests instead of skipping them.
+fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// Whether `path` is a file this process may execute.
+fn is_executable(path: &std::path::Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        path.is_file()
+    }
+}
+
+/// One line straight to stderr (not `eprintln!`, which the test harness captures).
+fn skip_line(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Return paths an attacker puts in a login link (`?r=…`) to be sent off the site after login:
@@ -100,8 +153,10 @@ pub fn pay_config(base_url: &str, notify_url: impl Into<String>) -> PayConfigBui
 /// payment and refund notification it was given.
 ///
 /// - [`price`](OrderBackend::price): a body without `product`, or with `"product": "coffee"`,
-///   buys the product at the configured price; another product is refused (400); `"reuse":
-///   "T000001"` places that order number again (to test a number WeChat has seen). A shop made
+///   buys the product at the configured price, whatever its `"item"` (say the SKUs `"red"` and
+///   `"blue"`, which share the price and the description "Coffee"); another product is refused
+///   (400); `"reuse": "T000001"` places that order number again (to test a number WeChat has
+///   seen). A shop made
 ///   with [`without_products`](Self::without_products) refuses every order.
 /// - [`on_paid`](OrderBackend::on_paid) marks the order paid (idempotent), after recording the
 ///   call; it refuses an unknown order (404) or another amount (409), and fails (500) as often
@@ -168,6 +223,11 @@ impl MemoryOrders {
     /// An order's status.
     pub fn status(&self, out_trade_no: &str) -> Option<OrderStatus> {
         lock(&self.orders).get(out_trade_no).map(|o| o.status)
+    }
+
+    /// How many orders [`record_created`](OrderBackend::record_created) recorded.
+    pub fn order_count(&self) -> usize {
+        lock(&self.orders).len()
     }
 
     /// Every payment [`on_paid`](OrderBackend::on_paid) was called with, accepted or not.

@@ -806,6 +806,52 @@ fn serve_pay_routes(listener: TcpListener, routes: wechat_core::routes::PayRoute
 }
 
 #[tokio::test]
+async fn an_unpaid_order_is_reused_only_for_the_same_order() {
+    use wechat_core::OpenId;
+    use wechat_core::routes::{CreatedOrder, OrderLimits};
+
+    let (sim, shop, routes) = routes_world(OrderLimits::default()).await;
+    let ip = "127.0.0.1".parse().unwrap();
+    let alice = OpenId::new(ALICE);
+    let create = |body: &'static str| {
+        let routes = routes.clone();
+        let alice = alice.clone();
+        async move {
+            let response = routes
+                .create_order(&alice, ip, &json_headers(), body.as_bytes())
+                .await;
+            assert_eq!(response.status(), http::StatusCode::OK, "{body}");
+            serde_json::from_slice::<CreatedOrder>(response.body())
+                .unwrap()
+                .out_trade_no
+        }
+    };
+    let prepays = || sim.stats().calls_to("/v3/pay/transactions/jsapi");
+
+    // Two concurrent identical requests (a double click): one order.
+    let (a, b) = tokio::join!(create(r#"{"item":"red"}"#), create(r#"{"item":"red"}"#));
+    assert_eq!(a, b);
+    assert_eq!(prepays(), 1);
+    // The same request written otherwise is the same order.
+    let spaced = create(r#"{ "item" : "red" }"#).await;
+    assert_eq!(spaced, a);
+    // Another item at the same price, with the same description: another order, which the
+    // buyer pays for that item.
+    let blue = create(r#"{"item":"blue"}"#).await;
+    assert_ne!(
+        blue, a,
+        "the blue item must not be handed the red item's order"
+    );
+    assert_eq!(prepays(), 2);
+    assert_eq!(shop.order_count(), 2);
+    // And each again gets its own.
+    let (red_again, blue_again) =
+        tokio::join!(create(r#"{"item":"red"}"#), create(r#"{"item":"blue"}"#));
+    assert_eq!((red_again, blue_again), (a, blue));
+    assert_eq!(prepays(), 2);
+}
+
+#[tokio::test]
 async fn the_payment_routes_reuse_unpaid_orders_throttle_queries_and_bound_buyers() {
     use wechat_core::OpenId;
     use wechat_core::routes::{CreatedOrder, OrderLimits, OrderStatus};

@@ -4,7 +4,8 @@
 //! it the tests print one line and pass, except under `CI=true`, where they fail. The outage test
 //! and the TLS and cluster tests start their own `redis-server`s (from `PATH`) on free ports: one
 //! plain, one TLS-only with a CA and certificate the test makes (rcgen), or a three-node Redis
-//! Cluster, so that they can stop and restart them.
+//! Cluster, so that they can stop and restart them. Without `redis-server` on `PATH` those print
+//! one line and pass, except under `CI=true`, where they fail.
 //! Each test uses its own key prefix, so the tests share one server without colliding.
 #![cfg(feature = "redis")]
 
@@ -763,7 +764,9 @@ async fn the_first_command_after_a_cluster_restart_succeeds() {
 async fn first_command_after_a_restart(kind: Kind) {
     // The connection of an idle process dies with the server; its next command must not fail
     // (and make the process refresh on its own) once Redis answers again.
-    let mut server = RedisServer::start_kind(kind).await;
+    let Some(mut server) = RedisServer::start_kind(kind).await else {
+        return;
+    };
     let store = server
         .builder()
         .retry_after_failure(Duration::from_millis(50))
@@ -833,7 +836,14 @@ fn free_port() -> u16 {
 }
 
 impl RedisServer {
-    async fn start_kind(kind: Kind) -> Self {
+    /// Starts a deployment of `kind`, or `None` (after one line on stderr, outside CI) when
+    /// `redis-server` is not on `PATH`.
+    async fn start_kind(kind: Kind) -> Option<Self> {
+        wechat_core::testing::test_program(
+            "redis-server",
+            "the tests that start their own Redis (restarts, outages, TLS, cluster)",
+            "install it with `apt-get install redis-server`",
+        )?;
         let nodes = if kind == Kind::Cluster { 3 } else { 1 };
         let dir = std::env::temp_dir().join(format!(
             "wechat-core-redis-{:?}-{:016x}",
@@ -857,7 +867,7 @@ impl RedisServer {
         if kind == Kind::Cluster {
             server.create_cluster().await;
         }
-        server
+        Some(server)
     }
 
     /// The URL of the (first) node.
@@ -941,7 +951,7 @@ impl RedisServer {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .expect("redis-server must be on PATH for the tests that start their own");
+                .expect("redis-server runs (it is on PATH: start_kind checked)");
             self.children.push(child);
         }
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -1223,12 +1233,11 @@ async fn a_redis_cluster_stopped_during_load_fails_no_request() {
 }
 
 async fn outage_during_load(kind: Kind) {
-    if redis_url().is_none() {
+    let Some(mut server) = RedisServer::start_kind(kind).await else {
         return;
-    }
+    };
     let warnings = Warnings::default();
     let _subscriber = tracing::subscriber::set_default(warnings.clone());
-    let mut server = RedisServer::start_kind(kind).await;
     let prefix = unique_prefix("outage");
     let sim = start_sim().await;
     let mut processes = Vec::new();
@@ -1331,10 +1340,9 @@ async fn outage_during_load(kind: Kind) {
 /// after an expiry, and the store's scripts (the fenced write, compare-and-expire, the lock) run
 /// there: in a cluster each key and its lock are in one hash slot.
 async fn shared_through(kind: Kind) {
-    if redis_url().is_none() {
+    let Some(server) = RedisServer::start_kind(kind).await else {
         return;
-    }
-    let server = RedisServer::start_kind(kind).await;
+    };
     let prefix = unique_prefix("topology");
     let sim = start_sim().await;
     let mut processes = Vec::new();
@@ -1424,10 +1432,9 @@ async fn four_processes_share_tokens_through_a_redis_cluster() {
 
 #[tokio::test]
 async fn a_tls_server_with_an_unknown_certificate_is_refused() {
-    if redis_url().is_none() {
+    let Some(server) = RedisServer::start_kind(Kind::Tls).await else {
         return;
-    }
-    let server = RedisServer::start_kind(Kind::Tls).await;
+    };
     // Without the test CA, the Mozilla roots do not vouch for the server's certificate.
     let err = RedisStore::connect(&server.url()).await.unwrap_err();
     let msg = err.to_string();

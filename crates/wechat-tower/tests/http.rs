@@ -57,6 +57,74 @@ async fn first_visit_logs_in_and_comes_back_to_the_page() {
 }
 
 #[tokio::test]
+async fn logout_refuses_other_sites_and_accepts_this_sites_own_requests() {
+    let w = world(Options::default()).await;
+    let browser = Browser::new();
+    w.log_in(&browser).await;
+    let logout = w.url("/wechat/oauth/logout?r=%2Fbye");
+    let evil = "https://evil.example";
+    let send = |method: Method, headers: &'static [(&'static str, &'static str)]| {
+        let request = browser.manual.request(method, &logout);
+        async move {
+            let mut request = request;
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, location, response.text().await.unwrap())
+        }
+    };
+
+    // A form on another site posting to the logout (with Sec-Fetch-Site, or only Origin from a
+    // browser without it): a confirmation page, and the session stays.
+    const CROSS_SITE: [&[(&str, &str)]; 3] = [
+        &[
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "https://evil.example"),
+        ],
+        &[
+            ("sec-fetch-site", "same-site"),
+            ("origin", "https://evil.example"),
+        ],
+        &[("origin", "https://evil.example")],
+    ];
+    for headers in CROSS_SITE {
+        let (status, _, page) = send(Method::POST, headers).await;
+        assert_eq!(status, 403, "{headers:?}: {page}");
+        assert!(page.contains("<form method=\"post\""), "{page}");
+        assert!(
+            browser.cookies_for(&w.url("/")).contains("wechat_session="),
+            "{headers:?}: the session must stay ({evil})"
+        );
+    }
+
+    // A same-origin link (GET) on the site's own page logs out.
+    let (status, location, _) = send(
+        Method::GET,
+        &[
+            ("sec-fetch-site", "same-origin"),
+            ("sec-fetch-mode", "navigate"),
+        ],
+    )
+    .await;
+    assert_eq!((status, location.as_deref()), (303, Some("/bye")));
+    assert!(!browser.cookies_for(&w.url("/")).contains("wechat_session="));
+
+    // So does a same-origin POST.
+    w.log_in(&browser).await;
+    let (status, location, _) = send(Method::POST, &[("sec-fetch-site", "same-origin")]).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/bye")));
+    assert!(!browser.cookies_for(&w.url("/")).contains("wechat_session="));
+    let (status, body) = browser.fetch(Method::GET, &w.url("/api/me"), None).await;
+    assert_eq!(status, 401, "{body}");
+}
+
+#[tokio::test]
 async fn userinfo_consent_gives_the_profile_and_refusal_gets_a_page() {
     let w = world(Options {
         userinfo: true,

@@ -255,6 +255,21 @@ impl Browser {
         answer(request, url).await
     }
 
+    /// A request with exactly the given extra headers (e.g. `Sec-Fetch-Site`, `Origin`), as
+    /// a page on another site or an older browser sends it.
+    pub async fn send_with(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = self.http.request(method, url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        answer(request, url).await
+    }
+
     /// A `fetch` GET.
     pub async fn fetch(&self, url: &str) -> Answer {
         self.send(reqwest::Method::GET, url, false, None).await

@@ -42,8 +42,20 @@ pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// The request headers the login flow reads: `Cookie`, `Accept`, `Sec-Fetch-Mode`, `Referer`.
-pub const LOGIN_FLOW_HEADERS: [&str; 4] = ["cookie", "accept", "sec-fetch-mode", "referer"];
+/// Every request header the login flow reads, lower-case: `Cookie` (the session and the login
+/// state), `Accept` and `Sec-Fetch-Mode` (is this a page load?), `Referer` (where to return after
+/// a login from a `fetch`), `Sec-Fetch-Site` and `Origin` (is a logout from this site's own
+/// pages?). An adapter that builds the flow's request head itself must pass all of them
+/// ([`request_parts`] keeps exactly these); a test in this crate fails when the flow reads a
+/// header that is not listed.
+pub const LOGIN_FLOW_HEADERS: [&str; 6] = [
+    "cookie",
+    "accept",
+    "sec-fetch-mode",
+    "referer",
+    "sec-fetch-site",
+    "origin",
+];
 
 /// Builds the `http` 1 request head that [`LoginFlow::decide`](crate::login::LoginFlow::decide),
 /// [`LoginFlow::handle_callback`](crate::login::LoginFlow::handle_callback) and [`LoginFlow::login_required`](crate::login::LoginFlow::login_required) take, for adapters whose

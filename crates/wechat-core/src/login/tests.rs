@@ -478,10 +478,26 @@ fn login_and_logout_paths() {
 fn logout_answers_only_this_sites_own_pages() {
     let flow = flow();
     let cookie = session_cookie_for(&flow, &alice(now_unix() + 3600));
+    // Each request as axum hands it over (every header) and as an adapter that copies only
+    // LOGIN_FLOW_HEADERS builds it (wechat-actix): both must get the same answer.
     let logout = |method: &str, headers: &[(&str, &str)]| {
         let mut all = vec![("cookie", cookie.as_str())];
         all.extend_from_slice(headers);
-        respond(flow.decide(&parts(method, "/wechat/oauth/logout?r=%2Fbye", &all)))
+        let target = "/wechat/oauth/logout?r=%2Fbye";
+        let full = respond(flow.decide(&parts(method, target, &all)));
+        let copied = request_parts(
+            method,
+            target,
+            all.iter().map(|(name, value)| (*name, value.as_bytes())),
+        )
+        .unwrap();
+        let adapted = respond(flow.decide(&copied));
+        assert_eq!(
+            (adapted.status(), adapted.headers(), adapted.body()),
+            (full.status(), full.headers(), full.body()),
+            "{method} {headers:?}: an adapter passing LOGIN_FLOW_HEADERS gets another answer"
+        );
+        full
     };
     let logged_out = |response: &Response<Bytes>| {
         response.status() == StatusCode::SEE_OTHER
@@ -822,4 +838,95 @@ fn html_is_escaped() {
     assert!(body.contains("&lt;t&gt;") && body.contains("a &amp; &quot;b&quot; &lt;script&gt;"));
     assert!(body.contains("href=\"/x?a=1&amp;b=&#39;2&#39;\""));
     assert!(!body.contains("<script>"));
+}
+
+/// Every request header the login flow (and the session it reads) names in its source must be in
+/// [`LOGIN_FLOW_HEADERS`]: an adapter that copies only those (wechat-actix) would otherwise hand
+/// the flow a request without it, and decide otherwise than axum (as a cross-site logout did).
+#[test]
+fn login_flow_headers_lists_every_request_header_the_flow_reads() {
+    use super::request::LOGIN_FLOW_HEADERS;
+    // The flow's and the session's code, without their tests.
+    const SOURCES: [(&str, &str); 11] = [
+        ("login/mod.rs", include_str!("mod.rs")),
+        ("login/config.rs", include_str!("config.rs")),
+        ("login/flow.rs", include_str!("flow.rs")),
+        ("login/request.rs", include_str!("request.rs")),
+        ("session/mod.rs", include_str!("../session/mod.rs")),
+        ("session/cache.rs", include_str!("../session/cache.rs")),
+        ("session/cookie.rs", include_str!("../session/cookie.rs")),
+        ("session/keys.rs", include_str!("../session/keys.rs")),
+        ("session/state.rs", include_str!("../session/state.rs")),
+        ("session/user.rs", include_str!("../session/user.rs")),
+        ("response.rs", include_str!("../response.rs")),
+    ];
+    // Headers a browser or proxy sends that the flow could branch on (those that only answers
+    // carry, such as Location or Set-Cookie, are not listed).
+    const REQUEST_HEADERS: &[&str] = &[
+        "accept",
+        "accept-charset",
+        "accept-encoding",
+        "accept-language",
+        "authorization",
+        "cookie",
+        "dnt",
+        "forwarded",
+        "host",
+        "if-match",
+        "if-modified-since",
+        "if-none-match",
+        "origin",
+        "referer",
+        "sec-ch-ua",
+        "sec-ch-ua-mobile",
+        "sec-ch-ua-platform",
+        "sec-fetch-dest",
+        "sec-fetch-mode",
+        "sec-fetch-site",
+        "sec-fetch-user",
+        "te",
+        "upgrade-insecure-requests",
+        "user-agent",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-real-ip",
+        "x-requested-with",
+    ];
+    let mut named = Vec::new();
+    for (file, source) in SOURCES {
+        let code = source.split("\n#[cfg(test)]\nmod tests {").next().unwrap_or(source);
+        // `header::USER_AGENT` and the like ...
+        for piece in code.split("header::").skip(1) {
+            let constant: String = piece
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                .collect();
+            named.push((file, constant.to_ascii_lowercase().replace('_', "-")));
+        }
+        // ... and string literals ("user-agent", "User-Agent").
+        for (i, literal) in code.split('"').enumerate() {
+            if i % 2 == 1 {
+                named.push((file, literal.to_ascii_lowercase()));
+            }
+        }
+    }
+    let mut missing: Vec<String> = named
+        .iter()
+        .filter(|(_, name)| REQUEST_HEADERS.contains(&name.as_str()))
+        .filter(|(_, name)| !LOGIN_FLOW_HEADERS.contains(&name.as_str()))
+        .map(|(file, name)| format!("{name} (in {file})"))
+        .collect();
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "the login flow reads request headers that LOGIN_FLOW_HEADERS lacks: {missing:?}"
+    );
+    // The scan sees what it must: the headers the flow does read today.
+    for expected in LOGIN_FLOW_HEADERS {
+        assert!(
+            named.iter().any(|(_, name)| name == expected),
+            "{expected} is listed but the scan did not find it in the flow's source"
+        );
+    }
 }

@@ -78,6 +78,13 @@ pub struct OrderDraft {
     pub total_fee: u64,
     /// Optional data echoed in the notification (at most 127 bytes).
     pub attach: Option<String>,
+    /// What makes two requests of one buyer "the same order", so that the second is handed the
+    /// first's unpaid order (see [`OrderLimits::reuse_window`]) instead of a new one. `None`
+    /// (the default): the request's JSON body, canonical (object keys sorted), together with
+    /// [`total_fee`](Self::total_fee). Set it when requests that differ in form mean the same
+    /// order (e.g. the SKU and quantity, `"sku=blue;qty=1"`), never to something two different
+    /// items share: a buyer handed another item's order pays for that item.
+    pub reuse_key: Option<String>,
 }
 
 impl OrderDraft {
@@ -92,7 +99,22 @@ impl OrderDraft {
             description: description.into(),
             total_fee,
             attach: None,
+            reuse_key: None,
         }
+    }
+
+    /// The same draft with [`attach`](Self::attach) set.
+    #[must_use]
+    pub fn with_attach(mut self, attach: impl Into<String>) -> Self {
+        self.attach = Some(attach.into());
+        self
+    }
+
+    /// The same draft with [`reuse_key`](Self::reuse_key) set.
+    #[must_use]
+    pub fn with_reuse_key(mut self, key: impl Into<String>) -> Self {
+        self.reuse_key = Some(key.into());
+        self
     }
 }
 
@@ -335,6 +357,11 @@ pub trait OrderBackend: Send + Sync + 'static {
     /// Prices what `buyer` asked for (the JSON body of `POST …/pay/orders`, `{}` when empty):
     /// a fresh `out_trade_no`, a description and the amount. The browser never sets the amount.
     ///
+    /// It is called for every request, also those then answered with the buyer's recent unpaid
+    /// order of the same [`reuse_key`](OrderDraft::reuse_key): reserve nothing here (stock, a
+    /// coupon); do it in [`record_created`](Self::record_created), which runs only for an order
+    /// that is placed.
+    ///
     /// # Errors
     /// A [`ShopError`] whose status and message go to the browser (e.g. 400 unknown product).
     fn price<'a>(
@@ -343,7 +370,9 @@ pub trait OrderBackend: Send + Sync + 'static {
         request: &'a serde_json::Value,
     ) -> BoxFuture<'a, Result<OrderDraft, ShopError>>;
 
-    /// Records the order as unpaid, after WeChat accepted it (`prepay_id` valid for 2 hours).
+    /// Records the order as unpaid, after WeChat accepted it (`prepay_id` valid for 2 hours):
+    /// the place to reserve what the order holds. Called once per placed order, never for a
+    /// request answered with a reused one.
     ///
     /// # Errors
     /// A [`ShopError`]; the browser then gets no pay parameters.
@@ -460,9 +489,10 @@ impl PayRoutes {
     /// (v3 `prepay`, v2 `unifiedorder`), records it, and answers `{"out_trade_no": "…",
     /// "params": {appId, timeStamp, nonceStr, package, signType, paySign}}`.
     ///
-    /// The same buyer asking again for the same priced item while its order is unpaid (a double
-    /// click, a page reload) gets that order again, with fresh `params`, for
-    /// [`OrderLimits::reuse_window`]; concurrent requests for it wait for one placement.
+    /// The same buyer asking again for the same order while it is unpaid (a double click, a
+    /// page reload: the same [`OrderDraft::reuse_key`], by default the same body and amount)
+    /// gets that order again, with fresh `params`, for [`OrderLimits::reuse_window`]; concurrent
+    /// requests for it wait for one placement.
     ///
     /// Statuses: 200; 400 for a body that is not JSON (or the backend's own 4xx); 409 when
     /// WeChat says the order is already paid, closed, or its number was used with other
@@ -506,7 +536,10 @@ impl PayRoutes {
             Ok(draft) => draft,
             Err(e) => return json_error(e.status(), e.message()),
         };
-        let placed = match self.place_or_reuse(buyer, client_ip, &draft).await {
+        let placed = match self
+            .place_or_reuse(buyer, client_ip, &request, &draft)
+            .await
+        {
             Ok(placed) => placed,
             Err(refused) => return refused.response(),
         };
@@ -535,12 +568,13 @@ impl PayRoutes {
         &self,
         buyer: &OpenId,
         client_ip: IpAddr,
+        request: &serde_json::Value,
         draft: &OrderDraft,
     ) -> Result<Arc<Placed>, Arc<Refused>> {
         let Some(recent) = &self.guards.recent else {
             return self.place(buyer, client_ip, draft).await.map_err(Arc::new);
         };
-        let key = ItemKey::new(buyer, draft);
+        let key = ItemKey::new(buyer, request, draft);
         let placed_here = std::sync::atomic::AtomicBool::new(false);
         let placed = recent
             .try_get_with(key.clone(), async {
@@ -553,7 +587,11 @@ impl PayRoutes {
         }
         // Handed out before: only while the backend still has it unpaid.
         match self.backend.order(&placed.out_trade_no).await {
-            Ok(Some(record)) if record.status == OrderStatus::Unpaid && record.owner == *buyer => {
+            Ok(Some(record))
+                if record.status == OrderStatus::Unpaid
+                    && record.owner == *buyer
+                    && record.total_fee == draft.total_fee =>
+            {
                 tracing::debug!(out_trade_no = %placed.out_trade_no, "reusing the buyer's recent unpaid order");
                 Ok(placed)
             }
