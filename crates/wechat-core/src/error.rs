@@ -341,6 +341,20 @@ pub enum Error {
         /// The `Wechatpay-Serial` received.
         serial: String,
     },
+    /// A reply or notification is signed with a configured WeChat Pay platform certificate that
+    /// has expired, or is not valid yet, on the configured clock: refused, as WeChat Pay signs
+    /// nothing with an expired certificate. The message says which and when.
+    #[error("{}", certificate_validity_message(serial, *not_before, *not_after, *now))]
+    WechatPayCertificateNotValid {
+        /// The `Wechatpay-Serial` received: the certificate's serial number.
+        serial: String,
+        /// When the certificate becomes valid, unix seconds.
+        not_before: u64,
+        /// When it expires, unix seconds.
+        not_after: u64,
+        /// The time of the verification, unix seconds, on the configured clock.
+        now: u64,
+    },
     /// WeChat Pay API v3 answered an error: `{code, message, detail}` with an HTTP status. See
     /// [`PayApiError`]; its `request_id` is what WeChat Pay's support asks for.
     #[error(transparent)]
@@ -761,6 +775,50 @@ impl std::fmt::Display for Rid<'_> {
 }
 
 /// Reads WeChat's request id out of an `errmsg` such as `invalid code rid: 5fab84d2-09424a07-00bd7fe3`.
+/// The message of [`Error::WechatPayCertificateNotValid`]: expired, or not valid yet, and when.
+fn certificate_validity_message(serial: &str, not_before: u64, not_after: u64, now: u64) -> String {
+    if now < not_before {
+        format!(
+            "signature verification failed: WeChat Pay platform certificate {serial:?} \
+             (Wechatpay-Serial) is not valid before {} and this server's clock says {}: check the \
+             clock",
+            utc(not_before),
+            utc(now)
+        )
+    } else {
+        format!(
+            "signature verification failed: WeChat Pay platform certificate {serial:?} \
+             (Wechatpay-Serial) expired at {} (now {}), and WeChat Pay signs nothing with an \
+             expired certificate: download the current ones (GET /v3/certificates), or configure \
+             the WeChat Pay public key (PUB_KEY_ID_…) shown under 账户中心 → API安全",
+            utc(not_after),
+            utc(now)
+        )
+    }
+}
+
+/// `unix` seconds as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian calendar).
+pub(crate) fn utc(unix: u64) -> String {
+    let days = unix / 86_400;
+    let secs = unix % 86_400;
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (never negative here).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3_600,
+        secs % 3_600 / 60,
+        secs % 60
+    )
+}
+
 fn rid_from_errmsg(errmsg: &str) -> Option<String> {
     let rest = &errmsg[errmsg.find("rid: ")? + "rid: ".len()..];
     let rid: String = rest
@@ -785,6 +843,14 @@ fn caller_ip_from_errmsg(errmsg: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn utc_formats_unix_seconds() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(super::utc(1_796_649_444), "2026-12-07 13:17:24 UTC");
+        assert_eq!(super::utc(4_102_444_799), "2099-12-31 23:59:59 UTC");
+    }
+
     use super::*;
 
     #[test]

@@ -126,7 +126,8 @@ fn error_outcome(error: &Error) -> Cow<'static, str> {
         Error::PayApi(e) => pay_code(e.code.as_str()),
         Error::BadSignature(_)
         | Error::ForgedReply { .. }
-        | Error::UnknownWechatPaySerial { .. } => Cow::Borrowed("bad_signature"),
+        | Error::UnknownWechatPaySerial { .. }
+        | Error::WechatPayCertificateNotValid { .. } => Cow::Borrowed("bad_signature"),
         _ => Cow::Borrowed("transport"),
     }
 }
@@ -234,7 +235,9 @@ impl From<Delivery> for NotificationOutcome {
 /// v3 keys to verify it could not be had).
 pub(crate) fn refusal_reason(error: &Error) -> &'static str {
     match error {
-        Error::BadSignature(_) | Error::UnknownWechatPaySerial { .. } => "bad_signature",
+        Error::BadSignature(_)
+        | Error::UnknownWechatPaySerial { .. }
+        | Error::WechatPayCertificateNotValid { .. } => "bad_signature",
         Error::NotificationMismatch(_) => "mismatch",
         Error::Xml(_) | Error::UnexpectedResponse { .. } | Error::PayReturn { .. } => "malformed",
         _ => "keys_unavailable",

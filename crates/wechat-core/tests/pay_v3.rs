@@ -79,18 +79,20 @@ fn official_rsa_signature() {
     let message = field("rsa_sign_vector.txt", "message");
     assert_eq!(merchant_key().sign(message.as_bytes()).unwrap(), expected);
     let keys = public_keys(TEST_SERIAL);
-    keys.verify(TEST_SERIAL, message.as_bytes(), &expected)
+    let now = 1_700_000_000;
+    keys.verify(TEST_SERIAL, message.as_bytes(), &expected, now)
         .unwrap();
     assert!(
-        keys.verify(TEST_SERIAL, b"wrong source", &expected)
+        keys.verify(TEST_SERIAL, b"wrong source", &expected, now)
             .is_err()
     );
     // The same key in the official self-signed certificate, found by its serial.
     let certificate = PlatformCertificate::from_pem(&vector("rsa_test_certificate.pem")).unwrap();
     assert_eq!(certificate.serial_no(), TEST_SERIAL);
+    let valid = certificate.not_before() + 1;
     let by_certificate = WechatPayKeys::default().with_certificate(certificate);
     by_certificate
-        .verify(TEST_SERIAL, message.as_bytes(), &expected)
+        .verify(TEST_SERIAL, message.as_bytes(), &expected, valid)
         .unwrap();
     assert_eq!(by_certificate.serial(), Some(TEST_SERIAL));
 }
@@ -420,4 +422,53 @@ fn wrong_files_are_named() {
     // Nothing secret in Debug.
     let shown = format!("{key:?}");
     assert!(!shown.contains("MII"), "{shown}");
+}
+
+#[test]
+fn an_expired_or_not_yet_valid_platform_certificate_verifies_nothing() {
+    // The official self-signed certificate holds the test merchant key's public half.
+    let certificate = PlatformCertificate::from_pem(&vector("rsa_test_certificate.pem")).unwrap();
+    let (not_before, not_after) = (certificate.not_before(), certificate.not_after());
+    assert!(not_before < not_after);
+    let keys = WechatPayKeys::default().with_certificate(certificate);
+    let key = merchant_key();
+    let body = br#"{"id":"EV-1"}"#;
+    // What WeChat Pay would send at `at`, checked on a clock that says `at`.
+    let verify_at = |at: u64| {
+        let timestamp = at.to_string();
+        let nonce = "5K8264ILTKCH16CQ2502SI8ZNMTM67VS";
+        let message = format!(
+            "{timestamp}\n{nonce}\n{}\n",
+            std::str::from_utf8(body).unwrap()
+        );
+        let signature = key.sign(message.as_bytes()).unwrap();
+        let headers = SignatureHeaders {
+            timestamp: &timestamp,
+            nonce,
+            signature: &signature,
+            serial: TEST_SERIAL,
+            signature_type: Some("WECHATPAY2-SHA256-RSA2048"),
+        };
+        verify_signature(&keys, &headers, body, &ManualClock::at(at))
+    };
+    verify_at(not_before).unwrap();
+    verify_at(not_after - 1).unwrap();
+    for at in [not_after, not_after + 1, not_after + 400 * 86_400] {
+        let err = verify_at(at).unwrap_err();
+        assert!(
+            matches!(&err, Error::WechatPayCertificateNotValid { serial, not_after: n, now, .. }
+                if serial == TEST_SERIAL && *n == not_after && *now == at),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("expired at "), "{message}");
+        assert!(message.contains(TEST_SERIAL), "{message}");
+        assert!(message.contains("PUB_KEY_ID_"), "{message}");
+    }
+    let early = verify_at(not_before - 1).unwrap_err();
+    assert!(
+        matches!(early, Error::WechatPayCertificateNotValid { .. }),
+        "{early:?}"
+    );
+    assert!(early.to_string().contains("is not valid before"), "{early}");
 }

@@ -540,7 +540,10 @@ async fn store_operations_against_redis() {
     assert_eq!(store.get("k").await.unwrap(), Some(token.clone()));
 
     // Prefixes separate stores on one server; clones share the connection.
-    let other = store.clone().with_prefix(format!("{prefix}other:"));
+    let other = store
+        .clone()
+        .with_prefix(format!("{prefix}other:"))
+        .expect("a prefix without braces");
     assert_eq!(other.prefix(), format!("{prefix}other:"));
     assert_eq!(other.get("k").await.unwrap(), None);
 

@@ -895,7 +895,10 @@ fn login_flow_headers_lists_every_request_header_the_flow_reads() {
     ];
     let mut named = Vec::new();
     for (file, source) in SOURCES {
-        let code = source.split("\n#[cfg(test)]\nmod tests {").next().unwrap_or(source);
+        let code = source
+            .split("\n#[cfg(test)]\nmod tests {")
+            .next()
+            .unwrap_or(source);
         // `header::USER_AGENT` and the like ...
         for piece in code.split("header::").skip(1) {
             let constant: String = piece

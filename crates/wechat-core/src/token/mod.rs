@@ -311,7 +311,8 @@ impl TokensBuilder {
     }
 
     /// The prefix of store keys (default `wechat:`); keys are `{prefix}access_token:{appid}`
-    /// and `{prefix}jsapi_ticket:{appid}`.
+    /// and `{prefix}jsapi_ticket:{appid}`. Braces may only form one Redis Cluster hash tag
+    /// (`{shop}:`).
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = prefix.into();
         self
@@ -378,8 +379,8 @@ impl TokensBuilder {
     /// Checks the settings and returns the [`Tokens`] handle.
     ///
     /// # Errors
-    /// [`ConfigError`] naming the setter: a key prefix longer than 64 bytes or holding spaces
-    /// or control characters, a lock lease under 1 second or over 10 minutes, a read-only wait
+    /// [`ConfigError`] naming the setter: a key prefix longer than 64 bytes, holding spaces
+    /// or control characters, or a brace that forms no hash tag, a lock lease under 1 second or over 10 minutes, a read-only wait
     /// over 1 minute.
     pub fn build(self) -> Result<Tokens, ConfigError> {
         if self.key_prefix.len() > 64 || !self.key_prefix.bytes().all(|b| b.is_ascii_graphic()) {
@@ -390,6 +391,9 @@ impl TokensBuilder {
                     self.key_prefix
                 ),
             ));
+        }
+        if let Some(problem) = store::key_prefix_problem(&self.key_prefix) {
+            return Err(ConfigError::new("TokensBuilder::key_prefix", problem));
         }
         if let Some(lease) = self.lock_lease {
             if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&lease) {

@@ -166,7 +166,8 @@ return 0
 /// a hash tag), so the scripts above run on one node; different credentials spread over the
 /// cluster. A [store prefix](RedisStoreBuilder::prefix) or `Tokens` key prefix may contain a hash
 /// tag of its own (e.g. `{shop}:`), which then puts all of an app's keys on one slot; any other
-/// braces in a prefix are refused by the cluster (`CROSSSLOT`) and should be avoided. The cluster
+/// brace in a prefix is refused when the store connects (or the `Tokens` are built), since the
+/// cluster would refuse every locked write (`CROSSSLOT`). The cluster
 /// client follows `MOVED`/`ASK` redirections and re-reads the slot map when a node fails over.
 ///
 /// Cheap to clone: clones share the connection (and its health), and may use different prefixes
@@ -263,10 +264,17 @@ impl RedisStore {
 
     /// The same store (same connection) with every key prefixed by `prefix`, e.g. `shop:`, so
     /// that several apps or environments can share one Redis database.
-    #[must_use]
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a prefix with a brace that forms no Redis Cluster hash tag (see
+    /// [`RedisStoreBuilder::prefix`]).
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Result<Self> {
+        let prefix = prefix.into();
+        if let Some(problem) = super::store::key_prefix_problem(&prefix) {
+            return Err(Error::config("RedisStore::with_prefix", problem));
+        }
+        self.prefix = prefix;
+        Ok(self)
     }
 
     /// The prefix in front of every key (empty by default).
@@ -613,7 +621,10 @@ impl RedisStoreBuilder {
     }
 
     /// A prefix in front of every key (default: none), e.g. `shop:`, so that several apps or
-    /// environments can share one Redis database.
+    /// environments can share one Redis database. Braces may only form one Redis Cluster hash
+    /// tag (`{shop}:`, which puts all of the app's keys in one slot); [`connect`](Self::connect)
+    /// refuses any other brace, which would make a credential and its lock hash to different
+    /// slots (`CROSSSLOT` on every refresh).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
@@ -664,8 +675,12 @@ impl RedisStoreBuilder {
     ///
     /// # Errors
     /// As [`RedisStore::connect`] (and [`RedisStore::connect_cluster`] for a cluster);
-    /// [`Error::Config`] for TLS certificates given with a `redis://` URL, or that are not PEM.
+    /// [`Error::Config`] for TLS certificates given with a `redis://` URL, or that are not PEM,
+    /// and for a [prefix](Self::prefix) with a brace that forms no hash tag.
     pub async fn connect(self) -> Result<RedisStore> {
+        if let Some(problem) = super::store::key_prefix_problem(&self.prefix) {
+            return Err(Error::config("RedisStoreBuilder::prefix", problem));
+        }
         let op_timeout = self.connect_timeout.saturating_add(self.response_timeout);
         let (server, connecting) = match &self.target {
             Target::Server(url) => {
@@ -1117,6 +1132,24 @@ mod tests {
     }
 
     #[test]
+    fn tokens_refuse_a_key_prefix_with_a_stray_brace() {
+        let config = crate::Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef");
+        let build = |prefix: &str| {
+            crate::token::Tokens::builder(&config, reqwest::Client::new())
+                .key_prefix(prefix)
+                .build()
+        };
+        let err = build("wechat}:").unwrap_err();
+        assert!(
+            err.to_string().contains("TokensBuilder::key_prefix"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("hash tag"), "{err}");
+        assert!(build("{wechat}:").is_ok());
+        assert!(build("wechat:").is_ok());
+    }
+
+    #[test]
     fn cluster_nodes_are_checked() {
         let nodes = |urls: &[&str]| urls.iter().map(|u| (*u).to_owned()).collect::<Vec<_>>();
         assert!(parse_cluster_urls(&[]).is_err());
@@ -1132,6 +1165,42 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[tokio::test]
+    async fn prefixes_with_braces_that_form_no_hash_tag_are_refused() {
+        for prefix in ["a{}b", "p}", "x{", "{:", "a}b{c"] {
+            // Checked before any connection: nothing listens on port 1.
+            let err = RedisStore::cluster_builder(["redis://127.0.0.1:1"])
+                .prefix(prefix)
+                .connect()
+                .await
+                .unwrap_err();
+            let message = err.to_string();
+            assert!(
+                matches!(err, Error::Config(_)) && message.contains("RedisStoreBuilder::prefix"),
+                "{prefix}: {message}"
+            );
+            assert!(message.contains("hash tag"), "{message}");
+            assert!(
+                RedisStore::builder("redis://127.0.0.1:1/")
+                    .prefix(prefix)
+                    .connect()
+                    .await
+                    .is_err()
+            );
+        }
+        // Valid: no braces, or a hash tag (whose key and lock share a slot), even with a brace
+        // after it (Redis hashes the first tag only).
+        for prefix in ["", "shop:", "{shop}:", "app:{shop}:", "{shop}}", "}{shop}"] {
+            assert_eq!(
+                super::super::store::key_prefix_problem(prefix),
+                None,
+                "{prefix}"
+            );
+            let key = format!("{prefix}wechat:access_token:wx1");
+            assert_eq!(slot_text(&key), slot_text(&lock_key(&key)), "{prefix}");
+        }
     }
 
     #[tokio::test]

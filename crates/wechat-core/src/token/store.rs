@@ -8,6 +8,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::Result;
 
+/// Why `prefix` cannot start store keys, if it cannot: braces are for a Redis Cluster hash tag
+/// only (`{shop}:`, a `{` followed later by a `}` with something between). Any other brace makes
+/// a credential key and its refresh lock hash to different slots, and every fenced write fail
+/// with `CROSSSLOT` in a cluster.
+pub(crate) fn key_prefix_problem(prefix: &str) -> Option<String> {
+    let tagged = prefix
+        .find('{')
+        .and_then(|open| prefix[open + 1..].find('}'))
+        .is_some_and(|len| len > 0);
+    (prefix.contains(['{', '}']) && !tagged).then(|| {
+        format!(
+            "key prefix {prefix:?} has a brace that forms no Redis Cluster hash tag: use braces \
+             only around a non-empty tag (e.g. \"{{shop}}:\"), or none"
+        )
+    })
+}
+
 /// A cached credential (an access token or a jsapi_ticket) with its expiry.
 ///
 /// `Debug` never prints the value.

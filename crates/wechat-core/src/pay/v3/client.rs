@@ -511,7 +511,8 @@ pub(crate) fn verify_raw(
             Error::BadSignature(reason) => {
                 forged(format!("{reason} (Wechatpay-Serial {:?})", headers.serial))
             }
-            unknown @ Error::UnknownWechatPaySerial { .. } => forged(unknown.to_string()),
+            unknown @ (Error::UnknownWechatPaySerial { .. }
+            | Error::WechatPayCertificateNotValid { .. }) => forged(unknown.to_string()),
             other => other,
         })
         .inspect_err(|e| {

@@ -170,7 +170,9 @@ impl MerchantKey {
         })?;
         let key = Self::from_pem(key_pem, certificate.serial_no())?;
         let probe = key.sign(b"wechat-core: does the certificate match the key?")?;
+        // Whether the keys match, whatever the merchant certificate's dates.
         if certificate
+            .key
             .verify(b"wechat-core: does the certificate match the key?", &probe)
             .is_err()
         {
@@ -389,11 +391,31 @@ impl PlatformCertificate {
         &self.serial_no
     }
 
-    /// Verifies a base64 signature of `message`.
+    /// Whether the certificate is valid at `now_unix_secs`: from
+    /// [`not_before`](Self::not_before) until [`not_after`](Self::not_after).
     ///
     /// # Errors
-    /// [`Error::BadSignature`] when it does not verify.
-    pub fn verify(&self, message: &[u8], signature_b64: &str) -> Result<()> {
+    /// [`Error::WechatPayCertificateNotValid`] before or after that window, saying which and when.
+    pub fn check_validity(&self, now_unix_secs: u64) -> Result<()> {
+        if (self.not_before..self.not_after).contains(&now_unix_secs) {
+            return Ok(());
+        }
+        Err(Error::WechatPayCertificateNotValid {
+            serial: self.serial_no.clone(),
+            not_before: self.not_before,
+            not_after: self.not_after,
+            now: now_unix_secs,
+        })
+    }
+
+    /// Verifies a base64 signature of `message` at `now_unix_secs` (the configured clock's
+    /// time): the certificate must be valid then ([`check_validity`](Self::check_validity)).
+    ///
+    /// # Errors
+    /// [`Error::WechatPayCertificateNotValid`] outside its validity;
+    /// [`Error::BadSignature`] when the signature does not verify.
+    pub fn verify(&self, message: &[u8], signature_b64: &str, now_unix_secs: u64) -> Result<()> {
+        self.check_validity(now_unix_secs)?;
         self.key.verify(message, signature_b64)
     }
 }
@@ -407,7 +429,8 @@ impl PlatformCertificate {
 /// let pem = std::fs::read("tests/vectors/v3/rsa_test_public_key.pem")?;
 /// let keys = WechatPayKeys::from(WechatPayPublicKey::from_pem("PUB_KEY_ID_0114232134912410000000000000", &pem)?);
 /// assert_eq!(keys.serial(), Some("PUB_KEY_ID_0114232134912410000000000000"));
-/// assert!(keys.verify("PUB_KEY_ID_9", b"message", "c2lnbmF0dXJl").is_err()); // unknown serial
+/// let now = 1_700_000_000;
+/// assert!(keys.verify("PUB_KEY_ID_9", b"message", "c2lnbmF0dXJl", now).is_err()); // unknown serial
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Default)]
@@ -467,16 +490,25 @@ impl WechatPayKeys {
             || self.certificates.iter().any(|c| c.serial_no() == serial)
     }
 
-    /// Verifies a base64 signature of `message` with the key named `serial`.
+    /// Verifies a base64 signature of `message` with the key named `serial`, at `now_unix_secs`
+    /// (the configured clock's time; a platform certificate must be valid then).
     ///
     /// # Errors
-    /// [`Error::BadSignature`] when no key is named `serial`, or the signature does not verify.
-    pub fn verify(&self, serial: &str, message: &[u8], signature_b64: &str) -> Result<()> {
+    /// [`Error::BadSignature`] when no key is named `serial`, or the signature does not verify;
+    /// [`Error::WechatPayCertificateNotValid`] when the certificate named `serial` has expired
+    /// or is not valid yet.
+    pub fn verify(
+        &self,
+        serial: &str,
+        message: &[u8],
+        signature_b64: &str,
+        now_unix_secs: u64,
+    ) -> Result<()> {
         if let Some(key) = self.public_key.as_ref().filter(|k| k.id() == serial) {
             return key.verify(message, signature_b64);
         }
         match self.certificates.iter().find(|c| c.serial_no() == serial) {
-            Some(certificate) => certificate.verify(message, signature_b64),
+            Some(certificate) => certificate.verify(message, signature_b64, now_unix_secs),
             None => Err(Error::BadSignature(
                 "the signature names a WeChat Pay key (Wechatpay-Serial) that is not configured",
             )),

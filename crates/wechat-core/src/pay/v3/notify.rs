@@ -345,7 +345,9 @@ impl NotificationReply {
     /// The failure for a notification that could not be verified.
     pub(crate) fn refused(error: &Error) -> Self {
         match error {
-            Error::BadSignature(_) | Error::UnknownWechatPaySerial { .. } => {
+            Error::BadSignature(_)
+            | Error::UnknownWechatPaySerial { .. }
+            | Error::WechatPayCertificateNotValid { .. } => {
                 Self::fail(http::StatusCode::UNAUTHORIZED, "invalid signature")
             }
             Error::NotificationMismatch(_) => {

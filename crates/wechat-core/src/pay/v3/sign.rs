@@ -151,6 +151,8 @@ impl<'a> SignatureHeaders<'a> {
 ///
 /// # Errors
 /// [`Error::UnknownWechatPaySerial`] naming a serial none of `keys` has;
+/// [`Error::WechatPayCertificateNotValid`] when it names a platform certificate that has expired
+/// (or is not valid yet) on `clock`;
 /// [`Error::BadSignature`] saying which other check failed.
 pub fn verify_signature(
     keys: &WechatPayKeys,
@@ -174,7 +176,8 @@ pub fn verify_signature(
             ));
         }
     };
-    if clock.now_unix_secs().abs_diff(timestamp) >= MAX_CLOCK_SKEW_SECS {
+    let now = clock.now_unix_secs();
+    if now.abs_diff(timestamp) >= MAX_CLOCK_SKEW_SECS {
         return Err(Error::BadSignature(
             "the Wechatpay-Timestamp is 5 minutes or more from this server's clock (replayed, \
              or the server's clock is wrong)",
@@ -196,5 +199,5 @@ pub fn verify_signature(
         message.extend_from_slice(part);
         message.push(b'\n');
     }
-    keys.verify(headers.serial, &message, headers.signature)
+    keys.verify(headers.serial, &message, headers.signature, now)
 }
