@@ -774,7 +774,6 @@ impl std::fmt::Display for Rid<'_> {
     }
 }
 
-/// Reads WeChat's request id out of an `errmsg` such as `invalid code rid: 5fab84d2-09424a07-00bd7fe3`.
 /// The message of [`Error::WechatPayCertificateNotValid`]: expired, or not valid yet, and when.
 fn certificate_validity_message(serial: &str, not_before: u64, not_after: u64, now: u64) -> String {
     if now < not_before {
@@ -819,6 +818,7 @@ pub(crate) fn utc(unix: u64) -> String {
     )
 }
 
+/// Reads WeChat's request id out of an `errmsg` such as `invalid code rid: 5fab84d2-09424a07-00bd7fe3`.
 fn rid_from_errmsg(errmsg: &str) -> Option<String> {
     let rest = &errmsg[errmsg.find("rid: ")? + "rid: ".len()..];
     let rid: String = rest
