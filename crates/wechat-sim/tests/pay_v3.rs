@@ -571,6 +571,38 @@ async fn certificates_for_platform_certificate_merchants_only() {
     assert_eq!(by_key.status, 404);
 }
 
+/// `Request-ID` is shaped like WeChat Pay's (`08F78BB5AF0610D302189F99DD5C20BA56F89845-0`): 40
+/// upper-case hex digits, a dash and a decimal number; on signed and unsigned answers alike, and
+/// new on every answer.
+#[tokio::test]
+async fn request_ids_look_like_wechat_pays() {
+    let sim = start(false).await;
+    let c = Client::new(&sim).await;
+    let url = format!("/v3/pay/transactions/out-trade-no/NOPE000?mchid={MCH_ID}");
+    let signed = c.send("GET", &url, "").await;
+    assert_eq!(signed.status, 404);
+    let unsigned = c.send_with(None, "GET", &url, "", None).await;
+    assert_eq!(unsigned.status, 401);
+    let ids: Vec<String> = [&signed, &unsigned]
+        .iter()
+        .map(|a| header(&a.headers, "request-id"))
+        .collect();
+    for id in &ids {
+        let (hex, number) = id.split_once('-').unwrap_or_else(|| panic!("{id:?}"));
+        assert_eq!(hex.len(), 40, "{id:?}");
+        assert!(
+            hex.bytes()
+                .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)),
+            "{id:?}"
+        );
+        assert!(
+            !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()),
+            "{id:?}"
+        );
+    }
+    assert_ne!(ids[0], ids[1]);
+}
+
 #[tokio::test]
 async fn v3_faults() {
     let sim = start(false).await;
