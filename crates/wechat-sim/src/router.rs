@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::body::{Body, HttpBody};
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -42,9 +42,11 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
 async fn around(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let method = request.method().to_string();
-    sim.stats.count_call(&path);
+    // A route serves the path (whatever the method) when it matched; the fallback sets none.
+    let served = request.extensions().get::<MatchedPath>().is_some();
+    sim.stats.count_call(&path, served);
     tracing::debug!(%method, %path, "request");
-    let response = answer(&sim, &path, request, next).await;
+    let response = answer(&sim, &path, served, request, next).await;
     if crate::console::is_console_path(&path) {
         return response;
     }
@@ -52,7 +54,7 @@ async fn around(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> Re
 }
 
 /// The answer, after the checks and faults of [`around`].
-async fn answer(sim: &Sim, path: &str, request: Request, next: Next) -> Response {
+async fn answer(sim: &Sim, path: &str, served: bool, request: Request, next: Next) -> Response {
     if path.starts_with("/_sim/") {
         if BRIDGE_ROUTES.contains(&path) {
             return bridge(request, next).await;
@@ -67,7 +69,7 @@ async fn answer(sim: &Sim, path: &str, request: Request, next: Next) -> Response
     match fault {
         None => next.run(request).await,
         Some(fault) => {
-            sim.stats.count_fault(fault.kind(), path);
+            sim.stats.count_fault(fault.kind(), path, served);
             tracing::info!(%path, kind = fault.kind(), "fault injected");
             crate::fault::apply(fault, request, next).await
         }

@@ -878,6 +878,27 @@ async fn concurrent_duplicates_arrive_at_once() {
     assert_eq!(notify(&http, &sim, &body).await.0, 400);
 }
 
+/// A prefix fault is taken by paths no route serves too; they count under one `(unknown)`
+/// entry of `faults.by_path` (and of `calls`), however many there are.
+#[tokio::test]
+async fn faults_on_unknown_paths_count_under_one_entry() {
+    let sim = common::start().await;
+    let http = client();
+    inject(&http, &sim, "path=/cgi-bin/*&status=503&times=300").await;
+    for i in 0..300 {
+        let url = format!("{}/cgi-bin/no-such-{i}", sim.base_url());
+        assert_eq!(http.get(url).send().await.expect("sent").status(), 503);
+    }
+    let stats = sim.stats();
+    assert_eq!(stats.faults_injected("status"), 300);
+    assert_eq!(
+        stats.faults.by_path.keys().collect::<Vec<_>>(),
+        ["(unknown)"]
+    );
+    assert_eq!(stats.faults.by_path["(unknown)"]["status"], 300);
+    assert_eq!(stats.calls_to("(unknown)"), 300);
+}
+
 // ---- the cross-origin rule ----
 
 #[tokio::test]
