@@ -1,8 +1,9 @@
 //! The whole HTTP surface: every module's routes, plus the middleware that counts requests,
 //! records them in the console's journal (path, status, errcode), injects the faults
 //! `/_sim/fail` registered, answers CORS for the three `/_sim/` routes the JS-SDK script calls
-//! from the app's pages, and refuses cross-origin requests to the others (the console
-//! included).
+//! from the app's pages, and refuses requests to the others (the console included) addressed
+//! to a `Host` that is not loopback or listed in `[server] hosts` (DNS rebinding, see
+//! [`crate::host`]) or coming from another origin.
 
 use std::sync::Arc;
 
@@ -36,9 +37,9 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         .with_state(sim)
 }
 
-/// Counts the request; applies a fault registered for its path; CORS for the bridge routes,
-/// no cross-origin requests to the other `/_sim/` routes; records the answer in the journal
-/// (except the console's own requests).
+/// Counts the request; applies a fault registered for its path; CORS for the bridge routes;
+/// the other `/_sim/` routes only for a loopback or listed `Host` ([`crate::host`]) and never
+/// cross-origin; records the answer in the journal (except the console's own requests).
 async fn around(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let method = request.method().to_string();
@@ -55,9 +56,13 @@ async fn around(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> Re
 
 /// The answer, after the checks and faults of [`around`].
 async fn answer(sim: &Sim, path: &str, served: bool, request: Request, next: Next) -> Response {
-    if path.starts_with("/_sim/") {
+    if path == "/_sim" || path.starts_with("/_sim/") {
         if BRIDGE_ROUTES.contains(&path) {
             return bridge(request, next).await;
+        }
+        if let Some(reason) = sim.hosts.refusal(&request) {
+            tracing::info!(%path, %reason, "control request to another host refused");
+            return (StatusCode::FORBIDDEN, Json(json!({ "error": reason }))).into_response();
         }
         if let Some(reason) = cross_origin(&request) {
             tracing::info!(%path, %reason, "cross-origin control request refused");

@@ -556,4 +556,40 @@ fn config_errors_are_reported() {
     assert!(err.contains("/nonexistent/sim.toml"), "{err}");
     let defaults = SimConfig::from_toml_str("").unwrap();
     assert_eq!(defaults.token_ttl_secs, 7200);
+    assert!(
+        defaults.server.hosts.is_empty(),
+        "no [server]: no host listed"
+    );
+}
+
+#[test]
+fn server_hosts_are_names_without_port_or_wildcard() {
+    let with = |hosts: &str| SimConfig::from_toml_str(&format!("{CONFIG}\n[server]\n{hosts}\n"));
+    let config =
+        with(r#"hosts = ["sim.internal", "Wechat-Sim", "10.0.0.5", "[fd00::1]", "fd00::2"]"#)
+            .unwrap();
+    assert_eq!(
+        config.server.hosts,
+        [
+            "sim.internal",
+            "Wechat-Sim",
+            "10.0.0.5",
+            "[fd00::1]",
+            "fd00::2"
+        ]
+    );
+    assert!(with("").unwrap().server.hosts.is_empty());
+    let unknown = with(r#"host = ["sim.internal"]"#).unwrap_err().to_string();
+    assert!(unknown.contains("host"), "{unknown}");
+    for bad in [
+        "sim.internal:9000",
+        "http://sim.internal",
+        "sim.internal/",
+        "*.internal",
+        "",
+        "sim internal",
+    ] {
+        let err = with(&format!("hosts = [{bad:?}]")).unwrap_err().to_string();
+        assert!(err.contains("[server] hosts"), "{bad}: {err}");
+    }
 }
