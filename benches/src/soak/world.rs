@@ -48,6 +48,7 @@ pub fn sim_config(
     let merchant = MerchantKeyPair::shared();
     SimConfig {
         token_ttl_secs,
+        server: wechat_sim::ServerConfig::default(),
         apps: vec![AppConfig {
             appid: SIM_APPID.to_owned(),
             secret: SIM_SECRET.to_owned(),

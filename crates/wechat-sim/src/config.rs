@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 pub use crate::pay::MerchantConfig;
 
-/// The whole configuration: apps, users, merchants and token lifetime.
+/// The whole configuration: apps, users, merchants, token lifetime and the server's settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimConfig {
@@ -20,6 +20,30 @@ pub struct SimConfig {
     /// WeChat Pay merchants.
     #[serde(default)]
     pub merchants: Vec<MerchantConfig>,
+    /// The simulator's own HTTP server (`[server]`; optional).
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// The simulator's own HTTP server: the `[server]` table.
+///
+/// ```toml
+/// [server]
+/// hosts = ["wechat-sim", "sim.internal"]
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// More host names (or IP addresses) under which the `/_sim/` control routes and the
+    /// console answer, besides loopback addresses, `localhost` and `*.localhost` (compared with
+    /// the request's `Host` without its port, ignoring case; no port, scheme or wildcard here).
+    /// Empty by default. The WeChat endpoints and the JS-SDK's bridge routes answer any `Host`.
+    ///
+    /// # Security
+    /// Every name listed here must resolve only to the simulator for the browsers that use it:
+    /// a web page served under a listed name could drive the controls (DNS rebinding).
+    #[serde(default)]
+    pub hosts: Vec<String>,
 }
 
 fn default_token_ttl() -> u64 {
@@ -148,8 +172,9 @@ impl SimConfig {
     }
 
     /// Checks what TOML cannot: unique appids, users of known apps, unique openids per app,
-    /// a non-zero token lifetime, unique merchants each with v2 or v3 keys, and every v3
-    /// merchant's fields (the APIv3 key's length, readable PEMs, the serial, the key id).
+    /// a non-zero token lifetime, unique merchants each with v2 or v3 keys, every v3
+    /// merchant's fields (the APIv3 key's length, readable PEMs, the serial, the key id), and
+    /// that `[server] hosts` are host names or IP addresses.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the first problem.
@@ -157,6 +182,11 @@ impl SimConfig {
         let invalid = |msg: String| Err(ConfigError::Invalid(msg));
         if self.token_ttl_secs == 0 {
             return invalid("token_ttl_secs must be positive".into());
+        }
+        for host in &self.server.hosts {
+            if let Err(e) = crate::host::listed(host) {
+                return invalid(format!("[server] hosts: {host:?} {e}"));
+            }
         }
         let mut appids = std::collections::HashSet::new();
         for app in &self.apps {

@@ -35,6 +35,7 @@ mod console;
 mod control;
 mod fault;
 pub mod fixtures;
+mod host;
 mod journal;
 mod jssdk;
 mod oauth;
@@ -45,6 +46,8 @@ mod serve;
 mod state;
 mod stats;
 
-pub use config::{AppConfig, ConfigError, MerchantConfig, SimConfig, UserConfig, derive_openid};
+pub use config::{
+    AppConfig, ConfigError, MerchantConfig, ServerConfig, SimConfig, UserConfig, derive_openid,
+};
 pub use state::{RunningSim, Simulator};
 pub use stats::{FaultStats, NotificationStats, StatsSnapshot};

@@ -1,13 +1,14 @@
 //! The whole HTTP surface: every module's routes, plus the middleware that counts requests,
 //! records them in the console's journal (path, status, errcode), injects the faults
 //! `/_sim/fail` registered, answers CORS for the three `/_sim/` routes the JS-SDK script calls
-//! from the app's pages, and refuses cross-origin requests to the others (the console
-//! included).
+//! from the app's pages, and refuses requests to the others (the console included) addressed
+//! to a `Host` that is not loopback or listed in `[server] hosts` (DNS rebinding, see
+//! [`crate::host`]) or coming from another origin.
 
 use std::sync::Arc;
 
 use axum::body::{Body, HttpBody};
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -36,15 +37,17 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         .with_state(sim)
 }
 
-/// Counts the request; applies a fault registered for its path; CORS for the bridge routes,
-/// no cross-origin requests to the other `/_sim/` routes; records the answer in the journal
-/// (except the console's own requests).
+/// Counts the request; applies a fault registered for its path; CORS for the bridge routes;
+/// the other `/_sim/` routes only for a loopback or listed `Host` ([`crate::host`]) and never
+/// cross-origin; records the answer in the journal (except the console's own requests).
 async fn around(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let method = request.method().to_string();
-    sim.stats.count_call(&path);
+    // A route serves the path (whatever the method) when it matched; the fallback sets none.
+    let served = request.extensions().get::<MatchedPath>().is_some();
+    sim.stats.count_call(&path, served);
     tracing::debug!(%method, %path, "request");
-    let response = answer(&sim, &path, request, next).await;
+    let response = answer(&sim, &path, served, request, next).await;
     if crate::console::is_console_path(&path) {
         return response;
     }
@@ -52,10 +55,14 @@ async fn around(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> Re
 }
 
 /// The answer, after the checks and faults of [`around`].
-async fn answer(sim: &Sim, path: &str, request: Request, next: Next) -> Response {
-    if path.starts_with("/_sim/") {
+async fn answer(sim: &Sim, path: &str, served: bool, request: Request, next: Next) -> Response {
+    if path == "/_sim" || path.starts_with("/_sim/") {
         if BRIDGE_ROUTES.contains(&path) {
             return bridge(request, next).await;
+        }
+        if let Some(reason) = sim.hosts.refusal(&request) {
+            tracing::info!(%path, %reason, "control request to another host refused");
+            return (StatusCode::FORBIDDEN, Json(json!({ "error": reason }))).into_response();
         }
         if let Some(reason) = cross_origin(&request) {
             tracing::info!(%path, %reason, "cross-origin control request refused");
@@ -67,7 +74,7 @@ async fn answer(sim: &Sim, path: &str, request: Request, next: Next) -> Response
     match fault {
         None => next.run(request).await,
         Some(fault) => {
-            sim.stats.count_fault(fault.kind(), path);
+            sim.stats.count_fault(fault.kind(), path, served);
             tracing::info!(%path, kind = fault.kind(), "fault injected");
             crate::fault::apply(fault, request, next).await
         }

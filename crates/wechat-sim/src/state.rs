@@ -14,6 +14,7 @@ use crate::api::TokenStore;
 use crate::clock::Clock;
 use crate::config::{AppConfig, ConfigError, SimConfig, UserConfig};
 use crate::fault::Faults;
+use crate::host::AllowedHosts;
 use crate::journal::Journal;
 use crate::oauth::OAuthStore;
 use crate::pay::PayState;
@@ -37,6 +38,8 @@ pub(crate) struct Sim {
     pub(crate) pay: PayState,
     /// The recent requests and the notification deliveries, for the console.
     pub(crate) journal: Journal,
+    /// The `Host`s the control routes answer besides the loopback ones (`[server] hosts`).
+    pub(crate) hosts: AllowedHosts,
 }
 
 impl Sim {
@@ -46,6 +49,7 @@ impl Sim {
             user.openid = Some(user.effective_openid());
         }
         let pay = PayState::new(&config);
+        let hosts = AllowedHosts::new(&config.server);
         Self {
             config,
             clock: Clock::default(),
@@ -55,6 +59,7 @@ impl Sim {
             faults: Mutex::default(),
             pay,
             journal: Journal::default(),
+            hosts,
         }
     }
 

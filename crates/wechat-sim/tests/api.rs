@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use sha1::{Digest as _, Sha1};
-use wechat_sim::{RunningSim, SimConfig, Simulator};
+use wechat_sim::{RunningSim, SimConfig, Simulator, StatsSnapshot};
 
 fn token_url(sim: &RunningSim, appid: &str, secret: &str) -> String {
     format!(
@@ -339,7 +339,11 @@ async fn stats_count_requests_by_path() {
         .unwrap();
     let stats = get_json(&http, format!("{}/_sim/stats", sim.base_url())).await;
     assert_eq!(stats["calls"]["/cgi-bin/token"], 3);
-    assert_eq!(stats["calls"]["/no/such/path"], 1);
+    assert_eq!(
+        stats["calls"]["(unknown)"], 1,
+        "paths no route serves count under one entry"
+    );
+    assert!(stats["calls"].get("/no/such/path").is_none());
     assert_eq!(
         stats["calls"]["/_sim/stats"], 1,
         "the stats request counts itself"
@@ -351,6 +355,53 @@ async fn stats_count_requests_by_path() {
     let snapshot = sim.stats();
     assert_eq!(snapshot.calls_to("/cgi-bin/token"), 3);
     assert_eq!(snapshot.calls_to("/sns/userinfo"), 0);
+}
+
+/// Requests to paths no route serves count under one `(unknown)` entry, so random paths cannot
+/// grow the counters: 2,000 of them leave a handful of entries, and nothing is lost.
+#[tokio::test]
+async fn unknown_paths_count_under_one_entry() {
+    let sim = start().await;
+    let http = client();
+    basic_token(&sim, &http).await;
+    let mut tasks = Vec::new();
+    for task in 0..8 {
+        let (http, base) = (http.clone(), sim.base_url());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..250 {
+                let path = format!("/no/such/{task}-{i}-{:016x}", rand::random::<u64>());
+                let res = http.get(format!("{base}{path}")).send().await.unwrap();
+                assert_eq!(res.status(), 404, "{path}");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stats = sim.stats();
+    assert_eq!(stats.calls_to(StatsSnapshot::UNKNOWN_PATH), 2000);
+    assert_eq!(StatsSnapshot::UNKNOWN_PATH, "(unknown)");
+    assert_eq!(stats.calls_to("/cgi-bin/token"), 1);
+    assert_eq!(stats.calls.len(), 2, "{:?}", stats.calls.keys());
+    assert_eq!(stats.calls.values().sum::<u64>(), 2001);
+    // A known route with a parameter counts by its path; a known path with the wrong method
+    // too (the route serves the path).
+    let order = http
+        .get(format!("{}/_sim/pay/orders/NOSUCHORDER", sim.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(order.status(), 404);
+    let wrong_method = http
+        .delete(format!("{}/cgi-bin/token", sim.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    let stats = sim.stats();
+    assert_eq!(stats.calls_to("/_sim/pay/orders/NOSUCHORDER"), 1);
+    assert_eq!(stats.calls_to("/cgi-bin/token"), 2);
+    assert_eq!(stats.calls_to(StatsSnapshot::UNKNOWN_PATH), 2000);
 }
 
 #[tokio::test]
@@ -505,4 +556,40 @@ fn config_errors_are_reported() {
     assert!(err.contains("/nonexistent/sim.toml"), "{err}");
     let defaults = SimConfig::from_toml_str("").unwrap();
     assert_eq!(defaults.token_ttl_secs, 7200);
+    assert!(
+        defaults.server.hosts.is_empty(),
+        "no [server]: no host listed"
+    );
+}
+
+#[test]
+fn server_hosts_are_names_without_port_or_wildcard() {
+    let with = |hosts: &str| SimConfig::from_toml_str(&format!("{CONFIG}\n[server]\n{hosts}\n"));
+    let config =
+        with(r#"hosts = ["sim.internal", "Wechat-Sim", "10.0.0.5", "[fd00::1]", "fd00::2"]"#)
+            .unwrap();
+    assert_eq!(
+        config.server.hosts,
+        [
+            "sim.internal",
+            "Wechat-Sim",
+            "10.0.0.5",
+            "[fd00::1]",
+            "fd00::2"
+        ]
+    );
+    assert!(with("").unwrap().server.hosts.is_empty());
+    let unknown = with(r#"host = ["sim.internal"]"#).unwrap_err().to_string();
+    assert!(unknown.contains("host"), "{unknown}");
+    for bad in [
+        "sim.internal:9000",
+        "http://sim.internal",
+        "sim.internal/",
+        "*.internal",
+        "",
+        "sim internal",
+    ] {
+        let err = with(&format!("hosts = [{bad:?}]")).unwrap_err().to_string();
+        assert!(err.contains("[server] hosts"), "{bad}: {err}");
+    }
 }

@@ -340,6 +340,54 @@ async fn the_console_refuses_other_origins() {
     }
 }
 
+/// DNS rebinding: a page on a name that resolves to 127.0.0.1 is same-origin with itself, so
+/// the console answers only a loopback `Host`, `localhost` or `*.localhost` (or a name of
+/// `[server] hosts`, none here).
+#[tokio::test]
+async fn the_console_answers_loopback_hosts_only() {
+    let sim = start().await;
+    let http = client();
+    let base = sim.base_url();
+    let port = sim.local_addr().port();
+    for path in [
+        "/_sim/",
+        "/_sim/console/live",
+        "/_sim/console/state",
+        "/_sim/console/console.js",
+        "/_sim/console/console.css",
+    ] {
+        let url = format!("{base}{path}");
+        let rebound = http
+            .get(&url)
+            .header("Host", format!("rebind.evil.example:{port}"))
+            .header("Origin", format!("http://rebind.evil.example:{port}"))
+            .header("Sec-Fetch-Site", "same-origin")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rebound.status(), 403, "{path}");
+        let text = rebound.text().await.unwrap();
+        assert!(
+            text.contains("rebind.evil.example") && text.contains("[server] hosts"),
+            "{text}"
+        );
+        for host in [
+            format!("127.0.0.1:{port}"),
+            format!("localhost:{port}"),
+            format!("[::1]:{port}"),
+        ] {
+            let res = http
+                .get(&url)
+                .header("Host", &host)
+                .header("Origin", format!("http://{host}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "{path} Host: {host}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn every_console_action_works() {
     let sim = start().await;

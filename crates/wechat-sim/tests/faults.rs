@@ -878,6 +878,27 @@ async fn concurrent_duplicates_arrive_at_once() {
     assert_eq!(notify(&http, &sim, &body).await.0, 400);
 }
 
+/// A prefix fault is taken by paths no route serves too; they count under one `(unknown)`
+/// entry of `faults.by_path` (and of `calls`), however many there are.
+#[tokio::test]
+async fn faults_on_unknown_paths_count_under_one_entry() {
+    let sim = common::start().await;
+    let http = client();
+    inject(&http, &sim, "path=/cgi-bin/*&status=503&times=300").await;
+    for i in 0..300 {
+        let url = format!("{}/cgi-bin/no-such-{i}", sim.base_url());
+        assert_eq!(http.get(url).send().await.expect("sent").status(), 503);
+    }
+    let stats = sim.stats();
+    assert_eq!(stats.faults_injected("status"), 300);
+    assert_eq!(
+        stats.faults.by_path.keys().collect::<Vec<_>>(),
+        ["(unknown)"]
+    );
+    assert_eq!(stats.faults.by_path["(unknown)"]["status"], 300);
+    assert_eq!(stats.calls_to("(unknown)"), 300);
+}
+
 // ---- the cross-origin rule ----
 
 #[tokio::test]
@@ -960,4 +981,187 @@ async fn control_routes_answer_no_cross_origin_request() {
         bridge.headers()["access-control-allow-origin"],
         "http://127.0.0.1:3000"
     );
+}
+
+// ---- the Host rule (DNS rebinding) ----
+
+/// The test configuration with `[server] hosts` naming one more host, in mixed case.
+async fn start_with_listed_host() -> RunningSim {
+    Simulator::from_toml_str(&format!(
+        "{}\n[server]\nhosts = [\"Sim.Internal\"]\n",
+        common::CONFIG
+    ))
+    .expect("valid config")
+    .start()
+    .await
+    .expect("started")
+}
+
+/// Sends `head` (a whole HTTP/1 request without a body) on a new connection; the answer's
+/// status.
+async fn raw_status(sim: &RunningSim, head: &str) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(sim.local_addr())
+        .await
+        .expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"))
+}
+
+/// A page on a name that resolves to 127.0.0.1 (DNS rebinding) sends its own name in `Host`
+/// and `Origin`, so the cross-origin rule alone lets it through: the control routes answer only
+/// a loopback `Host`, `localhost`, `*.localhost` or a name of `[server] hosts`, and a refused
+/// request changes nothing.
+#[tokio::test]
+async fn control_routes_answer_loopback_and_listed_hosts_only() {
+    let sim = start_with_listed_host().await;
+    let http = client();
+    let base = sim.base_url();
+    let port = sim.local_addr().port();
+    let evil = "rebind.evil.example";
+    for (method, path) in [
+        ("POST", "/_sim/clock/advance?seconds=600"),
+        ("POST", "/_sim/fail?path=/cgi-bin/token&errcode=-1"),
+        ("POST", "/_sim/pay/orders/X/pay"),
+        ("GET", "/_sim/stats"),
+        ("GET", "/_sim/"),
+        ("GET", "/_sim"),
+        ("GET", "/_sim/console/state"),
+        ("GET", "/_sim/pay/v3/public-key?mch_id=1900000109"),
+    ] {
+        for host in [evil.to_owned(), format!("{evil}:{port}")] {
+            let res = http
+                .request(method.parse().expect("method"), format!("{base}{path}"))
+                .header("Host", &host)
+                .header("Origin", format!("http://{host}"))
+                .header("Sec-Fetch-Site", "same-origin")
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(res.status(), 403, "{method} {path} Host: {host}");
+            assert!(res.headers().get("access-control-allow-origin").is_none());
+            let body: Value = res.json().await.expect("JSON");
+            let error = body["error"].as_str().unwrap_or_default();
+            assert!(
+                error.contains(&host) && error.contains("[server] hosts"),
+                "{error}"
+            );
+        }
+    }
+    // Nothing changed.
+    let clock = get_json(&http, format!("{base}/_sim/clock")).await;
+    assert_eq!(clock["offset_secs"], 0, "{clock}");
+    assert_eq!(
+        get_json(&http, format!("{base}/_sim/fail")).await,
+        json!({ "faults": [] })
+    );
+
+    let stats = format!("{base}/_sim/stats");
+    for host in [
+        "localhost.evil.example".to_owned(),
+        "127.0.0.1.evil.example".to_owned(),
+        "evil-localhost".to_owned(),
+        "localhost.".to_owned(),
+        "sim.internal.evil.example".to_owned(),
+        "0.0.0.0".to_owned(),
+        "10.1.2.3".to_owned(),
+        format!("[::2]:{port}"),
+        "a b".to_owned(),
+        String::new(),
+    ] {
+        let res = http
+            .get(&stats)
+            .header("Host", &host)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), 403, "Host: {host:?}");
+    }
+    for host in [
+        format!("127.0.0.1:{port}"),
+        "127.0.0.1".to_owned(),
+        format!("127.1.2.3:{port}"),
+        format!("localhost:{port}"),
+        "LocalHost".to_owned(),
+        format!("app.localhost:{port}"),
+        format!("[::1]:{port}"),
+        "[::1]".to_owned(),
+        format!("sim.internal:{port}"),
+        "SIM.internal".to_owned(),
+    ] {
+        let res = http
+            .get(&stats)
+            .header("Host", &host)
+            .header("Origin", format!("http://{host}"))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), 200, "Host: {host}");
+    }
+    let moved = http
+        .post(format!("{base}/_sim/clock/advance?seconds=60"))
+        .header("Host", format!("localhost:{port}"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(moved.status(), 200);
+
+    // Without a Host (HTTP/1.1 or 1.0), or with a request target naming another host: refused.
+    for head in [
+        "GET /_sim/stats HTTP/1.1\r\nConnection: close\r\n\r\n".to_owned(),
+        "GET /_sim/stats HTTP/1.0\r\n\r\n".to_owned(),
+        format!(
+            "GET http://{evil}/_sim/stats HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        ),
+    ] {
+        assert_eq!(raw_status(&sim, &head).await, 403, "{head:?}");
+    }
+    let head =
+        format!("GET /_sim/stats HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    assert_eq!(raw_status(&sim, &head).await, 200);
+
+    // The bridge routes and the WeChat endpoints answer any Host, as before.
+    for path in ["/_sim/pay/check", "/_sim/jssdk/verify"] {
+        let bridge = http
+            .post(format!("{base}{path}"))
+            .header("Host", evil)
+            .header("Origin", "http://127.0.0.1:3000")
+            .header("Sec-Fetch-Site", "cross-site")
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(bridge.status(), 200, "{path}");
+        assert_eq!(
+            bridge.headers()["access-control-allow-origin"],
+            "http://127.0.0.1:3000"
+        );
+        let preflight = http
+            .request(reqwest::Method::OPTIONS, format!("{base}{path}"))
+            .header("Host", evil)
+            .header("Origin", "http://127.0.0.1:3000")
+            .header("Access-Control-Request-Method", "POST")
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(preflight.status(), 204, "{path}");
+    }
+    let token = http
+        .get(token_url(&sim))
+        .header("Host", "wechat-sim:9000")
+        .send()
+        .await
+        .expect("sent");
+    let token: Value = token.json().await.expect("JSON");
+    assert!(token["access_token"].is_string(), "{token}");
 }

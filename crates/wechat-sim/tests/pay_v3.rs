@@ -571,6 +571,86 @@ async fn certificates_for_platform_certificate_merchants_only() {
     assert_eq!(by_key.status, 404);
 }
 
+/// `unknown_serial` names a key of the kind the merchant verifies with, which it does not know:
+/// a platform-certificate merchant gets an unknown 40-digit certificate serial (upper-case hex,
+/// like the simulator's own certificate serials), a public-key merchant an unknown
+/// `PUB_KEY_ID_…`; both signed by a key no merchant knows.
+#[tokio::test]
+async fn unknown_serial_names_a_key_of_the_merchants_kind() {
+    for platform_certificate in [false, true] {
+        let sim = start(platform_certificate).await;
+        let c = Client::new(&sim).await;
+        let (notify_url, mut rx) = receiver(&[]).await;
+        c.paid_order("V3SERIAL01", 100, &notify_url).await;
+        let genuine = next(&mut rx).await;
+        assert!(signed_by(
+            &genuine.headers,
+            genuine.body.as_bytes(),
+            &c.pay_public_pem
+        ));
+        let genuine_serial = header(&genuine.headers, "wechatpay-serial");
+        assert_eq!(
+            genuine_serial.starts_with("PUB_KEY_ID_"),
+            !platform_certificate,
+            "{genuine_serial}"
+        );
+        let answer = c
+            .control(
+                "/_sim/pay/notify",
+                &json!({ "out_trade_no": "V3SERIAL01", "mode": "unknown_serial" }),
+            )
+            .await;
+        assert_eq!(answer["status"], 204, "{answer}");
+        let n = next(&mut rx).await;
+        assert!(!signed_by(&n.headers, n.body.as_bytes(), &c.pay_public_pem));
+        let serial = header(&n.headers, "wechatpay-serial");
+        assert_ne!(serial, genuine_serial);
+        if platform_certificate {
+            assert_eq!(serial.len(), 40, "{serial}");
+            assert!(
+                serial
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)),
+                "{serial}"
+            );
+        } else {
+            assert!(serial.starts_with("PUB_KEY_ID_"), "{serial}");
+        }
+    }
+}
+
+/// `Request-ID` is shaped like WeChat Pay's (`08F78BB5AF0610D302189F99DD5C20BA56F89845-0`): 40
+/// upper-case hex digits, a dash and a decimal number; on signed and unsigned answers alike, and
+/// new on every answer.
+#[tokio::test]
+async fn request_ids_look_like_wechat_pays() {
+    let sim = start(false).await;
+    let c = Client::new(&sim).await;
+    let url = format!("/v3/pay/transactions/out-trade-no/NOPE000?mchid={MCH_ID}");
+    let signed = c.send("GET", &url, "").await;
+    assert_eq!(signed.status, 404);
+    let unsigned = c.send_with(None, "GET", &url, "", None).await;
+    assert_eq!(unsigned.status, 401);
+    let ids: Vec<String> = [&signed, &unsigned]
+        .iter()
+        .map(|a| header(&a.headers, "request-id"))
+        .collect();
+    for id in &ids {
+        let (hex, number) = id.split_once('-').unwrap_or_else(|| panic!("{id:?}"));
+        assert_eq!(hex.len(), 40, "{id:?}");
+        assert!(
+            hex.bytes()
+                .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)),
+            "{id:?}"
+        );
+        assert!(
+            !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()),
+            "{id:?}"
+        );
+    }
+    assert_ne!(ids[0], ids[1]);
+}
+
 #[tokio::test]
 async fn v3_faults() {
     let sim = start(false).await;

@@ -81,6 +81,7 @@ pub fn sim_config(public_url: &str) -> Result<SimConfig> {
     let origin = public_url.trim_end_matches('/');
     Ok(SimConfig {
         token_ttl_secs: 7200,
+        server: wechat_sim::ServerConfig::default(),
         apps: vec![AppConfig {
             appid: SIM_APPID.to_owned(),
             secret: SIM_SECRET.to_owned(),

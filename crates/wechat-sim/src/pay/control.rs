@@ -398,7 +398,9 @@ fn payment_notification(
     }
     let delivery = paid_order_delivery(sim, order)?;
     if order.api == Api::V3 {
-        return v3::notify::alter(delivery, mode).map_err(|_| unknown_mode(mode, Api::V3, false));
+        let merchant = v3_merchant(sim, &order.mch_id)?;
+        return v3::notify::alter(merchant, delivery, mode)
+            .map_err(|_| unknown_mode(mode, Api::V3, false));
     }
     let key = v2_merchant(sim, &order.mch_id)?.api_key.as_str();
     let mut fields = notify::payment_fields(order);
@@ -507,7 +509,9 @@ fn refund_notification(
     let delivery = refund_delivery(sim, refund)?;
     match (refund.api, mode) {
         (Api::V3, _) => {
-            v3::notify::alter(delivery, mode).map_err(|_| unknown_mode(mode, Api::V3, true))
+            let merchant = v3_merchant(sim, &refund.mch_id)?;
+            v3::notify::alter(merchant, delivery, mode)
+                .map_err(|_| unknown_mode(mode, Api::V3, true))
         }
         (Api::V2, "duplicate") => Ok(delivery),
         (Api::V2, "tamper_req_info") => {

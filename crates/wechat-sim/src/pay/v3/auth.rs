@@ -93,11 +93,14 @@ pub(crate) enum V3Fault {
     Malformed,
 }
 
-/// The `Request-ID` of an answer: 64 hex digits like WeChat's.
+/// The `Request-ID` of an answer, shaped like WeChat Pay's
+/// (`08F78BB5AF0610D302189F99DD5C20BA56F89845-0`): 40 random upper-case hex digits, a dash and
+/// a decimal number (always `0` here).
 fn request_id() -> String {
-    (0..16)
-        .map(|_| format!("{:08X}", rand::random::<u32>()))
-        .collect::<String>()
+    let hex: String = (0..20)
+        .map(|_| format!("{:02X}", rand::random::<u8>()))
+        .collect();
+    format!("{hex}-0")
 }
 
 /// How an answer is signed.

@@ -259,6 +259,16 @@ pub(crate) fn generated_pay_key() -> Result<Arc<SignKey>, KeyError> {
         .map_err(KeyError::Generate)
 }
 
+/// A random platform-certificate serial as WeChat Pay writes them: 40 upper-case hex digits
+/// (20 bytes), the first one `5` (a leading byte below 0x80 keeps the DER integer positive and
+/// 20 bytes long).
+pub(crate) fn certificate_serial() -> String {
+    let serial: String = (0..20)
+        .map(|_| format!("{:02X}", rand::random::<u8>()))
+        .collect();
+    format!("5{}", &serial[1..])
+}
+
 /// A key no merchant knows, for `unknown_serial` notifications; generated once per process.
 pub(crate) fn stranger_key() -> Result<Arc<SignKey>, KeyError> {
     static KEY: OnceLock<Result<Arc<SignKey>, String>> = OnceLock::new();

@@ -309,11 +309,7 @@ pub(crate) fn load(m: &MerchantConfig, now: u64) -> Result<Option<V3Merchant>, S
         m.pay_public_key_id.clone()
     };
     let platform = if m.platform_certificate {
-        let serial: String = (0..20)
-            .map(|_| format!("{:02X}", rand::random::<u8>()))
-            .collect();
-        // A leading byte below 0x80 keeps the DER integer positive and 20 bytes long.
-        let serial = format!("{}{}", "5", &serial[1..]);
+        let serial = keys::certificate_serial();
         let (pem, not_before, not_after) = pay_key
             .certificate(&serial, now)
             .map_err(|e| format!("platform certificate: {e}"))?;

@@ -213,8 +213,18 @@ pub(crate) fn refund_delivery(
 pub(crate) const MODES: &str =
     "duplicate, tampered_body, stale_timestamp, unknown_serial, signtest";
 
-/// Alters a genuine delivery as `mode` says; `Err` with the valid modes for another mode.
-pub(crate) fn alter(mut delivery: Delivery, mode: &str) -> Result<Delivery, String> {
+/// Alters a genuine delivery of `merchant`'s as `mode` says; `Err` with the valid modes for
+/// another mode.
+///
+/// `unknown_serial` signs with a key no merchant knows, under an id of the kind the merchant
+/// verifies with: an unknown platform-certificate serial (40 upper-case hex digits, like
+/// [`keys::certificate_serial`]) for a merchant with a platform certificate, an unknown
+/// `PUB_KEY_ID_…` for one in public-key mode (WeChat never sends either kind to the other).
+pub(crate) fn alter(
+    merchant: &V3Merchant,
+    mut delivery: Delivery,
+    mode: &str,
+) -> Result<Delivery, String> {
     let Some(signing) = delivery.v3.as_mut() else {
         return Err("not a v3 notification".into());
     };
@@ -230,7 +240,15 @@ pub(crate) fn alter(mut delivery: Delivery, mode: &str) -> Result<Delivery, Stri
         "stale_timestamp" => signing.backdate_secs = 600,
         "unknown_serial" => {
             signing.key = keys::stranger_key().map_err(|e| e.to_string())?;
-            signing.serial = format!("PUB_KEY_ID_UNKNOWN{}", book::random_digits(20));
+            signing.serial = match &merchant.platform {
+                Some(platform) => loop {
+                    let serial = keys::certificate_serial();
+                    if serial != platform.serial {
+                        break serial;
+                    }
+                },
+                None => format!("PUB_KEY_ID_UNKNOWN{}", book::random_digits(20)),
+            };
         }
         "signtest" => {
             use base64::Engine as _;
