@@ -17,7 +17,7 @@ use crate::response::{
 use crate::session::{
     OAuthState, Profile, SessionUser, cookie_values, safe_return_path, set_cookie_value,
 };
-use crate::{Error, Result};
+use crate::{ApiError, ApiErrorKind, Error, Result};
 
 /// How many logins may be pending at once in one browser (e.g. two tabs).
 const MAX_PENDING_NONCES: usize = 4;
@@ -554,7 +554,12 @@ impl LoginFlow {
         };
         let token = match self.inner.client.exchange_code(code).await {
             Ok(token) => token,
-            Err(e @ (Error::CodeAlreadyUsed { .. } | Error::InvalidCode { .. })) => {
+            Err(
+                e @ Error::WeChat(ApiError {
+                    kind: ApiErrorKind::CodeAlreadyUsed | ApiErrorKind::InvalidCode,
+                    ..
+                }),
+            ) => {
                 if state.is_retry() {
                     tracing::warn!(error = %e, "OAuth code refused again after a restart; not retrying");
                     return (
