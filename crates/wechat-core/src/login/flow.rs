@@ -12,7 +12,7 @@ use super::LoginConfig;
 use super::request::{CallbackQuery, is_page_load, query_param};
 use crate::oauth::{OAuthClient, Scope, encode_component};
 use crate::response::{
-    base_response, error_id, html_form_page, html_page, method_not_allowed, redirect,
+    Audience, base_response, error_answer, html_form_page, html_page, method_not_allowed, redirect,
 };
 use crate::session::{
     OAuthState, Profile, SessionUser, cookie_values, safe_return_path, set_cookie_value,
@@ -456,16 +456,12 @@ impl LoginFlow {
     /// error id for the user; the details (WeChat's message, an IP to whitelist) go to the log
     /// under that id.
     fn error_page(&self, status: StatusCode, error: &Error) -> Response<Bytes> {
-        let id = error_id();
-        tracing::warn!(error_id = %id, error = %error, "WeChat login failed");
-        html_page(
-            status,
-            "WeChat login failed",
-            &format!(
-                "WeChat login could not be completed. Please try again in a moment. \
-                 (Error id {id}: the site's log has the details.)"
-            ),
-            Some((&self.login_url("/"), "Try again")),
+        error_answer(
+            error,
+            Audience::LoginPage {
+                status,
+                retry: &self.login_url("/"),
+            },
         )
     }
 

@@ -29,5 +29,8 @@
 //! # Ok::<(), wechat_core::ConfigError>(())
 //! ```
 
+mod reply;
 pub mod v2;
 pub mod v3;
+
+pub use reply::{ApiVersion, NotificationReply};

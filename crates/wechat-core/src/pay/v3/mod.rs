@@ -53,7 +53,7 @@ pub use client::{PayClient, RETRY_ATTEMPTS};
 pub use config::{DEFAULT_CERTIFICATE_REFRESH, PayConfig, PayConfigBuilder};
 pub use keys::{MerchantKey, PlatformCertificate, WechatPayKeys, WechatPayPublicKey};
 pub use notify::{
-    NotificationReply, PaymentNotification, RefundNotice, RefundNoticeAmount, RefundNotification,
+    PaymentNotification, RefundNotice, RefundNoticeAmount, RefundNotification,
     verify_payment_notification, verify_refund_notification,
 };
 pub use order::{JsapiOrder, PrepayResponse, Transaction, TransactionAmount, TransactionPayer};
