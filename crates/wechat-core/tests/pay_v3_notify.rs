@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use http::{HeaderMap, HeaderValue, StatusCode};
 use wechat_core::pay::v3::{
-    MAX_NOTIFICATION_BODY, MerchantKey, PayClient, RefundStatus, TradeState, encrypt_resource,
+    MAX_NOTIFICATION_BODY, MerchantKey, PayClient, RefundStatus, TradeState,
     verify_payment_notification, verify_refund_notification,
 };
 use wechat_core::pay::{ApiVersion, NotificationReply};
+use wechat_core::testing::encrypt_resource;
 use wechat_core::{ApiV3Key, Error};
 
 mod common;

@@ -48,7 +48,9 @@ mod sign;
 
 pub use crate::error::{PayApiError, PayApiErrorCode};
 pub use crate::pay::v2::{BrandWcPayParams, MAX_NOTIFICATION_BODY, OrderRef, TradeState};
-pub use aead::{RESOURCE_ALGORITHM, decrypt_resource, encrypt_resource};
+#[cfg(any(test, feature = "testing"))]
+pub(crate) use aead::encrypt_resource;
+pub use aead::{RESOURCE_ALGORITHM, decrypt_resource};
 pub use client::{PayClient, RETRY_ATTEMPTS};
 pub use config::{DEFAULT_CERTIFICATE_REFRESH, PayConfig, PayConfigBuilder};
 pub use keys::{MerchantKey, PlatformCertificate, WechatPayKeys, WechatPayPublicKey};
