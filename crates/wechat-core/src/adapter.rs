@@ -148,20 +148,6 @@ pub fn missing_middleware_response(missing_middleware: &str) -> Response<Bytes> 
     crate::response::text(StatusCode::INTERNAL_SERVER_ERROR, body)
 }
 
-/// Escapes text for HTML element content and quoted attribute values (`&`, `<`, `>`, `"`,
-/// `'`): the escaping of every page this crate renders, for adapters and pages that render
-/// what WeChat returned (a nickname, an avatar URL) or what a browser sent.
-///
-/// ```
-/// assert_eq!(
-///     wechat_core::adapter::escape_html(r#"<b onclick="x">Tom & 'Jerry'</b>"#),
-///     "&lt;b onclick=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/b&gt;"
-/// );
-/// ```
-pub fn escape_html(text: &str) -> String {
-    crate::response::escape_html(text)
-}
-
 /// A JSON error body `{"error": message}` with `status`, `Content-Type: application/json` and
 /// `Cache-Control: no-store`: the shape of every error the routes answer to a browser, for the
 /// errors an adapter finds itself (an unreadable body, an unknown client IP).

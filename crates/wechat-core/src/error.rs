@@ -2,7 +2,8 @@
 //!
 //! WeChat answers failures with `{"errcode": N, "errmsg": "…"}` (or, for WeChat Pay, with
 //! `return_code`/`result_code`/`err_code`). Codes a caller would branch on become named variants
-//! whose message says what to do; every other code is kept as [`Error::Api`].
+//! whose message says what to do ([`Error::WeChat`] with an [`ApiErrorKind`]); every other code
+//! is kept as [`ApiErrorKind::Other`].
 
 /// A setting that a builder's `build()` (or a constructor) refused: which setting, and why.
 ///
@@ -71,169 +72,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// 40164 (or 61004): the calling server's IP is not on the Official Account's IP whitelist.
-    #[error(
-        "WeChat refused the call to {endpoint} from IP {ip} (errcode {errcode}{}): add {ip} to the \
-         Official Account's IP whitelist under Development > Basic configuration > IP whitelist \
-         (mp.weixin.qq.com); behind NAT this is the egress IP",
-        Rid(.rid)
-    )]
-    IpNotWhitelisted {
-        /// The caller IP WeChat saw, taken from `errmsg` (`unknown` when it could not be read).
-        ip: String,
-        /// 40164 or 61004.
-        errcode: i64,
-        /// The endpoint called, e.g. `/cgi-bin/stable_token`.
-        endpoint: &'static str,
-        /// WeChat's `rid` from `errmsg` (what WeChat's support asks for), when sent.
-        rid: Option<String>,
-    },
-    /// 40125 (or 40001 from `cgi-bin/token`): the AppSecret is wrong or was reset.
-    #[error(
-        "WeChat rejected the AppSecret at {endpoint} (errcode {errcode}{}): check the configured \
-         secret against Development > Basic configuration in the Official Account admin (it \
-         changes when reset)",
-        Rid(.rid)
-    )]
-    InvalidAppSecret {
-        /// 40125 or 40001.
-        errcode: i64,
-        /// The endpoint called.
-        endpoint: &'static str,
-        /// WeChat's `rid`, when sent.
-        rid: Option<String>,
-    },
-    /// 40013: WeChat does not know the app id.
-    #[error(
-        "WeChat does not know this appid (errcode 40013 from {endpoint}{}): check the configured \
-         app id",
-        Rid(.rid)
-    )]
-    InvalidAppId {
-        /// The endpoint called.
-        endpoint: &'static str,
-        /// WeChat's `rid`, when sent.
-        rid: Option<String>,
-    },
-    /// 40001, 40014 or 42001: a basic access token was rejected or has expired. Token-using calls
-    /// refresh the token and retry once before returning this.
-    #[error(
-        "WeChat rejected the access token at {endpoint} (errcode {errcode}{}) even after a \
-         refresh: another process may be fetching tokens for the same app; share one token store \
-         between instances",
-        Rid(.rid)
-    )]
-    AccessTokenInvalid {
-        /// 40001, 40014 or 42001.
-        errcode: i64,
-        /// The endpoint called.
-        endpoint: &'static str,
-        /// WeChat's `rid`, when sent.
-        rid: Option<String>,
-    },
-    /// -1: WeChat is busy; retried with bounded backoff before this is returned.
-    #[error(
-        "WeChat is busy (errcode -1 from {endpoint}{}) and stayed busy after retries; try again later",
-        Rid(.rid)
-    )]
-    SystemBusy {
-        /// The endpoint called.
-        endpoint: &'static str,
-        /// WeChat's `rid`, when sent.
-        rid: Option<String>,
-    },
-    /// 45009: the daily quota for this API is used up. Never retried.
-    #[error(
-        "WeChat's daily API quota for {endpoint} is used up (errcode 45009{}): calls fail until \
-         tomorrow or until the quota is reset (cgi-bin/clear_quota); cache tokens instead of \
-         fetching them per request",
-        Rid(.rid)
-    )]
-    QuotaExceeded {
-        /// The endpoint called.
-        endpoint: &'static str,
-        /// WeChat's `rid`, when sent.
-        rid: Option<String>,
-    },
-    /// 40029 or 42003: the OAuth code is invalid or expired (codes live 5 minutes).
-    #[error(
-        "the OAuth code is invalid or expired (errcode {errcode} from {endpoint}{}): restart the login",
-        Rid(.rid)
-    )]
-    InvalidCode {
-        /// 40029 or 42003.
-        errcode: i64,
-        /// The endpoint called.
-        endpoint: &'static str,
-        /// WeChat's `rid`, when sent.
-        rid: Option<String>,
-    },
-    /// 40163: the OAuth code was already used (the user pressed back or reloaded the callback).
-    #[error(
-        "the OAuth code was already used (errcode 40163 from {endpoint}{}): restart the login to \
-         get a new one",
-        Rid(.rid)
-    )]
-    CodeAlreadyUsed {
-        /// The endpoint called.
-        endpoint: &'static str,
-        /// WeChat's `rid`, when sent.
-        rid: Option<String>,
-    },
-    /// 48001: the API is not authorized for this token: `sns/userinfo` with a `snsapi_base`
-    /// token or for a snapshot (guest) user, or an interface the account lacks.
-    #[error(
-        "WeChat says {endpoint} is not authorized (errcode 48001{}): sns/userinfo needs the \
-         snsapi_userinfo scope and fails for snapshot (guest) users",
-        Rid(.rid)
-    )]
-    ScopeUnauthorized {
-        /// The endpoint called.
-        endpoint: &'static str,
-        /// WeChat's `rid`, when sent.
-        rid: Option<String>,
-    },
-    /// 40030, 42002 or 42007: the OAuth refresh token is invalid, expired or revoked.
-    #[error(
-        "the OAuth refresh token is no longer valid (errcode {errcode} from {endpoint}{}): ask the \
-         user to log in again",
-        Rid(.rid)
-    )]
-    RefreshTokenInvalid {
-        /// 40030, 42002 or 42007.
-        errcode: i64,
-        /// The endpoint called.
-        endpoint: &'static str,
-        /// WeChat's `rid`, when sent.
-        rid: Option<String>,
-    },
-    /// 40001, 40014 or 42001 from `sns/userinfo` or `sns/auth`: the user's OAuth access token
-    /// (not the basic one) is invalid or expired.
-    #[error(
-        "the user's OAuth access token is invalid or expired (errcode {errcode} from \
-         {endpoint}{}): refresh it with the refresh_token, or ask the user to log in again",
-        Rid(.rid)
-    )]
-    OAuthTokenInvalid {
-        /// 40001, 40014 or 42001.
-        errcode: i64,
-        /// The endpoint called.
-        endpoint: &'static str,
-        /// WeChat's `rid`, when sent.
-        rid: Option<String>,
-    },
-    /// Any other WeChat error code, kept as WeChat sent it.
-    #[error("WeChat API error {errcode} from {endpoint}: {errmsg}")]
-    Api {
-        /// WeChat's `errcode`.
-        errcode: i64,
-        /// WeChat's `errmsg` (with its `rid`, when sent).
-        errmsg: String,
-        /// The endpoint called.
-        endpoint: &'static str,
-        /// WeChat's `rid` from `errmsg`, when sent.
-        rid: Option<String>,
-    },
+    /// WeChat answered an error code (`{"errcode": N, "errmsg": "…"}`): [`ApiError`] says
+    /// where, which, and what to do; branch on its [`kind`](ApiError::kind).
+    #[error(transparent)]
+    WeChat(ApiError),
     /// The request did not get an HTTP answer (connection, TLS or timeout). The URL is removed
     /// because WeChat puts secrets and tokens in query strings.
     #[error("request to {endpoint} failed: {source}")]
@@ -375,6 +217,204 @@ pub enum Error {
         request_id: Option<String>,
     },
 }
+
+/// A WeChat error answer (`{"errcode": N, "errmsg": "…"}`): the endpoint called, WeChat's code,
+/// message and request id, and the [`ApiErrorKind`] callers branch on.
+///
+/// Its message names the endpoint, the code and the `rid`, and says what to do; it can name an
+/// IP address, never a secret or a token. It is for logs and operators, not for browsers.
+///
+/// ```
+/// use wechat_core::{ApiErrorKind, Error};
+///
+/// let err = Error::from_errcode(
+///     "/cgi-bin/stable_token",
+///     40164,
+///     "invalid ip 203.0.113.7 ipv6 ::ffff:203.0.113.7, not in whitelist rid: 6571a8c1-1b2c3d4e-5f6a7b8c",
+/// );
+/// let api = err.api_error().unwrap();
+/// assert!(matches!(&api.kind, ApiErrorKind::IpNotWhitelisted { ip } if ip == "203.0.113.7"));
+/// assert_eq!(api.rid.as_deref(), Some("6571a8c1-1b2c3d4e-5f6a7b8c"));
+/// assert!(err.to_string().contains("add 203.0.113.7 to the Official Account's IP whitelist"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApiError {
+    /// The endpoint called, e.g. `/cgi-bin/stable_token`.
+    pub endpoint: &'static str,
+    /// WeChat's `errcode`.
+    pub errcode: i64,
+    /// WeChat's `errmsg`, as sent (with its `rid`, when sent).
+    pub errmsg: String,
+    /// WeChat's `rid` from `errmsg` (what WeChat's support asks for), when sent.
+    pub rid: Option<String>,
+    /// What the code means for the caller.
+    pub kind: ApiErrorKind,
+}
+
+/// What a WeChat error code means for the caller: the codes a caller branches on, named; every
+/// other code is [`Other`](Self::Other).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ApiErrorKind {
+    /// 40164 (or 61004): the calling server's IP is not on the Official Account's IP whitelist.
+    IpNotWhitelisted {
+        /// The caller IP WeChat saw, taken from `errmsg` (`unknown` when it could not be read).
+        ip: String,
+    },
+    /// 40125 (or 40001 from an endpoint that takes the secret): the AppSecret is wrong or was
+    /// reset.
+    InvalidAppSecret,
+    /// 40013: WeChat does not know the app id.
+    InvalidAppId,
+    /// 40001, 40014 or 42001: a basic access token was rejected or has expired. Token-using calls
+    /// refresh the token and retry once before returning this.
+    AccessTokenInvalid,
+    /// -1: WeChat is busy; retried with bounded backoff before this is returned.
+    SystemBusy,
+    /// 45009: the daily quota for this API is used up. Never retried.
+    QuotaExceeded,
+    /// 40029 or 42003: the OAuth code is invalid or expired (codes live 5 minutes).
+    InvalidCode,
+    /// 40163: the OAuth code was already used (the user pressed back or reloaded the callback).
+    CodeAlreadyUsed,
+    /// 48001: the API is not authorized for this token: `sns/userinfo` with a `snsapi_base`
+    /// token or for a snapshot (guest) user, or an interface the account lacks.
+    ScopeUnauthorized,
+    /// 40030, 42002 or 42007: the OAuth refresh token is invalid, expired or revoked.
+    RefreshTokenInvalid,
+    /// 40001, 40014 or 42001 from `sns/userinfo` or `sns/auth`: the user's OAuth access token
+    /// (not the basic one) is invalid or expired.
+    OAuthTokenInvalid,
+    /// Any other code, kept as WeChat sent it in [`ApiError::errcode`] and
+    /// [`ApiError::errmsg`].
+    Other,
+}
+
+impl ApiError {
+    /// The error of a non-zero `errcode` with `errmsg` from `endpoint`, its kind decided from
+    /// the code, and WeChat's `rid` (and, for 40164, the caller IP) read from `errmsg`.
+    ///
+    /// 40001 means a bad AppSecret on the endpoints that take the secret (`/cgi-bin/token`,
+    /// `/cgi-bin/stable_token`, `/sns/oauth2/access_token`) and a bad access token elsewhere.
+    pub fn new(endpoint: &'static str, errcode: i64, errmsg: &str) -> Self {
+        let token_endpoint = matches!(
+            endpoint,
+            "/cgi-bin/token" | "/cgi-bin/stable_token" | "/sns/oauth2/access_token"
+        );
+        let kind = match errcode {
+            40164 | 61004 => ApiErrorKind::IpNotWhitelisted {
+                ip: caller_ip_from_errmsg(errmsg).unwrap_or_else(|| "unknown".to_owned()),
+            },
+            40125 => ApiErrorKind::InvalidAppSecret,
+            40001 if token_endpoint => ApiErrorKind::InvalidAppSecret,
+            40013 => ApiErrorKind::InvalidAppId,
+            40001 | 40014 | 42001 => ApiErrorKind::AccessTokenInvalid,
+            -1 => ApiErrorKind::SystemBusy,
+            45009 => ApiErrorKind::QuotaExceeded,
+            40029 | 42003 => ApiErrorKind::InvalidCode,
+            40163 => ApiErrorKind::CodeAlreadyUsed,
+            48001 => ApiErrorKind::ScopeUnauthorized,
+            40030 | 42002 | 42007 => ApiErrorKind::RefreshTokenInvalid,
+            _ => ApiErrorKind::Other,
+        };
+        Self {
+            endpoint,
+            errcode,
+            errmsg: errmsg.to_owned(),
+            rid: rid_from_errmsg(errmsg),
+            kind,
+        }
+    }
+
+    /// The same error read as another kind (e.g. a rejected token from `sns/userinfo` is the
+    /// user's OAuth token, not the basic access token).
+    #[must_use]
+    pub(crate) fn with_kind(mut self, kind: ApiErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            endpoint,
+            errcode,
+            errmsg,
+            rid,
+            kind,
+        } = self;
+        let rid = Rid(rid);
+        match kind {
+            ApiErrorKind::IpNotWhitelisted { ip } => write!(
+                f,
+                "WeChat refused the call to {endpoint} from IP {ip} (errcode {errcode}{rid}): add \
+                 {ip} to the Official Account's IP whitelist under Development > Basic \
+                 configuration > IP whitelist (mp.weixin.qq.com); behind NAT this is the egress IP"
+            ),
+            ApiErrorKind::InvalidAppSecret => write!(
+                f,
+                "WeChat rejected the AppSecret at {endpoint} (errcode {errcode}{rid}): check the \
+                 configured secret against Development > Basic configuration in the Official \
+                 Account admin (it changes when reset)"
+            ),
+            ApiErrorKind::InvalidAppId => write!(
+                f,
+                "WeChat does not know this appid (errcode {errcode} from {endpoint}{rid}): check \
+                 the configured app id"
+            ),
+            ApiErrorKind::AccessTokenInvalid => write!(
+                f,
+                "WeChat rejected the access token at {endpoint} (errcode {errcode}{rid}) even \
+                 after a refresh: another process may be fetching tokens for the same app; share \
+                 one token store between instances"
+            ),
+            ApiErrorKind::SystemBusy => write!(
+                f,
+                "WeChat is busy (errcode {errcode} from {endpoint}{rid}) and stayed busy after \
+                 retries; try again later"
+            ),
+            ApiErrorKind::QuotaExceeded => write!(
+                f,
+                "WeChat's daily API quota for {endpoint} is used up (errcode {errcode}{rid}): \
+                 calls fail until tomorrow or until the quota is reset (cgi-bin/clear_quota); \
+                 cache tokens instead of fetching them per request"
+            ),
+            ApiErrorKind::InvalidCode => write!(
+                f,
+                "the OAuth code is invalid or expired (errcode {errcode} from {endpoint}{rid}): \
+                 restart the login"
+            ),
+            ApiErrorKind::CodeAlreadyUsed => write!(
+                f,
+                "the OAuth code was already used (errcode {errcode} from {endpoint}{rid}): \
+                 restart the login to get a new one"
+            ),
+            ApiErrorKind::ScopeUnauthorized => write!(
+                f,
+                "WeChat says {endpoint} is not authorized (errcode {errcode}{rid}): sns/userinfo \
+                 needs the snsapi_userinfo scope and fails for snapshot (guest) users"
+            ),
+            ApiErrorKind::RefreshTokenInvalid => write!(
+                f,
+                "the OAuth refresh token is no longer valid (errcode {errcode} from \
+                 {endpoint}{rid}): ask the user to log in again"
+            ),
+            ApiErrorKind::OAuthTokenInvalid => write!(
+                f,
+                "the user's OAuth access token is invalid or expired (errcode {errcode} from \
+                 {endpoint}{rid}): refresh it with the refresh_token, or ask the user to log in \
+                 again"
+            ),
+            ApiErrorKind::Other => {
+                write!(f, "WeChat API error {errcode} from {endpoint}: {errmsg}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
 
 /// A WeChat Pay API v3 error answer.
 ///
@@ -619,79 +659,30 @@ impl std::fmt::Display for PayErrorCode {
 
 impl Error {
     /// Maps a WeChat `errcode`/`errmsg` pair (non-zero `errcode`) from `endpoint` (e.g.
-    /// `/cgi-bin/stable_token`) to the matching variant, with WeChat's `rid` read from `errmsg`.
-    ///
-    /// 40001 means a bad AppSecret on the endpoints that take the secret (`/cgi-bin/token`,
-    /// `/cgi-bin/stable_token`, `/sns/oauth2/access_token`) and a bad access token elsewhere.
+    /// `/cgi-bin/stable_token`) to an [`Error::WeChat`]; see [`ApiError::new`].
     pub fn from_errcode(endpoint: &'static str, errcode: i64, errmsg: &str) -> Self {
-        let rid = rid_from_errmsg(errmsg);
-        let token_endpoint = matches!(
-            endpoint,
-            "/cgi-bin/token" | "/cgi-bin/stable_token" | "/sns/oauth2/access_token"
-        );
-        match errcode {
-            40164 | 61004 => Self::IpNotWhitelisted {
-                ip: caller_ip_from_errmsg(errmsg).unwrap_or_else(|| "unknown".to_owned()),
-                errcode,
-                endpoint,
-                rid,
-            },
-            40125 => Self::InvalidAppSecret {
-                errcode,
-                endpoint,
-                rid,
-            },
-            40001 if token_endpoint => Self::InvalidAppSecret {
-                errcode,
-                endpoint,
-                rid,
-            },
-            40013 => Self::InvalidAppId { endpoint, rid },
-            40001 | 40014 | 42001 => Self::AccessTokenInvalid {
-                errcode,
-                endpoint,
-                rid,
-            },
-            -1 => Self::SystemBusy { endpoint, rid },
-            45009 => Self::QuotaExceeded { endpoint, rid },
-            40029 | 42003 => Self::InvalidCode {
-                errcode,
-                endpoint,
-                rid,
-            },
-            40163 => Self::CodeAlreadyUsed { endpoint, rid },
-            48001 => Self::ScopeUnauthorized { endpoint, rid },
-            40030 | 42002 | 42007 => Self::RefreshTokenInvalid {
-                errcode,
-                endpoint,
-                rid,
-            },
-            _ => Self::Api {
-                errcode,
-                errmsg: errmsg.to_owned(),
-                endpoint,
-                rid,
-            },
+        Self::WeChat(ApiError::new(endpoint, errcode, errmsg))
+    }
+
+    /// The [`ApiError`] of an [`Error::WeChat`].
+    pub fn api_error(&self) -> Option<&ApiError> {
+        match self {
+            Self::WeChat(error) => Some(error),
+            _ => None,
         }
+    }
+
+    /// The kind of an [`Error::WeChat`], for `matches!`.
+    pub fn api_kind(&self) -> Option<&ApiErrorKind> {
+        self.api_error().map(|e| &e.kind)
     }
 
     /// The WeChat endpoint the failed call went to, for the errors that name one (WeChat error
     /// codes, WeChat Pay errors, transport and unreadable answers).
     pub fn endpoint(&self) -> Option<&'static str> {
         match self {
-            Self::IpNotWhitelisted { endpoint, .. }
-            | Self::InvalidAppSecret { endpoint, .. }
-            | Self::InvalidAppId { endpoint, .. }
-            | Self::AccessTokenInvalid { endpoint, .. }
-            | Self::SystemBusy { endpoint, .. }
-            | Self::QuotaExceeded { endpoint, .. }
-            | Self::InvalidCode { endpoint, .. }
-            | Self::CodeAlreadyUsed { endpoint, .. }
-            | Self::ScopeUnauthorized { endpoint, .. }
-            | Self::RefreshTokenInvalid { endpoint, .. }
-            | Self::OAuthTokenInvalid { endpoint, .. }
-            | Self::Api { endpoint, .. }
-            | Self::Http { endpoint, .. }
+            Self::WeChat(error) => Some(error.endpoint),
+            Self::Http { endpoint, .. }
             | Self::UnexpectedResponse { endpoint, .. }
             | Self::PayReturn { endpoint, .. }
             | Self::Pay { endpoint, .. }
@@ -703,39 +694,14 @@ impl Error {
 
     /// WeChat's `errcode`, for the errors WeChat answered with one.
     pub fn errcode(&self) -> Option<i64> {
-        match self {
-            Self::IpNotWhitelisted { errcode, .. }
-            | Self::InvalidAppSecret { errcode, .. }
-            | Self::AccessTokenInvalid { errcode, .. }
-            | Self::InvalidCode { errcode, .. }
-            | Self::RefreshTokenInvalid { errcode, .. }
-            | Self::OAuthTokenInvalid { errcode, .. }
-            | Self::Api { errcode, .. } => Some(*errcode),
-            Self::InvalidAppId { .. } => Some(40013),
-            Self::SystemBusy { .. } => Some(-1),
-            Self::QuotaExceeded { .. } => Some(45009),
-            Self::CodeAlreadyUsed { .. } => Some(40163),
-            Self::ScopeUnauthorized { .. } => Some(48001),
-            _ => None,
-        }
+        self.api_error().map(|e| e.errcode)
     }
 
     /// What WeChat's support asks for: the `rid` of a WeChat error, or the `Request-ID` of a
     /// WeChat Pay v3 answer, when sent.
     pub fn request_id(&self) -> Option<&str> {
         match self {
-            Self::IpNotWhitelisted { rid, .. }
-            | Self::InvalidAppSecret { rid, .. }
-            | Self::InvalidAppId { rid, .. }
-            | Self::AccessTokenInvalid { rid, .. }
-            | Self::SystemBusy { rid, .. }
-            | Self::QuotaExceeded { rid, .. }
-            | Self::InvalidCode { rid, .. }
-            | Self::CodeAlreadyUsed { rid, .. }
-            | Self::ScopeUnauthorized { rid, .. }
-            | Self::RefreshTokenInvalid { rid, .. }
-            | Self::OAuthTokenInvalid { rid, .. }
-            | Self::Api { rid, .. } => rid.as_deref(),
+            Self::WeChat(error) => error.rid.as_deref(),
             Self::PayApi(error) => error.request_id.as_deref(),
             Self::ForgedReply { request_id, .. } => request_id.as_deref(),
             _ => None,
@@ -745,15 +711,17 @@ impl Error {
     /// Whether this is a rejected or expired basic access token (40001/40014/42001), after
     /// which the token is refreshed and the call retried once.
     pub fn is_access_token_invalid(&self) -> bool {
-        matches!(self, Self::AccessTokenInvalid { .. })
+        matches!(self.api_kind(), Some(ApiErrorKind::AccessTokenInvalid))
     }
 
     /// Whether retrying the same request later may succeed (-1 busy, SYSTEMERROR, transport).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::SystemBusy { .. }
-                | Self::Http { .. }
+            Self::WeChat(ApiError {
+                kind: ApiErrorKind::SystemBusy,
+                ..
+            }) | Self::Http { .. }
                 | Self::Pay {
                     code: PayErrorCode::SystemError,
                     ..
@@ -862,7 +830,7 @@ mod tests {
         );
         let msg = err.to_string();
         assert!(
-            matches!(err, Error::IpNotWhitelisted { ref ip, errcode: 40164, .. } if ip == "47.94.148.108")
+            matches!(err, Error::WeChat(ApiError { kind: ApiErrorKind::IpNotWhitelisted { ref ip }, errcode: 40164, .. }) if ip == "47.94.148.108")
         );
         assert!(msg.contains("47.94.148.108"), "{msg}");
         assert!(msg.contains("IP whitelist"), "{msg}");
@@ -871,11 +839,13 @@ mod tests {
             40164,
             "invalid ip 61.172.68.219, not in whitelist hint: [KJZfAa0644e575]",
         );
-        assert!(matches!(old, Error::IpNotWhitelisted { ref ip, .. } if ip == "61.172.68.219"));
+        assert!(
+            matches!(old, Error::WeChat(ApiError { kind: ApiErrorKind::IpNotWhitelisted { ref ip }, .. }) if ip == "61.172.68.219")
+        );
         let unknown =
             Error::from_errcode("/cgi-bin/token", 61004, "access clientip is not registered");
         assert!(
-            matches!(unknown, Error::IpNotWhitelisted { ref ip, errcode: 61004, .. } if ip == "unknown")
+            matches!(unknown, Error::WeChat(ApiError { kind: ApiErrorKind::IpNotWhitelisted { ref ip }, errcode: 61004, .. }) if ip == "unknown")
         );
     }
 
@@ -929,7 +899,10 @@ mod tests {
         // 40001 is the secret on the endpoints that take it, the token elsewhere.
         assert!(matches!(
             Error::from_errcode("/sns/oauth2/access_token", 40001, "invalid credential"),
-            Error::InvalidAppSecret { .. }
+            Error::WeChat(ApiError {
+                kind: ApiErrorKind::InvalidAppSecret,
+                ..
+            })
         ));
         assert!(
             Error::from_errcode("/cgi-bin/ticket/getticket", 40001, "x").is_access_token_invalid()
@@ -945,11 +918,19 @@ mod tests {
     fn well_known_codes_are_named() {
         assert!(matches!(
             Error::from_errcode("/cgi-bin/token", 40125, "invalid appsecret"),
-            Error::InvalidAppSecret { errcode: 40125, .. }
+            Error::WeChat(ApiError {
+                kind: ApiErrorKind::InvalidAppSecret,
+                errcode: 40125,
+                ..
+            })
         ));
         assert!(matches!(
             Error::from_errcode("/cgi-bin/token", 40001, "invalid credential"),
-            Error::InvalidAppSecret { errcode: 40001, .. }
+            Error::WeChat(ApiError {
+                kind: ApiErrorKind::InvalidAppSecret,
+                errcode: 40001,
+                ..
+            })
         ));
         assert!(
             Error::from_errcode("/cgi-bin/ticket/getticket", 40001, "invalid credential")
@@ -965,32 +946,53 @@ mod tests {
         );
         assert!(matches!(
             Error::from_errcode("/cgi-bin/ticket/getticket", -1, "system error"),
-            Error::SystemBusy { .. }
+            Error::WeChat(ApiError {
+                kind: ApiErrorKind::SystemBusy,
+                ..
+            })
         ));
         assert!(matches!(
             Error::from_errcode("/cgi-bin/ticket/getticket", 45009, "quota"),
-            Error::QuotaExceeded { .. }
+            Error::WeChat(ApiError {
+                kind: ApiErrorKind::QuotaExceeded,
+                ..
+            })
         ));
         assert!(matches!(
             Error::from_errcode("/cgi-bin/ticket/getticket", 40029, "invalid code"),
-            Error::InvalidCode { .. }
+            Error::WeChat(ApiError {
+                kind: ApiErrorKind::InvalidCode,
+                ..
+            })
         ));
         assert!(matches!(
             Error::from_errcode("/cgi-bin/ticket/getticket", 40163, "code been used"),
-            Error::CodeAlreadyUsed { .. }
+            Error::WeChat(ApiError {
+                kind: ApiErrorKind::CodeAlreadyUsed,
+                ..
+            })
         ));
         assert!(matches!(
             Error::from_errcode("/cgi-bin/ticket/getticket", 48001, "api unauthorized"),
-            Error::ScopeUnauthorized { .. }
+            Error::WeChat(ApiError {
+                kind: ApiErrorKind::ScopeUnauthorized,
+                ..
+            })
         ));
         assert!(matches!(
             Error::from_errcode("/cgi-bin/token", 40013, "invalid appid"),
-            Error::InvalidAppId { .. }
+            Error::WeChat(ApiError {
+                kind: ApiErrorKind::InvalidAppId,
+                ..
+            })
         ));
         match Error::from_errcode("/cgi-bin/ticket/getticket", 12345, "something new") {
-            Error::Api {
-                errcode, errmsg, ..
-            } => {
+            Error::WeChat(ApiError {
+                kind: ApiErrorKind::Other,
+                errcode,
+                errmsg,
+                ..
+            }) => {
                 assert_eq!(errcode, 12345);
                 assert_eq!(errmsg, "something new");
             }

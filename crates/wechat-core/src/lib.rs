@@ -68,7 +68,7 @@ pub mod token;
 mod transport;
 
 pub use config::{BaseUrls, Config, TokenEndpoint};
-pub use error::{ConfigError, Error, Result};
+pub use error::{ApiError, ApiErrorKind, ConfigError, Error, Result};
 pub use ids::{AppId, MchId, OpenId, OutRefundNo, OutTradeNo, TransactionId, UnionId};
 pub use secret::{
     AccessToken, ApiV3Key, AppSecret, JsapiTicket, OAuthAccessToken, PayApiKey, RefreshToken,

@@ -109,18 +109,7 @@ pub(crate) fn outcome_of<T>(result: &crate::Result<T>) -> Cow<'static, str> {
 fn error_outcome(error: &Error) -> Cow<'static, str> {
     let errcode = |code: i64| Cow::Owned(code.to_string());
     match error {
-        Error::IpNotWhitelisted { errcode: code, .. }
-        | Error::InvalidAppSecret { errcode: code, .. }
-        | Error::AccessTokenInvalid { errcode: code, .. }
-        | Error::InvalidCode { errcode: code, .. }
-        | Error::RefreshTokenInvalid { errcode: code, .. }
-        | Error::OAuthTokenInvalid { errcode: code, .. }
-        | Error::Api { errcode: code, .. } => errcode(*code),
-        Error::InvalidAppId { .. } => Cow::Borrowed("40013"),
-        Error::SystemBusy { .. } => Cow::Borrowed("-1"),
-        Error::QuotaExceeded { .. } => Cow::Borrowed("45009"),
-        Error::CodeAlreadyUsed { .. } => Cow::Borrowed("40163"),
-        Error::ScopeUnauthorized { .. } => Cow::Borrowed("48001"),
+        Error::WeChat(api) => errcode(api.errcode),
         Error::PayReturn { .. } => Cow::Borrowed("FAIL"),
         Error::Pay { code, .. } => pay_code(code.as_str()),
         Error::PayApi(e) => pay_code(e.code.as_str()),

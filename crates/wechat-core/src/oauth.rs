@@ -26,7 +26,8 @@ use serde::Deserialize;
 
 use crate::transport::{JsonCall, OnBusy, call_json};
 use crate::{
-    AppId, AppSecret, Config, Error, OAuthAccessToken, OpenId, RefreshToken, Result, UnionId,
+    ApiErrorKind, AppId, AppSecret, Config, Error, OAuthAccessToken, OpenId, RefreshToken, Result,
+    UnionId,
 };
 
 /// Characters kept unencoded in a URL component: `A-Za-z0-9-_.~` (RFC 3986 unreserved).
@@ -380,9 +381,9 @@ impl OAuthClient {
     /// WeChat may have consumed the code anyway (the repeat would get 40163): restart the login.
     ///
     /// # Errors
-    /// [`Error::CodeAlreadyUsed { .. }`] (40163, e.g. the user pressed back), [`Error::InvalidCode`]
-    /// (40029 invalid, 42003 expired), [`Error::InvalidAppSecret`], [`Error::InvalidAppId { .. }`],
-    /// [`Error::SystemBusy { .. }`], [`Error::Http`], or [`Error::Api`] for other codes.
+    /// [`ApiErrorKind::CodeAlreadyUsed`] (40163, e.g. the user pressed back), [`ApiErrorKind::InvalidCode`]
+    /// (40029 invalid, 42003 expired), [`ApiErrorKind::InvalidAppSecret`], [`ApiErrorKind::InvalidAppId`],
+    /// [`ApiErrorKind::SystemBusy`], [`Error::Http`], or [`ApiErrorKind::Other`] for other codes.
     pub async fn exchange_code(&self, code: &str) -> Result<OAuthToken> {
         let raw: RawToken = call_json(
             &self.inner.http,
@@ -407,9 +408,9 @@ impl OAuthClient {
     /// carry a new refresh token: keep the latest pair.
     ///
     /// # Errors
-    /// [`Error::RefreshTokenInvalid`] (40030 invalid, 42002 expired after 30 days, 42007
-    /// revoked; the user must log in again), [`Error::InvalidAppId { .. }`], [`Error::SystemBusy { .. }`],
-    /// [`Error::Http`], or [`Error::Api`].
+    /// [`ApiErrorKind::RefreshTokenInvalid`] (40030 invalid, 42002 expired after 30 days, 42007
+    /// revoked; the user must log in again), [`ApiErrorKind::InvalidAppId`], [`ApiErrorKind::SystemBusy`],
+    /// [`Error::Http`], or [`ApiErrorKind::Other`].
     pub async fn refresh(&self, refresh_token: &RefreshToken) -> Result<OAuthToken> {
         let raw: RawToken = call_json(
             &self.inner.http,
@@ -427,15 +428,9 @@ impl OAuthClient {
         )
         .await
         .map_err(|e| match e {
-            Error::AccessTokenInvalid {
-                errcode,
-                endpoint,
-                rid,
-            } => Error::RefreshTokenInvalid {
-                errcode,
-                endpoint,
-                rid,
-            },
+            Error::WeChat(api) if api.kind == ApiErrorKind::AccessTokenInvalid => {
+                Error::WeChat(api.with_kind(ApiErrorKind::RefreshTokenInvalid))
+            }
             other => other,
         })?;
         Ok(raw.into())
@@ -445,9 +440,9 @@ impl OAuthClient {
     /// snapshot users ([`OAuthToken::is_snapshot_user`]).
     ///
     /// # Errors
-    /// [`Error::ScopeUnauthorized { .. }`] (48001: a `snsapi_base` token or a snapshot user),
-    /// [`Error::OAuthTokenInvalid`] (40001/40014/42001: refresh it or log in again),
-    /// [`Error::SystemBusy { .. }`], [`Error::Http`], or [`Error::Api`] (e.g. 40003 invalid openid).
+    /// [`ApiErrorKind::ScopeUnauthorized`] (48001: a `snsapi_base` token or a snapshot user),
+    /// [`ApiErrorKind::OAuthTokenInvalid`] (40001/40014/42001: refresh it or log in again),
+    /// [`ApiErrorKind::SystemBusy`], [`Error::Http`], or [`ApiErrorKind::Other`] (e.g. 40003 invalid openid).
     pub async fn userinfo(
         &self,
         access_token: &OAuthAccessToken,
@@ -479,7 +474,7 @@ impl OAuthClient {
     /// expired or does not belong to `openid` (40001, 40014, 42001, 40003).
     ///
     /// # Errors
-    /// Other WeChat errors, [`Error::SystemBusy { .. }`] and [`Error::Http`]: the answer is unknown.
+    /// Other WeChat errors, [`ApiErrorKind::SystemBusy`] and [`Error::Http`]: the answer is unknown.
     pub async fn check(&self, access_token: &OAuthAccessToken, openid: &OpenId) -> Result<bool> {
         let result: Result<serde::de::IgnoredAny> = call_json(
             &self.inner.http,
@@ -497,7 +492,11 @@ impl OAuthClient {
         .await;
         match result.map_err(oauth_token_error) {
             Ok(_) => Ok(true),
-            Err(Error::OAuthTokenInvalid { .. } | Error::Api { errcode: 40003, .. }) => Ok(false),
+            Err(Error::WeChat(api))
+                if api.kind == ApiErrorKind::OAuthTokenInvalid || api.errcode == 40003 =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }
@@ -506,15 +505,9 @@ impl OAuthClient {
 /// On `sns/*` calls a rejected token is the user's OAuth token, not the basic one.
 fn oauth_token_error(e: Error) -> Error {
     match e {
-        Error::AccessTokenInvalid {
-            errcode,
-            endpoint,
-            rid,
-        } => Error::OAuthTokenInvalid {
-            errcode,
-            endpoint,
-            rid,
-        },
+        Error::WeChat(api) if api.kind == ApiErrorKind::AccessTokenInvalid => {
+            Error::WeChat(api.with_kind(ApiErrorKind::OAuthTokenInvalid))
+        }
         other => other,
     }
 }
@@ -627,20 +620,10 @@ mod tests {
 
     #[test]
     fn sns_token_errors_are_oauth_errors() {
-        assert!(matches!(
-            oauth_token_error(Error::AccessTokenInvalid {
-                errcode: 42001,
-                endpoint: "/cgi-bin/ticket/getticket",
-                rid: None
-            }),
-            Error::OAuthTokenInvalid { errcode: 42001, .. }
-        ));
-        assert!(matches!(
-            oauth_token_error(Error::ScopeUnauthorized {
-                endpoint: "/cgi-bin/ticket/getticket",
-                rid: None
-            }),
-            Error::ScopeUnauthorized { .. }
-        ));
+        let e = oauth_token_error(Error::from_errcode("/sns/userinfo", 42001, "expired"));
+        assert_eq!(e.api_kind(), Some(&ApiErrorKind::OAuthTokenInvalid));
+        assert_eq!(e.errcode(), Some(42001));
+        let e = oauth_token_error(Error::from_errcode("/sns/userinfo", 48001, "unauthorized"));
+        assert_eq!(e.api_kind(), Some(&ApiErrorKind::ScopeUnauthorized));
     }
 }

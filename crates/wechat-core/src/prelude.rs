@@ -16,15 +16,15 @@
 
 pub use crate::login::{LoginConfig, LoginFlow};
 pub use crate::oauth::{OAuthClient, Scope};
-#[cfg(feature = "pay")]
-pub use crate::pay::v2::{PaymentNotification, RefundNotification};
 pub use crate::routes::WeChatRoutes;
 #[cfg(feature = "pay")]
 pub use crate::routes::{
-    BoxFuture, OrderBackend, OrderDraft, OrderRecord, OrderStatus, PayRoutes, ShopError,
+    BoxFuture, OrderBackend, OrderDraft, OrderRecord, OrderStatus, PayRoutes, Payment,
+    RefundUpdate, ShopError,
 };
 pub use crate::session::{SessionKeys, SessionUser};
 pub use crate::token::{MemoryStore, Tokens};
 pub use crate::{
-    BaseUrls, Config, Error, OpenId, OutTradeNo, Result, TokenEndpoint, build_http_client,
+    ApiError, ApiErrorKind, BaseUrls, Config, Error, OpenId, OutTradeNo, Result, TokenEndpoint,
+    build_http_client,
 };

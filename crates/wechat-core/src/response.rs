@@ -145,10 +145,130 @@ pub(crate) fn error_id() -> String {
     hex::encode(rand::random::<[u8; 6]>())
 }
 
-/// A JSON error for a failure the user cannot act on (WeChat's own message, an IP to whitelist,
-/// a store outage): `{"error": "<message> (error id …)", "error_id": "…"}`, while the details
-/// go to the log as a warning with the same `error_id`. `what` names the operation in the log.
-pub(crate) fn opaque_json_error(
+/// Who reads the answer to a failed operation: that decides its form and its words.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Audience<'a> {
+    /// A person at the login, in the browser: an HTML page with `status` and a link to try
+    /// again at `retry`.
+    LoginPage {
+        /// The page's status (502 when WeChat failed, 500 when this server did).
+        status: StatusCode,
+        /// Where "Try again" goes (the login URL).
+        retry: &'a str,
+    },
+    /// The shop page's script asking for the JS-SDK configuration: JSON.
+    JssdkScript,
+    /// The shop page's script creating an order: JSON.
+    #[cfg(feature = "pay")]
+    OrderScript,
+    /// WeChat Pay delivering a notification, in the merchant's API version.
+    #[cfg(feature = "pay")]
+    WeChatPay(crate::pay::ApiVersion),
+}
+
+/// The one place where an [`Error`](crate::Error) becomes an HTTP answer, in the form and the
+/// words its [`Audience`] reads.
+///
+/// What the visitor did wrong (a page URL the JS-SDK cannot sign) is said; what they cannot act
+/// on (WeChat's message, an endpoint, an errcode, a `rid`, an IP to whitelist, a store outage)
+/// never reaches a browser: it gets a short message and an error id, and the log gets the whole
+/// error under that id. WeChat Pay gets its short FAIL reasons only.
+pub(crate) fn error_answer(error: &crate::Error, audience: Audience<'_>) -> Response<Bytes> {
+    use crate::Error;
+    match audience {
+        Audience::LoginPage { status, retry } => {
+            let id = error_id();
+            tracing::warn!(error_id = %id, error = %error, "WeChat login failed");
+            html_page(
+                status,
+                "WeChat login failed",
+                &format!(
+                    "WeChat login could not be completed. Please try again in a moment. \
+                     (Error id {id}: the site's log has the details.)"
+                ),
+                Some((retry, "Try again")),
+            )
+        }
+        Audience::JssdkScript => match error {
+            Error::InvalidPageUrl(_) => json_error(StatusCode::BAD_REQUEST, &error.to_string()),
+            _ => opaque_json_error(
+                StatusCode::BAD_GATEWAY,
+                "WeChat could not sign this page right now; try again in a moment",
+                "JS-SDK config",
+                error,
+            ),
+        },
+        #[cfg(feature = "pay")]
+        Audience::OrderScript => {
+            let (status, message) = order_failure(error);
+            opaque_json_error(status, message, "prepay", error)
+        }
+        #[cfg(feature = "pay")]
+        Audience::WeChatPay(version) => {
+            let (status, message) = notification_refusal(version, error);
+            crate::pay::NotificationReply::fail(version, status, message).into_response()
+        }
+    }
+}
+
+/// The status and public words of an order that could not be placed.
+#[cfg(feature = "pay")]
+fn order_failure(error: &crate::Error) -> (StatusCode, &'static str) {
+    use crate::Error;
+    use crate::error::{PayApiErrorCode, PayErrorCode};
+    const NO_LONGER: &str =
+        "this order can no longer be paid (it is paid or closed): start a new one";
+    match error {
+        Error::Pay {
+            code: PayErrorCode::OrderPaid | PayErrorCode::OrderClosed | PayErrorCode::OutTradeNoUsed,
+            ..
+        } => (StatusCode::CONFLICT, NO_LONGER),
+        Error::PayApi(e)
+            if matches!(
+                e.code,
+                PayApiErrorCode::OrderClosed | PayApiErrorCode::OutTradeNoUsed
+            ) =>
+        {
+            (StatusCode::CONFLICT, NO_LONGER)
+        }
+        Error::InvalidPayRequest(_) | Error::Config(_) => {
+            tracing::error!(error = %error, "the order backend produced an order WeChat would refuse");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the shop could not create this order",
+            )
+        }
+        _ => (
+            StatusCode::BAD_GATEWAY,
+            "WeChat Pay could not create the order right now; try again in a moment",
+        ),
+    }
+}
+
+/// The status and FAIL reason WeChat Pay gets for a notification refused with `error` (the
+/// handlers log the error itself): a signature that does not verify is 401 in v3 (400 in v2).
+#[cfg(feature = "pay")]
+fn notification_refusal(
+    version: crate::pay::ApiVersion,
+    error: &crate::Error,
+) -> (StatusCode, &'static str) {
+    use crate::Error;
+    match error {
+        Error::BadSignature(_)
+        | Error::UnknownWechatPaySerial { .. }
+        | Error::WechatPayCertificateNotValid { .. } => match version {
+            crate::pay::ApiVersion::V2 => (StatusCode::BAD_REQUEST, "invalid signature"),
+            crate::pay::ApiVersion::V3 => (StatusCode::UNAUTHORIZED, "invalid signature"),
+        },
+        Error::NotificationMismatch(_) => (StatusCode::BAD_REQUEST, "not for this merchant"),
+        _ => (StatusCode::BAD_REQUEST, "invalid notification"),
+    }
+}
+
+/// A JSON error for a failure the user cannot act on: `{"error": "<message> (error id …)",
+/// "error_id": "…"}`, while the details go to the log as a warning with the same `error_id`.
+/// `what` names the operation in the log.
+fn opaque_json_error(
     status: StatusCode,
     message: &str,
     what: &str,

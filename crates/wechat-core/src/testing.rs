@@ -120,6 +120,26 @@ fn skip_line(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
+/// Encrypts a refund notification's `req_info` as WeChat Pay API v2 does (AES-256-ECB under the
+/// MD5 of the API key, base64), to make refund notifications in tests.
+pub fn encrypt_refund_req_info(plaintext: &[u8], api_key: &crate::PayApiKey) -> String {
+    crate::pay::v2::encrypt_refund_req_info(plaintext, api_key)
+}
+
+/// Encrypts a notification `resource` as WeChat Pay API v3 does (AES-256-GCM under the APIv3
+/// key, base64 of ciphertext and tag), to make v3 notifications in tests.
+///
+/// # Errors
+/// [`crate::Error::Config`] for a key that is not 32 bytes; an error for a nonce that is not 12.
+pub fn encrypt_resource(
+    api_v3_key: &crate::ApiV3Key,
+    nonce: &str,
+    associated_data: &str,
+    plaintext: &[u8],
+) -> crate::Result<String> {
+    crate::pay::v3::encrypt_resource(api_v3_key, nonce, associated_data, plaintext)
+}
+
 /// Return paths an attacker puts in a login link (`?r=…`) to be sent off the site after login:
 /// absolute and protocol-relative URLs, a backslash that browsers read as a slash, a scheme
 /// without slashes. The login flow must turn each into `/`.

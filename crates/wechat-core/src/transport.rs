@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use crate::{Config, Error, Result};
+use crate::{ApiErrorKind, Config, Error, Result};
 
 /// How many times a call answered with `-1` (system busy) is sent in all.
 const BUSY_ATTEMPTS: u32 = 3;
@@ -44,7 +44,7 @@ pub fn build_http_client(config: &Config) -> Result<reqwest::Client> {
 pub(crate) enum OnBusy {
     /// Repeat with bounded backoff (idempotent calls).
     Retry,
-    /// Return [`Error::SystemBusy { .. }`] at once (e.g. a code exchange: repeating a used code gives 40163).
+    /// Return [`ApiErrorKind::SystemBusy`] at once (e.g. a code exchange: repeating a used code gives 40163).
     Fail,
 }
 
@@ -114,7 +114,8 @@ where
         started.elapsed(),
     );
     let transient = match &result {
-        Err(Error::SystemBusy { .. } | Error::Http { .. }) => true,
+        Err(Error::Http { .. }) => true,
+        Err(Error::WeChat(api)) if api.kind == ApiErrorKind::SystemBusy => true,
         Err(_) => status.is_some_and(|s: reqwest::StatusCode| s.is_server_error()),
         Ok(_) => false,
     };
@@ -248,7 +249,7 @@ mod tests {
             br#"{"errcode":45009,"errmsg":"reach max api daily quota limit rid: 1"}"#,
         )
         .unwrap_err();
-        assert!(matches!(err, Error::QuotaExceeded { .. }));
+        assert_eq!(err.api_kind(), Some(&ApiErrorKind::QuotaExceeded));
         let err = decode_json::<Token>("/x", reqwest::StatusCode::OK, b"<html>").unwrap_err();
         assert!(matches!(
             err,

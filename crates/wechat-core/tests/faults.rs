@@ -11,6 +11,7 @@ use std::time::Duration;
 use wechat_core::oauth::OAuthClient;
 use wechat_core::pay::{v2, v3};
 use wechat_core::token::{MemoryStore, Tokens};
+use wechat_core::{ApiError, ApiErrorKind};
 use wechat_core::{BaseUrls, Config, Error, OpenId, OutTradeNo, build_http_client};
 use wechat_sim::fixtures::{self, ALICE, APPID, MCH_ID, MerchantKeyPair};
 use wechat_sim::{RunningSim, Simulator};
@@ -144,7 +145,13 @@ async fn a_code_exchange_is_never_sent_twice() {
         fail(&sim, path, 1, fault).await;
         let error = client.exchange_code("CODE").await.unwrap_err();
         assert!(
-            matches!(error, Error::SystemBusy { .. }) || error.to_string().contains(path),
+            matches!(
+                error,
+                Error::WeChat(ApiError {
+                    kind: ApiErrorKind::SystemBusy,
+                    ..
+                })
+            ) || error.to_string().contains(path),
             "{fault:?}: {error}"
         );
         assert_eq!(sim.stats().calls_to(path) - before, 1, "{fault:?}");

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use wechat_core::oauth::{Lang, OAuthClient, Scope, Sex};
-use wechat_core::{BaseUrls, Config, Error, OpenId, RefreshToken, build_http_client};
+use wechat_core::{
+    ApiError, ApiErrorKind, BaseUrls, Config, Error, OpenId, RefreshToken, build_http_client,
+};
 use wechat_sim::{RunningSim, Simulator, fixtures};
 
 const APPID: &str = fixtures::APPID;
@@ -97,12 +99,28 @@ async fn base_code_exchange_is_single_use() {
     assert!(!format!("{token:?}").contains(token.access_token.expose_secret()));
 
     let again = client.exchange_code(&code).await.unwrap_err();
-    assert!(matches!(again, Error::CodeAlreadyUsed { .. }), "{again:?}");
+    assert!(
+        matches!(
+            again,
+            Error::WeChat(ApiError {
+                kind: ApiErrorKind::CodeAlreadyUsed,
+                ..
+            })
+        ),
+        "{again:?}"
+    );
     assert!(again.to_string().contains("40163"), "{again}");
 
     let invalid = client.exchange_code("not-a-code").await.unwrap_err();
     assert!(
-        matches!(invalid, Error::InvalidCode { errcode: 40029, .. }),
+        matches!(
+            invalid,
+            Error::WeChat(ApiError {
+                kind: ApiErrorKind::InvalidCode,
+                errcode: 40029,
+                ..
+            })
+        ),
         "{invalid:?}"
     );
     assert_eq!(sim.stats().calls_to("/sns/oauth2/access_token"), 3);
@@ -115,7 +133,14 @@ async fn codes_expire_after_five_minutes() {
     sim.advance_clock(301);
     let err = client.exchange_code(&code).await.unwrap_err();
     assert!(
-        matches!(err, Error::InvalidCode { errcode: 42003, .. }),
+        matches!(
+            err,
+            Error::WeChat(ApiError {
+                kind: ApiErrorKind::InvalidCode,
+                errcode: 42003,
+                ..
+            })
+        ),
         "{err:?}"
     );
 }
@@ -129,7 +154,16 @@ async fn userinfo_needs_the_userinfo_scope() {
         .userinfo(&token.access_token, &token.openid, Lang::ZhCn)
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::ScopeUnauthorized { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::WeChat(ApiError {
+                kind: ApiErrorKind::ScopeUnauthorized,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("snsapi_userinfo"), "{err}");
 }
 
@@ -176,7 +210,16 @@ async fn snapshot_users_are_flagged_and_have_no_userinfo() {
         .userinfo(&token.access_token, &token.openid, Lang::ZhCn)
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::ScopeUnauthorized { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::WeChat(ApiError {
+                kind: ApiErrorKind::ScopeUnauthorized,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -209,7 +252,14 @@ async fn refresh_and_check() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::OAuthTokenInvalid { errcode: 42001, .. }),
+        matches!(
+            err,
+            Error::WeChat(ApiError {
+                kind: ApiErrorKind::OAuthTokenInvalid,
+                errcode: 42001,
+                ..
+            })
+        ),
         "{err:?}"
     );
     assert!(err.to_string().contains("refresh"), "{err}");
@@ -238,7 +288,14 @@ async fn refresh_and_check() {
         .await
         .unwrap_err();
     assert!(
-        matches!(bad, Error::RefreshTokenInvalid { errcode: 40030, .. }),
+        matches!(
+            bad,
+            Error::WeChat(ApiError {
+                kind: ApiErrorKind::RefreshTokenInvalid,
+                errcode: 40030,
+                ..
+            })
+        ),
         "{bad:?}"
     );
     let bad_token = wechat_core::OAuthAccessToken::new("garbage");
@@ -256,7 +313,14 @@ async fn wrong_secret_is_named_and_never_shown() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::InvalidAppSecret { errcode: 40125, .. }),
+        matches!(
+            err,
+            Error::WeChat(ApiError {
+                kind: ApiErrorKind::InvalidAppSecret,
+                errcode: 40125,
+                ..
+            })
+        ),
         "{err:?}"
     );
     let shown = format!("{err} {err:?}");

@@ -13,8 +13,9 @@ use proptest::prelude::*;
 use wechat_core::clock::ManualClock;
 use wechat_core::jssdk::jssdk_page_url;
 use wechat_core::pay::v2::{MAX_NOTIFICATION_BODY, PayFields};
-use wechat_core::pay::v3::{encrypt_resource, verify_payment_notification};
+use wechat_core::pay::v3::verify_payment_notification;
 use wechat_core::session::{OAuthState, SessionCookie, SessionKeys, SessionUser, safe_return_path};
+use wechat_core::testing::encrypt_resource;
 use wechat_core::{ApiV3Key, AppId, Error, OpenId};
 
 use common::v3::{

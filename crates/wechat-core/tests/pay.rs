@@ -20,10 +20,10 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use wechat_core::pay::v2::{
     BrandWcPayParams, ClientCertificate, JsapiOrder, OrderRef, PayClient, PayConfig, PayErrorCode,
-    Refund, RefundRef, SignType, TradeState, encrypt_refund_req_info,
+    Refund, RefundRef, SignType, TradeState,
 };
 use wechat_core::routes::{CreatedOrder, OrderStatus, PayRoutes};
-use wechat_core::testing::{MemoryOrders, json_request_headers};
+use wechat_core::testing::{MemoryOrders, encrypt_refund_req_info, json_request_headers};
 use wechat_core::{BaseUrls, Error, OpenId, OutRefundNo, OutTradeNo};
 use wechat_sim::{RunningSim, Simulator};
 

@@ -8,8 +8,9 @@ use serde_json::Value;
 use wechat_core::clock::ManualClock;
 use wechat_core::pay::v3::{
     MerchantKey, PlatformCertificate, SignatureHeaders, WechatPayKeys, WechatPayPublicKey,
-    authorization, decrypt_resource, encrypt_resource, pay_sign, verify_signature,
+    authorization, decrypt_resource, pay_sign, verify_signature,
 };
+use wechat_core::testing::encrypt_resource;
 use wechat_core::{ApiV3Key, Error};
 
 /// The id the SDK tests register the test public key under.

@@ -17,10 +17,10 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use wechat_core::pay::v3::{
-    BrandWcPayParams, JsapiOrder, MAX_NOTIFICATION_BODY, MerchantKey, NotificationReply, OrderRef,
-    PayApiErrorCode, PayClient, PayConfig, RefundRequest, RefundStatus, TradeState,
-    WechatPayPublicKey,
+    BrandWcPayParams, JsapiOrder, MAX_NOTIFICATION_BODY, MerchantKey, OrderRef, PayApiErrorCode,
+    PayClient, PayConfig, RefundRequest, RefundStatus, TradeState, WechatPayPublicKey,
 };
+use wechat_core::pay::{ApiVersion, NotificationReply};
 use wechat_core::testing::json_request_headers as json_headers;
 use wechat_core::token::MemoryStore;
 use wechat_core::{Error, OutRefundNo, OutTradeNo};
@@ -212,7 +212,7 @@ async fn route(
 ) -> http::Response<Bytes> {
     let (parts, body) = request.into_parts();
     let Ok(body) = Limited::new(body, MAX_NOTIFICATION_BODY).collect().await else {
-        return NotificationReply::too_large().into_response();
+        return NotificationReply::too_large(ApiVersion::V3).into_response();
     };
     let body = body.to_bytes();
     let reply = match parts.uri.path() {
@@ -240,7 +240,7 @@ async fn route(
             })
             .await
         }
-        _ => NotificationReply::fail(http::StatusCode::NOT_FOUND, "no such route"),
+        _ => NotificationReply::fail(ApiVersion::V3, http::StatusCode::NOT_FOUND, "no such route"),
     };
     reply.into_response()
 }

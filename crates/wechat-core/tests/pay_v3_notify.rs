@@ -5,9 +5,11 @@ use std::path::PathBuf;
 
 use http::{HeaderMap, HeaderValue, StatusCode};
 use wechat_core::pay::v3::{
-    MAX_NOTIFICATION_BODY, MerchantKey, NotificationReply, PayClient, RefundStatus, TradeState,
-    encrypt_resource, verify_payment_notification, verify_refund_notification,
+    MAX_NOTIFICATION_BODY, MerchantKey, PayClient, RefundStatus, TradeState,
+    verify_payment_notification, verify_refund_notification,
 };
+use wechat_core::pay::{ApiVersion, NotificationReply};
+use wechat_core::testing::encrypt_resource;
 use wechat_core::{ApiV3Key, Error};
 
 mod common;
@@ -386,7 +388,7 @@ async fn the_handler_runs_once_per_verified_payment_and_gates_the_acknowledgemen
             async { Ok::<(), String>(()) }
         })
         .await;
-    assert_eq!(reply, NotificationReply::success());
+    assert_eq!(reply, NotificationReply::success(ApiVersion::V3));
     assert_eq!(
         reply.clone().into_response().status(),
         StatusCode::NO_CONTENT
@@ -397,7 +399,7 @@ async fn the_handler_runs_once_per_verified_payment_and_gates_the_acknowledgemen
     let reply = pay
         .handle_payment_notification(&headers, &body, |_| async { Err("database down") })
         .await;
-    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(reply.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(!reply.is_success());
     let response = reply.into_response();
     let json: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
@@ -417,7 +419,7 @@ async fn the_handler_runs_once_per_verified_payment_and_gates_the_acknowledgemen
             Ok::<(), String>(())
         })
         .await;
-    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.status(), StatusCode::UNAUTHORIZED);
 
     // Verified but unpaid: nothing to record, acknowledged so that it stops.
     let mut unpaid = paid();
@@ -436,7 +438,7 @@ async fn the_handler_runs_once_per_verified_payment_and_gates_the_acknowledgemen
     let reply = pay
         .handle_payment_notification(&headers, &big, |_| async { Ok::<(), String>(()) })
         .await;
-    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(reply.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
 #[tokio::test]
@@ -453,7 +455,7 @@ async fn refund_notifications_are_acknowledged_only_after_the_handler() {
     let reply = pay
         .handle_refund_notification(&headers, &body, |_| async { Err("busy") })
         .await;
-    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(reply.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }
 
 /// A second RSA key (PKCS#8), for "signed with another key".

@@ -7,7 +7,9 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use wechat_core::clock::OffsetClock;
 use wechat_core::token::{LockLease, StoredToken, TokenStore, Tokens};
-use wechat_core::{AccessToken, BaseUrls, Config, Error, TokenEndpoint, build_http_client};
+use wechat_core::{
+    AccessToken, ApiError, ApiErrorKind, BaseUrls, Config, Error, TokenEndpoint, build_http_client,
+};
 use wechat_sim::{RunningSim, Simulator};
 
 const APPID: &str = "wx1234567890abcdef";
@@ -320,7 +322,10 @@ async fn a_fleet_on_cgi_bin_token_survives_a_day_long_store_outage_within_its_qu
                 .await;
             match result {
                 Ok(_) => served += 1,
-                Err(Error::QuotaExceeded { .. }) => {
+                Err(Error::WeChat(ApiError {
+                    kind: ApiErrorKind::QuotaExceeded,
+                    ..
+                })) => {
                     panic!("the daily quota ran out after {served} calls")
                 }
                 Err(Error::TokenUnavailable { cause, .. }) => {
@@ -345,7 +350,11 @@ async fn ip_not_whitelisted_names_the_ip_and_is_not_retried() {
     let tokens = h.tokens_for(&h.config(LOCKED_APPID, LOCKED_SECRET));
     let err = tokens.access_token().await.unwrap_err();
     match &err {
-        Error::IpNotWhitelisted { ip, errcode, .. } => {
+        Error::WeChat(ApiError {
+            kind: ApiErrorKind::IpNotWhitelisted { ip },
+            errcode,
+            ..
+        }) => {
             assert_eq!(ip, "127.0.0.1");
             assert_eq!(*errcode, 40164);
         }
@@ -360,12 +369,18 @@ async fn ip_not_whitelisted_names_the_ip_and_is_not_retried() {
     for _ in 0..20 {
         assert!(matches!(
             tokens.access_token().await,
-            Err(Error::IpNotWhitelisted { .. })
+            Err(Error::WeChat(ApiError {
+                kind: ApiErrorKind::IpNotWhitelisted { .. },
+                ..
+            }))
         ));
     }
     assert!(matches!(
         tokens.jsapi_ticket().await,
-        Err(Error::IpNotWhitelisted { .. })
+        Err(Error::WeChat(ApiError {
+            kind: ApiErrorKind::IpNotWhitelisted { .. },
+            ..
+        }))
     ));
     assert_eq!(h.calls("/cgi-bin/token"), 1);
     assert_eq!(h.calls("/cgi-bin/ticket/getticket"), 0);
@@ -377,14 +392,24 @@ async fn a_bad_secret_is_reported_as_such() {
     let tokens = h.tokens_for(&h.config(APPID, "not-the-secret"));
     let err = tokens.access_token().await.unwrap_err();
     assert!(
-        matches!(err, Error::InvalidAppSecret { errcode: 40125, .. }),
+        matches!(
+            err,
+            Error::WeChat(ApiError {
+                kind: ApiErrorKind::InvalidAppSecret,
+                errcode: 40125,
+                ..
+            })
+        ),
         "{err:?}"
     );
     assert!(!err.to_string().contains("not-the-secret"));
     let unknown = h.tokens_for(&h.config("wxunknown000000000", SECRET));
     assert!(matches!(
         unknown.access_token().await,
-        Err(Error::InvalidAppId { .. })
+        Err(Error::WeChat(ApiError {
+            kind: ApiErrorKind::InvalidAppId,
+            ..
+        }))
     ));
 }
 
@@ -395,7 +420,10 @@ async fn quota_exceeded_is_not_retried_and_busy_is() {
     let tokens = h.tokens();
     assert!(matches!(
         tokens.access_token().await,
-        Err(Error::QuotaExceeded { .. })
+        Err(Error::WeChat(ApiError {
+            kind: ApiErrorKind::QuotaExceeded,
+            ..
+        }))
     ));
     assert_eq!(h.calls("/cgi-bin/token"), 1);
 
@@ -447,11 +475,11 @@ async fn stable_token_mode_works_and_recovers_from_a_revoked_token() {
             let revoked = token == stable;
             async move {
                 if revoked {
-                    Err(Error::AccessTokenInvalid {
-                        errcode: 40001,
-                        endpoint: "/cgi-bin/ticket/getticket",
-                        rid: None,
-                    })
+                    Err(Error::from_errcode(
+                        "/cgi-bin/ticket/getticket",
+                        40001,
+                        "test",
+                    ))
                 } else {
                     Ok(token)
                 }
@@ -475,11 +503,11 @@ async fn stable_token_mode_works_and_recovers_from_a_revoked_token() {
             let bad = token == rejected;
             async move {
                 if bad {
-                    Err(Error::AccessTokenInvalid {
-                        errcode: 42001,
-                        endpoint: "/cgi-bin/ticket/getticket",
-                        rid: None,
-                    })
+                    Err(Error::from_errcode(
+                        "/cgi-bin/ticket/getticket",
+                        42001,
+                        "test",
+                    ))
                 } else {
                     Ok(token)
                 }

@@ -14,7 +14,9 @@ use wechat_core::pay::v3::{
     WechatPayPublicKey,
 };
 use wechat_core::token::{MemoryStore, Tokens};
-use wechat_core::{ApiV3Key, Config, Error, OutTradeNo, PayApiKey, TokenEndpoint};
+use wechat_core::{
+    ApiError, ApiErrorKind, ApiV3Key, Config, Error, OutTradeNo, PayApiKey, TokenEndpoint,
+};
 
 use crate::public_url::check_public_url;
 use crate::report::{Check, Report};
@@ -102,7 +104,11 @@ async fn check_credentials(settings: &Settings, tokens: &Tokens) -> Check {
                 "WECHAT_APPID {appid} and WECHAT_SECRET got an access token (cgi-bin/stable_token)"
             ),
         ),
-        Err(Error::IpNotWhitelisted { ip, errcode, .. }) => Check::fail(
+        Err(Error::WeChat(ApiError {
+            kind: ApiErrorKind::IpNotWhitelisted { ip },
+            errcode,
+            ..
+        })) => Check::fail(
             NAME,
             format!(
                 "WeChat refused the token call from IP {ip} (errcode {errcode}: invalid ip, not in \
@@ -114,7 +120,11 @@ async fn check_credentials(settings: &Settings, tokens: &Tokens) -> Check {
                  behind NAT this is the egress IP of every server that fetches tokens"
             ),
         ),
-        Err(Error::InvalidAppSecret { errcode, .. }) => Check::fail(
+        Err(Error::WeChat(ApiError {
+            kind: ApiErrorKind::InvalidAppSecret,
+            errcode,
+            ..
+        })) => Check::fail(
             NAME,
             format!(
                 "WeChat rejected WECHAT_SECRET for {appid} (errcode {errcode}: invalid appsecret)"
@@ -122,7 +132,10 @@ async fn check_credentials(settings: &Settings, tokens: &Tokens) -> Check {
             "Copy the AppSecret again from the Official Accounts Platform: 设置与开发 → 基本配置 → \
              AppSecret (it changes when it is reset; the app and this check must use the current one)",
         ),
-        Err(Error::InvalidAppId { .. }) => Check::fail(
+        Err(Error::WeChat(ApiError {
+            kind: ApiErrorKind::InvalidAppId,
+            ..
+        })) => Check::fail(
             NAME,
             format!("WeChat does not know WECHAT_APPID={appid} (errcode 40013: invalid appid)"),
             "Copy the AppID (wx…) from the Official Accounts Platform: 设置与开发 → 基本配置 (an \
@@ -142,12 +155,22 @@ async fn check_jsapi_ticket(tokens: &Tokens) -> Check {
     const NAME: &str = "jsapi_ticket";
     match tokens.jsapi_ticket().await {
         Ok(_) => Check::ok(NAME, "cgi-bin/ticket/getticket gave a jsapi_ticket"),
-        Err(e @ Error::ScopeUnauthorized { .. }) => Check::fail(
+        Err(
+            e @ Error::WeChat(ApiError {
+                kind: ApiErrorKind::ScopeUnauthorized,
+                ..
+            }),
+        ) => Check::fail(
             NAME,
             e,
             "The account may not use the JS-SDK: it needs a verified account (or a test account)",
         ),
-        Err(e @ Error::QuotaExceeded { .. }) => Check::fail(
+        Err(
+            e @ Error::WeChat(ApiError {
+                kind: ApiErrorKind::QuotaExceeded,
+                ..
+            }),
+        ) => Check::fail(
             NAME,
             e,
             "The ticket's daily quota is used up: share one ticket between the app's instances \

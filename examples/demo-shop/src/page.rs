@@ -8,7 +8,6 @@
 //! Stable element ids (tests and people's own scripts rely on them): `nickname`, `avatar`,
 //! `pay`, `order-status`, plus `openid`, `order-no` and `jssdk-status`.
 
-use wechat_core::adapter::escape_html;
 use wechat_core::session::SessionUser;
 
 use crate::store::{PRODUCT_DESCRIPTION, PRODUCT_PRICE_FEN};
@@ -167,6 +166,26 @@ fn fill(template: &str, value: impl Fn(&str) -> Option<String>) -> String {
         }
     }
     out.push_str(rest);
+    out
+}
+
+/// Escapes text for HTML element content and quoted attribute values: what WeChat returned (a
+/// nickname, an avatar URL) goes into the page as text, never as markup.
+fn escape_html(text: &str) -> String {
+    const ENTITIES: [(char, &str); 5] = [
+        ('&', "&amp;"),
+        ('<', "&lt;"),
+        ('>', "&gt;"),
+        ('"', "&quot;"),
+        ('\'', "&#39;"),
+    ];
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match ENTITIES.iter().find(|(special, _)| *special == c) {
+            Some((_, entity)) => out.push_str(entity),
+            None => out.push(c),
+        }
+    }
     out
 }
 

@@ -12,12 +12,12 @@ use super::LoginConfig;
 use super::request::{CallbackQuery, is_page_load, query_param};
 use crate::oauth::{OAuthClient, Scope, encode_component};
 use crate::response::{
-    base_response, error_id, html_form_page, html_page, method_not_allowed, redirect,
+    Audience, base_response, error_answer, html_form_page, html_page, method_not_allowed, redirect,
 };
 use crate::session::{
     OAuthState, Profile, SessionUser, cookie_values, safe_return_path, set_cookie_value,
 };
-use crate::{Error, Result};
+use crate::{ApiError, ApiErrorKind, Error, Result};
 
 /// How many logins may be pending at once in one browser (e.g. two tabs).
 const MAX_PENDING_NONCES: usize = 4;
@@ -456,16 +456,12 @@ impl LoginFlow {
     /// error id for the user; the details (WeChat's message, an IP to whitelist) go to the log
     /// under that id.
     fn error_page(&self, status: StatusCode, error: &Error) -> Response<Bytes> {
-        let id = error_id();
-        tracing::warn!(error_id = %id, error = %error, "WeChat login failed");
-        html_page(
-            status,
-            "WeChat login failed",
-            &format!(
-                "WeChat login could not be completed. Please try again in a moment. \
-                 (Error id {id}: the site's log has the details.)"
-            ),
-            Some((&self.login_url("/"), "Try again")),
+        error_answer(
+            error,
+            Audience::LoginPage {
+                status,
+                retry: &self.login_url("/"),
+            },
         )
     }
 
@@ -554,7 +550,12 @@ impl LoginFlow {
         };
         let token = match self.inner.client.exchange_code(code).await {
             Ok(token) => token,
-            Err(e @ (Error::CodeAlreadyUsed { .. } | Error::InvalidCode { .. })) => {
+            Err(
+                e @ Error::WeChat(ApiError {
+                    kind: ApiErrorKind::CodeAlreadyUsed | ApiErrorKind::InvalidCode,
+                    ..
+                }),
+            ) => {
                 if state.is_retry() {
                     tracing::warn!(error = %e, "OAuth code refused again after a restart; not retrying");
                     return (

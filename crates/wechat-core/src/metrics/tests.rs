@@ -13,6 +13,7 @@ use crate::pay::v2::{self, PayFields, SignType, sign_pay_fields};
 use crate::routes::PayRoutes;
 use crate::testing::{self, MemoryOrders, TEST_API_KEY};
 use crate::token::Tokens;
+use crate::{ApiError, ApiErrorKind};
 use crate::{BaseUrls, Config, PayApiKey, TokenEndpoint, build_http_client};
 
 const APPID: &str = "wxlocked0000000001";
@@ -109,7 +110,14 @@ fn a_refused_token_call_counts_its_errcode() {
             .unwrap();
         let err = tokens.access_token().await.unwrap_err();
         assert!(
-            matches!(err, crate::Error::IpNotWhitelisted { errcode: 40164, .. }),
+            matches!(
+                err,
+                crate::Error::WeChat(ApiError {
+                    kind: ApiErrorKind::IpNotWhitelisted { .. },
+                    errcode: 40164,
+                    ..
+                })
+            ),
             "{err:?}"
         );
         // During the failure backoff the error is replayed, not asked again.
@@ -261,10 +269,11 @@ fn pay_codes_are_bounded_labels() {
     assert_eq!(pay_code(""), "other");
     assert_eq!(pay_code("签名错误"), "other");
     assert_eq!(pay_code("order T1 for oBuyer"), "other");
-    let busy: crate::Result<()> = Err(crate::Error::SystemBusy {
-        endpoint: "/cgi-bin/ticket/getticket",
-        rid: None,
-    });
+    let busy: crate::Result<()> = Err(crate::Error::from_errcode(
+        "/cgi-bin/ticket/getticket",
+        -1,
+        "test",
+    ));
     assert_eq!(outcome_of(&busy), "-1");
     let api: crate::Result<()> = Err(crate::Error::from_errcode(
         "/cgi-bin/token",

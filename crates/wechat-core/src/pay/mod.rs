@@ -10,24 +10,41 @@
 //!   who have v2 credentials.
 //! - [`v3`]: API v3, JSON signed with RSA, what merchants who sign up today get: the client
 //!   ([`v3::PayClient`]: prepay, query, close, refund, refund query), notifications, the WeChat
-//!   Pay public key and platform certificates (the payment routes serve v2 for now).
+//!   Pay public key and platform certificates.
+//!
+//! The payment routes serve either version: [`routes::PayRoutes::new`](crate::routes::PayRoutes::new)
+//! takes a v3 or a v2 client. Both versions answer notifications with one
+//! [`NotificationReply`], written for the merchant's [`ApiVersion`].
 //!
 //! ```
-//! use wechat_core::BaseUrls;
-//! use wechat_core::pay::v2::{PayConfig, SignType};
+//! use wechat_core::pay::v3::{MerchantKey, PayClient, PayConfig, WechatPayPublicKey};
 //!
-//! let pay = PayConfig::builder(
+//! // The merchant's private key (apiclient_key.pem) and its certificate's serial number, and the
+//! // WeChat Pay public key with its id, as the merchant platform hands them out.
+//! let key = MerchantKey::from_pem(
+//!     &std::fs::read("tests/vectors/v3/rsa_test_private_key.pem")?,
+//!     "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",
+//! )?;
+//! let wechat_pay = WechatPayPublicKey::from_pem(
+//!     "PUB_KEY_ID_0119000001092025120100000001",
+//!     &std::fs::read("tests/vectors/v3/rsa_test_public_key.pem")?,
+//! )?;
+//! let config = PayConfig::builder(
 //!     "1900000109",
 //!     "wx1234567890abcdef",
-//!     "192006250b4c09247ec02edce69f6a2d",
+//!     key,
+//!     "0123456789abcdefghijABCDEFGHIJ01", // the APIv3 key
 //!     "https://shop.example.com/wechat/pay/notify",
 //! )
-//! .sign_type(SignType::HmacSha256)
-//! .base_urls(&BaseUrls::all("http://127.0.0.1:9000"))
+//! .wechat_pay_public_key(wechat_pay)
 //! .build()?;
-//! assert_eq!(pay.mch_id().as_str(), "1900000109");
-//! # Ok::<(), wechat_core::ConfigError>(())
+//! let pay = PayClient::new(config)?;
+//! assert_eq!(pay.config().mch_id().as_str(), "1900000109");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod reply;
 pub mod v2;
 pub mod v3;
+
+pub use reply::{ApiVersion, NotificationReply};

@@ -54,10 +54,10 @@ pub use super::limits::OrderLimits;
 use super::limits::{Guards, ItemKey, Placed};
 use crate::metrics::Delivery;
 use crate::pay::v2::order::validate_out_trade_no;
-use crate::pay::v2::{OrderRef, PayErrorCode, TradeState};
-use crate::pay::v3::PayApiErrorCode;
+use crate::pay::v2::{OrderRef, TradeState};
+use crate::pay::{ApiVersion, NotificationReply};
 use crate::pay::{v2, v3};
-use crate::response::{json, json_error, opaque_json_error};
+use crate::response::{Audience, error_answer, json, json_error};
 use crate::{AppId, Error, OpenId, OutRefundNo, OutTradeNo, TransactionId};
 
 pub use crate::pay::v3::RefundStatus;
@@ -272,9 +272,14 @@ pub enum PayApi {
 impl PayApi {
     /// `"v2"` or `"v3"`.
     pub fn version(&self) -> &'static str {
+        self.api_version().as_str()
+    }
+
+    /// The API version of the client.
+    pub fn api_version(&self) -> ApiVersion {
         match self {
-            Self::V2(_) => "v2",
-            Self::V3(_) => "v3",
+            Self::V2(_) => ApiVersion::V2,
+            Self::V3(_) => ApiVersion::V3,
         }
     }
 }
@@ -731,10 +736,7 @@ impl PayRoutes {
             "unknown",
             crate::metrics::NotificationOutcome::Refused(reason),
         );
-        match &self.client {
-            PayApi::V2(_) => v2::NotificationReply::fail(status, message).into_response(),
-            PayApi::V3(_) => v3::NotificationReply::fail(status, message).into_response(),
-        }
+        NotificationReply::fail(self.client.api_version(), status, message).into_response()
     }
 
     /// `GET …/pay/orders/{out_trade_no}` by `viewer`: `{"out_trade_no", "status", "total_fee"}`
@@ -894,38 +896,7 @@ fn check_amount(record: &OrderRecord, payment: &Payment) -> Result<(), ShopError
 /// The answer to a prepay that failed: a short message and an error id for the buyer, the
 /// details (WeChat's message, the request id) in the log under that id.
 fn prepay_error(error: &Error) -> http::Response<Bytes> {
-    let (status, message) = match error {
-        Error::Pay {
-            code: PayErrorCode::OrderPaid | PayErrorCode::OrderClosed | PayErrorCode::OutTradeNoUsed,
-            ..
-        } => (
-            http::StatusCode::CONFLICT,
-            "this order can no longer be paid (it is paid or closed): start a new one",
-        ),
-        Error::PayApi(e)
-            if matches!(
-                e.code,
-                PayApiErrorCode::OrderClosed | PayApiErrorCode::OutTradeNoUsed
-            ) =>
-        {
-            (
-                http::StatusCode::CONFLICT,
-                "this order can no longer be paid (it is paid or closed): start a new one",
-            )
-        }
-        Error::InvalidPayRequest(_) | Error::Config(_) => {
-            tracing::error!(error = %error, "the order backend produced an order WeChat would refuse");
-            (
-                http::StatusCode::INTERNAL_SERVER_ERROR,
-                "the shop could not create this order",
-            )
-        }
-        _ => (
-            http::StatusCode::BAD_GATEWAY,
-            "WeChat Pay could not create the order right now; try again in a moment",
-        ),
-    };
-    opaque_json_error(status, message, "prepay", error)
+    error_answer(error, Audience::OrderScript)
 }
 
 #[cfg(test)]

@@ -6,16 +6,16 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Response, StatusCode};
 
+use crate::ConfigError;
 #[cfg(feature = "pay")]
 use crate::OpenId;
 use crate::jssdk::jssdk_page_url;
-use crate::response::{json, json_error, opaque_json_error};
+use crate::response::{Audience, error_answer, json, json_error};
 #[cfg(feature = "pay")]
 use crate::routes::PayRoutes;
 #[cfg(feature = "pay")]
 use crate::session::SessionUser;
 use crate::token::Tokens;
-use crate::{ConfigError, Error};
 
 /// A JS-SDK domain: a host and, when not the scheme's default, a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -428,15 +428,7 @@ impl WeChatRoutes {
             .collect();
         match self.inner.tokens.jssdk_config(&signed, &apis, &tags).await {
             Ok(config) => json(StatusCode::OK, &config),
-            Err(e @ Error::InvalidPageUrl(_)) => {
-                json_error(StatusCode::BAD_REQUEST, &e.to_string())
-            }
-            Err(e) => opaque_json_error(
-                StatusCode::BAD_GATEWAY,
-                "WeChat could not sign this page right now; try again in a moment",
-                "JS-SDK config",
-                &e,
-            ),
+            Err(e) => error_answer(&e, Audience::JssdkScript),
         }
     }
 }

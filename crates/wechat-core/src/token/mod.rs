@@ -184,9 +184,9 @@ impl Tokens {
     ///
     /// # Errors
     /// The fetch's error when no valid token is cached and fetching fails, e.g.
-    /// [`Error::IpNotWhitelisted`](crate::Error::IpNotWhitelisted) (names the IP to whitelist),
-    /// [`Error::InvalidAppSecret`](crate::Error::InvalidAppSecret),
-    /// [`Error::QuotaExceeded { .. }`](crate::Error::QuotaExceeded { .. }). After a failure, callers get the same
+    /// [`ApiErrorKind::IpNotWhitelisted`](crate::ApiErrorKind::IpNotWhitelisted) (names the IP to whitelist),
+    /// [`ApiErrorKind::InvalidAppSecret`](crate::ApiErrorKind::InvalidAppSecret),
+    /// [`ApiErrorKind::QuotaExceeded`](crate::ApiErrorKind::QuotaExceeded). After a failure, callers get the same
     /// error for a few seconds without a new request (transport failures as
     /// [`Error::TokenUnavailable`](crate::Error::TokenUnavailable)).
     /// In [read-only mode](TokensBuilder::read_only),
@@ -234,7 +234,7 @@ impl Tokens {
     ///
     /// # Errors
     /// The error of getting a token, or of the last run of `call` (a second rejection comes back
-    /// as [`Error::AccessTokenInvalid`](crate::Error::AccessTokenInvalid)).
+    /// as [`ApiErrorKind::AccessTokenInvalid`](crate::ApiErrorKind::AccessTokenInvalid)).
     pub async fn call_with_token<T, F, Fut>(&self, call: F) -> Result<T>
     where
         F: FnMut(AccessToken) -> Fut,

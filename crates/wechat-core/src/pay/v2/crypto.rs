@@ -5,7 +5,9 @@
 //! decrypted refund notification must still be matched against the merchant's own refund.
 
 use aes::Aes256;
-use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyInit, block_padding::Pkcs7};
+#[cfg(any(test, feature = "testing"))]
+use aes::cipher::BlockEncryptMut;
+use aes::cipher::{BlockDecryptMut, KeyInit, block_padding::Pkcs7};
 use base64::Engine as _;
 use md5::{Digest, Md5};
 
@@ -33,6 +35,7 @@ fn aes256_ecb_decrypt(key: &[u8; 32], ciphertext: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// AES-256-ECB encryption with PKCS#7 padding.
+#[cfg(any(test, feature = "testing"))]
 fn aes256_ecb_encrypt(key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
     ecb::Encryptor::<Aes256>::new(key.into()).encrypt_padded_vec_mut::<Pkcs7>(plaintext)
 }
@@ -52,8 +55,9 @@ pub fn decrypt_refund_req_info(req_info: &str, api_key: &PayApiKey) -> Result<Ve
 }
 
 /// Encrypts `req_info` as WeChat does (for tests and simulators that send refund
-/// notifications).
-pub fn encrypt_refund_req_info(plaintext: &[u8], api_key: &PayApiKey) -> String {
+/// notifications): [`crate::testing::encrypt_refund_req_info`].
+#[cfg(any(test, feature = "testing"))]
+pub(crate) fn encrypt_refund_req_info(plaintext: &[u8], api_key: &PayApiKey) -> String {
     base64::engine::general_purpose::STANDARD
         .encode(aes256_ecb_encrypt(&req_info_key(api_key), plaintext))
 }

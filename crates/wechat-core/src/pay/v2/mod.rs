@@ -31,12 +31,14 @@ pub use crate::error::PayErrorCode;
 pub use client::{PayClient, PayRequest, check_pay_reply};
 pub(crate) use config::check_url;
 pub use config::{ClientCertificate, PayConfig, PayConfigBuilder};
-pub use crypto::{decrypt_refund_req_info, encrypt_refund_req_info};
+pub use crypto::decrypt_refund_req_info;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) use crypto::encrypt_refund_req_info;
 pub(crate) use notify::handle_payment;
 pub use notify::{
-    NOTIFICATION_SUCCESS_XML, NotificationReply, PaymentNotification, RefundNotification,
-    handle_payment_notification, handle_refund_notification, notification_fail_xml,
-    verify_payment_notification, verify_refund_notification,
+    NOTIFICATION_SUCCESS_XML, PaymentNotification, RefundNotification, handle_payment_notification,
+    handle_refund_notification, notification_fail_xml, verify_payment_notification,
+    verify_refund_notification,
 };
 pub use order::{
     BrandWcPayParams, JsapiOrder, OrderQueryResponse, OrderRef, TradeState, UnifiedOrderResponse,

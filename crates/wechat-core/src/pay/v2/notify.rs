@@ -36,6 +36,7 @@ use super::{
 };
 use crate::metrics::{Delivery, NotificationOutcome, refusal_reason};
 use crate::pay::v2::PayErrorCode;
+use crate::pay::{ApiVersion, NotificationReply};
 use crate::{AppId, Error, MchId, OpenId, OutRefundNo, OutTradeNo, Result, TransactionId};
 
 const PAYMENT: &str = "payment notification";
@@ -389,69 +390,6 @@ pub fn verify_refund_notification(config: &PayConfig, body: &[u8]) -> Result<Ref
     })
 }
 
-/// What to answer WeChat: an HTTP status and the SUCCESS or FAIL XML.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotificationReply {
-    /// 200 for SUCCESS; 400 for a refused notification, 413 for an oversized one, 500 when the
-    /// handler failed. WeChat re-sends after any FAIL or non-200.
-    pub status: http::StatusCode,
-    /// The XML body.
-    pub body: String,
-}
-
-impl NotificationReply {
-    /// `200` with [`NOTIFICATION_SUCCESS_XML`].
-    pub fn success() -> Self {
-        Self {
-            status: http::StatusCode::OK,
-            body: NOTIFICATION_SUCCESS_XML.to_owned(),
-        }
-    }
-
-    /// A FAIL reply with a short public message (never internal details).
-    pub fn fail(status: http::StatusCode, message: &str) -> Self {
-        Self {
-            status,
-            body: notification_fail_xml(message),
-        }
-    }
-
-    /// 413 FAIL for a body over [`MAX_NOTIFICATION_BODY`]; adapters that stop reading at the
-    /// limit answer this.
-    pub fn too_large() -> Self {
-        Self::fail(http::StatusCode::PAYLOAD_TOO_LARGE, "body too large")
-    }
-
-    /// The FAIL reply for a notification that could not be verified.
-    pub(crate) fn refused(error: &Error) -> Self {
-        match error {
-            Error::BadSignature(_) => {
-                Self::fail(http::StatusCode::BAD_REQUEST, "invalid signature")
-            }
-            Error::NotificationMismatch(_) => {
-                Self::fail(http::StatusCode::BAD_REQUEST, "not for this merchant")
-            }
-            _ => Self::fail(http::StatusCode::BAD_REQUEST, "invalid notification"),
-        }
-    }
-
-    /// Whether this acknowledges the notification.
-    pub fn is_success(&self) -> bool {
-        self.status == http::StatusCode::OK && self.body == NOTIFICATION_SUCCESS_XML
-    }
-
-    /// An `http::Response` with `Content-Type: text/xml; charset=utf-8`.
-    pub fn into_response(self) -> http::Response<bytes::Bytes> {
-        let mut response = http::Response::new(bytes::Bytes::from(self.body));
-        *response.status_mut() = self.status;
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("text/xml; charset=utf-8"),
-        );
-        response
-    }
-}
-
 /// Verifies a payment notification, hands it to `handler`, and says what to answer WeChat.
 ///
 /// - Not verifiable (forged, altered, another merchant, malformed, too large): the handler is
@@ -512,7 +450,7 @@ where
             "payment notification refused: body too large"
         );
         return (
-            NotificationReply::too_large(),
+            NotificationReply::too_large(ApiVersion::V2),
             NotificationOutcome::Refused("too_large"),
         );
     }
@@ -520,11 +458,12 @@ where
         Ok(notification) => {
             let out_trade_no = notification.out_trade_no.clone();
             match handler(notification).await {
-                Ok(delivery) => (NotificationReply::success(), delivery.into()),
+                Ok(delivery) => (NotificationReply::success(ApiVersion::V2), delivery.into()),
                 Err(e) => {
                     tracing::error!(out_trade_no = %out_trade_no, error = %e, "payment notification handler failed; WeChat will re-send");
                     (
                         NotificationReply::fail(
+                            ApiVersion::V2,
                             http::StatusCode::INTERNAL_SERVER_ERROR,
                             "not processed",
                         ),
@@ -537,12 +476,15 @@ where
             code, description, ..
         }) => {
             tracing::info!(err_code = %code, description = %description, "verified payment notification reports a failed payment");
-            (NotificationReply::success(), NotificationOutcome::Unpaid)
+            (
+                NotificationReply::success(ApiVersion::V2),
+                NotificationOutcome::Unpaid,
+            )
         }
         Err(e) => {
             tracing::warn!(error = %e, "payment notification refused");
             (
-                NotificationReply::refused(&e),
+                NotificationReply::refused(ApiVersion::V2, &e),
                 NotificationOutcome::Refused(refusal_reason(&e)),
             )
         }
@@ -667,13 +609,13 @@ where
             "refund notification refused: body too large"
         );
         return (
-            NotificationReply::too_large(),
+            NotificationReply::too_large(ApiVersion::V2),
             NotificationOutcome::Refused("too_large"),
         );
     }
     let refused = |e: &Error| {
         (
-            NotificationReply::refused(e),
+            NotificationReply::refused(ApiVersion::V2, e),
             NotificationOutcome::Refused(refusal_reason(e)),
         )
     };
@@ -696,6 +638,7 @@ where
                 tracing::warn!(out_refund_no = %out_refund_no, error = %e, "refund notification not confirmed (refundquery failed); WeChat will re-send");
                 return (
                     NotificationReply::fail(
+                        ApiVersion::V2,
                         http::StatusCode::INTERNAL_SERVER_ERROR,
                         "not confirmed",
                     ),
@@ -705,11 +648,18 @@ where
         }
     }
     match handler(notification).await {
-        Ok(()) => (NotificationReply::success(), NotificationOutcome::Accepted),
+        Ok(()) => (
+            NotificationReply::success(ApiVersion::V2),
+            NotificationOutcome::Accepted,
+        ),
         Err(e) => {
             tracing::error!(out_refund_no = %out_refund_no, error = %e, "refund notification handler failed; WeChat will re-send");
             (
-                NotificationReply::fail(http::StatusCode::INTERNAL_SERVER_ERROR, "not processed"),
+                NotificationReply::fail(
+                    ApiVersion::V2,
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "not processed",
+                ),
                 NotificationOutcome::Refused("backend_error"),
             )
         }
@@ -724,6 +674,10 @@ mod tests {
     use crate::pay::v2::PayConfigBuilder;
 
     use crate::testing::TEST_API_KEY as KEY;
+
+    fn body(reply: &NotificationReply) -> &str {
+        std::str::from_utf8(reply.body()).unwrap()
+    }
 
     fn builder() -> PayConfigBuilder {
         crate::testing::pay_config(
@@ -922,18 +876,18 @@ mod tests {
         })
         .await;
         assert!(reply.is_success());
-        assert_eq!(reply.body, NOTIFICATION_SUCCESS_XML);
+        assert_eq!(reply.body(), NOTIFICATION_SUCCESS_XML.as_bytes());
 
         let reply = handle_payment_notification(&config(), &good, |_| async {
             Err::<(), _>("database down")
         })
         .await;
         assert!(!reply.is_success());
-        assert_eq!(reply.status, http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(reply.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
         assert!(
-            reply.body.contains("FAIL") && !reply.body.contains("database"),
+            body(&reply).contains("FAIL") && !body(&reply).contains("database"),
             "{}",
-            reply.body
+            body(&reply)
         );
 
         let altered = String::from_utf8(good.clone())
@@ -946,15 +900,15 @@ mod tests {
         })
         .await;
         assert!(!called);
-        assert_eq!(reply.status, http::StatusCode::BAD_REQUEST);
-        assert!(reply.body.contains("FAIL"));
+        assert_eq!(reply.status(), http::StatusCode::BAD_REQUEST);
+        assert!(body(&reply).contains("FAIL"));
 
         let big = vec![b'x'; 1 << 20];
         let reply =
             handle_payment_notification(&config(), &big, |_| async { Ok::<(), String>(()) }).await;
-        assert_eq!(reply.status, http::StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(reply.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
 
-        let response = NotificationReply::success().into_response();
+        let response = NotificationReply::success(ApiVersion::V2).into_response();
         assert_eq!(
             response.headers()[http::header::CONTENT_TYPE],
             "text/xml; charset=utf-8"

@@ -42,7 +42,8 @@ fn nonce_of(nonce: &str) -> Result<Nonce> {
 ///
 /// ```
 /// use wechat_core::ApiV3Key;
-/// use wechat_core::pay::v3::{decrypt_resource, encrypt_resource};
+/// use wechat_core::pay::v3::decrypt_resource;
+/// use wechat_core::testing::encrypt_resource; // as WeChat Pay encrypts it
 ///
 /// let key = ApiV3Key::new("a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb");
 /// let sealed = encrypt_resource(&key, "uluk4a9R25RW", "transaction", br#"{"trade_state":"SUCCESS"}"#)?;
@@ -84,11 +85,12 @@ pub fn decrypt_resource(
 }
 
 /// Encrypts `plaintext` as WeChat Pay does (base64 of ciphertext ‖ tag): for tests and
-/// simulators that produce notifications.
+/// simulators that produce notifications ([`crate::testing::encrypt_resource`]).
 ///
 /// # Errors
 /// As [`decrypt_resource`], for the key and the nonce.
-pub fn encrypt_resource(
+#[cfg(any(test, feature = "testing"))]
+pub(crate) fn encrypt_resource(
     api_v3_key: &ApiV3Key,
     nonce: &str,
     associated_data: &str,

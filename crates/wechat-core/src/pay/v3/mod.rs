@@ -48,12 +48,14 @@ mod sign;
 
 pub use crate::error::{PayApiError, PayApiErrorCode};
 pub use crate::pay::v2::{BrandWcPayParams, MAX_NOTIFICATION_BODY, OrderRef, TradeState};
-pub use aead::{RESOURCE_ALGORITHM, decrypt_resource, encrypt_resource};
+#[cfg(any(test, feature = "testing"))]
+pub(crate) use aead::encrypt_resource;
+pub use aead::{RESOURCE_ALGORITHM, decrypt_resource};
 pub use client::{PayClient, RETRY_ATTEMPTS};
 pub use config::{DEFAULT_CERTIFICATE_REFRESH, PayConfig, PayConfigBuilder};
 pub use keys::{MerchantKey, PlatformCertificate, WechatPayKeys, WechatPayPublicKey};
 pub use notify::{
-    NotificationReply, PaymentNotification, RefundNotice, RefundNoticeAmount, RefundNotification,
+    PaymentNotification, RefundNotice, RefundNoticeAmount, RefundNotification,
     verify_payment_notification, verify_refund_notification,
 };
 pub use order::{JsapiOrder, PrepayResponse, Transaction, TransactionAmount, TransactionPayer};

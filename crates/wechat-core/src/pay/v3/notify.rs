@@ -14,6 +14,7 @@ use super::{
 };
 use crate::metrics::{Delivery, NotificationOutcome, refusal_reason};
 use crate::pay::v2::{MAX_NOTIFICATION_BODY, TradeState};
+use crate::pay::{ApiVersion, NotificationReply};
 use crate::{AppId, Error, MchId, OpenId, OutRefundNo, OutTradeNo, Result, TransactionId};
 
 /// A verified payment notification (`TRANSACTION.SUCCESS`): the money was received for
@@ -309,74 +310,6 @@ fn check_merchant(config: &PayConfig, mchid: &MchId, appid: Option<&AppId>) -> R
     Ok(())
 }
 
-/// What to answer WeChat Pay: 204 once accepted; otherwise a 4xx or 5xx with
-/// `{"code":"FAIL","message":…}`, after which WeChat Pay sends the notification again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotificationReply {
-    /// 204 when accepted; 400 refused, 401 bad signature, 413 too large, 500 not processed.
-    pub status: http::StatusCode,
-    /// The JSON body of a failure; none on success.
-    pub body: Option<String>,
-}
-
-impl NotificationReply {
-    /// `204 No Content`: received and processed.
-    pub fn success() -> Self {
-        Self {
-            status: http::StatusCode::NO_CONTENT,
-            body: None,
-        }
-    }
-
-    /// A failure with a short public message (never internal details).
-    pub fn fail(status: http::StatusCode, message: &str) -> Self {
-        Self {
-            status,
-            body: Some(serde_json::json!({"code": "FAIL", "message": message}).to_string()),
-        }
-    }
-
-    /// 413 for a body over [`MAX_NOTIFICATION_BODY`]; adapters that stop reading at the limit
-    /// answer this.
-    pub fn too_large() -> Self {
-        Self::fail(http::StatusCode::PAYLOAD_TOO_LARGE, "body too large")
-    }
-
-    /// The failure for a notification that could not be verified.
-    pub(crate) fn refused(error: &Error) -> Self {
-        match error {
-            Error::BadSignature(_)
-            | Error::UnknownWechatPaySerial { .. }
-            | Error::WechatPayCertificateNotValid { .. } => {
-                Self::fail(http::StatusCode::UNAUTHORIZED, "invalid signature")
-            }
-            Error::NotificationMismatch(_) => {
-                Self::fail(http::StatusCode::BAD_REQUEST, "not for this merchant")
-            }
-            _ => Self::fail(http::StatusCode::BAD_REQUEST, "invalid notification"),
-        }
-    }
-
-    /// Whether this acknowledges the notification (any 2xx).
-    pub fn is_success(&self) -> bool {
-        self.status.is_success()
-    }
-
-    /// An `http::Response` (`Content-Type: application/json` on failures).
-    pub fn into_response(self) -> http::Response<bytes::Bytes> {
-        let json = self.body.is_some();
-        let mut response = http::Response::new(bytes::Bytes::from(self.body.unwrap_or_default()));
-        *response.status_mut() = self.status;
-        if json {
-            response.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-        }
-        response
-    }
-}
-
 impl PayClient {
     /// Verifies a payment notification with the client's current keys (downloading platform
     /// certificates again first if it names an unknown serial).
@@ -484,7 +417,7 @@ impl PayClient {
                 "payment notification refused: body too large"
             );
             return (
-                NotificationReply::too_large(),
+                NotificationReply::too_large(ApiVersion::V3),
                 NotificationOutcome::Refused("too_large"),
             );
         }
@@ -495,7 +428,10 @@ impl PayClient {
         let notification = match opened {
             Ok((_, transaction)) if transaction.trade_state != TradeState::Success => {
                 tracing::info!(out_trade_no = %transaction.out_trade_no, trade_state = %transaction.trade_state, "verified payment notification of an unpaid order: nothing to record");
-                return (NotificationReply::success(), NotificationOutcome::Unpaid);
+                return (
+                    NotificationReply::success(ApiVersion::V3),
+                    NotificationOutcome::Unpaid,
+                );
             }
             Ok((id, transaction)) => {
                 PaymentNotification::from_transaction(self.config(), id, transaction)
@@ -506,11 +442,12 @@ impl PayClient {
             Ok(notification) => {
                 let out_trade_no = notification.out_trade_no.clone();
                 match handler(notification).await {
-                    Ok(delivery) => (NotificationReply::success(), delivery.into()),
+                    Ok(delivery) => (NotificationReply::success(ApiVersion::V3), delivery.into()),
                     Err(e) => {
                         tracing::error!(out_trade_no = %out_trade_no, error = %e, "payment notification handler failed; WeChat Pay will send it again");
                         (
                             NotificationReply::fail(
+                                ApiVersion::V3,
                                 http::StatusCode::INTERNAL_SERVER_ERROR,
                                 "not processed",
                             ),
@@ -522,7 +459,7 @@ impl PayClient {
             Err(e) => {
                 tracing::warn!(error = %e, "payment notification refused");
                 (
-                    NotificationReply::refused(&e),
+                    NotificationReply::refused(ApiVersion::V3, &e),
                     NotificationOutcome::Refused(refusal_reason(&e)),
                 )
             }
@@ -551,7 +488,7 @@ impl PayClient {
                 "refund notification refused: body too large"
             );
             (
-                NotificationReply::too_large(),
+                NotificationReply::too_large(ApiVersion::V3),
                 NotificationOutcome::Refused("too_large"),
             )
         } else {
@@ -559,11 +496,15 @@ impl PayClient {
                 Ok(notification) => {
                     let out_refund_no = notification.refund.out_refund_no.clone();
                     match handler(notification).await {
-                        Ok(()) => (NotificationReply::success(), NotificationOutcome::Accepted),
+                        Ok(()) => (
+                            NotificationReply::success(ApiVersion::V3),
+                            NotificationOutcome::Accepted,
+                        ),
                         Err(e) => {
                             tracing::error!(out_refund_no = %out_refund_no, error = %e, "refund notification handler failed; WeChat Pay will send it again");
                             (
                                 NotificationReply::fail(
+                                    ApiVersion::V3,
                                     http::StatusCode::INTERNAL_SERVER_ERROR,
                                     "not processed",
                                 ),
@@ -575,7 +516,7 @@ impl PayClient {
                 Err(e) => {
                     tracing::warn!(error = %e, "refund notification refused");
                     (
-                        NotificationReply::refused(&e),
+                        NotificationReply::refused(ApiVersion::V3, &e),
                         NotificationOutcome::Refused(refusal_reason(&e)),
                     )
                 }

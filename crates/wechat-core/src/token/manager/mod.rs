@@ -912,62 +912,7 @@ fn endpoint_of(kind: &'static str) -> &'static str {
 /// [`Error::TokenUnavailable`] with their message.
 fn replay(error: &Error, kind: &'static str) -> Error {
     match error {
-        Error::IpNotWhitelisted {
-            ip,
-            errcode,
-            endpoint,
-            rid,
-        } => Error::IpNotWhitelisted {
-            ip: ip.clone(),
-            errcode: *errcode,
-            endpoint,
-            rid: rid.clone(),
-        },
-        Error::InvalidAppSecret {
-            errcode,
-            endpoint,
-            rid,
-        } => Error::InvalidAppSecret {
-            errcode: *errcode,
-            endpoint,
-            rid: rid.clone(),
-        },
-        Error::InvalidAppId { endpoint, rid } => Error::InvalidAppId {
-            endpoint,
-            rid: rid.clone(),
-        },
-        Error::AccessTokenInvalid {
-            errcode,
-            endpoint,
-            rid,
-        } => Error::AccessTokenInvalid {
-            errcode: *errcode,
-            endpoint,
-            rid: rid.clone(),
-        },
-        Error::SystemBusy { endpoint, rid } => Error::SystemBusy {
-            endpoint,
-            rid: rid.clone(),
-        },
-        Error::QuotaExceeded { endpoint, rid } => Error::QuotaExceeded {
-            endpoint,
-            rid: rid.clone(),
-        },
-        Error::ScopeUnauthorized { endpoint, rid } => Error::ScopeUnauthorized {
-            endpoint,
-            rid: rid.clone(),
-        },
-        Error::Api {
-            errcode,
-            errmsg,
-            endpoint,
-            rid,
-        } => Error::Api {
-            errcode: *errcode,
-            errmsg: errmsg.clone(),
-            endpoint,
-            rid: rid.clone(),
-        },
+        Error::WeChat(api) => Error::WeChat(api.clone()),
         Error::UnexpectedResponse { endpoint, detail } => Error::UnexpectedResponse {
             endpoint,
             detail: detail.clone(),

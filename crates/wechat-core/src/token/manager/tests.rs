@@ -6,9 +6,9 @@ use futures_util::FutureExt;
 use futures_util::future::join_all;
 
 use super::*;
-use crate::AccessToken;
 use crate::token::MemoryStore;
 use crate::token::store::LockLease;
+use crate::{AccessToken, ApiError, ApiErrorKind};
 
 /// Unix time that starts at the system's and moves with tokio's (paused) clock.
 #[derive(Debug)]
@@ -68,10 +68,11 @@ impl Fetch for Fake {
                 .push(rejected.map(str::to_owned));
             tokio::time::sleep(self.delay).await;
             if self.fail.load(Ordering::SeqCst) {
-                return Err(Error::QuotaExceeded {
-                    endpoint: "/cgi-bin/ticket/getticket",
-                    rid: None,
-                });
+                return Err(Error::from_errcode(
+                    "/cgi-bin/ticket/getticket",
+                    45009,
+                    "test",
+                ));
             }
             Ok(Fetched {
                 value: format!("T{n}"),
@@ -260,24 +261,32 @@ async fn failed_fetches_are_negative_cached() {
     fake.fail.store(true, Ordering::SeqCst);
     let manager = manager(&fake);
     let results = join_all((0..100).map(|_| manager.get())).await;
-    assert!(
-        results
-            .iter()
-            .all(|r| matches!(r, Err(Error::QuotaExceeded { .. })))
-    );
+    assert!(results.iter().all(|r| matches!(
+        r,
+        Err(Error::WeChat(ApiError {
+            kind: ApiErrorKind::QuotaExceeded,
+            ..
+        }))
+    )));
     assert_eq!(fake.calls(), 1, "one fetch for 100 callers");
     // Within the backoff: the error again, no new request.
     tokio::time::advance(Duration::from_secs(4)).await;
     assert!(matches!(
         manager.get().await,
-        Err(Error::QuotaExceeded { .. })
+        Err(Error::WeChat(ApiError {
+            kind: ApiErrorKind::QuotaExceeded,
+            ..
+        }))
     ));
     assert_eq!(fake.calls(), 1);
     // After it: one retry, which fails and doubles the backoff.
     tokio::time::advance(Duration::from_secs(2)).await;
     assert!(matches!(
         manager.get().await,
-        Err(Error::QuotaExceeded { .. })
+        Err(Error::WeChat(ApiError {
+            kind: ApiErrorKind::QuotaExceeded,
+            ..
+        }))
     ));
     assert_eq!(fake.calls(), 2);
     tokio::time::advance(Duration::from_secs(9)).await;
@@ -352,11 +361,11 @@ async fn call_with_token_retries_exactly_once_after_a_rejection() {
                 .unwrap()
                 .push(token.expose_secret().to_owned());
             if token.expose_secret() == "T1" {
-                Err(Error::AccessTokenInvalid {
-                    errcode: 40001,
-                    endpoint: "/cgi-bin/ticket/getticket",
-                    rid: None,
-                })
+                Err(Error::from_errcode(
+                    "/cgi-bin/ticket/getticket",
+                    40001,
+                    "test",
+                ))
             } else {
                 Ok(7)
             }
@@ -376,17 +385,21 @@ async fn call_with_token_retries_exactly_once_after_a_rejection() {
                 .lock()
                 .unwrap()
                 .push(token.expose_secret().to_owned());
-            Err(Error::AccessTokenInvalid {
-                errcode: 42001,
-                endpoint: "/cgi-bin/ticket/getticket",
-                rid: None,
-            })
+            Err(Error::from_errcode(
+                "/cgi-bin/ticket/getticket",
+                42001,
+                "test",
+            ))
         }
     })
     .await;
     assert!(matches!(
         result,
-        Err(Error::AccessTokenInvalid { errcode: 42001, .. })
+        Err(Error::WeChat(ApiError {
+            kind: ApiErrorKind::AccessTokenInvalid,
+            errcode: 42001,
+            ..
+        }))
     ));
     assert_eq!(*seen.lock().unwrap(), ["T2", "T3"]);
 
@@ -395,14 +408,21 @@ async fn call_with_token_retries_exactly_once_after_a_rejection() {
     let result: Result<()> = crate::token::call_with_token(&manager, |_| {
         runs.fetch_add(1, Ordering::SeqCst);
         async {
-            Err(Error::QuotaExceeded {
-                endpoint: "/cgi-bin/ticket/getticket",
-                rid: None,
-            })
+            Err(Error::from_errcode(
+                "/cgi-bin/ticket/getticket",
+                45009,
+                "test",
+            ))
         }
     })
     .await;
-    assert!(matches!(result, Err(Error::QuotaExceeded { .. })));
+    assert!(matches!(
+        result,
+        Err(Error::WeChat(ApiError {
+            kind: ApiErrorKind::QuotaExceeded,
+            ..
+        }))
+    ));
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert_eq!(fake.calls(), 3);
 }
@@ -415,11 +435,11 @@ async fn concurrent_rejections_cause_one_refresh() {
     let results = join_all((0..200).map(|_| {
         crate::token::call_with_token(&manager, |token: AccessToken| async move {
             if token.expose_secret() == "T1" {
-                Err(Error::AccessTokenInvalid {
-                    errcode: 40001,
-                    endpoint: "/cgi-bin/ticket/getticket",
-                    rid: None,
-                })
+                Err(Error::from_errcode(
+                    "/cgi-bin/ticket/getticket",
+                    40001,
+                    "test",
+                ))
             } else {
                 Ok(())
             }
@@ -779,33 +799,34 @@ async fn an_unchanged_credential_ahead_of_expiry_is_not_requested_again() {
 
 #[test]
 fn replayed_errors_keep_their_variant() {
-    let ip = Error::IpNotWhitelisted {
-        ip: "127.0.0.1".into(),
-        errcode: 40164,
-        endpoint: "/cgi-bin/token",
-        rid: Some("5fab84d2-09424a07-00bd7fe3".into()),
-    };
+    let ip = Error::from_errcode(
+        "/cgi-bin/token",
+        40164,
+        "invalid ip 127.0.0.1 ipv6 ::ffff:127.0.0.1, not in whitelist rid: 5fab84d2-09424a07-00bd7fe3",
+    );
     assert!(
-        matches!(replay(&ip, "access_token"), Error::IpNotWhitelisted { ref ip, errcode: 40164, .. } if ip == "127.0.0.1")
+        matches!(replay(&ip, "access_token"), Error::WeChat(ApiError { kind: ApiErrorKind::IpNotWhitelisted { ref ip }, errcode: 40164, .. }) if ip == "127.0.0.1")
     );
     assert!(matches!(
         replay(
-            &Error::InvalidAppSecret {
-                errcode: 40125,
-                endpoint: "/cgi-bin/ticket/getticket",
-                rid: None
-            },
+            &Error::from_errcode("/cgi-bin/ticket/getticket", 40125, "test"),
             "access_token"
         ),
-        Error::InvalidAppSecret { errcode: 40125, .. }
+        Error::WeChat(ApiError {
+            kind: ApiErrorKind::InvalidAppSecret,
+            errcode: 40125,
+            ..
+        })
     ));
-    let other = replay(
-        &Error::CodeAlreadyUsed {
-            endpoint: "/cgi-bin/ticket/getticket",
-            rid: None,
-        },
+    // Every WeChat error code is replayed as it is, with its rid.
+    let used = replay(
+        &Error::from_errcode("/cgi-bin/ticket/getticket", 40163, "used rid: 1-2-3"),
         "jsapi_ticket",
     );
+    assert_eq!(used.api_kind(), Some(&ApiErrorKind::CodeAlreadyUsed));
+    assert_eq!(used.request_id(), Some("1-2-3"));
+    // What cannot be copied becomes TokenUnavailable with its message.
+    let other = replay(&Error::InvalidPageUrl("no fragment".into()), "jsapi_ticket");
     assert!(
         matches!(
             other,
@@ -816,7 +837,7 @@ fn replayed_errors_keep_their_variant() {
         ),
         "{other:?}"
     );
-    assert!(other.to_string().contains("40163"), "{other}");
+    assert!(other.to_string().contains("no fragment"), "{other}");
 }
 
 #[tokio::test(start_paused = true)]
