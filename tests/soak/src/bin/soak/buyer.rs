@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use demo_shop::CALLBACK_PATH;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
-use wechat_benches::soak::browser::{BrowseError, Browser, ConsentForm};
-use wechat_benches::soak::rng::Rng;
-use wechat_benches::soak::world;
 use wechat_core::OutTradeNo;
 use wechat_core::pay::{v2, v3};
 use wechat_core::routes::PayApi;
+use wechat_soak::browser::{BrowseError, Browser, ConsentForm};
+use wechat_soak::rng::Rng;
+use wechat_soak::world;
 
 use crate::{Ctx, REQUEST_TIMEOUT, SESSION_COOKIE, STATUS_POLLS};
 
