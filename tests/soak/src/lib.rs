@@ -1,10 +1,9 @@
-//! The soak run's parts (the `soak` binary assembles them): a buyer's browser, the Redis child,
-//! the load balancer in front of the instances, the fault plan, the two order books and their
-//! reconciliation, and the counted log.
+//! The soak run's parts (the `soak` binary assembles them): the Redis child, the load balancer
+//! in front of the instances, the fault plan, the two order books and their reconciliation, and
+//! the counted log. The buyers' browser is the workspace's test browser (`wechat-test-support`).
 
 pub mod applog;
 pub mod balancer;
-pub mod browser;
 pub mod faults;
 pub mod ledger;
 pub mod reconcile;
