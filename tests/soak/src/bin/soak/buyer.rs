@@ -13,7 +13,7 @@ use wechat_core::pay::{v2, v3};
 use wechat_core::routes::PayApi;
 use wechat_soak::rng::Rng;
 use wechat_soak::world;
-use wechat_test_support::{Answer, BrowseError, Browser, ConsentPage, WECHAT_USER_AGENT};
+use wechat_test_support::{Answer, BrowseError, Browser, ConsentPage, Visit, WECHAT_USER_AGENT};
 
 use crate::{Ctx, REQUEST_TIMEOUT, SESSION_COOKIE, STATUS_POLLS};
 
@@ -212,12 +212,7 @@ impl Buyer {
     }
 
     async fn login_once(&self) -> Result<(), String> {
-        let page = self
-            .browser
-            .page(self.url("/").as_str())
-            .try_follow()
-            .await
-            .map_err(|e| e.to_string())?;
+        let page = self.shop_page().await.map_err(|e| e.to_string())?;
         if page.status == StatusCode::OK && page.url.path() == "/" {
             return Ok(()); // the session is still valid
         }
@@ -306,9 +301,7 @@ impl Buyer {
     /// Loads the shop page and runs its script's JS-SDK part.
     async fn page(&self) -> Result<(), Stop> {
         let page = self
-            .browser
-            .page(self.url("/").as_str())
-            .try_follow()
+            .shop_page()
             .await
             .map_err(|e| self.step_error("page", &e))?;
         if page.url.path() != "/" || page.status != StatusCode::OK {
@@ -373,6 +366,11 @@ impl Buyer {
             }
         }
         Ok(())
+    }
+
+    /// Loads the shop page (`/`), redirects followed.
+    async fn shop_page(&self) -> Result<Visit, BrowseError> {
+        self.browser.page(self.url("/").as_str()).try_follow().await
     }
 
     /// A `fetch()` from the app's page to the app itself (same origin): for a body, JSON with
