@@ -17,7 +17,7 @@ target_dir="$(cargo metadata --format-version 1 --no-deps \
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 out="$target_dir/bench-results"
 mkdir -p "$out"
-cargo build --quiet --release -p wechat-benches --bin load
+cargo build --quiet --release -p wechat-loadtest --bin load
 
 profile() {
     local name="$1" only="$2" comm="$3" middleware="$4" inner="$5"

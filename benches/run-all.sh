@@ -19,22 +19,22 @@ step() {
     echo "== $1 (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
 }
 
-cargo build --quiet --release -p wechat-benches --bins
+cargo build --quiet --release -p wechat-benches -p wechat-loadtest --bins
 
 step "criterion micro-benchmarks"
 cargo bench -p wechat-benches -- --warm-up-time 1 --measurement-time 3 2>&1 | tee "$out/criterion.txt"
 
 step "load: layer against bare axum and actix-web, JS-SDK and notify routes"
-cargo run --quiet --release -p wechat-benches --bin load 2>&1 | tee "$out/load.txt"
+cargo run --quiet --release -p wechat-loadtest --bin load 2>&1 | tee "$out/load.txt"
 
 step "load, paired mode: each layer against its bare app, side by side in alternating slices"
-cargo run --quiet --release -p wechat-benches --bin load -- --paired 2>&1 | tee "$out/load-paired.txt"
+cargo run --quiet --release -p wechat-loadtest --bin load -- --paired 2>&1 | tee "$out/load-paired.txt"
 
 step "memory of the session cookie cache and the token store"
-cargo run --quiet --release -p wechat-benches --bin cache-memory 2>&1 | tee "$out/cache-memory.txt"
+cargo run --quiet --release -p wechat-loadtest --bin cache-memory 2>&1 | tee "$out/cache-memory.txt"
 
 step "stampede: 10,000 callers on a cold and an expired token"
-cargo run --quiet --release -p wechat-benches --bin stampede 2>&1 | tee "$out/stampede.txt"
+cargo run --quiet --release -p wechat-loadtest --bin stampede 2>&1 | tee "$out/stampede.txt"
 
 step "side-by-side with wechatpy"
 bash "$here/wechatpy/compare.sh" 2>&1 | tee "$out/wechatpy.txt"

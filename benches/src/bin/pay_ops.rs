@@ -163,20 +163,19 @@ fn ops() -> Vec<(&'static str, Op)> {
         ),
         (
             "axum_router_bare",
-            axum_op(wechat_benches::servers::axum_bare(), &header),
+            axum_op(wechat_benches::apps::axum_bare(), &header),
         ),
         (
             "axum_router_noop_layer",
             axum_op(
-                wechat_benches::servers::axum_bare()
-                    .layer(tower::layer::layer_fn(|service| service)),
+                wechat_benches::apps::axum_bare().layer(tower::layer::layer_fn(|service| service)),
                 &header,
             ),
         ),
         (
             "axum_router_layer",
             axum_op(
-                wechat_benches::servers::axum_layer(
+                wechat_benches::apps::axum_layer(
                     fixtures::login_flow("http://127.0.0.1:9").expect("constant configuration"),
                 ),
                 &header,
@@ -189,7 +188,7 @@ fn ops() -> Vec<(&'static str, Op)> {
                     &wechat_tower::WeChatLayer::new(
                         fixtures::login_flow("http://127.0.0.1:9").expect("constant configuration"),
                     ),
-                    wechat_benches::servers::axum_bare(),
+                    wechat_benches::apps::axum_bare(),
                 ),
                 &header,
             ),
@@ -378,7 +377,7 @@ macro_rules! actix_call {
 fn actix_op(middleware: bool, cookie_header: &str) -> Op {
     use actix_web::{App, test, web};
     let runner = actix_web::rt::System::new();
-    let hello = web::get().to(wechat_benches::servers::actix_hello);
+    let hello = web::get().to(wechat_benches::apps::actix_hello);
     if middleware {
         let flow = fixtures::login_flow("http://127.0.0.1:9").expect("constant configuration");
         let app = runner.block_on(test::init_service(

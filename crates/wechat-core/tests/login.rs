@@ -1,15 +1,17 @@
 //! The login flow (`LoginFlow::decide` / `handle_callback`) end to end against wechat-sim on
-//! 127.0.0.1, with a small cookie-keeping "browser" standing in for the adapters.
+//! 127.0.0.1, with the workspace's test browser (WeChat's in-app one) whose requests to the app
+//! are handed to the flow in-process, standing in for the adapters.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Response, StatusCode, header};
+use http::{Method, Response, StatusCode, header};
 use wechat_core::login::{Decision, LoginConfig, LoginFlow};
 use wechat_core::oauth::{OAuthClient, Scope};
 use wechat_core::session::{SessionKeys, SessionUser};
 use wechat_core::{BaseUrls, Config, OpenId, build_http_client};
 use wechat_sim::{RunningSim, Simulator, fixtures};
+use wechat_test_support::Browser;
 
 const APPID: &str = fixtures::APPID;
 const SECRET: &str = fixtures::SECRET;
@@ -44,108 +46,33 @@ async fn start() -> RunningSim {
         .unwrap()
 }
 
-/// A browser: a cookie jar for the app (name, value, path) and an HTTP client for the sim.
-struct Browser {
-    jar: Vec<(String, String, String)>,
-    http: reqwest::Client,
+/// The app's URL of `uri` (a path, or a URL of the app already).
+fn app_url(uri: &str) -> String {
+    if uri.starts_with(PUBLIC) {
+        uri.to_owned()
+    } else {
+        format!("{PUBLIC}{uri}")
+    }
 }
 
-impl Browser {
-    fn new() -> Self {
-        Self {
-            jar: Vec::new(),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
-        }
-    }
+/// What the adapters do with a page load (a link on the shop's own pages): decide, and run the
+/// callback when told to; the browser keeps the answer's cookies.
+async fn visit(browser: &Browser, flow: &LoginFlow, uri: &str) -> Visit {
+    let url = app_url(uri);
+    let parts = browser.page(&url).site("same-origin").into_parts();
+    let visit = match flow.decide(&parts) {
+        Decision::Proceed(p) => return Visit::Page(p.into_session_user()),
+        Decision::Respond(response) => response,
+        Decision::Callback => flow.handle_callback(&parts).await,
+    };
+    browser.keep_cookies(&url, visit.headers());
+    Visit::Response(visit)
+}
 
-    /// Keeps the cookies of an app response, honouring `Path` and `Max-Age=0`.
-    fn store(&mut self, response: &Response<Bytes>) {
-        for value in response.headers().get_all(header::SET_COOKIE) {
-            let text = value.to_str().unwrap();
-            let mut attrs = text.split(';').map(str::trim);
-            let (name, value) = attrs.next().unwrap().split_once('=').unwrap();
-            let mut path = "/".to_owned();
-            let mut remove = false;
-            for attr in attrs {
-                if let Some(p) = attr.strip_prefix("Path=") {
-                    path = p.to_owned();
-                }
-                if attr == "Max-Age=0" {
-                    remove = true;
-                }
-            }
-            self.jar.retain(|(n, _, p)| !(n == name && *p == path));
-            if !remove {
-                self.jar.push((name.to_owned(), value.to_owned(), path));
-            }
-        }
-    }
-
-    fn cookie(&self, name: &str) -> Option<&str> {
-        self.jar
-            .iter()
-            .find(|(n, _, _)| n == name)
-            .map(|(_, v, _)| v.as_str())
-    }
-
-    /// An app request as the browser sends it (a page load when `page` is set).
-    fn request(&self, method: &str, uri: &str, page: bool) -> http::request::Parts {
-        let path = uri.strip_prefix(PUBLIC).unwrap_or(uri);
-        let cookies: Vec<String> = self
-            .jar
-            .iter()
-            .filter(|(_, _, p)| path.starts_with(p.as_str()))
-            .map(|(n, v, _)| format!("{n}={v}"))
-            .collect();
-        let mut builder = http::Request::builder().method(method).uri(path);
-        if page {
-            builder = builder
-                .header(header::ACCEPT, "text/html,application/xhtml+xml,*/*;q=0.8")
-                .header("sec-fetch-mode", "navigate")
-                // Links followed on the shop's own pages.
-                .header("sec-fetch-site", "same-origin");
-        }
-        if !cookies.is_empty() {
-            builder = builder.header(header::COOKIE, cookies.join("; "));
-        }
-        builder.body(()).unwrap().into_parts().0
-    }
-
-    /// What the adapters do: decide, and run the callback when told to.
-    async fn visit(&mut self, flow: &LoginFlow, uri: &str) -> Visit {
-        let parts = self.request("GET", uri, true);
-        let visit = match flow.decide(&parts) {
-            Decision::Proceed(p) => return Visit::Page(p.into_session_user()),
-            Decision::Respond(response) => response,
-            Decision::Callback => flow.handle_callback(&parts).await,
-        };
-        self.store(&visit);
-        Visit::Response(visit)
-    }
-
-    /// On WeChat (the sim): opens the authorize URL, answers the consent page if any, and
-    /// returns the URL WeChat sends the browser back to.
-    async fn on_wechat(&self, authorize_url: &str, choice: Option<(&str, &str)>) -> String {
-        let page = self.http.get(authorize_url).send().await.unwrap();
-        if page.status() == reqwest::StatusCode::FOUND {
-            return page.headers()["location"].to_str().unwrap().to_owned();
-        }
-        assert_eq!(page.status(), reqwest::StatusCode::OK);
-        let (openid, action) = choice.expect("a consent page");
-        let mut url = url::Url::parse(authorize_url).unwrap();
-        let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-        form.push(("openid".into(), openid.into()));
-        form.push(("action".into(), action.into()));
-        url.set_query(None);
-        url.set_fragment(None);
-        let answer = self.http.post(url).form(&form).send().await.unwrap();
-        assert_eq!(answer.status(), reqwest::StatusCode::FOUND);
-        answer.headers()["location"].to_str().unwrap().to_owned()
-    }
+/// A request to the app that is not a page load (no browser headers but its cookies), as the
+/// app receives it.
+fn app_request(browser: &Browser, method: Method, uri: &str) -> http::request::Parts {
+    browser.request(method, &app_url(uri)).into_parts()
 }
 
 #[derive(Debug)]
@@ -183,13 +110,13 @@ fn body(response: &Response<Bytes>) -> String {
 
 /// Visits `path` without a session and returns the callback URL WeChat sends the browser to.
 async fn login_until_callback(
-    browser: &mut Browser,
+    browser: &Browser,
     flow: &LoginFlow,
     sim: &RunningSim,
     path: &str,
     choice: Option<(&str, &str)>,
 ) -> String {
-    let response = browser.visit(flow, path).await.response();
+    let response = visit(browser, flow, path).await.response();
     assert_eq!(response.status(), StatusCode::FOUND, "{}", body(&response));
     let to_wechat = location(&response);
     assert!(
@@ -199,7 +126,7 @@ async fn login_until_callback(
         )),
         "{to_wechat}"
     );
-    let back = browser.on_wechat(&to_wechat, choice).await;
+    let back = browser.back_from_wechat(&to_wechat, choice).await;
     assert!(
         back.starts_with(&format!("{PUBLIC}/wechat/oauth/callback")),
         "{back}"
@@ -223,12 +150,11 @@ async fn burn_code(flow: &LoginFlow, callback_url: &str) {
 async fn first_visit_logs_in_and_returns_to_the_page() {
     let sim = start().await;
     let flow = flow(&sim, Scope::Base, SECRET);
-    let mut browser = Browser::new();
-    let callback =
-        login_until_callback(&mut browser, &flow, &sim, "/shop?item=42&q=a%20b", None).await;
-    assert!(browser.cookie("wechat_session_state").is_some());
+    let browser = Browser::wechat();
+    let callback = login_until_callback(&browser, &flow, &sim, "/shop?item=42&q=a%20b", None).await;
+    assert!(browser.has_cookie("wechat_session_state"));
 
-    let response = browser.visit(&flow, &callback).await.response();
+    let response = visit(&browser, &flow, &callback).await.response();
     assert_eq!(response.status(), StatusCode::FOUND, "{}", body(&response));
     assert_eq!(location(&response), "/shop?item=42&q=a%20b");
     let set: Vec<&str> = response
@@ -243,18 +169,18 @@ async fn first_visit_logs_in_and_returns_to_the_page() {
         "{set:?}"
     );
     assert!(
-        browser.cookie("wechat_session_state").is_none(),
+        !browser.has_cookie("wechat_session_state"),
         "the state cookie is cleared"
     );
 
-    let user = browser.visit(&flow, "/shop?item=42&q=a%20b").await.user();
+    let user = visit(&browser, &flow, "/shop?item=42&q=a%20b").await.user();
     assert_eq!(user.openid, OpenId::new(ALICE));
     assert!(user.profile.is_none() && user.unionid.is_none() && !user.is_snapshot_user);
     assert_eq!(sim.stats().calls_to("/sns/oauth2/access_token"), 1);
     assert_eq!(sim.stats().calls_to("/sns/userinfo"), 0);
 
     // Requests that are not page loads also pass with the session.
-    match flow.decide(&browser.request("POST", "/api/cart", false)) {
+    match flow.decide(&app_request(&browser, Method::POST, "/api/cart")) {
         Decision::Proceed(p) if p.session_user().is_some() => {
             assert_eq!(p.session_user(), Some(&user))
         }
@@ -262,14 +188,19 @@ async fn first_visit_logs_in_and_returns_to_the_page() {
     }
 
     // Back button onto the used callback URL: straight back to the page, no second exchange.
-    let response = browser.visit(&flow, &callback).await.response();
+    let response = visit(&browser, &flow, &callback).await.response();
     assert_eq!(response.status(), StatusCode::FOUND);
     assert_eq!(location(&response), "/shop?item=42&q=a%20b");
     assert_eq!(sim.stats().calls_to("/sns/oauth2/access_token"), 1);
 
     // Another instance with the same key accepts the session (stateless cookie).
     let other_instance = flow_with_same_key(&sim);
-    match other_instance.decide(&browser.request("GET", "/shop", true)) {
+    match other_instance.decide(
+        &browser
+            .page(&app_url("/shop"))
+            .site("same-origin")
+            .into_parts(),
+    ) {
         Decision::Proceed(p) if p.session_user().is_some() => {
             assert_eq!(p.session_user().unwrap().openid, OpenId::new(ALICE))
         }
@@ -277,14 +208,13 @@ async fn first_visit_logs_in_and_returns_to_the_page() {
     }
 
     // Logout removes the session.
-    let response = browser
-        .visit(&flow, "/wechat/oauth/logout")
+    let response = visit(&browser, &flow, "/wechat/oauth/logout")
         .await
         .response();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert!(browser.cookie("wechat_session").is_none());
+    assert!(!browser.has_cookie("wechat_session"));
     assert_eq!(
-        browser.visit(&flow, "/shop").await.response().status(),
+        visit(&browser, &flow, "/shop").await.response().status(),
         StatusCode::FOUND
     );
 }
@@ -297,13 +227,12 @@ fn flow_with_same_key(sim: &RunningSim) -> LoginFlow {
 async fn userinfo_login_keeps_the_profile() {
     let sim = start().await;
     let flow = flow(&sim, Scope::UserInfo, SECRET);
-    let mut browser = Browser::new();
-    let callback =
-        login_until_callback(&mut browser, &flow, &sim, "/me", Some((ALICE, "allow"))).await;
-    let response = browser.visit(&flow, &callback).await.response();
+    let browser = Browser::wechat();
+    let callback = login_until_callback(&browser, &flow, &sim, "/me", Some((ALICE, "allow"))).await;
+    let response = visit(&browser, &flow, &callback).await.response();
     assert_eq!(response.status(), StatusCode::FOUND, "{}", body(&response));
     assert_eq!(location(&response), "/me");
-    let user = browser.visit(&flow, "/me").await.user();
+    let user = visit(&browser, &flow, "/me").await.user();
     assert_eq!(user.openid, OpenId::new(ALICE));
     assert_eq!(
         user.unionid.as_ref().map(|u| u.as_str()),
@@ -320,12 +249,11 @@ async fn userinfo_login_keeps_the_profile() {
 async fn snapshot_users_log_in_as_guests_without_userinfo() {
     let sim = start().await;
     let flow = flow(&sim, Scope::UserInfo, SECRET);
-    let mut browser = Browser::new();
-    let callback =
-        login_until_callback(&mut browser, &flow, &sim, "/", Some((GUEST, "allow"))).await;
-    let response = browser.visit(&flow, &callback).await.response();
+    let browser = Browser::wechat();
+    let callback = login_until_callback(&browser, &flow, &sim, "/", Some((GUEST, "allow"))).await;
+    let response = visit(&browser, &flow, &callback).await.response();
     assert_eq!(response.status(), StatusCode::FOUND, "{}", body(&response));
-    let user = browser.visit(&flow, "/").await.user();
+    let user = visit(&browser, &flow, "/").await.user();
     assert!(user.is_snapshot_user);
     assert_eq!(user.openid, OpenId::new(GUEST));
     assert!(user.profile.is_none());
@@ -340,10 +268,10 @@ async fn snapshot_users_log_in_as_guests_without_userinfo() {
 async fn declining_consent_shows_a_page_with_a_retry_link() {
     let sim = start().await;
     let flow = flow(&sim, Scope::UserInfo, SECRET);
-    let mut browser = Browser::new();
+    let browser = Browser::wechat();
     let callback =
-        login_until_callback(&mut browser, &flow, &sim, "/shop", Some((ALICE, "deny"))).await;
-    let response = browser.visit(&flow, &callback).await.response();
+        login_until_callback(&browser, &flow, &sim, "/shop", Some((ALICE, "deny"))).await;
+    let response = visit(&browser, &flow, &callback).await.response();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(response.headers().get(header::LOCATION).is_none());
     let page = body(&response);
@@ -352,10 +280,9 @@ async fn declining_consent_shows_a_page_with_a_retry_link() {
         page.contains("href=\"http://127.0.0.1:3000/wechat/oauth/login?r=%2Fshop\""),
         "{page}"
     );
-    assert!(browser.cookie("wechat_session").is_none());
+    assert!(!browser.has_cookie("wechat_session"));
     // The retry link starts a new login.
-    let retry = browser
-        .visit(&flow, "/wechat/oauth/login?r=%2Fshop")
+    let retry = visit(&browser, &flow, "/wechat/oauth/login?r=%2Fshop")
         .await
         .response();
     assert_eq!(retry.status(), StatusCode::FOUND);
@@ -366,12 +293,12 @@ async fn declining_consent_shows_a_page_with_a_retry_link() {
 async fn a_used_code_restarts_the_login_once() {
     let sim = start().await;
     let flow = flow(&sim, Scope::Base, SECRET);
-    let mut browser = Browser::new();
-    let callback = login_until_callback(&mut browser, &flow, &sim, "/orders", None).await;
+    let browser = Browser::wechat();
+    let callback = login_until_callback(&browser, &flow, &sim, "/orders", None).await;
     burn_code(&flow, &callback).await;
 
     // 40163: back to WeChat with a retry state, for the same page.
-    let restart = browser.visit(&flow, &callback).await.response();
+    let restart = visit(&browser, &flow, &callback).await.response();
     assert_eq!(restart.status(), StatusCode::FOUND, "{}", body(&restart));
     let to_wechat = location(&restart);
     assert!(to_wechat.starts_with(&sim.base_url()), "{to_wechat}");
@@ -389,12 +316,12 @@ async fn a_used_code_restarts_the_login_once() {
     );
 
     // The restarted login succeeds.
-    let back = browser.on_wechat(&to_wechat, None).await;
-    let response = browser.visit(&flow, &back).await.response();
+    let back = browser.back_from_wechat(&to_wechat, None).await;
+    let response = visit(&browser, &flow, &back).await.response();
     assert_eq!(response.status(), StatusCode::FOUND, "{}", body(&response));
     assert_eq!(location(&response), "/orders");
     assert_eq!(
-        browser.visit(&flow, "/orders").await.user().openid,
+        visit(&browser, &flow, "/orders").await.user().openid,
         OpenId::new(ALICE)
     );
 }
@@ -403,15 +330,15 @@ async fn a_used_code_restarts_the_login_once() {
 async fn a_second_bad_code_shows_an_error_instead_of_looping() {
     let sim = start().await;
     let flow = flow(&sim, Scope::Base, SECRET);
-    let mut browser = Browser::new();
-    let callback = login_until_callback(&mut browser, &flow, &sim, "/orders", None).await;
+    let browser = Browser::wechat();
+    let callback = login_until_callback(&browser, &flow, &sim, "/orders", None).await;
     burn_code(&flow, &callback).await;
-    let restart = browser.visit(&flow, &callback).await.response();
+    let restart = visit(&browser, &flow, &callback).await.response();
     assert_eq!(restart.status(), StatusCode::FOUND);
-    let back = browser.on_wechat(&location(&restart), None).await;
+    let back = browser.back_from_wechat(&location(&restart), None).await;
     burn_code(&flow, &back).await;
 
-    let response = browser.visit(&flow, &back).await.response();
+    let response = visit(&browser, &flow, &back).await.response();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(
         response.headers().get(header::LOCATION).is_none(),
@@ -420,22 +347,22 @@ async fn a_second_bad_code_shows_an_error_instead_of_looping() {
     let page = body(&response);
     assert!(page.contains("40163"), "{page}");
     assert!(page.contains("Try again"), "{page}");
-    assert!(browser.cookie("wechat_session").is_none());
+    assert!(!browser.has_cookie("wechat_session"));
 }
 
 #[tokio::test]
 async fn a_state_from_another_browser_is_refused() {
     let sim = start().await;
     let flow = flow(&sim, Scope::Base, SECRET);
-    let mut attacker = Browser::new();
-    let callback = login_until_callback(&mut attacker, &flow, &sim, "/", None).await;
+    let attacker = Browser::wechat();
+    let callback = login_until_callback(&attacker, &flow, &sim, "/", None).await;
     // The victim opens the attacker's callback URL (login CSRF): no matching state cookie.
-    let mut victim = Browser::new();
-    let _ = login_until_callback(&mut victim, &flow, &sim, "/", None).await;
-    let response = victim.visit(&flow, &callback).await.response();
+    let victim = Browser::wechat();
+    let _ = login_until_callback(&victim, &flow, &sim, "/", None).await;
+    let response = visit(&victim, &flow, &callback).await.response();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(response.headers().get(header::LOCATION).is_none());
-    assert!(victim.cookie("wechat_session").is_none());
+    assert!(!victim.has_cookie("wechat_session"));
     assert_eq!(
         sim.stats().calls_to("/sns/oauth2/access_token"),
         0,
@@ -448,9 +375,9 @@ async fn wechat_errors_on_exchange_give_502_with_an_error_id() {
     let sim = start().await;
     let wrong_secret = "ffffffffffffffffffffffffffffffff";
     let flow = flow(&sim, Scope::Base, wrong_secret);
-    let mut browser = Browser::new();
-    let callback = login_until_callback(&mut browser, &flow, &sim, "/", None).await;
-    let response = browser.visit(&flow, &callback).await.response();
+    let browser = Browser::wechat();
+    let callback = login_until_callback(&browser, &flow, &sim, "/", None).await;
+    let response = visit(&browser, &flow, &callback).await.response();
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     let page = body(&response);
     // WeChat's answer (40125: the AppSecret is wrong) is for the log, not the user.
@@ -459,19 +386,20 @@ async fn wechat_errors_on_exchange_give_502_with_an_error_id() {
         "{page}"
     );
     assert!(!page.contains(wrong_secret), "{page}");
-    assert!(browser.cookie("wechat_session").is_none());
+    assert!(!browser.has_cookie("wechat_session"));
 }
 
 #[tokio::test]
 async fn fetches_and_excluded_paths() {
     let sim = start().await;
     let flow = flow(&sim, Scope::Base, SECRET);
-    let browser = Browser::new();
-    match flow.decide(&browser.request("GET", "/health", false)) {
+    let browser = Browser::wechat();
+    match flow.decide(&app_request(&browser, Method::GET, "/health")) {
         Decision::Proceed(p) if p.session_user().is_none() => {}
         other => panic!("{other:?}"),
     }
-    let Decision::Respond(response) = flow.decide(&browser.request("POST", "/api/cart", false))
+    let Decision::Respond(response) =
+        flow.decide(&app_request(&browser, Method::POST, "/api/cart"))
     else {
         panic!("expected 401");
     };

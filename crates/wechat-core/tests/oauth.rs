@@ -1,5 +1,5 @@
-//! Web OAuth against wechat-sim on 127.0.0.1: codes from the sim's authorize page, exchange,
-//! single use, userinfo, refresh, sns/auth.
+//! Web OAuth against wechat-sim on 127.0.0.1: codes from the sim's authorize page (in the test
+//! browser, as WeChat's in-app one), exchange, single use, userinfo, refresh, sns/auth.
 
 use std::time::Duration;
 
@@ -8,6 +8,7 @@ use wechat_core::{
     ApiError, ApiErrorKind, BaseUrls, Config, Error, OpenId, RefreshToken, build_http_client,
 };
 use wechat_sim::{RunningSim, Simulator, fixtures};
+use wechat_test_support::Browser;
 
 const APPID: &str = fixtures::APPID;
 const SECRET: &str = fixtures::SECRET;
@@ -18,19 +19,14 @@ const GUEST: &str = fixtures::GUEST;
 
 const SIM_TOML: &str = fixtures::OAUTH_TOML;
 
-async fn start() -> (RunningSim, OAuthClient, reqwest::Client) {
+async fn start() -> (RunningSim, OAuthClient, Browser) {
     let sim = Simulator::from_toml_str(SIM_TOML)
         .unwrap()
         .start()
         .await
         .unwrap();
     let client = oauth_client(&sim, SECRET);
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    (sim, client, browser)
+    (sim, client, Browser::wechat())
 }
 
 fn oauth_client(sim: &RunningSim, secret: &str) -> OAuthClient {
@@ -49,38 +45,10 @@ fn param(url: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// Opens the authorize URL like a browser and returns where the sim redirects back to:
-/// snsapi_base redirects at once; snsapi_userinfo shows the consent form, which is posted with
-/// `openid` and `action` (`allow` or `deny`).
-async fn authorize(browser: &reqwest::Client, url: &str, choice: Option<(&str, &str)>) -> String {
-    let page = browser.get(url).send().await.unwrap();
-    if page.status() == reqwest::StatusCode::FOUND {
-        assert!(choice.is_none(), "snsapi_base shows no consent page");
-        return page.headers()["location"].to_str().unwrap().to_owned();
-    }
-    assert_eq!(page.status(), reqwest::StatusCode::OK);
-    let html = page.text().await.unwrap();
-    assert!(
-        html.contains("sim-consent-allow") && html.contains("sim-consent-deny"),
-        "{html}"
-    );
-    let (openid, action) = choice.expect("snsapi_userinfo shows a consent page");
-    let parsed = url::Url::parse(url).unwrap();
-    let mut form: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
-    form.push(("openid".into(), openid.into()));
-    form.push(("action".into(), action.into()));
-    let mut post_url = parsed.clone();
-    post_url.set_query(None);
-    post_url.set_fragment(None);
-    let answer = browser.post(post_url).form(&form).send().await.unwrap();
-    assert_eq!(answer.status(), reqwest::StatusCode::FOUND);
-    answer.headers()["location"].to_str().unwrap().to_owned()
-}
-
-async fn code(client: &OAuthClient, browser: &reqwest::Client, scope: Scope, user: &str) -> String {
+async fn code(client: &OAuthClient, browser: &Browser, scope: Scope, user: &str) -> String {
     let url = client.authorize_url(CALLBACK, scope, "teststate1");
     let choice = (scope == Scope::UserInfo).then_some((user, "allow"));
-    let back = authorize(browser, &url, choice).await;
+    let back = browser.back_from_wechat(&url, choice).await;
     assert!(back.starts_with(CALLBACK), "{back}");
     assert_eq!(param(&back, "state").as_deref(), Some("teststate1"));
     param(&back, "code").expect("a code")
@@ -331,7 +299,7 @@ async fn wrong_secret_is_named_and_never_shown() {
 async fn denied_consent_comes_back_without_code() {
     let (_sim, client, browser) = start().await;
     let url = client.authorize_url(CALLBACK, Scope::UserInfo, "s1");
-    let back = authorize(&browser, &url, Some((ALICE, "deny"))).await;
+    let back = browser.back_from_wechat(&url, Some((ALICE, "deny"))).await;
     assert!(back.starts_with(CALLBACK), "{back}");
     assert_eq!(param(&back, "state").as_deref(), Some("s1"));
     assert_eq!(param(&back, "code"), None);

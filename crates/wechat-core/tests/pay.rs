@@ -26,6 +26,7 @@ use wechat_core::routes::{CreatedOrder, OrderStatus, PayRoutes};
 use wechat_core::testing::{MemoryOrders, encrypt_refund_req_info, json_request_headers};
 use wechat_core::{BaseUrls, Error, OpenId, OutRefundNo, OutTradeNo};
 use wechat_sim::{RunningSim, Simulator};
+use wechat_test_support::eventually;
 
 const APPID: &str = "wx1234567890abcdef";
 const MCH_ID: &str = "1900000109";
@@ -336,17 +337,6 @@ impl World {
             .await;
         assert_eq!(status, 200, "{answer}");
         answer
-    }
-}
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -1,9 +1,10 @@
 //! End-to-end HTTP tests of both demos against wechat-sim, written once.
 //!
 //! Each scenario in [`scenarios`] starts a demo (through the [`Demo`] trait) with its embedded
-//! simulator and a fresh SQLite database, drives it with a cookie-keeping [`Browser`] exactly as
-//! a browser would (page loads follow redirects; the simulator's consent form is posted), and
-//! checks what the page, the simulator and the database say.
+//! simulator and a fresh SQLite database, drives it with the workspace's test [`Browser`]
+//! (`wechat-test-support`, as WeChat's in-app browser) exactly as a browser would (page loads
+//! follow redirects; the simulator's consent form is posted), and checks what the page, the
+//! simulator and the database say.
 //!
 //! A demo joins the suite by implementing [`Demo`] on a small wrapper and invoking
 //! [`e2e_suite!`], which declares one `#[tokio::test]` per scenario:
@@ -34,11 +35,9 @@ use std::time::Duration;
 use demo_shop::{OrderStore, Settings};
 use wechat_sim::RunningSim;
 
-mod browser;
-pub mod html;
 pub mod scenarios;
 
-pub use browser::{Browser, Visit};
+pub use wechat_test_support::{Browser, Visit};
 
 /// A demo under test: how to start it, where it is, and what it stores.
 ///

@@ -12,7 +12,9 @@ use wechat_core::routes::OrderStatus;
 use wechat_core::session::SessionKeys;
 use wechat_sim::RunningSim;
 
-use crate::html::{Form, attr, element_tag, element_text};
+use wechat_test_support::html::{attr, element_tag, element_text};
+use wechat_test_support::{Answer, ConsentPage};
+
 use crate::{Browser, Demo, TempDir, Visit, eventually, test_settings};
 
 /// How long a notification may take to arrive.
@@ -69,11 +71,12 @@ impl<D: Demo> Running<D> {
     async fn login(&self, browser: &Browser, user: usize, path: &str) -> Visit {
         let consent = browser.navigate(&self.url(path)).await;
         assert_consent_page(&consent, self.sim());
-        let form = Form::parse(&consent.body).expect("the consent page has a form");
+        let form = ConsentPage::read(&consent).expect("the consent page has a form");
         let openid = USERS[user].openid();
-        let fields = form.submission(Some(("openid", &openid)), &[("action", "allow")]);
-        let action = consent.url.join(&form.action).expect("form action");
-        let page = browser.submit_form(action.as_str(), &fields).await;
+        let page = browser
+            .consent(&form, Some(openid.as_str()), "allow")
+            .follow()
+            .await;
         assert_eq!(
             page.status,
             StatusCode::OK,
@@ -85,9 +88,13 @@ impl<D: Demo> Running<D> {
 
     /// `POST /wechat/pay/orders` with `{}`; the order number and the pay parameters.
     async fn create_order(&self, browser: &Browser) -> (OutTradeNo, Value) {
-        let (status, body) = browser
-            .fetch_json(Method::POST, &self.url("/wechat/pay/orders"), Some("{}"))
-            .await;
+        let (status, body) = fetch_json(
+            browser,
+            Method::POST,
+            &self.url("/wechat/pay/orders"),
+            Some("{}"),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "create order: {body}");
         let out_trade_no = body["out_trade_no"]
             .as_str()
@@ -112,20 +119,12 @@ impl<D: Demo> Running<D> {
 
     /// `GET /wechat/pay/orders/{no}` as a `fetch`.
     async fn order_status(&self, browser: &Browser, no: &OutTradeNo) -> (StatusCode, Value) {
-        browser
-            .fetch_json(
-                Method::GET,
-                &self.url(&format!("/wechat/pay/orders/{no}")),
-                None,
-            )
-            .await
+        get_json(browser, &self.url(&format!("/wechat/pay/orders/{no}"))).await
     }
 
     /// What the simulator's pay sheet's confirm button does.
     async fn confirm(&self, browser: &Browser, params: &Value) -> Value {
-        browser
-            .post_json(&self.sim_url("/_sim/pay/confirm"), params)
-            .await
+        post_json(browser, &self.sim_url("/_sim/pay/confirm"), params).await
     }
 
     async fn paid_count(&self) -> u64 {
@@ -164,7 +163,7 @@ fn assert_consent_page(visit: &Visit, sim: &RunningSim) {
 /// by the server; the page's scripts load.
 pub async fn login_shows_the_user<D: Demo>() {
     let demo = Running::<D>::start("login").await;
-    let browser = Browser::new();
+    let browser = Browser::wechat();
     // The first visit: a 302 to WeChat's authorize page, which shows the consent form.
     let consent = browser.navigate(&demo.url("/?from=e2e")).await;
     assert_consent_page(&consent, demo.sim());
@@ -179,14 +178,8 @@ pub async fn login_shows_the_user<D: Demo>() {
     assert!(location.contains("scope=snsapi_userinfo"), "{location}");
 
     // "Allow", as the form's button does: back through the callback to the original URL.
-    let form = Form::parse(&consent.body).expect("the consent page has a form");
-    let action = consent.url.join(&form.action).expect("form action");
-    let page = browser
-        .submit_form(
-            action.as_str(),
-            &form.submission(None, &[("action", "allow")]),
-        )
-        .await;
+    let form = ConsentPage::read(&consent).expect("the consent page has a form");
+    let page = browser.consent(&form, None, "allow").follow().await;
     assert_eq!(page.status, StatusCode::OK, "{page:#?}");
     assert_eq!(
         page.url.as_str(),
@@ -219,24 +212,22 @@ pub async fn login_shows_the_user<D: Demo>() {
     assert!(browser.cookie(&demo.url("/"), "wechat_session").is_some());
 
     // The avatar, the page script and the simulator's JS-SDK load.
-    let image = browser.client().get(&avatar).send().await.expect("avatar");
-    assert_eq!(image.status(), StatusCode::OK);
-    assert_eq!(image.headers()["content-type"], "image/svg+xml");
+    let image = browser.request(Method::GET, &avatar).send().await;
+    assert_eq!(image.status, StatusCode::OK);
+    assert_eq!(image.headers["content-type"], "image/svg+xml");
     let script = browser
-        .client()
-        .get(demo.url("/assets/shop.js"))
+        .request(Method::GET, &demo.url("/assets/shop.js"))
         .send()
-        .await
-        .expect("shop.js");
-    assert_eq!(script.status(), StatusCode::OK);
+        .await;
+    assert_eq!(script.status, StatusCode::OK);
     let jssdk = demo.sim_url("/open/js/jweixin-1.6.0.js");
     assert!(
         page.body.contains(&format!(r#"<script src="{jssdk}">"#)),
         "the page loads the JS-SDK from the simulator"
     );
-    let jssdk = browser.client().get(&jssdk).send().await.expect("jweixin");
-    assert_eq!(jssdk.status(), StatusCode::OK);
-    assert!(jssdk.text().await.unwrap().contains("WeixinJSBridge"));
+    let jssdk = browser.request(Method::GET, &jssdk).send().await;
+    assert_eq!(jssdk.status, StatusCode::OK);
+    assert!(jssdk.body.contains("WeixinJSBridge"));
 
     // A second visit needs no login.
     let again = browser.navigate(&demo.url("/")).await;
@@ -250,20 +241,18 @@ pub async fn login_shows_the_user<D: Demo>() {
 /// domain gets no config.
 pub async fn jssdk_config_passes_the_simulators_check<D: Demo>() {
     let demo = Running::<D>::start("jssdk").await;
-    let browser = Browser::new();
+    let browser = Browser::wechat();
     demo.login(&browser, 0, "/").await;
     let page_url = demo.url("/?item=42&ref=a%20b#section");
     let signed_url = demo.url("/?item=42&ref=a%20b");
     let query: String = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("url", &page_url)
         .finish();
-    let (status, config) = browser
-        .fetch_json(
-            Method::GET,
-            &demo.url(&format!("/wechat/jssdk/config?{query}")),
-            None,
-        )
-        .await;
+    let (status, config) = get_json(
+        &browser,
+        &demo.url(&format!("/wechat/jssdk/config?{query}")),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "jssdk config: {config}");
     assert_eq!(config["appId"], "wxde0000000000de01");
     let verify = |url: String| {
@@ -276,7 +265,7 @@ pub async fn jssdk_config_passes_the_simulators_check<D: Demo>() {
         });
         let browser = browser.clone();
         let endpoint = demo.sim_url("/_sim/jssdk/verify");
-        async move { browser.post_json(&endpoint, &body).await }
+        async move { post_json(&browser, &endpoint, &body).await }
     };
     assert_eq!(verify(signed_url).await, json!({"ok": true}));
     let other = verify(demo.url("/?item=43")).await;
@@ -286,13 +275,11 @@ pub async fn jssdk_config_passes_the_simulators_check<D: Demo>() {
     let foreign: String = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("url", "https://evil.example.com/")
         .finish();
-    let (status, body) = browser
-        .fetch_json(
-            Method::GET,
-            &demo.url(&format!("/wechat/jssdk/config?{foreign}")),
-            None,
-        )
-        .await;
+    let (status, body) = get_json(
+        &browser,
+        &demo.url(&format!("/wechat/jssdk/config?{foreign}")),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "foreign domain: {body}");
     demo.stop().await;
 }
@@ -305,7 +292,7 @@ pub async fn payment_is_recorded_exactly_once<D: Demo>(version: PayVersion) {
     let mut settings = test_settings(&dir);
     settings.pay_version = version;
     let demo = Running::<D>::start_with(dir, settings).await;
-    let browser = Browser::new();
+    let browser = Browser::wechat();
     demo.login(&browser, 0, "/").await;
     let (no, params) = demo.create_order(&browser).await;
     let stored = demo.store().get(&no).await.unwrap().expect("order stored");
@@ -369,12 +356,12 @@ pub async fn payment_is_recorded_exactly_once<D: Demo>(version: PayVersion) {
         ],
     };
     for &(mode, acknowledged) in modes {
-        let resend = browser
-            .post_json(
-                &demo.sim_url("/_sim/pay/notify"),
-                &json!({"out_trade_no": no.as_str(), "mode": mode}),
-            )
-            .await;
+        let resend = post_json(
+            &browser,
+            &demo.sim_url("/_sim/pay/notify"),
+            &json!({"out_trade_no": no.as_str(), "mode": mode}),
+        )
+        .await;
         assert_eq!(resend["acknowledged"], acknowledged, "{mode}: {resend}");
         assert_eq!(demo.paid_count().await, 1, "{mode}");
     }
@@ -399,7 +386,7 @@ pub async fn lost_notification_is_recovered_by_orderquery<D: Demo>(version: PayV
     };
     settings.notify_url = Some(format!("http://127.0.0.1:{closed_port}/wechat/pay/notify"));
     let demo = Running::<D>::start_with(dir, settings).await;
-    let browser = Browser::new();
+    let browser = Browser::wechat();
     demo.login(&browser, 0, "/").await;
     let (no, params) = demo.create_order(&browser).await;
     let paid = demo.confirm(&browser, &params).await;
@@ -439,9 +426,9 @@ pub async fn lost_notification_is_recovered_by_orderquery<D: Demo>(version: PayV
 /// Another user gets 404 for an order, exactly as for an order that does not exist.
 pub async fn orders_are_private<D: Demo>() {
     let demo = Running::<D>::start("private").await;
-    let buyer = Browser::new();
+    let buyer = Browser::wechat();
     demo.login(&buyer, 0, "/").await;
-    let other = Browser::new();
+    let other = Browser::wechat();
     let page = demo.login(&other, 1, "/").await;
     assert_eq!(
         element_text(&page.body, "nickname").as_deref(),
@@ -468,29 +455,27 @@ pub async fn orders_are_private<D: Demo>() {
 /// product is refused.
 pub async fn browser_never_sets_the_amount<D: Demo>() {
     let demo = Running::<D>::start("amount").await;
-    let browser = Browser::new();
+    let browser = Browser::wechat();
     demo.login(&browser, 0, "/").await;
-    let (status, order) = browser
-        .fetch_json(
-            Method::POST,
-            &demo.url("/wechat/pay/orders"),
-            Some(r#"{"total_fee": 100000, "product": "demo"}"#),
-        )
-        .await;
+    let (status, order) = fetch_json(
+        &browser,
+        Method::POST,
+        &demo.url("/wechat/pay/orders"),
+        Some(r#"{"total_fee": 100000, "product": "demo"}"#),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{order}");
-    let sheet = browser
-        .post_json(&demo.sim_url("/_sim/pay/check"), &order["params"])
-        .await;
+    let sheet = post_json(&browser, &demo.sim_url("/_sim/pay/check"), &order["params"]).await;
     assert_eq!(sheet["ok"], true, "{sheet}");
     assert_eq!(sheet["total_fee"], 1, "{sheet}");
     assert_eq!(sheet["body"], "Demo product");
-    let (status, body) = browser
-        .fetch_json(
-            Method::POST,
-            &demo.url("/wechat/pay/orders"),
-            Some(r#"{"product": "gold bar"}"#),
-        )
-        .await;
+    let (status, body) = fetch_json(
+        &browser,
+        Method::POST,
+        &demo.url("/wechat/pay/orders"),
+        Some(r#"{"product": "gold bar"}"#),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     demo.stop().await;
 }
@@ -498,17 +483,11 @@ pub async fn browser_never_sets_the_amount<D: Demo>() {
 /// Denying consent ends on a clear page (403, "declined", a way to try again), with no session.
 pub async fn denied_consent_shows_a_page<D: Demo>() {
     let demo = Running::<D>::start("deny").await;
-    let browser = Browser::new();
+    let browser = Browser::wechat();
     let consent = browser.navigate(&demo.url("/")).await;
     assert_consent_page(&consent, demo.sim());
-    let form = Form::parse(&consent.body).expect("form");
-    let action = consent.url.join(&form.action).expect("action");
-    let page = browser
-        .submit_form(
-            action.as_str(),
-            &form.submission(None, &[("action", "deny")]),
-        )
-        .await;
+    let form = ConsentPage::read(&consent).expect("form");
+    let page = browser.consent(&form, None, "deny").follow().await;
     assert_eq!(page.status, StatusCode::FORBIDDEN, "{page:#?}");
     assert_eq!(page.url.path(), "/wechat/oauth/callback");
     assert!(page.body.contains("declined"), "{}", page.body);
@@ -524,7 +503,7 @@ pub async fn denied_consent_shows_a_page<D: Demo>() {
 /// again, fetches get 401.
 pub async fn tampered_cookie_logs_in_again<D: Demo>() {
     let demo = Running::<D>::start("tamper").await;
-    let browser = Browser::new();
+    let browser = Browser::wechat();
     demo.login(&browser, 0, "/").await;
     let value = browser
         .cookie(&demo.url("/"), "wechat_session")
@@ -541,16 +520,20 @@ pub async fn tampered_cookie_logs_in_again<D: Demo>() {
         browser.cookie(&demo.url("/"), "wechat_session").as_deref(),
         Some(tampered.as_str())
     );
-    let response = browser.navigate_once(&demo.url("/")).await;
-    assert_eq!(response.status(), StatusCode::FOUND);
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let response = browser.open(&demo.url("/")).await;
+    assert_eq!(response.status, StatusCode::FOUND);
+    let location = response.location().expect("a Location").to_owned();
     assert!(
         location.starts_with(&demo.sim_url("/connect/oauth2/authorize?")),
         "{location}"
     );
-    let (status, body) = browser
-        .fetch_json(Method::POST, &demo.url("/wechat/pay/orders"), Some("{}"))
-        .await;
+    let (status, body) = fetch_json(
+        &browser,
+        Method::POST,
+        &demo.url("/wechat/pay/orders"),
+        Some("{}"),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     // Logging in again works.
     let page = demo.login(&browser, 0, "/").await;
@@ -565,7 +548,7 @@ pub async fn tampered_cookie_logs_in_again<D: Demo>() {
 /// health check and the assets need no session.
 pub async fn fetch_without_session_gets_401_json<D: Demo>() {
     let demo = Running::<D>::start("401").await;
-    let browser = Browser::new();
+    let browser = Browser::wechat();
     for (method, path, body) in [
         (Method::POST, "/wechat/pay/orders", Some("{}")),
         (
@@ -579,9 +562,7 @@ pub async fn fetch_without_session_gets_401_json<D: Demo>() {
             None,
         ),
     ] {
-        let (status, json) = browser
-            .fetch_json(method.clone(), &demo.url(path), body)
-            .await;
+        let (status, json) = fetch_json(&browser, method.clone(), &demo.url(path), body).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {json}");
         assert_eq!(json["error"], "login_required", "{method} {path}: {json}");
         assert!(
@@ -592,20 +573,16 @@ pub async fn fetch_without_session_gets_401_json<D: Demo>() {
         );
     }
     let health = browser
-        .client()
-        .get(demo.url("/health"))
+        .request(Method::GET, &demo.url("/health"))
         .send()
-        .await
-        .expect("health");
-    assert_eq!(health.status(), StatusCode::OK);
-    assert_eq!(health.text().await.unwrap(), "ok");
+        .await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.body, "ok");
     let asset = browser
-        .client()
-        .get(demo.url("/assets/avatar.svg"))
+        .request(Method::GET, &demo.url("/assets/avatar.svg"))
         .send()
-        .await
-        .expect("asset");
-    assert_eq!(asset.status(), StatusCode::OK);
+        .await;
+    assert_eq!(asset.status, StatusCode::OK);
     // Nothing was priced or stored.
     assert_eq!(demo.paid_count().await, 0);
     demo.stop().await;
@@ -619,7 +596,7 @@ pub async fn restart_keeps_paid_orders<D: Demo>() {
     let mut settings = test_settings(&dir);
     settings.session_key = Some(keys.clone());
     let first = Running::<D>::start_with(dir, settings).await;
-    let browser = Browser::new();
+    let browser = Browser::wechat();
     first.login(&browser, 0, "/").await;
     let (no, params) = first.create_order(&browser).await;
     let paid = first.confirm(&browser, &params).await;
@@ -646,6 +623,38 @@ pub async fn restart_keeps_paid_orders<D: Demo>() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "paid");
     second.stop().await;
+}
+
+/// A `fetch()` from the page (a JSON body when given): the status and the JSON answer (`Null`
+/// when the body is not JSON).
+async fn fetch_json(
+    browser: &Browser,
+    method: Method,
+    url: &str,
+    body: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut request = browser.fetch(method, url);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let answer = request.send().await;
+    (answer.status, answer.json_or_null())
+}
+
+/// A `fetch()` GET from the page: the status and the JSON answer (`Null` when not JSON).
+async fn get_json(browser: &Browser, url: &str) -> (StatusCode, Value) {
+    fetch_json(browser, Method::GET, url, None).await
+}
+
+/// `POST` JSON to a simulator control endpoint (`/_sim/…`), as the JS-SDK's script does, and
+/// read its JSON answer.
+async fn post_json(browser: &Browser, url: &str, body: &Value) -> Value {
+    let answer: Answer = browser
+        .request(Method::POST, url)
+        .json(&body.to_string())
+        .send()
+        .await;
+    answer.json()
 }
 
 /// `GET {url}` without cookies or redirects: the status and the body.
@@ -698,7 +707,7 @@ pub async fn metrics_count_a_login_and_a_payment<D: Demo>() {
         ("outcome", "accepted"),
     ];
 
-    let browser = Browser::new();
+    let browser = Browser::wechat();
     demo.login(&browser, 0, "/").await;
     let (no, params) = demo.create_order(&browser).await;
     let paid = demo.confirm(&browser, &params).await;
@@ -751,7 +760,7 @@ pub async fn metrics_listen_moves_the_page<D: Demo>() {
     let mut settings = test_settings(&dir);
     settings.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     let demo = Running::<D>::start_with(dir, settings).await;
-    demo.login(&Browser::new(), 0, "/").await;
+    demo.login(&Browser::wechat(), 0, "/").await;
     let addr = demo.demo.shop().metrics_addr().expect("a metrics listener");
     let (status, page) = scrape(&format!("http://{addr}{}", demo_shop::METRICS_PATH)).await;
     assert_eq!(status, StatusCode::OK, "{page}");

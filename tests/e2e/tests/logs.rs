@@ -4,9 +4,9 @@
 //! merchant's API v2 key and APIv3 key, any private key, and anything shaped like the access
 //! tokens, jsapi_tickets, OAuth tokens and codes the simulator issued.
 //!
-//! The test's own browser (reqwest's cookie jar, `cookie_store`) is left out: it logs the cookies
-//! it receives, as a browser's devtools show them. A `main` of its own (`harness = false`), so
-//! that the search runs after every scenario.
+//! The test's own browser (`wechat-test-support`, its own cookie jar) logs nothing of the
+//! cookies it keeps. A `main` of its own (`harness = false`), so that the search runs after
+//! every scenario.
 
 #[allow(dead_code, unused_imports)]
 #[path = "actix.rs"]
@@ -49,9 +49,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
 fn main() {
     let capture = Capture::default();
     tracing_subscriber::fmt()
-        // `cookie_store` is the test's own browser (reqwest's cookie jar), not the app: it logs
-        // the cookies it receives, as a browser's devtools would show them.
-        .with_env_filter(tracing_subscriber::EnvFilter::new("trace,cookie_store=off"))
+        .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
         .with_ansi(false)
         .with_writer(capture.clone())
         .init();

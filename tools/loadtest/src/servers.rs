@@ -1,28 +1,19 @@
 //! The servers the load benchmark drives, each on 127.0.0.1 (ephemeral port) in its own OS
 //! thread with its own runtime and a fixed number of worker threads:
 //!
-//! - axum and actix-web "hello" apps, bare and behind the login middleware (`WeChatLayer`,
-//!   `WeChatLoginMiddleware`): the two apps of a framework differ only by the middleware;
+//! - axum and actix-web "hello" apps ([`wechat_benches::apps`]), bare and behind the login
+//!   middleware (`WeChatLayer`, `WeChatLoginMiddleware`): the two apps of a framework differ
+//!   only by the middleware;
 //! - axum and actix-web apps with the mounted WeChat routes (`/wechat/jssdk/config`,
 //!   `/wechat/pay/notify`) behind the middleware, as a real shop mounts them.
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use axum::ServiceExt;
-use futures_util::future::BoxFuture;
+use wechat_benches::apps::actix_hello;
 use wechat_core::login::LoginFlow;
-use wechat_core::routes::{
-    OrderBackend, OrderDraft, OrderRecord, OrderStatus, ShopError, WeChatRoutes,
-};
-use wechat_core::routes::{Payment, RefundUpdate};
-use wechat_core::{OpenId, OutTradeNo};
-
-use crate::fixtures;
-
-/// The body of every hello handler.
-pub const HELLO: &str = "hello, world";
+use wechat_core::routes::WeChatRoutes;
 
 /// A server running in its own thread; stopped on [`stop`](Self::stop) or drop.
 pub struct RunningServer {
@@ -98,11 +89,6 @@ fn bind() -> std::io::Result<TcpListener> {
     Ok(listener)
 }
 
-/// The axum hello handler.
-pub async fn axum_hello() -> &'static str {
-    HELLO
-}
-
 /// Serves an axum app on a multi-threaded tokio runtime with `workers` worker threads (the
 /// usual production setup), with the peer address available to handlers.
 ///
@@ -164,43 +150,6 @@ where
             thread: Some(thread),
         })
     })
-}
-
-/// The bare axum hello app: `GET /hello`.
-pub fn axum_bare() -> axum::Router {
-    axum::Router::new().route("/hello", axum::routing::get(axum_hello))
-}
-
-/// The same app behind a tower layer that does nothing (`layer_fn(|service| service)`): what
-/// axum's `Router::layer` costs by itself, whatever the layer (it boxes and clones the layered
-/// service per request).
-pub fn axum_noop_layer() -> axum::Router {
-    axum_bare().layer(tower::layer::layer_fn(|service| service))
-}
-
-/// The same app behind the login layer.
-pub fn axum_layer(flow: LoginFlow) -> axum::Router {
-    axum_bare().layer(wechat_tower::WeChatLayer::new(flow))
-}
-
-/// The same app inside the login layer: the layer around the whole `Router` (it runs before
-/// routing) rather than added with `Router::layer` (which wraps each route).
-pub fn axum_wrapped(flow: LoginFlow) -> wechat_tower::WeChatService<axum::Router> {
-    tower::Layer::layer(&wechat_tower::WeChatLayer::new(flow), axum_bare())
-}
-
-/// The hello app with the WeChat routes under `/wechat`, behind the login layer.
-pub fn axum_routes(flow: LoginFlow, routes: WeChatRoutes) -> axum::Router {
-    axum_bare()
-        .nest("/wechat", wechat_tower::router(routes))
-        .layer(wechat_tower::WeChatLayer::new(flow))
-}
-
-/// The actix-web hello handler.
-pub async fn actix_hello() -> actix_web::HttpResponse {
-    actix_web::HttpResponse::Ok()
-        .content_type("text/plain; charset=utf-8")
-        .body(HELLO)
 }
 
 /// Serves the actix-web app that `$factory` (an `App` factory closure) builds, with `$workers`
@@ -290,64 +239,4 @@ pub fn spawn_actix_routes(
         .wrap(wechat_actix::WeChatLoginMiddleware::new(flow.clone()))
         .route("/hello", web::get().to(actix_hello))
         .service(wechat_actix::scope("/wechat", routes.clone())))
-}
-
-/// The shop behind the payment routes: one unpaid order, [`fixtures::OUT_TRADE_NO`] of
-/// [`fixtures::TOTAL_FEE`] fen; recording a payment is an idempotent no-op (no database), so
-/// the notify route measures verification and the route itself.
-#[derive(Debug, Default)]
-pub struct BenchShop;
-
-impl OrderBackend for BenchShop {
-    fn price<'a>(
-        &'a self,
-        _buyer: &'a OpenId,
-        _request: &'a serde_json::Value,
-    ) -> BoxFuture<'a, Result<OrderDraft, ShopError>> {
-        Box::pin(async {
-            Ok(OrderDraft::new(
-                fixtures::OUT_TRADE_NO,
-                "Coffee",
-                fixtures::TOTAL_FEE,
-            ))
-        })
-    }
-
-    fn record_created<'a>(
-        &'a self,
-        _buyer: &'a OpenId,
-        _draft: &'a OrderDraft,
-        _prepay_id: &'a str,
-    ) -> BoxFuture<'a, Result<(), ShopError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn on_paid<'a>(&'a self, _payment: &'a Payment) -> BoxFuture<'a, Result<(), ShopError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn on_refund<'a>(&'a self, _refund: &'a RefundUpdate) -> BoxFuture<'a, Result<(), ShopError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn order<'a>(
-        &'a self,
-        out_trade_no: &'a OutTradeNo,
-    ) -> BoxFuture<'a, Result<Option<OrderRecord>, ShopError>> {
-        Box::pin(async move {
-            Ok(
-                (out_trade_no.as_str() == fixtures::OUT_TRADE_NO).then(|| OrderRecord {
-                    out_trade_no: out_trade_no.clone(),
-                    owner: OpenId::new(fixtures::OPENID),
-                    total_fee: fixtures::TOTAL_FEE,
-                    status: OrderStatus::Unpaid,
-                }),
-            )
-        })
-    }
-}
-
-/// The shop as the routes hold it.
-pub fn bench_shop() -> Arc<dyn OrderBackend> {
-    Arc::new(BenchShop)
 }

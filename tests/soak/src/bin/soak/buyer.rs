@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use demo_shop::CALLBACK_PATH;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
-use wechat_benches::soak::browser::{BrowseError, Browser, ConsentForm};
-use wechat_benches::soak::rng::Rng;
-use wechat_benches::soak::world;
 use wechat_core::OutTradeNo;
 use wechat_core::pay::{v2, v3};
 use wechat_core::routes::PayApi;
+use wechat_soak::rng::Rng;
+use wechat_soak::world;
+use wechat_test_support::{Answer, BrowseError, Browser, ConsentPage, Visit, WECHAT_USER_AGENT};
 
 use crate::{Ctx, REQUEST_TIMEOUT, SESSION_COOKIE, STATUS_POLLS};
 
@@ -107,7 +107,13 @@ struct Buyer {
 
 /// Runs buyer `index` until the run's deadline.
 pub(crate) async fn run(ctx: Arc<Ctx>, index: usize) {
-    let browser = match Browser::new(REQUEST_TIMEOUT) {
+    // WeChat's in-app browser, a new connection per request (so that the balancer spreads a
+    // buyer's requests over every instance).
+    let browser = match Browser::builder(WECHAT_USER_AGENT)
+        .timeout(REQUEST_TIMEOUT)
+        .fresh_connections()
+        .build()
+    {
         Ok(browser) => browser,
         Err(e) => {
             ctx.errors.add(format!("browser: cannot start ({e})"));
@@ -206,33 +212,27 @@ impl Buyer {
     }
 
     async fn login_once(&self) -> Result<(), String> {
-        let page = self
-            .browser
-            .navigate(&self.url("/"))
-            .await
-            .map_err(|e| e.to_string())?;
+        let page = self.shop_page().await.map_err(|e| e.to_string())?;
         if page.status == StatusCode::OK && page.url.path() == "/" {
             return Ok(()); // the session is still valid
         }
-        let Some(form) = ConsentForm::parse(&page.body) else {
+        let Some(form) = ConsentPage::read(&page) else {
             return Err(format!(
                 "{} at {} instead of WeChat's consent page",
                 page.status.as_u16(),
                 page.url.path()
             ));
         };
-        let action = page
-            .url
-            .join(&form.action)
-            .map_err(|_| "the consent form has a bad action".to_owned())?;
         let done = self
             .browser
-            .submit_form(&action, &form.allow_as(&self.openid))
+            .consent(&form, Some(&self.openid), "allow")
+            .try_follow()
             .await
             .map_err(|e| e.to_string())?;
         let callbacks = done
-            .redirected_from
+            .redirects
             .iter()
+            .map(|(from, _)| from)
             .chain(std::iter::once(&done.url))
             .filter(|u| u.path() == CALLBACK_PATH)
             .count();
@@ -251,7 +251,7 @@ impl Buyer {
         if done.url.path() == CALLBACK_PATH {
             return Err(format!("{} from the OAuth callback", done.status.as_u16()));
         }
-        if ConsentForm::parse(&done.body).is_some() {
+        if ConsentPage::read(&done).is_some() {
             return Err("the code was refused; WeChat's consent page again".into());
         }
         Err(format!("{} at {}", done.status.as_u16(), done.url.path()))
@@ -301,12 +301,11 @@ impl Buyer {
     /// Loads the shop page and runs its script's JS-SDK part.
     async fn page(&self) -> Result<(), Stop> {
         let page = self
-            .browser
-            .navigate(&self.url("/"))
+            .shop_page()
             .await
             .map_err(|e| self.step_error("page", &e))?;
         if page.url.path() != "/" || page.status != StatusCode::OK {
-            if ConsentForm::parse(&page.body).is_some() {
+            if ConsentPage::read(&page).is_some() {
                 self.ctx.errors.add("page: sent to WeChat's login again");
                 return Err(Stop::Login);
             }
@@ -325,8 +324,7 @@ impl Buyer {
             url
         };
         let config = self
-            .browser
-            .fetch(Method::GET, &config_url, None, &self.ctx.origin)
+            .fetch(Method::GET, &config_url, None)
             .await
             .map_err(|e| self.step_error("jssdk config", &e))?;
         match config.status {
@@ -344,28 +342,23 @@ impl Buyer {
             }
         }
         self.ctx.traffic.add("jssdk: configs served");
-        let c = &config.json;
+        let c = &config.json_or_null();
         let verify = json!({
             "appId": c["appId"], "timestamp": c["timestamp"], "nonceStr": c["nonceStr"],
             "signature": c["signature"], "url": page_url.as_str(),
         });
         match self
-            .browser
-            .bridge_post(
-                &self.sim_url("/_sim/jssdk/verify"),
-                &verify,
-                &self.ctx.origin,
-            )
+            .bridge_post(&self.sim_url("/_sim/jssdk/verify"), &verify)
             .await
         {
-            Ok(reply) if reply.json["ok"] == true => {
+            Ok(reply) if reply.json_or_null()["ok"] == true => {
                 self.ctx.traffic.add("jssdk: signatures accepted by WeChat")
             }
             Ok(reply) => {
                 self.ctx.traffic.add("jssdk: signatures refused by WeChat");
                 self.ctx.errors.add(format!(
                     "jssdk verify: {}",
-                    reply.json["errMsg"].as_str().unwrap_or("not ok")
+                    reply.json_or_null()["errMsg"].as_str().unwrap_or("not ok")
                 ));
             }
             Err(e) => {
@@ -373,6 +366,40 @@ impl Buyer {
             }
         }
         Ok(())
+    }
+
+    /// Loads the shop page (`/`), redirects followed.
+    async fn shop_page(&self) -> Result<Visit, BrowseError> {
+        self.browser.page(self.url("/").as_str()).try_follow().await
+    }
+
+    /// A `fetch()` from the app's page to the app itself (same origin): for a body, JSON with
+    /// `Origin`.
+    async fn fetch(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&str>,
+    ) -> Result<Answer, BrowseError> {
+        let mut request = self.browser.fetch(method, url.as_str()).site("same-origin");
+        if let Some(body) = body {
+            request = request.origin(&self.ctx.origin).json(body);
+        }
+        request.try_send().await
+    }
+
+    /// What the simulator's JS-SDK script does from the app's page: a cross-origin `POST` of
+    /// JSON to the simulator (`/_sim/jssdk/verify`, `/_sim/pay/check`, `/_sim/pay/confirm`),
+    /// without credentials (no cookies).
+    async fn bridge_post(&self, url: &Url, body: &Value) -> Result<Answer, BrowseError> {
+        self.browser
+            .fetch(Method::POST, url.as_str())
+            .site("same-site")
+            .origin(&self.ctx.origin)
+            .json(&body.to_string())
+            .without_cookies()
+            .try_send()
+            .await
     }
 
     fn step_error(&self, step: &str, error: &BrowseError) -> Stop {
@@ -400,13 +427,7 @@ impl Buyer {
     async fn post_order(&mut self) -> Result<Option<Created>, Stop> {
         self.ctx.traffic.add("orders: requests");
         let reply = self
-            .browser
-            .fetch(
-                Method::POST,
-                &self.url("/wechat/pay/orders"),
-                Some("{}"),
-                &self.ctx.origin,
-            )
+            .fetch(Method::POST, &self.url("/wechat/pay/orders"), Some("{}"))
             .await;
         let reply = match reply {
             Ok(reply) => reply,
@@ -420,7 +441,7 @@ impl Buyer {
             StatusCode::OK => {}
             StatusCode::TOO_MANY_REQUESTS => {
                 self.ctx.traffic.add("orders: 429 (rate limited)");
-                let wait = reply.retry_after.unwrap_or(60).min(120);
+                let wait = reply.retry_after().unwrap_or(60).min(120);
                 self.limiter
                     .block_until(Instant::now() + Duration::from_secs(wait));
                 return Ok(None);
@@ -436,7 +457,8 @@ impl Buyer {
                 return Ok(None);
             }
         }
-        let Some(no) = reply.json["out_trade_no"].as_str().map(str::to_owned) else {
+        let json = reply.json_or_null();
+        let Some(no) = json["out_trade_no"].as_str().map(str::to_owned) else {
             self.ctx.errors.add("order: 200 without out_trade_no");
             return Ok(None);
         };
@@ -450,26 +472,23 @@ impl Buyer {
         }
         Ok(Some(Created {
             out_trade_no: no,
-            params: reply.json["params"].clone(),
+            params: json["params"].clone(),
         }))
     }
 
     /// What the pay sheet does: check, then confirm. `true` when WeChat says paid.
     async fn pay_sheet(&self, order: &Created) -> bool {
         let check = self
-            .browser
-            .bridge_post(
-                &self.sim_url("/_sim/pay/check"),
-                &order.params,
-                &self.ctx.origin,
-            )
+            .bridge_post(&self.sim_url("/_sim/pay/check"), &order.params)
             .await;
         match check {
-            Ok(reply) if reply.json["ok"] == true => {}
+            Ok(reply) if reply.json_or_null()["ok"] == true => {}
             Ok(reply) => {
                 self.ctx.errors.add(format!(
                     "pay sheet: refused ({})",
-                    reply.json["err_desc"].as_str().unwrap_or("no reason")
+                    reply.json_or_null()["err_desc"]
+                        .as_str()
+                        .unwrap_or("no reason")
                 ));
                 return false;
             }
@@ -479,22 +498,19 @@ impl Buyer {
             }
         }
         let confirm = self
-            .browser
-            .bridge_post(
-                &self.sim_url("/_sim/pay/confirm"),
-                &order.params,
-                &self.ctx.origin,
-            )
+            .bridge_post(&self.sim_url("/_sim/pay/confirm"), &order.params)
             .await;
         match confirm {
-            Ok(reply) if reply.json["err_msg"] == "get_brand_wcpay_request:ok" => {
+            Ok(reply) if reply.json_or_null()["err_msg"] == "get_brand_wcpay_request:ok" => {
                 self.ctx.traffic.add("orders: paid on the pay sheet");
                 true
             }
             Ok(reply) => {
                 self.ctx.errors.add(format!(
                     "pay sheet: confirm failed ({})",
-                    reply.json["err_desc"].as_str().unwrap_or("no reason")
+                    reply.json_or_null()["err_desc"]
+                        .as_str()
+                        .unwrap_or("no reason")
                 ));
                 false
             }
@@ -514,13 +530,9 @@ impl Buyer {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             self.ctx.traffic.add("status: polls");
-            match self
-                .browser
-                .fetch(Method::GET, &url, None, &self.ctx.origin)
-                .await
-            {
+            match self.fetch(Method::GET, &url, None).await {
                 Ok(reply) if reply.status == StatusCode::OK => {
-                    if reply.json["status"] == wanted {
+                    if reply.json_or_null()["status"] == wanted {
                         return Ok(true);
                     }
                 }

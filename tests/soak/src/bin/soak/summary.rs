@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use demo_shop::PayVersion;
-use wechat_benches::report::{loadavg, machine};
-use wechat_benches::soak::applog::AppLog;
-use wechat_benches::soak::faults;
-use wechat_benches::soak::reconcile::Reconciliation;
-use wechat_benches::soak::refreshes;
-use wechat_benches::soak::tally::inline;
+use wechat_loadtest::report::{loadavg, machine};
 use wechat_sim::StatsSnapshot;
+use wechat_soak::applog::AppLog;
+use wechat_soak::faults;
+use wechat_soak::reconcile::Reconciliation;
+use wechat_soak::refreshes;
+use wechat_soak::tally::inline;
 
 use crate::chaos::Outage;
 use crate::{Args, Ctx};

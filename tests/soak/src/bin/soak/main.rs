@@ -3,9 +3,9 @@
 //! reconciled with the app's.
 //!
 //! ```sh
-//! cargo run --release -p wechat-benches --bin soak                      # 120 s, 50 buyers, v3
-//! cargo run --release -p wechat-benches --bin soak -- --seconds 30 --buyers 20
-//! cargo run --release -p wechat-benches --bin soak -- --pay-version v2
+//! cargo run --release -p wechat-soak                      # 120 s, 50 buyers, v3
+//! cargo run --release -p wechat-soak -- --seconds 30 --buyers 20
+//! cargo run --release -p wechat-soak -- --pay-version v2
 //! ```
 //!
 //! Everything runs in this process and on 127.0.0.1; it needs `redis-server` on `PATH` (it starts
@@ -113,17 +113,17 @@ use demo_shop::PayVersion;
 use demo_shop::sim::SIM_APPID;
 use futures_util::StreamExt as _;
 use reqwest::Url;
-use wechat_benches::report::loadavg;
-use wechat_benches::soak::applog;
-use wechat_benches::soak::balancer::Balancer;
-use wechat_benches::soak::faults;
-use wechat_benches::soak::ledger;
-use wechat_benches::soak::reconcile::{Reconciliation, reconcile};
-use wechat_benches::soak::redis::RedisServer;
-use wechat_benches::soak::tally::Tally;
-use wechat_benches::soak::world::{self, Framework, Instance, Shared};
 use wechat_core::routes::PayApi;
 use wechat_core::session::SessionKeys;
+use wechat_loadtest::report::loadavg;
+use wechat_soak::applog;
+use wechat_soak::balancer::Balancer;
+use wechat_soak::faults;
+use wechat_soak::ledger;
+use wechat_soak::reconcile::{Reconciliation, reconcile};
+use wechat_soak::redis::RedisServer;
+use wechat_soak::tally::Tally;
+use wechat_soak::world::{self, Framework, Instance, Shared};
 
 /// Command-line options.
 #[derive(Debug, Clone, Parser)]
@@ -246,7 +246,7 @@ pub(crate) struct Ctx {
 }
 
 /// Calls and faulted calls seen so far, and the samples of new ones.
-pub(crate) type TokenCalls = (u64, u64, Vec<wechat_benches::soak::refreshes::Sample>);
+pub(crate) type TokenCalls = (u64, u64, Vec<wechat_soak::refreshes::Sample>);
 
 /// The orders the run knows of.
 #[derive(Debug, Default)]

@@ -3,15 +3,15 @@
 //! notification routes, all on 127.0.0.1 and measured in one run.
 //!
 //! ```sh
-//! cargo run --release -p wechat-benches --bin load     # 10 s per target, in 10 interleaved rounds
-//! cargo run --release -p wechat-benches --bin load -- --duration 1 --rounds 1 --warmup 0.2  # smoke
-//! cargo run --release -p wechat-benches --bin load -- --paired --duration 60  # pairs, 60 s each
-//! cargo run --release -p wechat-benches --bin load -- --pairs axum-noop:axum-layer --duration 20
+//! cargo run --release -p wechat-loadtest --bin load     # 10 s per target, in 10 interleaved rounds
+//! cargo run --release -p wechat-loadtest --bin load -- --duration 1 --rounds 1 --warmup 0.2  # smoke
+//! cargo run --release -p wechat-loadtest --bin load -- --paired --duration 60  # pairs, 60 s each
+//! cargo run --release -p wechat-loadtest --bin load -- --pairs axum-noop:axum-layer --duration 20
 //! ```
 //!
 //! Prints a Markdown table (req/s, p50, p99, errors) and the layer/bare ratio per framework.
 //! With `--paired` (or `--pairs`), each pair of hello apps is served side by side and measured
-//! in alternating slices of 20 ms (A B B A) by the same connections ([`wechat_benches::paired`]),
+//! in alternating slices of 20 ms (A B B A) by the same connections ([`wechat_loadtest::paired`]),
 //! and the table gives B/A per pair: the median of the blocks' ratios, their interquartile range
 //! and the 95 % bootstrap interval of the median, for req/s and for CPU time per request.
 //! Exits non-zero when a target answers wrongly before the measurement, or when errors occur.
@@ -20,17 +20,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use wechat_benches::apps::{self, HELLO};
 use wechat_benches::fixtures;
-use wechat_benches::loadgen::{self, LoadOptions, LoadReport, Target};
-use wechat_benches::paired::{self, PairOptions};
-use wechat_benches::report::{fmt_duration, loadavg, machine};
-use wechat_benches::servers::{self, HELLO, RunningServer};
-use wechat_benches::stats::{self, Spread};
 use wechat_core::build_http_client;
 use wechat_core::login::LoginFlow;
 use wechat_core::pay::v2::PayClient;
 use wechat_core::routes::{PayRoutes, WeChatRoutes};
 use wechat_core::token::{MemoryStore, Tokens};
+use wechat_loadtest::loadgen::{self, LoadOptions, LoadReport, Target};
+use wechat_loadtest::paired::{self, PairOptions};
+use wechat_loadtest::report::{fmt_duration, loadavg, machine};
+use wechat_loadtest::servers::{self, RunningServer};
+use wechat_loadtest::stats::{self, Spread};
 
 /// The pairs `--paired` measures by default: the login middleware against each framework's
 /// bare app, against axum's no-op layer (axum's own cost of `Router::layer` not counted), and
@@ -156,11 +157,11 @@ impl HelloApp {
     /// Serves it with `workers` workers.
     fn spawn(self, flow: &LoginFlow, workers: usize) -> std::io::Result<RunningServer> {
         match self {
-            HelloApp::AxumBare => servers::spawn_axum(servers::axum_bare(), workers),
-            HelloApp::AxumNoop => servers::spawn_axum(servers::axum_noop_layer(), workers),
-            HelloApp::AxumLayer => servers::spawn_axum(servers::axum_layer(flow.clone()), workers),
+            HelloApp::AxumBare => servers::spawn_axum(apps::axum_bare(), workers),
+            HelloApp::AxumNoop => servers::spawn_axum(apps::axum_noop_layer(), workers),
+            HelloApp::AxumLayer => servers::spawn_axum(apps::axum_layer(flow.clone()), workers),
             HelloApp::AxumWrapped => {
-                servers::spawn_axum_service(servers::axum_wrapped(flow.clone()), workers)
+                servers::spawn_axum_service(apps::axum_wrapped(flow.clone()), workers)
             }
             HelloApp::ActixBare => servers::spawn_actix_bare(workers),
             HelloApp::ActixLayer => servers::spawn_actix_layer(flow.clone(), workers),
@@ -254,7 +255,7 @@ fn run_rounds(
     runtime.block_on(tokens.jsapi_ticket())?;
     let pay = PayRoutes::new(
         PayClient::new(fixtures::pay_config(&base))?,
-        servers::bench_shop(),
+        apps::bench_shop(),
     );
     let routes = WeChatRoutes::builder(tokens)
         .jssdk_domain(fixtures::PUBLIC_URL)
@@ -268,7 +269,7 @@ fn run_rounds(
         .map(|app| Ok((app, app.spawn(flow, workers)?)))
         .collect::<std::io::Result<Vec<_>>>()?;
     let axum_routes =
-        servers::spawn_axum(servers::axum_routes(flow.clone(), routes.clone()), workers)?;
+        servers::spawn_axum(apps::axum_routes(flow.clone(), routes.clone()), workers)?;
     let actix_routes = servers::spawn_actix_routes(flow.clone(), routes, workers)?;
 
     let page = format!(

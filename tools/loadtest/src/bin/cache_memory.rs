@@ -2,8 +2,8 @@
 //! filled with many distinct users (apps), read from `/proc/self/status` (VmRSS, VmHWM).
 //!
 //! ```sh
-//! cargo run --release -p wechat-benches --bin cache-memory        # every case, ~1 min
-//! cargo run --release -p wechat-benches --bin cache-memory -- --case session:4096:1000000:base
+//! cargo run --release -p wechat-loadtest --bin cache-memory        # every case, ~1 min
+//! cargo run --release -p wechat-loadtest --bin cache-memory -- --case session:4096:1000000:base
 //! ```
 //!
 //! Every case runs in a fresh process (this binary started again with `--case`), so that one
@@ -31,10 +31,10 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use wechat_benches::fixtures;
-use wechat_benches::report::{loadavg, machine};
 use wechat_core::OpenId;
 use wechat_core::session::{Profile, SessionCookie};
 use wechat_core::token::{MemoryStore, StoredToken, TokenStore};
+use wechat_loadtest::report::{loadavg, machine};
 
 /// The cases run by default: the default and the largest session cache, each with 10,000 and
 /// 1,000,000 users, and the token store below, at and far above its cap.

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use wechat_benches::soak::faults::{self, Target};
-use wechat_benches::soak::redis::RedisServer;
-use wechat_benches::soak::refreshes::Sample;
-use wechat_benches::soak::rng::Rng;
+use wechat_soak::faults::{self, Target};
+use wechat_soak::redis::RedisServer;
+use wechat_soak::refreshes::Sample;
+use wechat_soak::rng::Rng;
 
 use crate::Ctx;
 

@@ -253,7 +253,7 @@ pub fn reconcile(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::soak::ledger::{AppOrder, AppRefund, SimRefund, Transition};
+    use crate::ledger::{AppOrder, AppRefund, SimRefund, Transition};
 
     fn sim_order(state: &str, refunds: &[(&str, &str)]) -> Option<SimOrder> {
         Some(SimOrder {

@@ -5,8 +5,8 @@
 //! (the cost of running that many tasks at once).
 //!
 //! ```sh
-//! cargo run --release -p wechat-benches --bin stampede              # 10,000 callers
-//! cargo run --release -p wechat-benches --bin stampede -- --callers 1000
+//! cargo run --release -p wechat-loadtest --bin stampede              # 10,000 callers
+//! cargo run --release -p wechat-loadtest --bin stampede -- --callers 1000
 //! ```
 //!
 //! The target is exactly one upstream request per refresh. Exits non-zero when it is missed or
@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use wechat_benches::fixtures;
-use wechat_benches::loadgen::percentile_sorted;
-use wechat_benches::report::{fmt_duration, loadavg, machine};
 use wechat_core::clock::OffsetClock;
 use wechat_core::token::{MemoryStore, Tokens};
 use wechat_core::{TokenEndpoint, build_http_client};
+use wechat_loadtest::loadgen::percentile_sorted;
+use wechat_loadtest::report::{fmt_duration, loadavg, machine};
 use wechat_sim::RunningSim;
 
 /// Command-line options.
