@@ -1,4 +1,4 @@
-//! `WeChatLayer`, `WeChatUser` and `router` through real HTTP on 127.0.0.1, against wechat-sim:
+//! `WeChatLoginLayer`, `WeChatUser` and `router` through real HTTP on 127.0.0.1, against wechat-sim:
 //! a small axum app (tests/common) and a browser that keeps cookies and follows redirects.
 
 mod common;
@@ -385,7 +385,7 @@ async fn the_extractor_without_the_layer_is_a_500_naming_it() {
         .unwrap();
     assert_eq!(response.status(), 500);
     let body = response.text().await.unwrap();
-    assert!(body.contains("wechat_tower::WeChatLayer"), "{body}");
+    assert!(body.contains("wechat_tower::WeChatLoginLayer"), "{body}");
 }
 
 // ---------------------------------------------------------------------------------------------

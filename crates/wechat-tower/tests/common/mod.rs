@@ -1,4 +1,4 @@
-//! The test world: wechat-sim, and a small axum app using `WeChatLayer`, `router` and an
+//! The test world: wechat-sim, and a small axum app using `WeChatLoginLayer`, `router` and an
 //! in-memory `OrderBackend`, both on 127.0.0.1; plus a cookie-keeping browser.
 
 #![allow(dead_code)] // each helper is used by some tests only
@@ -21,7 +21,7 @@ use wechat_tower::wechat_core::session::SessionKeys;
 use wechat_tower::wechat_core::testing::{self, MemoryOrders};
 use wechat_tower::wechat_core::token::{MemoryStore, Tokens};
 use wechat_tower::wechat_core::{BaseUrls, Config, build_http_client};
-use wechat_tower::{WeChatLayer, WeChatUser, router};
+use wechat_tower::{WeChatLoginLayer, WeChatUser, router};
 
 pub(crate) const APPID: &str = fixtures::APPID;
 pub(crate) const SECRET: &str = fixtures::SECRET;
@@ -156,7 +156,7 @@ pub(crate) async fn world(options: Options) -> World {
             }),
         )
         .nest("/wechat", router(routes))
-        .layer(WeChatLayer::new(flow.clone()))
+        .layer(WeChatLoginLayer::new(flow.clone()))
         // Added after the layer: not wrapped by it.
         .route("/no-layer/me", get(page));
     let server = tokio::spawn(async move {
