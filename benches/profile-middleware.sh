@@ -31,9 +31,9 @@ profile() {
 for framework in "${@:-axum actix}"; do
     for f in $framework; do
         case "$f" in
-            axum) profile axum "axum + WeChatLayer" axum-worker 'WeChatService.*::call' \
+            axum) profile axum "axum + WeChatLoginLayer" axum-worker 'WeChatLogin.*::call' \
                 'Route|MethodRouter|[Hh]andler|axum_hello|BoxClone' ;;
-            actix) profile actix "actix-web + WeChatLoginMiddleware" actix-rt 'WeChatLoginService.*::call' 'AppRouting' ;;
+            actix) profile actix "actix-web + WeChatLoginMiddleware" actix-rt 'WeChatLogin.*::call' 'AppRouting' ;;
             *) echo "unknown framework $f (axum or actix)" >&2; exit 2 ;;
         esac
     done

@@ -1,5 +1,5 @@
 //! The apps the benchmarks send requests to, as values (nothing listens here): axum and
-//! actix-web "hello" apps, bare and behind the login middleware (`WeChatLayer`,
+//! actix-web "hello" apps, bare and behind the login middleware (`WeChatLoginLayer`,
 //! `WeChatLoginMiddleware`), so that the two apps of a framework differ only by the middleware;
 //! an axum app with the mounted WeChat routes; and the shop behind the payment routes.
 //!
@@ -40,20 +40,20 @@ pub fn axum_noop_layer() -> axum::Router {
 
 /// The same app behind the login layer.
 pub fn axum_layer(flow: LoginFlow) -> axum::Router {
-    axum_bare().layer(wechat_tower::WeChatLayer::new(flow))
+    axum_bare().layer(wechat_tower::WeChatLoginLayer::new(flow))
 }
 
 /// The same app inside the login layer: the layer around the whole `Router` (it runs before
 /// routing) rather than added with `Router::layer` (which wraps each route).
-pub fn axum_wrapped(flow: LoginFlow) -> wechat_tower::WeChatService<axum::Router> {
-    tower::Layer::layer(&wechat_tower::WeChatLayer::new(flow), axum_bare())
+pub fn axum_wrapped(flow: LoginFlow) -> wechat_tower::WeChatLogin<axum::Router> {
+    tower::Layer::layer(&wechat_tower::WeChatLoginLayer::new(flow), axum_bare())
 }
 
 /// The hello app with the WeChat routes under `/wechat`, behind the login layer.
 pub fn axum_routes(flow: LoginFlow, routes: WeChatRoutes) -> axum::Router {
     axum_bare()
         .nest("/wechat", wechat_tower::router(routes))
-        .layer(wechat_tower::WeChatLayer::new(flow))
+        .layer(wechat_tower::WeChatLoginLayer::new(flow))
 }
 
 /// The actix-web hello handler.

@@ -185,7 +185,7 @@ fn ops() -> Vec<(&'static str, Op)> {
             "axum_router_wrapped",
             axum_op(
                 tower::Layer::layer(
-                    &wechat_tower::WeChatLayer::new(
+                    &wechat_tower::WeChatLoginLayer::new(
                         fixtures::login_flow("http://127.0.0.1:9").expect("constant configuration"),
                     ),
                     wechat_benches::apps::axum_bare(),

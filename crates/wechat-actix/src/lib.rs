@@ -2,7 +2,7 @@
 //!
 //! ## Public API
 //!
-//! - [`WeChatLoginMiddleware`] / [`WeChatLoginService`] / [`WeChatLoginFuture`]: the login
+//! - [`WeChatLoginMiddleware`] / [`WeChatLogin`] / [`ResponseFuture`]: the login
 //!   middleware (an actix `Transform` and its service).
 //! - [`WeChatUser`] / [`Error`]: the extractor and why it can fail.
 //! - [`scope`] / [`configure`]: the mountable routes over
@@ -18,7 +18,15 @@ mod routes;
 
 pub use error::Error;
 pub use extract::WeChatUser;
-pub use middleware::{WeChatLoginFuture, WeChatLoginMiddleware, WeChatLoginService};
+pub use middleware::{ResponseFuture, WeChatLogin, WeChatLoginMiddleware};
+
+/// The former name of [`WeChatLogin`].
+#[deprecated(note = "renamed to WeChatLogin")]
+pub type WeChatLoginService<S> = WeChatLogin<S>;
+
+/// The former name of [`ResponseFuture`].
+#[deprecated(note = "renamed to ResponseFuture")]
+pub type WeChatLoginFuture<F, B> = ResponseFuture<F, B>;
 pub use routes::{configure, scope};
 pub use wechat_core;
 pub use wechat_core::routes::notification_paths;

@@ -1,5 +1,5 @@
 //! The login middleware: [`WeChatLoginMiddleware`] (an actix [`Transform`]) and the service it
-//! wraps around each route, [`WeChatLoginService`].
+//! wraps around each route, [`WeChatLogin`].
 //!
 //! Every decision is [`LoginFlow::decide`]'s (see `wechat_core::login::LoginFlow` for the behaviour);
 //! this module only carries it out in actix:
@@ -89,12 +89,12 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Transform = WeChatLoginService<S>;
+    type Transform = WeChatLogin<S>;
     type InitError = ();
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(WeChatLoginService {
+        ready(Ok(WeChatLogin {
             service: Rc::new(service),
             flow: self.flow.clone(),
         }))
@@ -104,22 +104,22 @@ where
 /// The service [`WeChatLoginMiddleware`] puts around the app's services; not used directly.
 #[doc(hidden)]
 #[derive(Debug)]
-pub struct WeChatLoginService<S> {
+pub struct WeChatLogin<S> {
     service: Rc<S>,
     flow: LoginFlow,
 }
 
 type Left<B> = fn(ServiceResponse<B>) -> ServiceResponse<EitherBody<B>>;
 
-/// The future of [`WeChatLoginService`]: the inner service's (no allocation on the way through),
+/// The future of [`WeChatLogin`]: the inner service's (no allocation on the way through),
 /// or the flow's own response.
 #[doc(hidden)]
-pub type WeChatLoginFuture<F, B> = Either<
+pub type ResponseFuture<F, B> = Either<
     MapOk<F, Left<B>>,
     LocalBoxFuture<'static, Result<ServiceResponse<EitherBody<B>>, Error>>,
 >;
 
-impl<S, B> Service<ServiceRequest> for WeChatLoginService<S>
+impl<S, B> Service<ServiceRequest> for WeChatLogin<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     S::Future: 'static,
@@ -127,7 +127,7 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Future = WeChatLoginFuture<S::Future, B>;
+    type Future = ResponseFuture<S::Future, B>;
 
     forward_ready!(service);
 
@@ -157,14 +157,14 @@ where
     }
 }
 
-impl<S, B> WeChatLoginService<S>
+impl<S, B> WeChatLogin<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     S::Future: 'static,
     B: MessageBody + 'static,
 {
     /// Calls the inner service with what `proceed` carries in the request's extensions.
-    fn proceed(&self, req: ServiceRequest, proceed: Proceed) -> WeChatLoginFuture<S::Future, B> {
+    fn proceed(&self, req: ServiceRequest, proceed: Proceed) -> ResponseFuture<S::Future, B> {
         proceed.apply(&mut ActixExtensions(&mut req.extensions_mut()));
         let left: Left<B> = ServiceResponse::map_into_left_body;
         Either::Left(self.service.call(req).map_ok(left))
@@ -188,7 +188,7 @@ impl RequestExtensions for ActixExtensions<'_> {
 fn respond<F, B: 'static>(
     req: ServiceRequest,
     response: actix_web::HttpResponse<BoxBody>,
-) -> WeChatLoginFuture<F, B> {
+) -> ResponseFuture<F, B> {
     let response = req.into_response(response).map_into_right_body();
     Either::Right(Box::pin(ready(Ok(response))))
 }

@@ -32,11 +32,11 @@ fn serve_actix(listener: TcpListener, flow: LoginFlow) -> actix_web::dev::Server
     })
 }
 
-/// Serves an axum app with `GET /me` behind `WeChatLayer` on `listener`, until the test ends.
+/// Serves an axum app with `GET /me` behind `WeChatLoginLayer` on `listener`, until the test ends.
 fn serve_axum(listener: TcpListener, flow: LoginFlow) {
     let app = axum::Router::new()
         .route("/me", axum::routing::get(axum_me))
-        .layer(wechat_tower::WeChatLayer::new(flow));
+        .layer(wechat_tower::WeChatLoginLayer::new(flow));
     listener.set_nonblocking(true).expect("non-blocking");
     let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
     tokio::spawn(async move {

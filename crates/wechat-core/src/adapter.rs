@@ -114,7 +114,7 @@ impl RequestExtensions for http::Extensions {
 ///   the flow's 401 JSON ([`LoginFlow::login_required`]).
 /// - Neither: the middleware did not run for this route, a programming error. The answer is a
 ///   500 whose plain-text body names the missing middleware, `missing_middleware` (e.g.
-///   ``"`wechat_tower::WeChatLayer`: add `.layer(WeChatLayer::new(flow))` …"``).
+///   ``"`wechat_tower::WeChatLoginLayer`: add `.layer(WeChatLoginLayer::new(flow))` …"``).
 ///
 /// # Errors
 /// The response to send instead, as above.

@@ -10,17 +10,17 @@ use wechat_core::login::LoginFlow;
 use wechat_core::session::SessionUser;
 
 /// What the 500 answer says is missing when [`WeChatUser`] is used without the layer.
-pub(crate) const MISSING_LAYER: &str = "`wechat_tower::WeChatLayer`: add \
-     `.layer(wechat_tower::WeChatLayer::new(flow))` to the axum Router that holds this route \
+pub(crate) const MISSING_LAYER: &str = "`wechat_tower::WeChatLoginLayer`: add \
+     `.layer(wechat_tower::WeChatLoginLayer::new(flow))` to the axum Router that holds this route \
      (Router::layer wraps only the routes added before it)";
 
-/// The logged-in WeChat user, read from the request extensions that [`WeChatLayer`]
+/// The logged-in WeChat user, read from the request extensions that [`WeChatLoginLayer`]
 /// filled (openid, unionid when known, the profile for `snsapi_userinfo`).
 ///
 /// Rejections ([`WeChatUserRejection`]):
 /// - on a path excluded from login, without a session: the flow's 401 JSON
 ///   (`{"error":"login_required","message":…,"login_url":…}`);
-/// - on a route the layer does not wrap: 500 whose body names `wechat_tower::WeChatLayer`.
+/// - on a route the layer does not wrap: 500 whose body names `wechat_tower::WeChatLoginLayer`.
 ///
 /// `Option<WeChatUser>` gives `None` instead of the 401 (still 500 without the layer).
 ///
@@ -38,11 +38,11 @@ pub(crate) const MISSING_LAYER: &str = "`wechat_tower::WeChatLayer`: add \
 /// }
 ///
 /// let app: Router = Router::new().route("/me", get(me)).route("/public/hello", get(maybe));
-/// // … .layer(WeChatLayer::new(flow)) with "/public" excluded from login.
+/// // … .layer(WeChatLoginLayer::new(flow)) with "/public" excluded from login.
 /// # let _ = app;
 /// ```
 ///
-/// [`WeChatLayer`]: crate::WeChatLayer
+/// [`WeChatLoginLayer`]: crate::WeChatLoginLayer
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WeChatUser(pub SessionUser);
 

@@ -1,4 +1,4 @@
-//! The login middleware: [`WeChatLayer`] and its service [`WeChatService`].
+//! The login middleware: [`WeChatLoginLayer`] and its service [`WeChatLogin`].
 //!
 //! For every request the service asks [`LoginFlow::decide`] what to do (the decisions live in
 //! `wechat-core`, shared with `wechat-actix`) and translates the [`Decision`]:
@@ -36,13 +36,13 @@ use wechat_core::login::{Decision, LoginFlow};
 /// use wechat_core::login::{LoginConfig, LoginFlow};
 /// use wechat_core::oauth::OAuthClient;
 /// use wechat_core::session::SessionKeys;
-/// use wechat_tower::WeChatLayer;
+/// use wechat_tower::WeChatLoginLayer;
 ///
 /// let config = Config::new("wx1234567890abcdef", "0123456789abcdef0123456789abcdef");
 /// let login = LoginConfig::builder("https://shop.example.com", SessionKeys::generate())
 ///     .exclude_notifications("/wechat")
 ///     .build()?;
-/// let layer = WeChatLayer::new(LoginFlow::new(OAuthClient::new(&config, reqwest::Client::new()), login));
+/// let layer = WeChatLoginLayer::new(LoginFlow::new(OAuthClient::new(&config, reqwest::Client::new()), login));
 /// // Any tower service over `http` requests whose response body can be built from `Bytes`:
 /// let service = layer.layer(tower::service_fn(|_request: http::Request<()>| async {
 ///     Ok::<_, std::convert::Infallible>(http::Response::new(bytes::Bytes::from_static(b"hello")))
@@ -51,11 +51,11 @@ use wechat_core::login::{Decision, LoginFlow};
 /// # Ok::<(), wechat_core::Error>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct WeChatLayer {
+pub struct WeChatLoginLayer {
     flow: LoginFlow,
 }
 
-impl WeChatLayer {
+impl WeChatLoginLayer {
     /// A layer running `flow` (cheap to clone: an `Arc` inside).
     pub fn new(flow: LoginFlow) -> Self {
         Self { flow }
@@ -67,18 +67,18 @@ impl WeChatLayer {
     }
 }
 
-impl<S> Layer<S> for WeChatLayer {
-    type Service = WeChatService<S>;
+impl<S> Layer<S> for WeChatLoginLayer {
+    type Service = WeChatLogin<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        WeChatService {
+        WeChatLogin {
             inner,
             flow: self.flow.clone(),
         }
     }
 }
 
-/// The service of [`WeChatLayer`], wrapping the inner service `S`.
+/// The service of [`WeChatLoginLayer`], wrapping the inner service `S`.
 ///
 /// Generic over the request body and over the response body `ResBody`, which must be buildable
 /// from `Bytes` (axum's `Body`, `http_body_util::Full<Bytes>`…) for the responses the flow sends
@@ -86,12 +86,12 @@ impl<S> Layer<S> for WeChatLayer {
 /// [`Service::call`] (the decision needs no I/O), so the readiness reserved by `poll_ready` is
 /// the one used, and no clone of the inner service is needed.
 #[derive(Debug, Clone)]
-pub struct WeChatService<S> {
+pub struct WeChatLogin<S> {
     inner: S,
     flow: LoginFlow,
 }
 
-impl<S> WeChatService<S> {
+impl<S> WeChatLogin<S> {
     /// The login flow.
     pub fn flow(&self) -> &LoginFlow {
         &self.flow
@@ -113,7 +113,7 @@ impl<S> WeChatService<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for WeChatService<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for WeChatLogin<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: From<Bytes>,
@@ -169,7 +169,7 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// The response future of [`WeChatService`]: the inner service's response, or the one the
+    /// The response future of [`WeChatLogin`]: the inner service's response, or the one the
     /// login flow produced.
     pub struct ResponseFuture<F, B> {
         #[pin]
@@ -270,7 +270,7 @@ mod tests {
     async fn translates_each_decision() {
         let flow = flow();
         let calls = Arc::new(AtomicUsize::new(0));
-        let service = WeChatLayer::new(flow.clone()).layer(echo(calls.clone()));
+        let service = WeChatLoginLayer::new(flow.clone()).layer(echo(calls.clone()));
 
         // A page load without a session: 302 to WeChat, inner not called.
         let page = Request::get("/shop")
@@ -355,7 +355,7 @@ mod tests {
     #[tokio::test]
     async fn readiness_is_the_inner_services() {
         let polls = Arc::new(AtomicUsize::new(0));
-        let mut service = WeChatLayer::new(flow()).layer(Flaky {
+        let mut service = WeChatLoginLayer::new(flow()).layer(Flaky {
             polls: polls.clone(),
         });
         let ready = std::future::poll_fn(|cx| service.poll_ready(cx)).await;

@@ -2,7 +2,7 @@
 //!
 //! ## Public API
 //!
-//! - [`WeChatLayer`] / [`WeChatService`] / [`ResponseFuture`]: the login middleware (tower).
+//! - [`WeChatLoginLayer`] / [`WeChatLogin`] / [`ResponseFuture`]: the login middleware (tower).
 //! - [`WeChatUser`] / [`WeChatUserRejection`]: the axum extractor (feature `axum`, default).
 //! - [`router`]: the mountable axum routes over [`WeChatRoutes`](wechat_core::routes::WeChatRoutes)
 //!   (feature `axum`).
@@ -17,7 +17,15 @@ mod routes;
 
 #[cfg(feature = "axum")]
 pub use extract::{WeChatUser, WeChatUserRejection};
-pub use layer::{ResponseFuture, WeChatLayer, WeChatService};
+pub use layer::{ResponseFuture, WeChatLogin, WeChatLoginLayer};
+
+/// The former name of [`WeChatLoginLayer`].
+#[deprecated(note = "renamed to WeChatLoginLayer")]
+pub type WeChatLayer = WeChatLoginLayer;
+
+/// The former name of [`WeChatLogin`].
+#[deprecated(note = "renamed to WeChatLogin")]
+pub type WeChatService<S> = WeChatLogin<S>;
 #[cfg(feature = "axum")]
 pub use routes::router;
 pub use wechat_core;

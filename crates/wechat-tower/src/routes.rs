@@ -35,7 +35,7 @@ use crate::WeChatUser;
 /// limited to [`WeChatRoutes::MAX_BODY`] (64 KiB; 413 above).
 ///
 /// Requirements of the app:
-/// - Put [`WeChatLayer`](crate::WeChatLayer) around the mounted router (the order routes need
+/// - Put [`WeChatLoginLayer`](crate::WeChatLoginLayer) around the mounted router (the order routes need
 ///   the user; without the layer they answer 500 naming it).
 /// - Exclude the two notification routes from login: WeChat's servers post them without a
 ///   session. With the routes under `/wechat`:

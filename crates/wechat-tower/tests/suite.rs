@@ -1,4 +1,4 @@
-//! `WeChatLayer`, `WeChatUser` and `router` over real HTTP on 127.0.0.1, against wechat-sim: the
+//! `WeChatLoginLayer`, `WeChatUser` and `router` over real HTTP on 127.0.0.1, against wechat-sim: the
 //! adapter suite (`wechat-adapter-tests`, shared with wechat-actix) run against an axum app,
 //! and what only axum has: the extractor's rejection on a route the layer does not wrap.
 
@@ -11,7 +11,7 @@ use wechat_adapter_tests::{AdapterApp, Options, PREFIX, World, maybe_text, page_
 use wechat_test_support::Browser;
 use wechat_tower::wechat_core::login::LoginFlow;
 use wechat_tower::wechat_core::routes::WeChatRoutes;
-use wechat_tower::{WeChatLayer, WeChatUser, router};
+use wechat_tower::{WeChatLoginLayer, WeChatUser, router};
 
 async fn page(user: WeChatUser) -> String {
     page_text(&user)
@@ -44,7 +44,7 @@ impl AdapterApp for TowerApp {
             .route("/public/me", get(page))
             .route("/public/maybe", get(maybe))
             .nest(PREFIX, router(routes))
-            .layer(WeChatLayer::new(flow))
+            .layer(WeChatLoginLayer::new(flow))
             .route("/no-layer/me", get(page));
         listener.set_nonblocking(true).expect("non-blocking");
         let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
@@ -71,7 +71,7 @@ async fn the_extractor_without_the_layer_is_a_500_naming_it() {
         .await;
     assert_eq!(answer.status, 500);
     assert!(
-        answer.body.contains("wechat_tower::WeChatLayer"),
+        answer.body.contains("wechat_tower::WeChatLoginLayer"),
         "{}",
         answer.body
     );

@@ -6,7 +6,7 @@
 //! Router::new()
 //!     .route("/", get(shop_page))                      // uses the WeChatUser extractor
 //!     .nest("/wechat", wechat_tower::router(routes))   // JS-SDK config + WeChat Pay routes
-//!     .layer(WeChatLayer::new(login_flow))             // "log in with WeChat"
+//!     .layer(WeChatLoginLayer::new(login_flow))             // "log in with WeChat"
 //! ```
 //!
 //! Everything framework-independent (settings, the SQLite order store, the page, the embedded
@@ -36,7 +36,7 @@ use demo_shop::{
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wechat_sim::RunningSim;
-use wechat_tower::{WeChatLayer, WeChatUser};
+use wechat_tower::{WeChatLoginLayer, WeChatUser};
 
 /// The axum application for `shop`: the page at `/`, the assets, the health check, the metrics
 /// page (unless `METRICS_LISTEN` moved it), the WeChat routes under `/wechat`, all behind the
@@ -53,7 +53,7 @@ pub fn app(shop: &Shop) -> Router {
         .route(HEALTH_PATH, get(health))
         .route(&format!("{ASSETS_PREFIX}/{{name}}"), get(asset))
         .nest(WECHAT_PREFIX, wechat_tower::router(shop.routes().clone()))
-        .layer(WeChatLayer::new(shop.login_flow().clone()))
+        .layer(WeChatLoginLayer::new(shop.login_flow().clone()))
         .with_state(shop.page().clone())
 }
 

@@ -13,7 +13,7 @@
 //! impl wechat_adapter_tests::AdapterApp for TowerApp {
 //!     const FRAMEWORK: &'static str = "axum";
 //!     fn serve(listener: std::net::TcpListener, flow: LoginFlow, routes: WeChatRoutes) -> Self {
-//!         // the routes of the table below, inside `WeChatLayer::new(flow)`, served on `listener`
+//!         // the routes of the table below, inside `WeChatLoginLayer::new(flow)`, served on `listener`
 //!     }
 //! }
 //!

@@ -2,7 +2,7 @@
 //! thread with its own runtime and a fixed number of worker threads:
 //!
 //! - axum and actix-web "hello" apps ([`wechat_benches::apps`]), bare and behind the login
-//!   middleware (`WeChatLayer`, `WeChatLoginMiddleware`): the two apps of a framework differ
+//!   middleware (`WeChatLoginLayer`, `WeChatLoginMiddleware`): the two apps of a framework differ
 //!   only by the middleware;
 //! - axum and actix-web apps with the mounted WeChat routes (`/wechat/jssdk/config`,
 //!   `/wechat/pay/notify`) behind the middleware, as a real shop mounts them.

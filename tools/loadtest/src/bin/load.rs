@@ -126,8 +126,8 @@ impl HelloApp {
         match self {
             HelloApp::AxumBare => "axum bare",
             HelloApp::AxumNoop => "axum + no-op tower layer",
-            HelloApp::AxumLayer => "axum + WeChatLayer",
-            HelloApp::AxumWrapped => "axum + WeChatLayer around the Router",
+            HelloApp::AxumLayer => "axum + WeChatLoginLayer",
+            HelloApp::AxumWrapped => "axum + WeChatLoginLayer around the Router",
             HelloApp::ActixBare => "actix-web bare",
             HelloApp::ActixLayer => "actix-web + WeChatLoginMiddleware",
         }
@@ -395,11 +395,11 @@ fn run_rounds(
     println!();
     let find = |name: &str| benches.iter().find(|b| b.name == name);
     for (framework, bare, layer) in [
-        ("axum", "axum bare", "axum + WeChatLayer"),
+        ("axum", "axum bare", "axum + WeChatLoginLayer"),
         (
-            "axum, WeChatLayer around the whole Router",
+            "axum, WeChatLoginLayer around the whole Router",
             "axum bare",
-            "axum + WeChatLayer around the Router",
+            "axum + WeChatLoginLayer around the Router",
         ),
         (
             "axum, a layer that does nothing (no target: for reference)",
