@@ -100,6 +100,17 @@ impl Logs {
         (logs, tracing::subscriber::set_default(subscriber))
     }
 
+    /// Checks that the logged line naming error id `id` has every one of `details`.
+    fn assert_names(&self, id: &str, details: &[&str]) {
+        let line = self.line_with(id);
+        for detail in details {
+            assert!(
+                line.contains(detail),
+                "{detail} missing from the log: {line}"
+            );
+        }
+    }
+
     /// The logged line that names `id`.
     fn line_with(&self, id: &str) -> String {
         let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
@@ -215,13 +226,10 @@ async fn a_failed_login_shows_an_error_id_and_nothing_of_wechats_answer() {
         "{shown}"
     );
     // The operator finds the whole story under the id the user saw.
-    let line = logs.line_with(&error_id_in(&shown));
-    for detail in ["/sns/oauth2/access_token", "40164", IP, RID] {
-        assert!(
-            line.contains(detail),
-            "{detail} missing from the log: {line}"
-        );
-    }
+    logs.assert_names(
+        &error_id_in(&shown),
+        &["/sns/oauth2/access_token", "40164", IP, RID],
+    );
 }
 
 #[tokio::test]
@@ -252,13 +260,7 @@ async fn a_failed_jssdk_config_shows_an_error_id_and_nothing_of_wechats_answer()
     assert_opaque("JS-SDK config", &answer, &internals("/cgi-bin/"));
     let shown: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
     let id = shown["error_id"].as_str().unwrap();
-    let line = logs.line_with(id);
-    for detail in ["/cgi-bin/", "40164", IP, RID] {
-        assert!(
-            line.contains(detail),
-            "{detail} missing from the log: {line}"
-        );
-    }
+    logs.assert_names(id, &["/cgi-bin/", "40164", IP, RID]);
 }
 
 fn pay_client(sim: &RunningSim) -> PayClient {
@@ -311,13 +313,10 @@ async fn a_failed_order_shows_an_error_id_and_nothing_of_wechat_pays_answer() {
     hidden.extend(["SYSTEM_ERROR", "系统错误", "Request-ID"].map(str::to_owned));
     assert_opaque("order", &answer, &hidden);
     let shown: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
-    let line = logs.line_with(shown["error_id"].as_str().unwrap());
-    for detail in ["/v3/pay/transactions/jsapi", "SYSTEM_ERROR", "Request-ID"] {
-        assert!(
-            line.contains(detail),
-            "{detail} missing from the log: {line}"
-        );
-    }
+    logs.assert_names(
+        shown["error_id"].as_str().unwrap(),
+        &["/v3/pay/transactions/jsapi", "SYSTEM_ERROR", "Request-ID"],
+    );
 }
 
 #[tokio::test]
