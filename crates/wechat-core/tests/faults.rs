@@ -184,7 +184,7 @@ async fn pay_v2_calls_ride_out_system_errors_5xx_and_drops_but_not_forgeries() {
     );
     let path = "/pay/unifiedorder";
     fail(&sim, path, 2, &[("err_code", "SYSTEMERROR")]).await;
-    pay.unified_order(&order).await.unwrap();
+    pay.prepay(&order).await.unwrap();
     assert_eq!(sim.stats().calls_to(path), 3);
 
     let query = v2::OrderRef::OutTradeNo(no.clone());

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use wechat_core::pay::v2::{
     BrandWcPayParams, ClientCertificate, JsapiOrder, OrderRef, PayClient, PayConfig, PayErrorCode,
-    Refund, RefundRef, SignType, TradeState,
+    RefundRef, RefundRequest, SignType, TradeState,
 };
 use wechat_core::routes::{CreatedOrder, OrderStatus, PayRoutes};
 use wechat_core::testing::{MemoryOrders, encrypt_refund_req_info, json_request_headers};
@@ -583,7 +583,7 @@ async fn close_an_unpaid_order() {
     assert_eq!(query.trade_state, TradeState::NotPay);
     // Same number, same parameters: the same prepay id.
     assert_eq!(
-        w.client().unified_order(&order).await.unwrap().prepay_id,
+        w.client().prepay(&order).await.unwrap().prepay_id,
         created.prepay_id
     );
 
@@ -606,7 +606,7 @@ async fn close_an_unpaid_order() {
         }) => {}
         other => panic!("closing twice: {other:?}"),
     }
-    match w.client().unified_order(&order).await {
+    match w.client().prepay(&order).await {
         Err(Error::Pay {
             code: PayErrorCode::OrderClosed,
             description,
@@ -622,11 +622,11 @@ async fn wechat_errors_are_typed() {
     let w = world(Options::default()).await;
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let order = JsapiOrder::new("E0001", "Tea", 50, ALICE, ip);
-    w.client().unified_order(&order).await.unwrap();
+    w.client().prepay(&order).await.unwrap();
     // Same number, other amount.
     let changed = JsapiOrder::new("E0001", "Tea", 51, ALICE, ip);
     assert!(matches!(
-        w.client().unified_order(&changed).await,
+        w.client().prepay(&changed).await,
         Err(Error::Pay {
             code: PayErrorCode::OutTradeNoUsed,
             ..
@@ -634,7 +634,7 @@ async fn wechat_errors_are_typed() {
     ));
     // An openid of another app.
     let stranger = JsapiOrder::new("E0002", "Tea", 50, "oCarolOfAnotherApp0000000003", ip);
-    match w.client().unified_order(&stranger).await {
+    match w.client().prepay(&stranger).await {
         Err(Error::Pay {
             code: PayErrorCode::ParamError,
             description,
@@ -663,7 +663,7 @@ async fn wechat_errors_are_typed() {
     .unwrap();
     let wrong = PayClient::new(wrong).unwrap();
     match wrong
-        .unified_order(&JsapiOrder::new("E0003", "Tea", 50, ALICE, ip))
+        .prepay(&JsapiOrder::new("E0003", "Tea", 50, ALICE, ip))
         .await
     {
         Err(Error::PayReturn { return_msg, .. }) => assert_eq!(return_msg, "签名错误"),
@@ -688,7 +688,7 @@ async fn wechat_errors_are_typed() {
     // A refund without a client certificate never leaves the process.
     match w
         .client()
-        .refund(&Refund::new(
+        .refund(&RefundRequest::new(
             OrderRef::OutTradeNo(OutTradeNo::new("E0001")),
             "RF1",
             50,
@@ -718,7 +718,7 @@ async fn refund_over_mutual_tls_and_refund_notification() {
     .await;
     let no = OutTradeNo::new(created.out_trade_no.clone());
 
-    let refund = Refund::new(OrderRef::OutTradeNo(no.clone()), "R0001", PRICE, 40)
+    let refund = RefundRequest::new(OrderRef::OutTradeNo(no.clone()), "R0001", PRICE, 40)
         .with_description("one item missing");
     let accepted = w.client().refund(&refund).await.unwrap();
     assert_eq!(accepted.out_refund_no.as_str(), "R0001");
@@ -753,7 +753,7 @@ async fn refund_over_mutual_tls_and_refund_notification() {
     assert_eq!(by_order.refunds.len(), 1);
 
     // More than what is left to refund.
-    let too_much = Refund::new(OrderRef::OutTradeNo(no.clone()), "R0002", PRICE, PRICE);
+    let too_much = RefundRequest::new(OrderRef::OutTradeNo(no.clone()), "R0002", PRICE, PRICE);
     assert!(matches!(
         w.client().refund(&too_much).await,
         Err(Error::Pay { .. })
@@ -826,7 +826,7 @@ async fn refund_over_mutual_tls_and_refund_notification() {
             .unwrap(),
     )
     .unwrap();
-    let r3 = Refund::new(OrderRef::OutTradeNo(no.clone()), "R0003", PRICE, 1);
+    let r3 = RefundRequest::new(OrderRef::OutTradeNo(no.clone()), "R0003", PRICE, 1);
     assert!(matches!(
         plain.refund(&r3).await,
         Err(Error::PayReturn { .. })

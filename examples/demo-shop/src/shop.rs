@@ -196,7 +196,7 @@ impl Shop {
                     Some(key) => pay_config.wechat_pay_public_key(key.clone()),
                     None => pay_config.platform_certificates(),
                 };
-                let client = v3::PayClient::with_http_client(pay_config.build()?, http.clone())
+                let client = v3::PayClient::with_http_client(pay_config.build()?, http.clone())?
                     .with_certificate_store(token_store.clone(), "wechat:");
                 // Platform certificates are downloaded now: a merchant without them (404) or a
                 // wrong key stops the demo here, not at the first payment.

@@ -43,8 +43,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod config;
 mod reply;
 pub mod v2;
 pub mod v3;
 
+pub use config::{Credentials, PayConfig, PayConfigBuilder};
 pub use reply::{ApiVersion, NotificationReply};

@@ -548,18 +548,19 @@ impl PayRoutes {
             Ok(placed) => placed,
             Err(refused) => return refused.response(),
         };
-        let params = match &self.client {
+        let signed = match &self.client {
             PayApi::V2(client) => client.brand_wcpay_params(&placed.prepay_id),
-            PayApi::V3(client) => match client.brand_wcpay_params(&placed.prepay_id) {
-                Ok(params) => params,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot sign the v3 pay parameters");
-                    return json_error(
-                        http::StatusCode::INTERNAL_SERVER_ERROR,
-                        "cannot sign the payment",
-                    );
-                }
-            },
+            PayApi::V3(client) => client.brand_wcpay_params(&placed.prepay_id),
+        };
+        let params = match signed {
+            Ok(params) => params,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sign the pay parameters");
+                return json_error(
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "cannot sign the payment",
+                );
+            }
         };
         let body = CreatedOrder {
             out_trade_no: placed.out_trade_no.as_str().to_owned(),
@@ -631,10 +632,7 @@ impl PayRoutes {
                     client_ip,
                 );
                 order.attach = draft.attach.clone();
-                client
-                    .unified_order(&order)
-                    .await
-                    .map(|created| created.prepay_id)
+                client.prepay(&order).await.map(|created| created.prepay_id)
             }
             PayApi::V3(client) => {
                 let mut order = v3::JsapiOrder::new(
@@ -679,11 +677,10 @@ impl PayRoutes {
             })
         };
         match &self.client {
-            PayApi::V2(client) => {
-                v2::handle_payment(client.config(), body, |n| accept(Payment::from(&n)))
-                    .await
-                    .into_response()
-            }
+            PayApi::V2(client) => client
+                .handle_payment(headers, body, |n| accept(Payment::from(&n)))
+                .await
+                .into_response(),
             PayApi::V3(client) => client
                 .handle_payment(headers, body, |n| accept(Payment::from(&n)))
                 .await
@@ -702,7 +699,7 @@ impl PayRoutes {
         match &self.client {
             // v2's req_info has no MAC: the client confirms it with a signed refundquery.
             PayApi::V2(client) => client
-                .handle_refund_notification(body, |n| async move {
+                .handle_refund_notification(headers, body, |n| async move {
                     backend.on_refund(&RefundUpdate::from(&n)).await
                 })
                 .await

@@ -1,4 +1,5 @@
-//! Sending WeChat Pay v2 requests: one signed [`PayRequest`] value, one [`PayClient`] that posts
+//! Sending WeChat Pay v2 requests: [`PayRequest`] values, signed as a [`SignedRequest`], one
+//! [`PayClient`] that posts
 //! it, checks `return_code`, verifies the reply's `sign`, maps `result_code`/`err_code`, and
 //! retries `SYSTEMERROR`/`BIZERR_NEED_RETRY` with the same body.
 
@@ -28,20 +29,79 @@ pub(crate) fn nonce_str() -> String {
         .collect()
 }
 
+/// A WeChat Pay v2 request as a value: it knows its endpoint, its fields and what WeChat Pay
+/// answers; [`PayClient::send`] signs, posts and reads it. Each call WeChat Pay has is one type
+/// ([`JsapiOrder`](super::JsapiOrder), [`QueryOrder`](super::QueryOrder),
+/// [`CloseOrder`](super::CloseOrder), [`RefundRequest`](super::RefundRequest),
+/// [`QueryRefund`](super::QueryRefund)), as in [`v3::PayRequest`](crate::pay::v3::PayRequest).
+///
+/// ```
+/// use wechat_core::OutTradeNo;
+/// use wechat_core::pay::v2::{PayConfig, PayRequest, QueryOrder};
+///
+/// let config = PayConfig::builder("1900000109", "wx1234567890abcdef", "192006250b4c09247ec02edce69f6a2d", "https://shop.example.com/pay/notify").build()?;
+/// let query = QueryOrder::from(OutTradeNo::new("T20240101001"));
+/// let request = query.to_request(&config, "5K8264ILTKCH16CQ2502SI8ZNMTM67VS")?;
+/// assert_eq!(request.endpoint(), "/pay/orderquery");
+/// assert_eq!(request.fields().get("out_trade_no"), Some("T20240101001"));
+/// assert!(request.fields().get("sign").is_some());
+/// # Ok::<(), wechat_core::Error>(())
+/// ```
+pub trait PayRequest {
+    /// What the verified reply is read into.
+    type Output;
+    /// The endpoint path, e.g. `/pay/unifiedorder`.
+    const ENDPOINT: &'static str;
+    /// Whether the endpoint needs the merchant client certificate (`/secapi/…`, refunds).
+    const CLIENT_CERTIFICATE: bool = false;
+
+    /// The request's own fields, checked (a pure function): everything but `appid`, `mch_id`,
+    /// `nonce_str`, `sign_type` and `sign`, which [`to_request`](Self::to_request) adds.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPayRequest`] naming a field WeChat Pay would refuse.
+    fn to_fields(&self, config: &PayConfig) -> Result<PayFields>;
+
+    /// Reads WeChat Pay's verified, successful reply.
+    ///
+    /// # Errors
+    /// [`Error::UnexpectedResponse`] when a field the answer must have is missing or malformed.
+    fn read_reply(&self, config: &PayConfig, reply: PayFields) -> Result<Self::Output>;
+
+    /// The signed request (a pure function of its inputs: pass a fresh `nonce_str`).
+    ///
+    /// # Errors
+    /// As [`to_fields`](Self::to_fields).
+    fn to_request(&self, config: &PayConfig, nonce_str: &str) -> Result<SignedRequest> {
+        let mut fields = PayFields::new();
+        fields.insert("appid", config.appid().as_str());
+        fields.insert("mch_id", config.mch_id().as_str());
+        fields.insert("nonce_str", nonce_str);
+        for (name, value) in self.to_fields(config)?.iter() {
+            fields.insert(name, value);
+        }
+        Ok(SignedRequest::signed(
+            Self::ENDPOINT,
+            fields,
+            config,
+            Self::CLIENT_CERTIFICATE,
+        ))
+    }
+}
+
 /// A signed WeChat Pay v2 request: the endpoint and its fields (with `sign`), ready to post.
 ///
-/// Built by pure functions such as [`JsapiOrder::to_request`](super::JsapiOrder::to_request);
-/// sent by [`PayClient::send`]. Resending the same value is resending the same parameters, which
-/// is what WeChat asks for after `SYSTEMERROR`.
+/// Made by [`PayRequest::to_request`]; sent by [`PayClient::send_signed`]. Resending the same
+/// value is resending the same parameters, which is what WeChat asks for after `SYSTEMERROR`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PayRequest {
+pub struct SignedRequest {
     endpoint: &'static str,
     fields: PayFields,
     sign_type: SignType,
     mutual_tls: bool,
 }
 
-impl PayRequest {
+impl SignedRequest {
     /// Signs `fields` (which must not contain `sign`) for `endpoint`; `sign_type` is added to the
     /// fields before signing.
     pub(crate) fn signed(
@@ -206,12 +266,7 @@ impl PayClient {
     /// # Errors
     /// [`Error::Config`] for an invalid configuration or certificate.
     pub fn new(config: PayConfig) -> Result<Self> {
-        let http = client_builder(&config)?.build().map_err(|e| {
-            Error::config(
-                "PayClient::new",
-                format!("cannot build the HTTP client: {}", e.without_url()),
-            )
-        })?;
+        let http = config.http_client()?;
         Self::with_http_client(config, http)
     }
 
@@ -224,7 +279,8 @@ impl PayClient {
     pub fn with_http_client(config: PayConfig, http: reqwest::Client) -> Result<Self> {
         let secapi = match config.client_certificate() {
             Some(certificate) => Some(
-                client_builder(&config)?
+                config
+                    .http_client_builder()?
                     .identity(certificate.identity()?)
                     .build()
                     .map_err(|e| {
@@ -248,6 +304,17 @@ impl PayClient {
         &self.config
     }
 
+    /// Sends a request value: signs it with a fresh nonce, posts it, verifies the reply and
+    /// reads it ([`PayRequest::read_reply`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidPayRequest`] before sending; then as [`send_signed`](Self::send_signed).
+    pub async fn send<R: PayRequest>(&self, request: &R) -> Result<R::Output> {
+        let signed = request.to_request(&self.config, &nonce_str())?;
+        let reply = self.send_signed(&signed).await?;
+        request.read_reply(&self.config, reply)
+    }
+
     /// Posts a signed request and returns the verified reply fields.
     ///
     /// `SYSTEMERROR` and `BIZERR_NEED_RETRY`, a 5xx answer, a dropped connection and a timeout
@@ -259,7 +326,7 @@ impl PayClient {
     /// [`Error::PayReturn`], [`Error::Pay`], [`Error::BadSignature`], [`Error::Xml`],
     /// [`Error::Http`], [`Error::UnexpectedResponse`]; [`Error::Config`] for a `/secapi/`
     /// request without a client certificate.
-    pub async fn send(&self, request: &PayRequest) -> Result<PayFields> {
+    pub async fn send_signed(&self, request: &SignedRequest) -> Result<PayFields> {
         let endpoint = request.endpoint();
         let (client, base) = if request.requires_client_certificate() {
             let client = self.secapi.as_ref().ok_or_else(|| {
@@ -399,41 +466,6 @@ impl PayClient {
     }
 }
 
-fn client_builder(config: &PayConfig) -> Result<reqwest::ClientBuilder> {
-    http_client_builder(
-        config.timeout(),
-        config.connect_timeout(),
-        config.root_certificates(),
-        "PayConfigBuilder::root_certificate_pem",
-    )
-}
-
-/// A reqwest client builder for WeChat Pay calls (both versions): no redirects, the timeouts,
-/// a `User-Agent` naming the library, and extra root certificates (`setting` names the
-/// builder method that took them, for the error).
-pub(crate) fn http_client_builder(
-    timeout: std::time::Duration,
-    connect_timeout: std::time::Duration,
-    root_certificates: &[Vec<u8>],
-    setting: &'static str,
-) -> Result<reqwest::ClientBuilder> {
-    let mut builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .connect_timeout(connect_timeout)
-        .user_agent(USER_AGENT);
-    for pem in root_certificates {
-        let certificate = reqwest::Certificate::from_pem(pem).map_err(|e| {
-            Error::config(setting, format!("cannot read a root certificate PEM: {e}"))
-        })?;
-        builder = builder.add_root_certificate(certificate);
-    }
-    Ok(builder)
-}
-
-/// The `User-Agent` of WeChat Pay calls (WeChat Pay may refuse requests without one).
-pub(crate) const USER_AGENT: &str = concat!("wechat-rs/", env!("CARGO_PKG_VERSION"));
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -557,7 +589,7 @@ mod tests {
         let fields: PayFields = [("appid", "wx1234567890abcdef"), ("nonce_str", "n")]
             .into_iter()
             .collect();
-        let request = PayRequest::signed("/pay/orderquery", fields, &c, false);
+        let request = SignedRequest::signed("/pay/orderquery", fields, &c, false);
         assert_eq!(request.fields().get("sign_type"), Some("HMAC-SHA256"));
         let sign = request.fields().get("sign").unwrap();
         assert!(

@@ -1,10 +1,8 @@
 //! The merchant's WeChat Pay configuration.
 
-use std::time::Duration;
-
 use super::SignType;
-use crate::clock::SharedClock;
-use crate::{AppId, BaseUrls, ConfigError, Error, MchId, PayApiKey, Result};
+use crate::pay::config::check_url;
+use crate::{AppId, ConfigError, Error, MchId, PayApiKey, Result};
 
 /// The merchant API client certificate (`apiclient_cert.pem` + `apiclient_key.pem` from the
 /// merchant platform's API security page), presented over mutual TLS to `/secapi/pay/refund`.
@@ -141,7 +139,51 @@ impl std::fmt::Debug for ClientCertificate {
     }
 }
 
-/// A WeChat Pay merchant (API v2) as used by one Official Account.
+/// The API v2 credentials of a merchant: the API key and the signature algorithm, and the
+/// client certificate that refunds need. Part of a [`PayConfig`]; set through its builder.
+///
+/// # Security
+/// `Debug` shows the key as `PayApiKey([redacted])` and the certificate as
+/// `ClientCertificate([redacted])`.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    api_key: PayApiKey,
+    sign_type: SignType,
+    also_accepted_sign_type: Option<SignType>,
+    client_certificate: Option<ClientCertificate>,
+    secapi_base_url: Option<String>,
+}
+
+impl crate::pay::config::Credentials for Credentials {}
+
+impl crate::pay::config::sealed::Credentials for Credentials {
+    fn validate(&self) -> std::result::Result<(), ConfigError> {
+        let key = self.api_key.expose_secret();
+        if key.len() != 32 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ConfigError::new(
+                "PayConfig::builder(api_key)",
+                "the WeChat Pay API key must be the 32-character API v2 key set under Account center > \
+                 API security on pay.weixin.qq.com (not the AppSecret, not the APIv3 key)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_urls(&self) -> std::result::Result<(), ConfigError> {
+        match &self.secapi_base_url {
+            Some(url) => check_url(
+                "PayConfigBuilder::secapi_base_url",
+                "secapi base URL",
+                url,
+                false,
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A WeChat Pay merchant (API v2) as used by one Official Account: the settings both versions
+/// share ([`pay::PayConfig`](crate::pay::PayConfig)) with the v2 [`Credentials`].
 ///
 /// ```
 /// use wechat_core::BaseUrls;
@@ -159,23 +201,12 @@ impl std::fmt::Debug for ClientCertificate {
 /// assert!(!format!("{pay:?}").contains("192006250b4c"));
 /// # Ok::<(), wechat_core::ConfigError>(())
 /// ```
-#[derive(Debug, Clone)]
-pub struct PayConfig {
-    mch_id: MchId,
-    appid: AppId,
-    api_key: PayApiKey,
-    sign_type: SignType,
-    also_accepted_sign_type: Option<SignType>,
-    notify_url: String,
-    refund_notify_url: Option<String>,
-    client_certificate: Option<ClientCertificate>,
-    root_certificates: Vec<Vec<u8>>,
-    base_url: String,
-    secapi_base_url: Option<String>,
-    timeout: Duration,
-    connect_timeout: Duration,
-    clock: SharedClock,
-}
+pub type PayConfig = crate::pay::PayConfig<Credentials>;
+
+/// Builds a v2 [`PayConfig`]: the shared setters of
+/// [`pay::PayConfigBuilder`](crate::pay::PayConfigBuilder) and the v2 ones; `build()` checks
+/// them all.
+pub type PayConfigBuilder = crate::pay::PayConfigBuilder<Credentials>;
 
 impl PayConfig {
     /// A merchant with its app id, API key (v2, 32 characters: not the AppSecret) and the
@@ -187,44 +218,28 @@ impl PayConfig {
         api_key: impl Into<PayApiKey>,
         notify_url: impl Into<String>,
     ) -> PayConfigBuilder {
-        PayConfigBuilder {
-            config: Self {
-                mch_id: mch_id.into(),
-                appid: appid.into(),
+        Self::builder_with(
+            mch_id.into(),
+            appid.into(),
+            notify_url.into(),
+            Credentials {
                 api_key: api_key.into(),
                 sign_type: SignType::Md5,
                 also_accepted_sign_type: None,
-                notify_url: notify_url.into(),
-                refund_notify_url: None,
                 client_certificate: None,
-                root_certificates: Vec::new(),
-                base_url: BaseUrls::wechat().pay,
                 secapi_base_url: None,
-                timeout: Duration::from_secs(10),
-                connect_timeout: Duration::from_secs(5),
-                clock: crate::clock::system(),
             },
-        }
-    }
-
-    /// The merchant id.
-    pub fn mch_id(&self) -> &MchId {
-        &self.mch_id
-    }
-
-    /// The app id the merchant is bound to.
-    pub fn appid(&self) -> &AppId {
-        &self.appid
+        )
     }
 
     /// The API key.
     pub fn api_key(&self) -> &PayApiKey {
-        &self.api_key
+        &self.credentials.api_key
     }
 
     /// The signature algorithm.
     pub fn sign_type(&self) -> SignType {
-        self.sign_type
+        self.credentials.sign_type
     }
 
     /// Whether a payment notification signed with `sign_type` is accepted: the configured
@@ -233,119 +248,29 @@ impl PayConfig {
     /// while migrating. A notification names its own `sign_type`, so accepting any would let a
     /// forger pick the weaker one.
     pub fn accepts_notification_sign_type(&self, sign_type: SignType) -> bool {
-        sign_type == self.sign_type || self.also_accepted_sign_type == Some(sign_type)
-    }
-
-    /// The payment notification URL.
-    pub fn notify_url(&self) -> &str {
-        &self.notify_url
-    }
-
-    /// The refund notification URL, when configured.
-    pub fn refund_notify_url(&self) -> Option<&str> {
-        self.refund_notify_url.as_deref()
+        sign_type == self.credentials.sign_type
+            || self.credentials.also_accepted_sign_type == Some(sign_type)
     }
 
     /// The client certificate, when configured.
     pub fn client_certificate(&self) -> Option<&ClientCertificate> {
-        self.client_certificate.as_ref()
-    }
-
-    /// The Pay host.
-    pub fn base_url(&self) -> &str {
-        &self.base_url
+        self.credentials.client_certificate.as_ref()
     }
 
     /// The host of the mutual-TLS routes.
     pub fn secapi_base_url(&self) -> &str {
-        self.secapi_base_url.as_deref().unwrap_or(&self.base_url)
+        self.credentials
+            .secapi_base_url
+            .as_deref()
+            .unwrap_or(self.base_url())
     }
-
-    /// The request timeout.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    /// The connect timeout.
-    pub fn connect_timeout(&self) -> Duration {
-        self.connect_timeout
-    }
-
-    /// The clock of the page's `timeStamp`.
-    pub fn clock(&self) -> &SharedClock {
-        &self.clock
-    }
-
-    pub(crate) fn root_certificates(&self) -> &[Vec<u8>] {
-        &self.root_certificates
-    }
-
-    /// Checks the configuration the way WeChat would, with messages that say what to fix.
-    fn validate(&self) -> std::result::Result<(), ConfigError> {
-        if self.mch_id.as_str().is_empty() {
-            return Err(ConfigError::new(
-                "PayConfig::builder(mch_id)",
-                "the WeChat Pay merchant id (mch_id) is empty",
-            ));
-        }
-        if self.appid.as_str().is_empty() {
-            return Err(ConfigError::new(
-                "PayConfig::builder(appid)",
-                "the app id bound to the merchant is empty",
-            ));
-        }
-        let key = self.api_key.expose_secret();
-        if key.len() != 32 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ConfigError::new(
-                "PayConfig::builder(api_key)",
-                "the WeChat Pay API key must be the 32-character API v2 key set under Account center > \
-                 API security on pay.weixin.qq.com (not the AppSecret, not the APIv3 key)",
-            ));
-        }
-        check_url(
-            "PayConfig::builder(notify_url)",
-            "notify_url",
-            &self.notify_url,
-            true,
-        )?;
-        if let Some(url) = &self.refund_notify_url {
-            check_url(
-                "PayConfigBuilder::refund_notify_url",
-                "refund notify_url",
-                url,
-                true,
-            )?;
-        }
-        check_url(
-            "PayConfigBuilder::base_url",
-            "Pay base URL",
-            &self.base_url,
-            false,
-        )?;
-        if let Some(url) = &self.secapi_base_url {
-            check_url(
-                "PayConfigBuilder::secapi_base_url",
-                "secapi base URL",
-                url,
-                false,
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// Builds a [`PayConfig`]: every setter takes its value, [`build`](Self::build) checks them all.
-#[derive(Debug, Clone)]
-#[must_use = "a builder does nothing until build() is called"]
-pub struct PayConfigBuilder {
-    config: PayConfig,
 }
 
 impl PayConfigBuilder {
     /// The signature algorithm for requests, the page's `paySign`, replies and notifications
     /// (default MD5).
     pub fn sign_type(mut self, sign_type: SignType) -> Self {
-        self.config.sign_type = sign_type;
+        self.config.credentials.sign_type = sign_type;
         self
     }
 
@@ -354,124 +279,23 @@ impl PayConfigBuilder {
     /// Without it, a notification signed otherwise than [`sign_type`](Self::sign_type) is
     /// refused.
     pub fn also_accept_notification_sign_type(mut self, sign_type: SignType) -> Self {
-        self.config.also_accepted_sign_type = Some(sign_type);
-        self
-    }
-
-    /// Takes the Pay host from `base_urls.pay` (a `wechat-sim`, a proxy).
-    pub fn base_urls(mut self, base_urls: &BaseUrls) -> Self {
-        self.config.base_url = base_urls.pay.trim_end_matches('/').to_owned();
-        self
-    }
-
-    /// The Pay host, e.g. `https://api.mch.weixin.qq.com` (no trailing slash).
-    pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.config.base_url = base_url.into().trim_end_matches('/').to_owned();
+        self.config.credentials.also_accepted_sign_type = Some(sign_type);
         self
     }
 
     /// A separate host for the mutual-TLS `/secapi/…` routes (refunds); by default the Pay host.
     /// A simulator serves them on its own TLS port.
     pub fn secapi_base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.config.secapi_base_url = Some(base_url.into().trim_end_matches('/').to_owned());
-        self
-    }
-
-    /// Where WeChat posts refund notifications (sent as `notify_url` with each refund); by
-    /// default the one configured on the merchant platform.
-    pub fn refund_notify_url(mut self, url: impl Into<String>) -> Self {
-        self.config.refund_notify_url = Some(url.into());
+        self.config.credentials.secapi_base_url =
+            Some(base_url.into().trim_end_matches('/').to_owned());
         self
     }
 
     /// The merchant API client certificate, required for refunds.
     pub fn client_certificate(mut self, certificate: ClientCertificate) -> Self {
-        self.config.client_certificate = Some(certificate);
+        self.config.credentials.client_certificate = Some(certificate);
         self
     }
-
-    /// Trusts one more CA (PEM) for WeChat Pay's server certificate, e.g. a test simulator's.
-    pub fn root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.config.root_certificates.push(pem.into());
-        self
-    }
-
-    /// The total timeout of one HTTP request (default 10 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.config.timeout = timeout;
-        self
-    }
-
-    /// The connect timeout (default 5 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.config.connect_timeout = timeout;
-        self
-    }
-
-    /// Sets the clock of the page's `timeStamp` (default
-    /// [`SystemClock`](crate::clock::SystemClock)).
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.config.clock = clock;
-        self
-    }
-
-    /// Checks the configuration the way WeChat would and finishes it.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the setting: an empty merchant id or app id, an API key that is
-    /// not 32 ASCII characters, a notify URL that is not absolute http(s) or has a query
-    /// string, or a base URL that is not https (plain http only on a loopback address, for a
-    /// local simulator).
-    pub fn build(self) -> std::result::Result<PayConfig, ConfigError> {
-        self.config.validate()?;
-        Ok(self.config)
-    }
-}
-
-/// Whether the URL's host is `localhost` or a loopback IP address.
-fn is_loopback_host(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
-pub(crate) fn check_url(
-    setting: &'static str,
-    what: &str,
-    value: &str,
-    notify: bool,
-) -> std::result::Result<(), ConfigError> {
-    let url = url::Url::parse(value)
-        .map_err(|e| ConfigError::new(setting, format!("{what} {value:?}: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ConfigError::new(
-            setting,
-            format!("{what} {value:?} must be an absolute http(s) URL"),
-        ));
-    }
-    // A Pay host over plain HTTP would send signed requests, refunds and their answers in the
-    // clear: only a simulator on this machine may be reached that way.
-    if !notify && url.scheme() == "http" && !is_loopback_host(&url) {
-        return Err(ConfigError::new(
-            setting,
-            format!(
-                "{what} {value:?} must be https: plain http is allowed only for a loopback address \
-                 (a local wechat-sim such as http://127.0.0.1:9000)"
-            ),
-        ));
-    }
-    if notify && url.query().is_some() {
-        return Err(ConfigError::new(
-            setting,
-            format!(
-                "{what} {value:?} must not have a query string: WeChat Pay drops it (put data in `attach`)"
-            ),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -28,24 +28,28 @@ mod sign;
 mod xml;
 
 pub use crate::error::PayErrorCode;
-pub use client::{PayClient, PayRequest, check_pay_reply};
-pub(crate) use config::check_url;
-pub use config::{ClientCertificate, PayConfig, PayConfigBuilder};
+pub use client::{PayClient, PayRequest, SignedRequest, check_pay_reply};
+pub use config::{ClientCertificate, Credentials, PayConfig, PayConfigBuilder};
 pub use crypto::decrypt_refund_req_info;
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use crypto::encrypt_refund_req_info;
-pub(crate) use notify::handle_payment;
 pub use notify::{
-    NOTIFICATION_SUCCESS_XML, PaymentNotification, RefundNotification, handle_payment_notification,
-    handle_refund_notification, notification_fail_xml, verify_payment_notification,
-    verify_refund_notification,
+    NOTIFICATION_SUCCESS_XML, PaymentNotification, RefundNotification, notification_fail_xml,
+    verify_payment_notification, verify_refund_notification,
 };
+#[allow(deprecated)]
+pub use notify::{handle_payment_notification, handle_refund_notification};
 pub use order::{
-    BrandWcPayParams, JsapiOrder, OrderQueryResponse, OrderRef, TradeState, UnifiedOrderResponse,
-    close_order_request,
+    BrandWcPayParams, CloseOrder, JsapiOrder, OrderRef, PrepayResponse, QueryOrder, TradeState,
+    Transaction,
 };
+#[allow(deprecated)]
+pub use order::{OrderQueryResponse, UnifiedOrderResponse};
 pub use refund::{
-    Refund, RefundItem, RefundQueryResponse, RefundRef, RefundResponse, RefundStatus,
+    QueryRefund, RefundItem, RefundQueryResponse, RefundRecord, RefundRef, RefundRequest,
+    RefundStatus,
 };
+#[allow(deprecated)]
+pub use refund::{Refund, RefundResponse};
 pub use sign::{SignType, sign_pay_fields, verify_pay_fields};
 pub use xml::{Fields, MAX_NOTIFICATION_BODY, MAX_NOTIFICATION_FIELDS, PayFields};

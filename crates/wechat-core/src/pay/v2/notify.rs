@@ -1,17 +1,18 @@
 //! Payment and refund notifications (protocol reference §4.4, §4.8), verified before anything
 //! reads them, and the replies WeChat expects.
 //!
-//! The easy path is the safe one: [`handle_payment_notification`] parses safely, verifies the
+//! The easy path is the safe one: [`PayClient::handle_payment_notification`] parses safely,
+//! verifies the
 //! `sign` over every received field, checks the merchant and app, and only then calls the
 //! application's handler; it answers `SUCCESS` only after the handler returned `Ok`, so WeChat
 //! re-sends (15 s, 15 s, 30 s, 3 min, … for about 24 hours) until the payment is durably
 //! recorded. Duplicates are normal: the handler must be idempotent.
 //!
 //! ```
-//! use wechat_core::pay::v2::{PayConfig, PaymentNotification, handle_payment_notification};
+//! use wechat_core::pay::v2::{PayClient, PaymentNotification};
 //!
-//! # async fn demo(config: PayConfig, body: &[u8]) -> http::Response<bytes::Bytes> {
-//! let reply = handle_payment_notification(&config, body, |paid: PaymentNotification| async move {
+//! # async fn demo(pay: PayClient, headers: http::HeaderMap, body: &[u8]) -> http::Response<bytes::Bytes> {
+//! let reply = pay.handle_payment_notification(&headers, body, |paid: PaymentNotification| async move {
 //!     // Look the order up by paid.out_trade_no, check paid.total_fee == its amount, mark it
 //!     // paid (idempotently) in the database, and only then return Ok.
 //!     Ok::<(), std::io::Error>(())
@@ -26,8 +27,10 @@
 
 use std::future::Future;
 
+use http::HeaderMap;
+
 use super::order::{
-    OrderQueryResponse, fen_value, non_empty, optional_fen, required, required_fen, required_value,
+    Transaction, fen_value, non_empty, optional_fen, required, required_fen, required_value,
 };
 use super::xml::{Limits, MAX_NOTIFICATION_BODY, parse_flat};
 use super::{
@@ -131,7 +134,7 @@ impl PaymentNotification {
     /// [`Error::NotificationMismatch`] when the order is not paid (`trade_state` other than
     /// `SUCCESS`) or is for another app or merchant; [`Error::UnexpectedResponse`] when a field
     /// is missing.
-    pub fn from_order_query(config: &PayConfig, query: &OrderQueryResponse) -> Result<Self> {
+    pub fn from_order_query(config: &PayConfig, query: &Transaction) -> Result<Self> {
         if query.trade_state != super::TradeState::Success {
             return Err(Error::NotificationMismatch(format!(
                 "the order's trade_state is {}, not SUCCESS",
@@ -401,6 +404,10 @@ pub fn verify_refund_notification(config: &PayConfig, body: &[u8]) -> Result<Ref
 ///
 /// # Security
 /// The handler must compare `total_fee` with its own order's amount and record idempotently.
+#[deprecated(
+    since = "0.2.0",
+    note = "use PayClient::handle_payment_notification, as in v3"
+)]
 pub async fn handle_payment_notification<F, Fut, E>(
     config: &PayConfig,
     body: &[u8],
@@ -411,15 +418,15 @@ where
     Fut: Future<Output = std::result::Result<(), E>>,
     E: std::fmt::Display,
 {
-    handle_payment(config, body, |n| async move {
+    handle_payment_with(config, body, |n| async move {
         handler(n).await.map(|()| Delivery::First)
     })
     .await
 }
 
-/// [`handle_payment_notification`] with a handler that says whether the payment was already
+/// Payment notification handling with a handler that says whether the payment was already
 /// recorded (a duplicate), for `wechat_pay_notifications_total`.
-pub(crate) async fn handle_payment<F, Fut, E>(
+async fn handle_payment_with<F, Fut, E>(
     config: &PayConfig,
     body: &[u8],
     handler: F,
@@ -498,6 +505,10 @@ where
 /// `req_info` is not authenticated (AES-ECB): the handler must match `out_refund_no` and
 /// `refund_fee` with a refund it requested. [`PayClient::handle_refund_notification`] also
 /// confirms the refund with a signed `refundquery` first; prefer it.
+#[deprecated(
+    since = "0.2.0",
+    note = "use PayClient::handle_refund_notification, which also confirms the refund"
+)]
 pub async fn handle_refund_notification<F, Fut, E>(
     config: &PayConfig,
     body: &[u8],
@@ -512,6 +523,84 @@ where
 }
 
 impl PayClient {
+    /// Verifies a payment notification ([`verify_payment_notification`] with this client's
+    /// configuration). `headers` are not read in v2, whose signature is inside the body; both
+    /// versions take them so that a handler calls either alike.
+    ///
+    /// # Errors
+    /// As [`verify_payment_notification`].
+    pub async fn verify_payment_notification(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<PaymentNotification> {
+        let _ = headers;
+        verify_payment_notification(self.config(), body)
+    }
+
+    /// Verifies a refund notification ([`verify_refund_notification`] with this client's
+    /// configuration; `headers` are not read in v2). Its content is not authenticated (AES-ECB):
+    /// [`handle_refund_notification`](Self::handle_refund_notification) also confirms it.
+    ///
+    /// # Errors
+    /// As [`verify_refund_notification`].
+    pub async fn verify_refund_notification(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<RefundNotification> {
+        let _ = headers;
+        verify_refund_notification(self.config(), body)
+    }
+
+    /// Verifies a payment notification, hands it to `handler`, and says what to answer WeChat
+    /// (`headers` are not read in v2; both versions take them).
+    ///
+    /// - Not verifiable (forged, altered, another merchant, malformed, too large): the handler
+    ///   is not called; FAIL, and a `tracing::warn!` without secrets.
+    /// - Verified, but `result_code` FAIL (the payment did not succeed): nothing to record; the
+    ///   handler is not called; SUCCESS (so WeChat stops re-sending it).
+    /// - Verified and paid: `handler` is called; SUCCESS only if it returned `Ok`, FAIL (500)
+    ///   otherwise, so WeChat re-sends until the payment is recorded.
+    ///
+    /// # Security
+    /// The handler must compare `total_fee` with its own order's amount and record
+    /// idempotently.
+    pub async fn handle_payment_notification<F, Fut, E>(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        handler: F,
+    ) -> NotificationReply
+    where
+        F: FnOnce(PaymentNotification) -> Fut,
+        Fut: Future<Output = std::result::Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        self.handle_payment(headers, body, |n| async move {
+            handler(n).await.map(|()| Delivery::First)
+        })
+        .await
+    }
+
+    /// [`handle_payment_notification`](Self::handle_payment_notification) with a handler that
+    /// says whether the payment was already recorded (a duplicate), for
+    /// `wechat_pay_notifications_total`.
+    pub(crate) async fn handle_payment<F, Fut, E>(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        handler: F,
+    ) -> NotificationReply
+    where
+        F: FnOnce(PaymentNotification) -> Fut,
+        Fut: Future<Output = std::result::Result<Delivery, E>>,
+        E: std::fmt::Display,
+    {
+        let _ = headers;
+        handle_payment_with(self.config(), body, handler).await
+    }
+
     /// Verifies a refund notification, confirms it with a signed `refundquery` of its
     /// `out_refund_no` (the same refund, order, amount and status, or WeChat is answered FAIL
     /// and re-sends), hands it to `handler`, and says what to answer WeChat (SUCCESS only after
@@ -520,8 +609,11 @@ impl PayClient {
     /// `req_info` is encrypted with AES-256-ECB, which has no MAC: blocks of a genuine
     /// notification can be cut and pasted into another. The signed query is what makes the
     /// content trustworthy.
+    ///
+    /// `headers` are not read in v2; both versions take them.
     pub async fn handle_refund_notification<F, Fut, E>(
         &self,
+        headers: &HeaderMap,
         body: &[u8],
         handler: F,
     ) -> NotificationReply
@@ -530,6 +622,7 @@ impl PayClient {
         Fut: Future<Output = std::result::Result<(), E>>,
         E: std::fmt::Display,
     {
+        let _ = headers;
         handle_refund(self.config(), Some(self), body, handler).await
     }
 
@@ -869,19 +962,23 @@ mod tests {
 
     #[tokio::test]
     async fn handler_sees_only_verified_notifications_and_controls_the_reply() {
+        let pay = PayClient::new(config()).unwrap();
+        let headers = HeaderMap::new();
         let good = signed(paid_fields(), SignType::Md5);
-        let reply = handle_payment_notification(&config(), &good, |n| async move {
-            assert_eq!(n.total_fee, 101);
-            Ok::<(), String>(())
-        })
-        .await;
+        let reply = pay
+            .handle_payment_notification(&headers, &good, |n| async move {
+                assert_eq!(n.total_fee, 101);
+                Ok::<(), String>(())
+            })
+            .await;
         assert!(reply.is_success());
         assert_eq!(reply.body(), NOTIFICATION_SUCCESS_XML.as_bytes());
 
-        let reply = handle_payment_notification(&config(), &good, |_| async {
-            Err::<(), _>("database down")
-        })
-        .await;
+        let reply = pay
+            .handle_payment_notification(&headers, &good, |_| async {
+                Err::<(), _>("database down")
+            })
+            .await;
         assert!(!reply.is_success());
         assert_eq!(reply.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
         assert!(
@@ -894,18 +991,20 @@ mod tests {
             .unwrap()
             .replace("<total_fee>101", "<total_fee>1");
         let mut called = false;
-        let reply = handle_payment_notification(&config(), altered.as_bytes(), |_| {
-            called = true;
-            async { Ok::<(), String>(()) }
-        })
-        .await;
+        let reply = pay
+            .handle_payment_notification(&headers, altered.as_bytes(), |_| {
+                called = true;
+                async { Ok::<(), String>(()) }
+            })
+            .await;
         assert!(!called);
         assert_eq!(reply.status(), http::StatusCode::BAD_REQUEST);
         assert!(body(&reply).contains("FAIL"));
 
         let big = vec![b'x'; 1 << 20];
-        let reply =
-            handle_payment_notification(&config(), &big, |_| async { Ok::<(), String>(()) }).await;
+        let reply = pay
+            .handle_payment_notification(&headers, &big, |_| async { Ok::<(), String>(()) })
+            .await;
         assert_eq!(reply.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
 
         let response = NotificationReply::success(ApiVersion::V2).into_response();

@@ -7,15 +7,17 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::client::{PayRequest, nonce_str};
-use super::{PayClient, PayConfig, PayFields, SignType, sign_pay_fields, verify_pay_fields};
+use super::client::nonce_str;
+use super::{
+    PayClient, PayConfig, PayFields, PayRequest, SignType, sign_pay_fields, verify_pay_fields,
+};
 use crate::{AppId, Error, OpenId, OutTradeNo, PayApiKey, Result, TransactionId};
 
 /// A JSAPI order to place with `unifiedorder`: what the buyer pays for, how much, and who pays.
 ///
 /// ```
 /// use std::net::{IpAddr, Ipv4Addr};
-/// use wechat_core::pay::v2::{JsapiOrder, PayConfig};
+/// use wechat_core::pay::v2::{JsapiOrder, PayConfig, PayRequest};
 ///
 /// let config = PayConfig::builder("1900000109", "wx1234567890abcdef", "192006250b4c09247ec02edce69f6a2d", "https://shop.example.com/pay/notify").build()?;
 /// let order = JsapiOrder::new("T20240101001", "Coffee", 1, "oUser", IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)))
@@ -116,17 +118,16 @@ impl JsapiOrder {
         }
         Ok(())
     }
+}
 
-    /// Builds the signed `unifiedorder` request (a pure function of its inputs).
-    ///
-    /// # Errors
-    /// [`Error::InvalidPayRequest`] (see [`JsapiOrder::validate`]).
-    pub fn to_request(&self, config: &PayConfig, nonce_str: &str) -> Result<PayRequest> {
+impl PayRequest for JsapiOrder {
+    type Output = PrepayResponse;
+    const ENDPOINT: &'static str = "/pay/unifiedorder";
+
+    /// The `unifiedorder` fields, after [`JsapiOrder::validate`].
+    fn to_fields(&self, config: &PayConfig) -> Result<PayFields> {
         self.validate()?;
         let mut fields = PayFields::new();
-        fields.insert("appid", config.appid().as_str());
-        fields.insert("mch_id", config.mch_id().as_str());
-        fields.insert("nonce_str", nonce_str);
         fields.insert("body", self.body.as_str());
         fields.insert("out_trade_no", self.out_trade_no.as_str());
         fields.insert("total_fee", self.total_fee.to_string());
@@ -143,12 +144,11 @@ impl JsapiOrder {
         if let Some(time_expire) = &self.time_expire {
             fields.insert("time_expire", time_expire.as_str());
         }
-        Ok(PayRequest::signed(
-            "/pay/unifiedorder",
-            fields,
-            config,
-            false,
-        ))
+        Ok(fields)
+    }
+
+    fn read_reply(&self, _config: &PayConfig, reply: PayFields) -> Result<PrepayResponse> {
+        PrepayResponse::from_fields(reply)
     }
 }
 
@@ -167,9 +167,9 @@ pub(crate) fn validate_out_trade_no(out_trade_no: &OutTradeNo) -> Result<()> {
     Ok(())
 }
 
-/// A successful `unifiedorder` reply.
+/// A successful `unifiedorder` reply: the prepay id.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnifiedOrderResponse {
+pub struct PrepayResponse {
     /// The prepay id (valid for 2 hours) that goes into the page's `package`.
     pub prepay_id: String,
     /// `JSAPI`.
@@ -178,7 +178,11 @@ pub struct UnifiedOrderResponse {
     pub fields: PayFields,
 }
 
-impl UnifiedOrderResponse {
+/// The former name of [`PrepayResponse`].
+#[deprecated(since = "0.2.0", note = "renamed PrepayResponse, as in v3")]
+pub type UnifiedOrderResponse = PrepayResponse;
+
+impl PrepayResponse {
     /// Reads a verified reply.
     ///
     /// # Errors
@@ -304,16 +308,6 @@ impl OrderRef {
             Self::TransactionId(id) => fields.insert("transaction_id", id.as_str()),
         }
     }
-
-    /// Builds the signed `orderquery` request.
-    pub fn to_query_request(&self, config: &PayConfig, nonce_str: &str) -> PayRequest {
-        let mut fields = PayFields::new();
-        fields.insert("appid", config.appid().as_str());
-        fields.insert("mch_id", config.mch_id().as_str());
-        self.insert_fields(&mut fields);
-        fields.insert("nonce_str", nonce_str);
-        PayRequest::signed("/pay/orderquery", fields, config, false)
-    }
 }
 
 impl From<OutTradeNo> for OrderRef {
@@ -328,22 +322,70 @@ impl From<TransactionId> for OrderRef {
     }
 }
 
-/// Builds the signed `closeorder` request.
-///
-/// # Errors
-/// [`Error::InvalidPayRequest`] for an `out_trade_no` WeChat would refuse.
-pub fn close_order_request(
-    config: &PayConfig,
-    out_trade_no: &OutTradeNo,
-    nonce_str: &str,
-) -> Result<PayRequest> {
-    validate_out_trade_no(out_trade_no)?;
-    let mut fields = PayFields::new();
-    fields.insert("appid", config.appid().as_str());
-    fields.insert("mch_id", config.mch_id().as_str());
-    fields.insert("out_trade_no", out_trade_no.as_str());
-    fields.insert("nonce_str", nonce_str);
-    Ok(PayRequest::signed("/pay/closeorder", fields, config, false))
+/// The `orderquery` request: asks WeChat Pay for an order's state. This, not the page's
+/// `get_brand_wcpay_request:ok`, is proof of payment when no notification arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryOrder(pub OrderRef);
+
+impl From<OrderRef> for QueryOrder {
+    fn from(order: OrderRef) -> Self {
+        Self(order)
+    }
+}
+
+impl From<OutTradeNo> for QueryOrder {
+    fn from(out_trade_no: OutTradeNo) -> Self {
+        Self(OrderRef::OutTradeNo(out_trade_no))
+    }
+}
+
+impl From<TransactionId> for QueryOrder {
+    fn from(transaction_id: TransactionId) -> Self {
+        Self(OrderRef::TransactionId(transaction_id))
+    }
+}
+
+impl PayRequest for QueryOrder {
+    type Output = Transaction;
+    const ENDPOINT: &'static str = "/pay/orderquery";
+
+    fn to_fields(&self, _config: &PayConfig) -> Result<PayFields> {
+        let mut fields = PayFields::new();
+        self.0.insert_fields(&mut fields);
+        Ok(fields)
+    }
+
+    fn read_reply(&self, _config: &PayConfig, reply: PayFields) -> Result<Transaction> {
+        Transaction::from_fields(reply)
+    }
+}
+
+/// The `closeorder` request: closes an unpaid order so it can no longer be paid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseOrder(pub OutTradeNo);
+
+impl From<OutTradeNo> for CloseOrder {
+    fn from(out_trade_no: OutTradeNo) -> Self {
+        Self(out_trade_no)
+    }
+}
+
+impl PayRequest for CloseOrder {
+    type Output = ();
+    const ENDPOINT: &'static str = "/pay/closeorder";
+
+    /// # Errors
+    /// [`Error::InvalidPayRequest`] for an `out_trade_no` WeChat would refuse.
+    fn to_fields(&self, _config: &PayConfig) -> Result<PayFields> {
+        validate_out_trade_no(&self.0)?;
+        let mut fields = PayFields::new();
+        fields.insert("out_trade_no", self.0.as_str());
+        Ok(fields)
+    }
+
+    fn read_reply(&self, _config: &PayConfig, _reply: PayFields) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// An order's `trade_state` as `orderquery` reports it.
@@ -415,7 +457,7 @@ impl std::fmt::Display for TradeState {
 
 /// A verified `orderquery` reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderQueryResponse {
+pub struct Transaction {
     /// The order's state.
     pub trade_state: TradeState,
     /// WeChat's description of the state.
@@ -438,7 +480,11 @@ pub struct OrderQueryResponse {
     pub fields: PayFields,
 }
 
-impl OrderQueryResponse {
+/// The former name of [`Transaction`].
+#[deprecated(since = "0.2.0", note = "renamed Transaction, as in v3")]
+pub type OrderQueryResponse = Transaction;
+
+impl Transaction {
     /// Reads a verified reply.
     ///
     /// # Errors
@@ -526,57 +572,66 @@ impl PayClient {
     /// `OUT_TRADE_NO_USED` (same number, other parameters), `ORDERPAID`, `ORDERCLOSED`,
     /// `PARAM_ERROR`…, [`Error::PayReturn`] (e.g. a wrong key: `签名错误`), and the errors of
     /// [`PayClient::send`].
-    pub async fn unified_order(&self, order: &JsapiOrder) -> Result<UnifiedOrderResponse> {
-        let request = order.to_request(self.config(), &nonce_str())?;
-        UnifiedOrderResponse::from_fields(self.send(&request).await?)
+    pub async fn prepay(&self, order: &JsapiOrder) -> Result<PrepayResponse> {
+        self.send(order).await
+    }
+
+    /// The former name of [`prepay`](Self::prepay).
+    ///
+    /// # Errors
+    /// As [`prepay`](Self::prepay).
+    #[deprecated(since = "0.2.0", note = "renamed prepay, as in v3")]
+    pub async fn unified_order(&self, order: &JsapiOrder) -> Result<PrepayResponse> {
+        self.prepay(order).await
     }
 
     /// The `getBrandWCPayRequest` parameters for a prepay id, signed now with the configured
     /// sign type (the one orders are placed with).
-    pub fn brand_wcpay_params(&self, prepay_id: &str) -> BrandWcPayParams {
+    ///
+    /// # Errors
+    /// None in v2 (an HMAC cannot fail); a `Result` as v3's RSA signature is.
+    pub fn brand_wcpay_params(&self, prepay_id: &str) -> Result<BrandWcPayParams> {
         let config = self.config();
-        BrandWcPayParams::new(
+        Ok(BrandWcPayParams::new(
             config.appid(),
             prepay_id,
             config.sign_type(),
             config.api_key(),
-            self.config().clock().now_unix_secs(),
+            config.clock().now_unix_secs(),
             &nonce_str(),
-        )
+        ))
     }
 
-    /// [`PayClient::unified_order`] then [`PayClient::brand_wcpay_params`]: everything the
-    /// page needs to pay.
+    /// [`PayClient::prepay`] then [`PayClient::brand_wcpay_params`]: everything the page needs
+    /// to pay.
     ///
     /// # Errors
-    /// As [`PayClient::unified_order`].
+    /// As [`PayClient::prepay`].
     pub async fn create_jsapi_order(
         &self,
         order: &JsapiOrder,
-    ) -> Result<(UnifiedOrderResponse, BrandWcPayParams)> {
-        let response = self.unified_order(order).await?;
-        let params = self.brand_wcpay_params(&response.prepay_id);
+    ) -> Result<(PrepayResponse, BrandWcPayParams)> {
+        let response = self.prepay(order).await?;
+        let params = self.brand_wcpay_params(&response.prepay_id)?;
         Ok((response, params))
     }
 
-    /// Asks WeChat for an order's state (`orderquery`). This, not the page's
+    /// Asks WeChat for an order's state ([`QueryOrder`], `orderquery`). This, not the page's
     /// `get_brand_wcpay_request:ok`, is proof of payment when no notification arrived.
     ///
     /// # Errors
     /// [`Error::Pay`] with `ORDERNOTEXIST`, and the errors of [`PayClient::send`].
-    pub async fn query_order(&self, order: &OrderRef) -> Result<OrderQueryResponse> {
-        let request = order.to_query_request(self.config(), &nonce_str());
-        OrderQueryResponse::from_fields(self.send(&request).await?)
+    pub async fn query_order(&self, order: &OrderRef) -> Result<Transaction> {
+        self.send(&QueryOrder(order.clone())).await
     }
 
-    /// Closes an unpaid order (`closeorder`) so it can no longer be paid.
+    /// Closes an unpaid order ([`CloseOrder`], `closeorder`) so it can no longer be paid.
     ///
     /// # Errors
     /// [`Error::Pay`] with `ORDERPAID` (mark it paid instead) or `ORDERCLOSED`, and the errors
     /// of [`PayClient::send`].
     pub async fn close_order(&self, out_trade_no: &OutTradeNo) -> Result<()> {
-        let request = close_order_request(self.config(), out_trade_no, &nonce_str())?;
-        self.send(&request).await.map(|_| ())
+        self.send(&CloseOrder(out_trade_no.clone())).await
     }
 }
 
@@ -733,12 +788,15 @@ mod tests {
 
     #[test]
     fn query_and_close_requests() {
-        let q =
-            OrderRef::TransactionId(TransactionId::new("4200")).to_query_request(&config(), "n");
+        let q = QueryOrder::from(TransactionId::new("4200"))
+            .to_request(&config(), "n")
+            .unwrap();
         assert_eq!(q.endpoint(), "/pay/orderquery");
         assert_eq!(q.fields().get("transaction_id"), Some("4200"));
         assert_eq!(q.fields().get("out_trade_no"), None);
-        let c = close_order_request(&config(), &OutTradeNo::new("T1"), "n").unwrap();
+        let c = CloseOrder(OutTradeNo::new("T1"))
+            .to_request(&config(), "n")
+            .unwrap();
         assert_eq!(c.endpoint(), "/pay/closeorder");
         assert_eq!(c.fields().get("out_trade_no"), Some("T1"));
     }
@@ -755,14 +813,14 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let r = OrderQueryResponse::from_fields(fields).unwrap();
+        let r = Transaction::from_fields(fields).unwrap();
         assert_eq!(r.trade_state, TradeState::Success);
         assert!(r.trade_state.is_paid());
         assert_eq!(r.total_fee, Some(101));
         let bad: PayFields = [("trade_state", "NOTPAY"), ("total_fee", "1.00")]
             .into_iter()
             .collect();
-        assert!(OrderQueryResponse::from_fields(bad).is_err());
+        assert!(Transaction::from_fields(bad).is_err());
         assert_eq!(
             TradeState::from_wire("NEWSTATE"),
             TradeState::Other("NEWSTATE".into())

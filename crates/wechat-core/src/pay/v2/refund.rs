@@ -7,26 +7,25 @@
 //!
 //! See <https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=9_4>.
 
-use super::client::{PayRequest, nonce_str};
 use super::order::{OrderRef, optional_fen, required, required_fen};
-use super::{PayClient, PayConfig, PayFields};
+use super::{PayClient, PayConfig, PayFields, PayRequest};
 use crate::{Error, OutRefundNo, OutTradeNo, Result, TransactionId};
 
 /// A refund of (part of) a paid order.
 ///
 /// ```
-/// use wechat_core::pay::v2::{OrderRef, PayConfig, Refund};
+/// use wechat_core::pay::v2::{OrderRef, PayConfig, PayRequest, RefundRequest};
 /// use wechat_core::OutTradeNo;
 ///
 /// let config = PayConfig::builder("1900000109", "wx1234567890abcdef", "192006250b4c09247ec02edce69f6a2d", "https://shop.example.com/pay/notify").build()?;
-/// let refund = Refund::new(OrderRef::OutTradeNo(OutTradeNo::new("T1")), "R1", 100, 40).with_description("one item out of stock");
+/// let refund = RefundRequest::new(OrderRef::OutTradeNo(OutTradeNo::new("T1")), "R1", 100, 40).with_description("one item out of stock");
 /// let request = refund.to_request(&config, "nonce")?;
 /// assert_eq!(request.endpoint(), "/secapi/pay/refund");
 /// assert!(request.requires_client_certificate());
 /// # Ok::<(), wechat_core::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refund {
+pub struct RefundRequest {
     /// The paid order.
     pub order: OrderRef,
     /// The merchant's refund number (at most 64 characters): sending the same number again is
@@ -42,7 +41,11 @@ pub struct Refund {
     pub notify_url: Option<String>,
 }
 
-impl Refund {
+/// The former name of [`RefundRequest`].
+#[deprecated(since = "0.2.0", note = "renamed RefundRequest, as in v3")]
+pub type Refund = RefundRequest;
+
+impl RefundRequest {
     /// Refunds `refund_fee` fen of an order of `total_fee` fen.
     pub fn new(
         order: OrderRef,
@@ -73,13 +76,19 @@ impl Refund {
         self.notify_url = Some(url.into());
         self
     }
+}
 
-    /// Builds the signed refund request (a pure function of its inputs).
+impl PayRequest for RefundRequest {
+    type Output = RefundRecord;
+    const ENDPOINT: &'static str = "/secapi/pay/refund";
+    const CLIENT_CERTIFICATE: bool = true;
+
+    /// The refund's fields.
     ///
     /// # Errors
     /// [`Error::InvalidPayRequest`] for a zero amount, a refund above the total, or an empty
     /// or too long `out_refund_no`.
-    pub fn to_request(&self, config: &PayConfig, nonce_str: &str) -> Result<PayRequest> {
+    fn to_fields(&self, config: &PayConfig) -> Result<PayFields> {
         let no = self.out_refund_no.as_str();
         if no.is_empty() || no.len() > 64 {
             return Err(Error::InvalidPayRequest(
@@ -98,9 +107,6 @@ impl Refund {
             )));
         }
         let mut fields = PayFields::new();
-        fields.insert("appid", config.appid().as_str());
-        fields.insert("mch_id", config.mch_id().as_str());
-        fields.insert("nonce_str", nonce_str);
         self.order.insert_fields(&mut fields);
         fields.insert("out_refund_no", no);
         fields.insert("total_fee", self.total_fee.to_string());
@@ -111,18 +117,18 @@ impl Refund {
         if let Some(url) = self.notify_url.as_deref().or(config.refund_notify_url()) {
             fields.insert("notify_url", url);
         }
-        Ok(PayRequest::signed(
-            "/secapi/pay/refund",
-            fields,
-            config,
-            true,
-        ))
+        Ok(fields)
+    }
+
+    fn read_reply(&self, _config: &PayConfig, reply: PayFields) -> Result<RefundRecord> {
+        RefundRecord::from_fields(reply)
     }
 }
 
-/// A verified refund reply: WeChat accepted the refund.
+/// A verified refund reply: WeChat accepted the refund (its outcome comes in the refund
+/// notification or from [`QueryRefund`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefundResponse {
+pub struct RefundRecord {
     /// WeChat's refund id.
     pub refund_id: String,
     /// The merchant's refund number.
@@ -139,7 +145,11 @@ pub struct RefundResponse {
     pub fields: PayFields,
 }
 
-impl RefundResponse {
+/// The former name of [`RefundRecord`].
+#[deprecated(since = "0.2.0", note = "renamed RefundRecord, as in v3")]
+pub type RefundResponse = RefundRecord;
+
+impl RefundRecord {
     /// Reads a verified reply.
     ///
     /// # Errors
@@ -175,20 +185,39 @@ pub enum RefundRef {
     OutTradeNo(OutTradeNo),
 }
 
-impl RefundRef {
-    /// Builds the signed `refundquery` request.
-    pub fn to_query_request(&self, config: &PayConfig, nonce_str: &str) -> PayRequest {
+/// The `refundquery` request: the refunds of an order, a transaction, or one refund.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryRefund(pub RefundRef);
+
+impl From<RefundRef> for QueryRefund {
+    fn from(refund: RefundRef) -> Self {
+        Self(refund)
+    }
+}
+
+impl From<OutRefundNo> for QueryRefund {
+    fn from(out_refund_no: OutRefundNo) -> Self {
+        Self(RefundRef::OutRefundNo(out_refund_no))
+    }
+}
+
+impl PayRequest for QueryRefund {
+    type Output = RefundQueryResponse;
+    const ENDPOINT: &'static str = "/pay/refundquery";
+
+    fn to_fields(&self, _config: &PayConfig) -> Result<PayFields> {
         let mut fields = PayFields::new();
-        fields.insert("appid", config.appid().as_str());
-        fields.insert("mch_id", config.mch_id().as_str());
-        fields.insert("nonce_str", nonce_str);
-        match self {
-            Self::RefundId(id) => fields.insert("refund_id", id.as_str()),
-            Self::OutRefundNo(no) => fields.insert("out_refund_no", no.as_str()),
-            Self::TransactionId(id) => fields.insert("transaction_id", id.as_str()),
-            Self::OutTradeNo(no) => fields.insert("out_trade_no", no.as_str()),
+        match &self.0 {
+            RefundRef::RefundId(id) => fields.insert("refund_id", id.as_str()),
+            RefundRef::OutRefundNo(no) => fields.insert("out_refund_no", no.as_str()),
+            RefundRef::TransactionId(id) => fields.insert("transaction_id", id.as_str()),
+            RefundRef::OutTradeNo(no) => fields.insert("out_trade_no", no.as_str()),
         }
-        PayRequest::signed("/pay/refundquery", fields, config, false)
+        Ok(fields)
+    }
+
+    fn read_reply(&self, _config: &PayConfig, reply: PayFields) -> Result<RefundQueryResponse> {
+        RefundQueryResponse::from_fields(reply)
     }
 }
 
@@ -323,25 +352,24 @@ impl RefundQueryResponse {
 }
 
 impl PayClient {
-    /// Requests a refund over mutual TLS with the merchant client certificate. Retried with the
-    /// same `out_refund_no` on `SYSTEMERROR`/`BIZERR_NEED_RETRY`; resending never refunds twice.
+    /// Requests a refund ([`RefundRequest`]) over mutual TLS with the merchant client
+    /// certificate. Retried with the same `out_refund_no` on `SYSTEMERROR`/`BIZERR_NEED_RETRY`;
+    /// resending never refunds twice.
     ///
     /// # Errors
     /// [`Error::Config`] without a client certificate; [`Error::InvalidPayRequest`];
     /// [`Error::Pay`] (`NOTENOUGH`, `TRADE_OVERDUE`, `INVALID_TRANSACTIONID`, `ERROR`…), and
     /// the errors of [`PayClient::send`].
-    pub async fn refund(&self, refund: &Refund) -> Result<RefundResponse> {
-        let request = refund.to_request(self.config(), &nonce_str())?;
-        RefundResponse::from_fields(self.send(&request).await?)
+    pub async fn refund(&self, refund: &RefundRequest) -> Result<RefundRecord> {
+        self.send(refund).await
     }
 
-    /// Queries refunds (`refundquery`).
+    /// Queries refunds ([`QueryRefund`], `refundquery`).
     ///
     /// # Errors
     /// [`Error::Pay`] with `REFUNDNOTEXIST`, and the errors of [`PayClient::send`].
     pub async fn query_refund(&self, refund: &RefundRef) -> Result<RefundQueryResponse> {
-        let request = refund.to_query_request(self.config(), &nonce_str());
-        RefundQueryResponse::from_fields(self.send(&request).await?)
+        self.send(&QueryRefund(refund.clone())).await
     }
 }
 
@@ -361,7 +389,7 @@ mod tests {
 
     #[test]
     fn refund_request_fields() {
-        let r = Refund::new(
+        let r = RefundRequest::new(
             OrderRef::TransactionId(TransactionId::new("4200")),
             "R1",
             100,
@@ -378,7 +406,7 @@ mod tests {
             f.get("notify_url"),
             Some("https://shop.example/pay/refund-notify")
         );
-        let own = Refund::new(OrderRef::OutTradeNo(OutTradeNo::new("T1")), "R1", 1, 1)
+        let own = RefundRequest::new(OrderRef::OutTradeNo(OutTradeNo::new("T1")), "R1", 1, 1)
             .with_notify_url("https://other.example/n")
             .to_request(&config(), "n")
             .unwrap();
@@ -393,12 +421,12 @@ mod tests {
         let order = OrderRef::OutTradeNo(OutTradeNo::new("T1"));
         for (total, fee) in [(100, 101), (0, 0), (100, 0)] {
             assert!(matches!(
-                Refund::new(order.clone(), "R1", total, fee).to_request(&config(), "n"),
+                RefundRequest::new(order.clone(), "R1", total, fee).to_request(&config(), "n"),
                 Err(Error::InvalidPayRequest(_))
             ));
         }
         assert!(
-            Refund::new(order, "", 1, 1)
+            RefundRequest::new(order, "", 1, 1)
                 .to_request(&config(), "n")
                 .is_err()
         );
@@ -429,7 +457,9 @@ mod tests {
         assert_eq!(r.refunds[1].refund_status, RefundStatus::Processing);
         let broken: PayFields = [("refund_count", "1")].into_iter().collect();
         assert!(RefundQueryResponse::from_fields(broken).is_err());
-        let q = RefundRef::OutRefundNo(OutRefundNo::new("R1")).to_query_request(&config(), "n");
+        let q = QueryRefund::from(OutRefundNo::new("R1"))
+            .to_request(&config(), "n")
+            .unwrap();
         assert_eq!(q.endpoint(), "/pay/refundquery");
         assert_eq!(q.fields().get("out_refund_no"), Some("R1"));
     }

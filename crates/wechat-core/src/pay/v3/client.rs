@@ -10,12 +10,14 @@ use tracing::Instrument as _;
 
 use super::certificates::Verifier;
 use super::{
-    BrandWcPayParams, JsapiOrder, PayConfig, PrepayResponse, RefundRecord, RefundRequest,
-    SignatureHeaders, Transaction, WechatPayKeys, authorization, verify_signature,
+    BrandWcPayParams, CloseOrder, JsapiOrder, PayConfig, PrepayResponse, QueryOrder, QueryRefund,
+    RefundRecord, RefundRequest, SignatureHeaders, Transaction, WechatPayKeys, authorization,
+    verify_signature,
 };
 use crate::error::{PayApiError, PayApiErrorCode};
+use crate::pay::config::USER_AGENT;
 use crate::pay::v2::OrderRef;
-use crate::pay::v2::client::{USER_AGENT, http_client_builder, nonce_str};
+use crate::pay::v2::client::nonce_str;
 use crate::token::TokenStore;
 use crate::transport::read_capped;
 use crate::{Error, OutRefundNo, OutTradeNo, Result};
@@ -26,6 +28,61 @@ pub const RETRY_ATTEMPTS: u32 = 3;
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 /// The largest answer read; WeChat Pay's are a few KiB.
 const MAX_REPLY_BODY: usize = 256 * 1024;
+
+/// A WeChat Pay API v3 request as a value: it knows its method, endpoint, path and body and
+/// what WeChat Pay answers; [`PayClient::send`] signs it, sends it, verifies the answer and
+/// reads it. Each call is one type ([`JsapiOrder`], [`QueryOrder`](super::QueryOrder),
+/// [`CloseOrder`](super::CloseOrder), [`RefundRequest`], [`QueryRefund`](super::QueryRefund)),
+/// as in [`v2::PayRequest`](crate::pay::v2::PayRequest).
+///
+/// ```
+/// use wechat_core::OutTradeNo;
+/// use wechat_core::pay::v3::{MerchantKey, PayConfig, PayRequest, QueryOrder, WechatPayPublicKey};
+///
+/// let key = MerchantKey::from_pem(&std::fs::read("tests/vectors/v3/rsa_test_private_key.pem")?, "F5765756002FDD77")?;
+/// let public = WechatPayPublicKey::from_pem("PUB_KEY_ID_01", &std::fs::read("tests/vectors/v3/rsa_test_public_key.pem")?)?;
+/// let config = PayConfig::builder("1900000109", "wx1234567890abcdef", key, "0123456789abcdefghijABCDEFGHIJ01", "https://shop.example.com/pay/notify")
+///     .wechat_pay_public_key(public)
+///     .build()?;
+/// let query = QueryOrder::from(OutTradeNo::new("T20240101001"));
+/// assert_eq!(query.to_path(&config)?, "/v3/pay/transactions/out-trade-no/T20240101001?mchid=1900000109");
+/// assert_eq!(query.to_body(&config)?, None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait PayRequest {
+    /// What the verified answer is read into.
+    type Output;
+    /// The endpoint, as logs and metrics name it, e.g. `/v3/pay/transactions/jsapi` or
+    /// `/v3/pay/transactions/out-trade-no/{out_trade_no}`.
+    const ENDPOINT: &'static str;
+    /// The HTTP method.
+    const METHOD: Method;
+
+    /// The endpoint of this request, as logs and metrics name it: [`ENDPOINT`](Self::ENDPOINT)
+    /// unless the request picks one of several.
+    fn endpoint(&self) -> &'static str {
+        Self::ENDPOINT
+    }
+
+    /// The path and query sent and signed (a pure function; identifiers are checked so that
+    /// nothing in them needs encoding).
+    ///
+    /// # Errors
+    /// [`Error::InvalidPayRequest`] for an identifier WeChat Pay would refuse.
+    fn to_path(&self, config: &PayConfig) -> Result<String>;
+
+    /// The JSON body, checked, if the request has one (a pure function).
+    ///
+    /// # Errors
+    /// [`Error::InvalidPayRequest`] naming a field WeChat Pay would refuse.
+    fn to_body(&self, config: &PayConfig) -> Result<Option<Vec<u8>>>;
+
+    /// Reads WeChat Pay's verified success answer.
+    ///
+    /// # Errors
+    /// [`Error::UnexpectedResponse`] when it cannot be read or is not about this merchant.
+    fn read_reply(&self, config: &PayConfig, reply: &[u8]) -> Result<Self::Output>;
+}
 
 /// A verified success answer.
 #[derive(Debug, Clone)]
@@ -92,33 +149,24 @@ impl PayClient {
     /// # Errors
     /// [`Error::Config`] when the HTTP client cannot be built (an unreadable root certificate).
     pub fn new(config: PayConfig) -> Result<Self> {
-        let http = http_client_builder(
-            config.timeout(),
-            config.connect_timeout(),
-            config.root_certificates(),
-            "PayConfigBuilder::root_certificate_pem",
-        )?
-        .build()
-        .map_err(|e| {
-            Error::config(
-                "PayClient::new",
-                format!("cannot build the HTTP client: {}", e.without_url()),
-            )
-        })?;
-        Ok(Self::with_http_client(config, http))
+        let http = config.http_client()?;
+        Self::with_http_client(config, http)
     }
 
-    /// A client that sends through `http`, shared with the rest of the application (it should
-    /// not follow redirects).
-    pub fn with_http_client(config: PayConfig, http: reqwest::Client) -> Self {
+    /// Like [`PayClient::new`] but sends through `http`, shared with the rest of the
+    /// application (it should not follow redirects).
+    ///
+    /// # Errors
+    /// None today; it returns a `Result` as v2's does, which builds its refund client here.
+    pub fn with_http_client(config: PayConfig, http: reqwest::Client) -> Result<Self> {
         let verifier = Verifier::new(&config, None);
-        Self {
+        Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 http,
                 verifier,
             }),
-        }
+        })
     }
 
     /// Shares downloaded platform certificates with other processes through `store` (the
@@ -172,19 +220,29 @@ impl PayClient {
         self.inner.verifier.download(self).await
     }
 
-    /// `POST /v3/pay/transactions/jsapi`: places the order and returns its prepay id.
+    /// Sends a request value: signs it, sends it (retrying what is safe to retry), verifies
+    /// the answer with WeChat Pay's key and reads it ([`PayRequest::read_reply`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidPayRequest`] before sending; [`Error::PayApi`] (WeChat Pay's `code`),
+    /// [`Error::ForgedReply`], [`Error::Http`], [`Error::UnexpectedResponse`].
+    pub async fn send<R: PayRequest>(&self, request: &R) -> Result<R::Output> {
+        let config = &self.inner.config;
+        let path = request.to_path(config)?;
+        let body = request.to_body(config)?;
+        let reply = self.call(R::METHOD, request.endpoint(), path, body).await?;
+        request.read_reply(config, &reply.body)
+    }
+
+    /// `POST /v3/pay/transactions/jsapi` ([`JsapiOrder`]): places the order and returns its
+    /// prepay id.
     ///
     /// # Errors
     /// [`Error::InvalidPayRequest`] before sending; [`Error::PayApi`] (e.g.
     /// `OUT_TRADE_NO_USED`, `ORDER_CLOSED`, `APPID_MCHID_NOT_MATCH`, `OPENID_MISMATCH`),
     /// [`Error::ForgedReply`], [`Error::Http`], [`Error::UnexpectedResponse`].
     pub async fn prepay(&self, order: &JsapiOrder) -> Result<PrepayResponse> {
-        const ENDPOINT: &str = "/v3/pay/transactions/jsapi";
-        let body = order.to_body(&self.inner.config)?;
-        let reply = self
-            .call(Method::POST, ENDPOINT, ENDPOINT.to_owned(), Some(body))
-            .await?;
-        parse(ENDPOINT, &reply.body)
+        self.send(order).await
     }
 
     /// The page's `getBrandWCPayRequest` parameters for `prepay_id`, signed with the merchant
@@ -216,57 +274,28 @@ impl PayClient {
         Ok((prepay, params))
     }
 
-    /// Queries an order by `out_trade_no` (`GET /v3/pay/transactions/out-trade-no/{…}`) or by
-    /// `transaction_id` (`GET /v3/pay/transactions/id/{…}`). An unpaid order is found only by
-    /// its `out_trade_no`.
+    /// Queries an order ([`QueryOrder`]) by `out_trade_no`
+    /// (`GET /v3/pay/transactions/out-trade-no/{…}`) or by `transaction_id`
+    /// (`GET /v3/pay/transactions/id/{…}`). An unpaid order is found only by its
+    /// `out_trade_no`.
     ///
     /// # Errors
     /// [`Error::PayApi`] with `ORDER_NOT_EXIST` for an unknown order; as [`prepay`](Self::prepay).
     pub async fn query_order(&self, order: &OrderRef) -> Result<Transaction> {
-        let mchid = self.inner.config.mch_id().as_str();
-        let (endpoint, path) = match order {
-            OrderRef::OutTradeNo(no) => (
-                "/v3/pay/transactions/out-trade-no/{out_trade_no}",
-                format!(
-                    "/v3/pay/transactions/out-trade-no/{}?mchid={mchid}",
-                    path_segment(no.as_str())?
-                ),
-            ),
-            OrderRef::TransactionId(id) => (
-                "/v3/pay/transactions/id/{transaction_id}",
-                format!(
-                    "/v3/pay/transactions/id/{}?mchid={mchid}",
-                    path_segment(id.as_str())?
-                ),
-            ),
-        };
-        let reply = self.call(Method::GET, endpoint, path, None).await?;
-        let transaction: Transaction = parse(endpoint, &reply.body)?;
-        self.check_ours(endpoint, &transaction)?;
-        Ok(transaction)
+        self.send(&QueryOrder(order.clone())).await
     }
 
-    /// Closes an unpaid order (`POST /v3/pay/transactions/out-trade-no/{…}/close`; WeChat Pay
-    /// answers 204).
+    /// Closes an unpaid order ([`CloseOrder`], `POST /v3/pay/transactions/out-trade-no/{…}/close`;
+    /// WeChat Pay answers 204).
     ///
     /// # Errors
     /// As [`prepay`](Self::prepay).
     pub async fn close_order(&self, out_trade_no: &OutTradeNo) -> Result<()> {
-        const ENDPOINT: &str = "/v3/pay/transactions/out-trade-no/{out_trade_no}/close";
-        let path = format!(
-            "/v3/pay/transactions/out-trade-no/{}/close",
-            path_segment(out_trade_no.as_str())?
-        );
-        let body = serde_json::to_vec(&serde_json::json!({
-            "mchid": self.inner.config.mch_id().as_str()
-        }))
-        .map_err(|e| Error::InvalidPayRequest(format!("cannot encode the close request: {e}")))?;
-        self.call(Method::POST, ENDPOINT, path, Some(body)).await?;
-        Ok(())
+        self.send(&CloseOrder(out_trade_no.clone())).await
     }
 
-    /// Requests a refund (`POST /v3/refund/domestic/refunds`; no client certificate in v3).
-    /// The answer usually says `PROCESSING`: the refund notification or
+    /// Requests a refund ([`RefundRequest`], `POST /v3/refund/domestic/refunds`; no client
+    /// certificate in v3). The answer usually says `PROCESSING`: the refund notification or
     /// [`query_refund`](Self::query_refund) tells the outcome. Retrying with the same
     /// `out_refund_no` never refunds twice.
     ///
@@ -274,43 +303,17 @@ impl PayClient {
     /// [`Error::PayApi`] (e.g. `NOT_ENOUGH`, `INVALID_REQUEST`, `USER_ACCOUNT_ABNORMAL`); as
     /// [`prepay`](Self::prepay).
     pub async fn refund(&self, refund: &RefundRequest) -> Result<RefundRecord> {
-        const ENDPOINT: &str = "/v3/refund/domestic/refunds";
-        let body = refund.to_body(&self.inner.config)?;
-        let reply = self
-            .call(Method::POST, ENDPOINT, ENDPOINT.to_owned(), Some(body))
-            .await?;
-        parse(ENDPOINT, &reply.body)
+        self.send(refund).await
     }
 
-    /// Queries a refund by its `out_refund_no` (`GET /v3/refund/domestic/refunds/{…}`).
+    /// Queries a refund by its `out_refund_no` ([`QueryRefund`],
+    /// `GET /v3/refund/domestic/refunds/{…}`).
     ///
     /// # Errors
     /// [`Error::PayApi`] with `RESOURCE_NOT_EXISTS` for an unknown refund; as
     /// [`prepay`](Self::prepay).
     pub async fn query_refund(&self, out_refund_no: &OutRefundNo) -> Result<RefundRecord> {
-        const ENDPOINT: &str = "/v3/refund/domestic/refunds/{out_refund_no}";
-        let path = format!(
-            "/v3/refund/domestic/refunds/{}",
-            path_segment(out_refund_no.as_str())?
-        );
-        let reply = self.call(Method::GET, ENDPOINT, path, None).await?;
-        parse(ENDPOINT, &reply.body)
-    }
-
-    /// Refuses a transaction of another merchant or app (a query answer is signed by WeChat
-    /// Pay, but must also be about our order).
-    fn check_ours(&self, endpoint: &'static str, transaction: &Transaction) -> Result<()> {
-        let config = &self.inner.config;
-        if transaction.mchid != *config.mch_id() || transaction.appid != *config.appid() {
-            return Err(Error::UnexpectedResponse {
-                endpoint,
-                detail: format!(
-                    "the transaction is for merchant {} and app {}, not this merchant's",
-                    transaction.mchid, transaction.appid
-                ),
-            });
-        }
-        Ok(())
+        self.send(&QueryRefund(out_refund_no.clone())).await
     }
 
     /// Sends a signed request, retrying transient failures, and verifies the success answer.
@@ -564,7 +567,10 @@ fn api_error(
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(endpoint: &'static str, body: &[u8]) -> Result<T> {
+pub(super) fn parse<T: serde::de::DeserializeOwned>(
+    endpoint: &'static str,
+    body: &[u8],
+) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| Error::UnexpectedResponse {
         endpoint,
         detail: format!("the answer cannot be read: {e}"),
@@ -573,7 +579,7 @@ fn parse<T: serde::de::DeserializeOwned>(endpoint: &'static str, body: &[u8]) ->
 
 /// An identifier placed in a path: only the characters WeChat Pay allows in order and refund
 /// numbers and ids, so that nothing needs encoding and the signed URL is the one sent.
-fn path_segment(value: &str) -> Result<&str> {
+pub(super) fn path_segment(value: &str) -> Result<&str> {
     if value.is_empty()
         || value.len() > 64
         || !value

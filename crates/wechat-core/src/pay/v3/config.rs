@@ -3,14 +3,58 @@
 use std::time::Duration;
 
 use super::{MerchantKey, WechatPayPublicKey};
-use crate::clock::SharedClock;
-use crate::pay::v2::check_url;
-use crate::{ApiV3Key, AppId, BaseUrls, ConfigError, MchId};
+use crate::{ApiV3Key, AppId, ConfigError, MchId};
 
 /// How often platform certificates are downloaded again by default: WeChat Pay lists a new
 /// certificate at least 24 hours before it signs with it and advises polling more often than
 /// every 12 hours.
 pub const DEFAULT_CERTIFICATE_REFRESH: Duration = Duration::from_secs(6 * 3600);
+
+/// The API v3 credentials of a merchant: the merchant API private key (with its certificate
+/// serial), the APIv3 key, and how WeChat Pay's signatures are verified (its public key,
+/// platform certificates, or both while switching). Part of a [`PayConfig`]; set through its
+/// builder.
+///
+/// # Security
+/// `Debug` shows neither key.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    merchant_key: MerchantKey,
+    api_v3_key: ApiV3Key,
+    public_key: Option<WechatPayPublicKey>,
+    platform_certificates: bool,
+    certificate_refresh: Duration,
+}
+
+impl crate::pay::config::Credentials for Credentials {}
+
+impl crate::pay::config::sealed::Credentials for Credentials {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.api_v3_key.expose_secret().len() != 32 {
+            return Err(ConfigError::new(
+                "PayConfig::builder(api_v3_key)",
+                "the APIv3 key must be the 32 characters set under Account center > API security \
+                 > APIv3 key on pay.weixin.qq.com (not the API v2 key's hex, not the AppSecret)",
+            ));
+        }
+        if self.public_key.is_none() && !self.platform_certificates {
+            return Err(ConfigError::new(
+                "PayConfigBuilder::wechat_pay_public_key",
+                "say how WeChat Pay's signatures are verified: the WeChat Pay public key \
+                 (pub_key.pem and its PUB_KEY_ID_…, from Account center > API security; what \
+                 merchants get since 2024), or platform_certificates() for a merchant that has \
+                 platform certificates, or both while switching",
+            ));
+        }
+        if self.certificate_refresh < Duration::from_secs(60) {
+            return Err(ConfigError::new(
+                "PayConfigBuilder::certificate_refresh",
+                "the platform certificate refresh interval must be at least one minute",
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// A WeChat Pay API v3 merchant: the merchant id and the app id bound to it, the merchant API
 /// private key (with its certificate serial), the APIv3 key, and how replies and
@@ -52,23 +96,12 @@ pub const DEFAULT_CERTIFICATE_REFRESH: Duration = Duration::from_secs(6 * 3600);
 /// assert!(!format!("{pay:?}").contains("0123456789abcdef"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone)]
-pub struct PayConfig {
-    mch_id: MchId,
-    appid: AppId,
-    merchant_key: MerchantKey,
-    api_v3_key: ApiV3Key,
-    public_key: Option<WechatPayPublicKey>,
-    platform_certificates: bool,
-    certificate_refresh: Duration,
-    notify_url: String,
-    refund_notify_url: Option<String>,
-    base_url: String,
-    root_certificates: Vec<Vec<u8>>,
-    timeout: Duration,
-    connect_timeout: Duration,
-    clock: SharedClock,
-}
+pub type PayConfig = crate::pay::PayConfig<Credentials>;
+
+/// Builds a v3 [`PayConfig`]: the shared setters of
+/// [`pay::PayConfigBuilder`](crate::pay::PayConfigBuilder) and the v3 ones; `build()` checks
+/// them all.
+pub type PayConfigBuilder = crate::pay::PayConfigBuilder<Credentials>;
 
 impl PayConfig {
     /// A merchant with its app id, merchant API key, APIv3 key (32 characters) and the public
@@ -84,159 +117,44 @@ impl PayConfig {
         api_v3_key: impl Into<ApiV3Key>,
         notify_url: impl Into<String>,
     ) -> PayConfigBuilder {
-        PayConfigBuilder {
-            config: Self {
-                mch_id: mch_id.into(),
-                appid: appid.into(),
+        Self::builder_with(
+            mch_id.into(),
+            appid.into(),
+            notify_url.into(),
+            Credentials {
                 merchant_key,
                 api_v3_key: api_v3_key.into(),
                 public_key: None,
                 platform_certificates: false,
                 certificate_refresh: DEFAULT_CERTIFICATE_REFRESH,
-                notify_url: notify_url.into(),
-                refund_notify_url: None,
-                base_url: BaseUrls::wechat().pay,
-                root_certificates: Vec::new(),
-                timeout: Duration::from_secs(10),
-                connect_timeout: Duration::from_secs(5),
-                clock: crate::clock::system(),
             },
-        }
-    }
-
-    /// The merchant id.
-    pub fn mch_id(&self) -> &MchId {
-        &self.mch_id
-    }
-
-    /// The app id orders are placed with.
-    pub fn appid(&self) -> &AppId {
-        &self.appid
+        )
     }
 
     /// The merchant API private key that signs requests and `paySign`.
     pub fn merchant_key(&self) -> &MerchantKey {
-        &self.merchant_key
+        &self.credentials.merchant_key
     }
 
     /// The APIv3 key that decrypts notifications and certificates.
     pub fn api_v3_key(&self) -> &ApiV3Key {
-        &self.api_v3_key
+        &self.credentials.api_v3_key
     }
 
     /// The WeChat Pay public key, when configured.
     pub fn wechat_pay_public_key(&self) -> Option<&WechatPayPublicKey> {
-        self.public_key.as_ref()
+        self.credentials.public_key.as_ref()
     }
 
     /// Whether platform certificates are downloaded from `/v3/certificates`.
     pub fn uses_platform_certificates(&self) -> bool {
-        self.platform_certificates
+        self.credentials.platform_certificates
     }
 
     /// How often platform certificates are downloaded again.
     pub fn certificate_refresh(&self) -> Duration {
-        self.certificate_refresh
+        self.credentials.certificate_refresh
     }
-
-    /// The payment notification URL.
-    pub fn notify_url(&self) -> &str {
-        &self.notify_url
-    }
-
-    /// The refund notification URL, when configured.
-    pub fn refund_notify_url(&self) -> Option<&str> {
-        self.refund_notify_url.as_deref()
-    }
-
-    /// The WeChat Pay base URL (`https://api.mch.weixin.qq.com` in production).
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
-    /// The request timeout.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    /// The connect timeout.
-    pub fn connect_timeout(&self) -> Duration {
-        self.connect_timeout
-    }
-
-    /// The clock of request timestamps, `timeStamp` and the signature freshness check.
-    pub fn clock(&self) -> &SharedClock {
-        &self.clock
-    }
-
-    pub(crate) fn root_certificates(&self) -> &[Vec<u8>] {
-        &self.root_certificates
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        if self.mch_id.as_str().is_empty() {
-            return Err(ConfigError::new(
-                "PayConfig::builder(mch_id)",
-                "the WeChat Pay merchant id (mch_id) is empty",
-            ));
-        }
-        if self.appid.as_str().is_empty() {
-            return Err(ConfigError::new(
-                "PayConfig::builder(appid)",
-                "the app id bound to the merchant is empty",
-            ));
-        }
-        if self.api_v3_key.expose_secret().len() != 32 {
-            return Err(ConfigError::new(
-                "PayConfig::builder(api_v3_key)",
-                "the APIv3 key must be the 32 characters set under Account center > API security \
-                 > APIv3 key on pay.weixin.qq.com (not the API v2 key's hex, not the AppSecret)",
-            ));
-        }
-        if self.public_key.is_none() && !self.platform_certificates {
-            return Err(ConfigError::new(
-                "PayConfigBuilder::wechat_pay_public_key",
-                "say how WeChat Pay's signatures are verified: the WeChat Pay public key \
-                 (pub_key.pem and its PUB_KEY_ID_…, from Account center > API security; what \
-                 merchants get since 2024), or platform_certificates() for a merchant that has \
-                 platform certificates, or both while switching",
-            ));
-        }
-        if self.certificate_refresh < Duration::from_secs(60) {
-            return Err(ConfigError::new(
-                "PayConfigBuilder::certificate_refresh",
-                "the platform certificate refresh interval must be at least one minute",
-            ));
-        }
-        check_url(
-            "PayConfig::builder(notify_url)",
-            "notify_url",
-            &self.notify_url,
-            true,
-        )?;
-        if let Some(url) = &self.refund_notify_url {
-            check_url(
-                "PayConfigBuilder::refund_notify_url",
-                "refund notify_url",
-                url,
-                true,
-            )?;
-        }
-        check_url(
-            "PayConfigBuilder::base_url",
-            "Pay base URL",
-            &self.base_url,
-            false,
-        )
-    }
-}
-
-/// Builds a v3 [`PayConfig`]: every setter takes its value, [`build`](Self::build) checks them
-/// all.
-#[derive(Debug, Clone)]
-#[must_use = "a builder does nothing until build() is called"]
-pub struct PayConfigBuilder {
-    config: PayConfig,
 }
 
 impl PayConfigBuilder {
@@ -244,7 +162,7 @@ impl PayConfigBuilder {
     /// beside it on the merchant platform). Requests then carry `Wechatpay-Serial: PUB_KEY_ID_…`
     /// so that WeChat Pay signs its answers with that key.
     pub fn wechat_pay_public_key(mut self, key: WechatPayPublicKey) -> Self {
-        self.config.public_key = Some(key);
+        self.config.credentials.public_key = Some(key);
         self
     }
 
@@ -253,70 +171,14 @@ impl PayConfigBuilder {
     /// [`certificate_refresh`](Self::certificate_refresh) and when an unknown serial arrives).
     /// With a public key as well, each signature's serial picks the key.
     pub fn platform_certificates(mut self) -> Self {
-        self.config.platform_certificates = true;
+        self.config.credentials.platform_certificates = true;
         self
     }
 
     /// How often platform certificates are downloaded again (default
     /// [`DEFAULT_CERTIFICATE_REFRESH`], at least a minute).
     pub fn certificate_refresh(mut self, every: Duration) -> Self {
-        self.config.certificate_refresh = every;
+        self.config.credentials.certificate_refresh = every;
         self
-    }
-
-    /// Takes the Pay base URL from `base_urls.pay`.
-    pub fn base_urls(mut self, base_urls: &BaseUrls) -> Self {
-        self.config.base_url = base_urls.pay.trim_end_matches('/').to_owned();
-        self
-    }
-
-    /// Sets the Pay base URL (a simulator's in tests).
-    pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.config.base_url = base_url.into().trim_end_matches('/').to_owned();
-        self
-    }
-
-    /// The URL refund notifications are posted to (sent as each refund's `notify_url`);
-    /// without it WeChat Pay uses the one set on the merchant platform, if any.
-    pub fn refund_notify_url(mut self, url: impl Into<String>) -> Self {
-        self.config.refund_notify_url = Some(url.into());
-        self
-    }
-
-    /// Trusts one more root certificate (PEM) for the HTTPS connection to WeChat Pay.
-    pub fn root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.config.root_certificates.push(pem.into());
-        self
-    }
-
-    /// The timeout of each request (default 10 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.config.timeout = timeout;
-        self
-    }
-
-    /// The connect timeout (default 5 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.config.connect_timeout = timeout;
-        self
-    }
-
-    /// The clock of timestamps and the freshness check (tests use a
-    /// [`ManualClock`](crate::clock::ManualClock)).
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.config.clock = clock;
-        self
-    }
-
-    /// Checks the configuration and finishes it.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the setting: an empty merchant id or app id, an APIv3 key that is
-    /// not 32 bytes, no way to verify WeChat Pay, a notify URL that is not absolute http(s) or
-    /// has a query string, a base URL that is not https (plain http only on a loopback
-    /// address, for a local simulator).
-    pub fn build(self) -> Result<PayConfig, ConfigError> {
-        self.config.validate()?;
-        Ok(self.config)
     }
 }

@@ -5,9 +5,12 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{MerchantKey, PayConfig, pay_sign};
+use http::Method;
+
+use super::client::{parse, path_segment};
+use super::{MerchantKey, PayConfig, PayRequest, pay_sign};
 use crate::pay::v2::order::validate_out_trade_no;
-use crate::pay::v2::{BrandWcPayParams, TradeState};
+use crate::pay::v2::{BrandWcPayParams, OrderRef, TradeState};
 use crate::{AppId, Error, MchId, OpenId, OutTradeNo, Result, TransactionId};
 
 /// A JSAPI order to place with `POST /v3/pay/transactions/jsapi`.
@@ -128,12 +131,19 @@ impl JsapiOrder {
         }
         Ok(())
     }
+}
 
-    /// The JSON body of the prepay request (a pure function of its inputs).
-    ///
-    /// # Errors
-    /// [`Error::InvalidPayRequest`] (see [`JsapiOrder::validate`]).
-    pub fn to_body(&self, config: &PayConfig) -> Result<Vec<u8>> {
+impl PayRequest for JsapiOrder {
+    type Output = PrepayResponse;
+    const ENDPOINT: &'static str = "/v3/pay/transactions/jsapi";
+    const METHOD: Method = Method::POST;
+
+    fn to_path(&self, _config: &PayConfig) -> Result<String> {
+        Ok(Self::ENDPOINT.to_owned())
+    }
+
+    /// The JSON body of the prepay request, after [`JsapiOrder::validate`].
+    fn to_body(&self, config: &PayConfig) -> Result<Option<Vec<u8>>> {
         self.validate()?;
         let body = PrepayBody {
             appid: config.appid().as_str(),
@@ -155,7 +165,119 @@ impl JsapiOrder {
             }),
         };
         serde_json::to_vec(&body)
+            .map(Some)
             .map_err(|e| Error::InvalidPayRequest(format!("cannot encode the order: {e}")))
+    }
+
+    fn read_reply(&self, _config: &PayConfig, reply: &[u8]) -> Result<PrepayResponse> {
+        parse(Self::ENDPOINT, reply)
+    }
+}
+
+/// Queries an order: `GET /v3/pay/transactions/out-trade-no/{out_trade_no}` or
+/// `GET /v3/pay/transactions/id/{transaction_id}`. The answer must be about this merchant's
+/// and app's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryOrder(pub OrderRef);
+
+impl From<OrderRef> for QueryOrder {
+    fn from(order: OrderRef) -> Self {
+        Self(order)
+    }
+}
+
+impl From<OutTradeNo> for QueryOrder {
+    fn from(out_trade_no: OutTradeNo) -> Self {
+        Self(OrderRef::OutTradeNo(out_trade_no))
+    }
+}
+
+impl From<TransactionId> for QueryOrder {
+    fn from(transaction_id: TransactionId) -> Self {
+        Self(OrderRef::TransactionId(transaction_id))
+    }
+}
+
+impl PayRequest for QueryOrder {
+    type Output = Transaction;
+    /// By order number; [`endpoint`](PayRequest::endpoint) names the one used.
+    const ENDPOINT: &'static str = "/v3/pay/transactions/out-trade-no/{out_trade_no}";
+    const METHOD: Method = Method::GET;
+
+    fn endpoint(&self) -> &'static str {
+        match self.0 {
+            OrderRef::OutTradeNo(_) => Self::ENDPOINT,
+            OrderRef::TransactionId(_) => "/v3/pay/transactions/id/{transaction_id}",
+        }
+    }
+
+    fn to_path(&self, config: &PayConfig) -> Result<String> {
+        let mchid = config.mch_id().as_str();
+        Ok(match &self.0 {
+            OrderRef::OutTradeNo(no) => format!(
+                "/v3/pay/transactions/out-trade-no/{}?mchid={mchid}",
+                path_segment(no.as_str())?
+            ),
+            OrderRef::TransactionId(id) => format!(
+                "/v3/pay/transactions/id/{}?mchid={mchid}",
+                path_segment(id.as_str())?
+            ),
+        })
+    }
+
+    fn to_body(&self, _config: &PayConfig) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+
+    /// The transaction, refused unless it is of this merchant and app (an answer is signed by
+    /// WeChat Pay, but must also be about our order).
+    fn read_reply(&self, config: &PayConfig, reply: &[u8]) -> Result<Transaction> {
+        let endpoint = self.endpoint();
+        let transaction: Transaction = parse(endpoint, reply)?;
+        if transaction.mchid != *config.mch_id() || transaction.appid != *config.appid() {
+            return Err(Error::UnexpectedResponse {
+                endpoint,
+                detail: format!(
+                    "the transaction is for merchant {} and app {}, not this merchant's",
+                    transaction.mchid, transaction.appid
+                ),
+            });
+        }
+        Ok(transaction)
+    }
+}
+
+/// Closes an unpaid order: `POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close`
+/// (WeChat Pay answers 204).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseOrder(pub OutTradeNo);
+
+impl From<OutTradeNo> for CloseOrder {
+    fn from(out_trade_no: OutTradeNo) -> Self {
+        Self(out_trade_no)
+    }
+}
+
+impl PayRequest for CloseOrder {
+    type Output = ();
+    const ENDPOINT: &'static str = "/v3/pay/transactions/out-trade-no/{out_trade_no}/close";
+    const METHOD: Method = Method::POST;
+
+    fn to_path(&self, _config: &PayConfig) -> Result<String> {
+        Ok(format!(
+            "/v3/pay/transactions/out-trade-no/{}/close",
+            path_segment(self.0.as_str())?
+        ))
+    }
+
+    fn to_body(&self, config: &PayConfig) -> Result<Option<Vec<u8>>> {
+        serde_json::to_vec(&serde_json::json!({ "mchid": config.mch_id().as_str() }))
+            .map(Some)
+            .map_err(|e| Error::InvalidPayRequest(format!("cannot encode the close request: {e}")))
+    }
+
+    fn read_reply(&self, _config: &PayConfig, _reply: &[u8]) -> Result<()> {
+        Ok(())
     }
 }
 

@@ -3,8 +3,11 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::PayConfig;
+use http::Method;
+
+use super::client::{parse, path_segment};
 use super::order::check_text;
+use super::{PayConfig, PayRequest};
 use crate::pay::v2::OrderRef;
 use crate::{Error, OutRefundNo, OutTradeNo, Result, TransactionId};
 
@@ -102,12 +105,19 @@ impl RefundRequest {
         }
         Ok(())
     }
+}
 
-    /// The JSON body of the refund request.
-    ///
-    /// # Errors
-    /// [`Error::InvalidPayRequest`] (see [`RefundRequest::validate`]).
-    pub fn to_body(&self, config: &PayConfig) -> Result<Vec<u8>> {
+impl PayRequest for RefundRequest {
+    type Output = RefundRecord;
+    const ENDPOINT: &'static str = "/v3/refund/domestic/refunds";
+    const METHOD: Method = Method::POST;
+
+    fn to_path(&self, _config: &PayConfig) -> Result<String> {
+        Ok(Self::ENDPOINT.to_owned())
+    }
+
+    /// The JSON body of the refund request, after [`RefundRequest::validate`].
+    fn to_body(&self, config: &PayConfig) -> Result<Option<Vec<u8>>> {
         self.validate()?;
         let (transaction_id, out_trade_no) = match &self.order {
             OrderRef::TransactionId(id) => (Some(id.as_str()), None),
@@ -129,7 +139,43 @@ impl RefundRequest {
             },
         };
         serde_json::to_vec(&body)
+            .map(Some)
             .map_err(|e| Error::InvalidPayRequest(format!("cannot encode the refund: {e}")))
+    }
+
+    fn read_reply(&self, _config: &PayConfig, reply: &[u8]) -> Result<RefundRecord> {
+        parse(Self::ENDPOINT, reply)
+    }
+}
+
+/// Queries a refund by its `out_refund_no`: `GET /v3/refund/domestic/refunds/{out_refund_no}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryRefund(pub OutRefundNo);
+
+impl From<OutRefundNo> for QueryRefund {
+    fn from(out_refund_no: OutRefundNo) -> Self {
+        Self(out_refund_no)
+    }
+}
+
+impl PayRequest for QueryRefund {
+    type Output = RefundRecord;
+    const ENDPOINT: &'static str = "/v3/refund/domestic/refunds/{out_refund_no}";
+    const METHOD: Method = Method::GET;
+
+    fn to_path(&self, _config: &PayConfig) -> Result<String> {
+        Ok(format!(
+            "/v3/refund/domestic/refunds/{}",
+            path_segment(self.0.as_str())?
+        ))
+    }
+
+    fn to_body(&self, _config: &PayConfig) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+
+    fn read_reply(&self, _config: &PayConfig, reply: &[u8]) -> Result<RefundRecord> {
+        parse(Self::ENDPOINT, reply)
     }
 }
 

@@ -622,7 +622,7 @@ async fn back_office_refund(
             .await
             .map(drop),
         PayApi::V2(client) => client
-            .refund(&v2::Refund::new(
+            .refund(&v2::RefundRequest::new(
                 v2::OrderRef::OutTradeNo(OutTradeNo::new(out_trade_no)),
                 out_refund_no,
                 total,
