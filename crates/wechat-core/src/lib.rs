@@ -70,6 +70,8 @@ mod transport;
 pub use config::{BaseUrls, Config, TokenEndpoint};
 pub use error::{ApiError, ApiErrorKind, ConfigError, Error, Result};
 pub use ids::{AppId, MchId, OpenId, OutRefundNo, OutTradeNo, TransactionId, UnionId};
+#[cfg(feature = "pay")]
+pub use pay::PayError;
 pub use secret::{
     AccessToken, ApiV3Key, AppSecret, JsapiTicket, OAuthAccessToken, PayApiKey, RefreshToken,
 };

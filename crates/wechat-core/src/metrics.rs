@@ -16,6 +16,8 @@
 //! wechat_core::describe_metrics();
 //! ```
 
+#[cfg(feature = "pay")]
+use crate::pay::PayError;
 use std::borrow::Cow;
 use std::time::Duration;
 
@@ -110,13 +112,17 @@ fn error_outcome(error: &Error) -> Cow<'static, str> {
     let errcode = |code: i64| Cow::Owned(code.to_string());
     match error {
         Error::WeChat(api) => errcode(api.errcode),
-        Error::PayReturn { .. } => Cow::Borrowed("FAIL"),
-        Error::Pay { code, .. } => pay_code(code.as_str()),
-        Error::PayApi(e) => pay_code(e.code.as_str()),
-        Error::BadSignature(_)
-        | Error::ForgedReply { .. }
-        | Error::UnknownWechatPaySerial { .. }
-        | Error::WechatPayCertificateNotValid { .. } => Cow::Borrowed("bad_signature"),
+        #[cfg(feature = "pay")]
+        Error::Pay(error) => match error {
+            PayError::Return { .. } => Cow::Borrowed("FAIL"),
+            PayError::Business { code, .. } => pay_code(code.as_str()),
+            PayError::Api(e) => pay_code(e.code.as_str()),
+            PayError::BadSignature(_)
+            | PayError::ForgedReply { .. }
+            | PayError::UnknownSerial { .. }
+            | PayError::CertificateNotValid { .. } => Cow::Borrowed("bad_signature"),
+            _ => Cow::Borrowed("transport"),
+        },
         _ => Cow::Borrowed("transport"),
     }
 }
@@ -124,6 +130,7 @@ fn error_outcome(error: &Error) -> Cow<'static, str> {
 /// A WeChat Pay error code as a label: WeChat Pay's codes are a finite set of upper-case
 /// names; anything else (an empty code, free text from a broken gateway) is `other`, so that
 /// the label set stays bounded.
+#[cfg(feature = "pay")]
 fn pay_code(code: &str) -> Cow<'static, str> {
     if code.is_empty()
         || code.len() > 40
@@ -224,11 +231,14 @@ impl From<Delivery> for NotificationOutcome {
 /// v3 keys to verify it could not be had).
 pub(crate) fn refusal_reason(error: &Error) -> &'static str {
     match error {
-        Error::BadSignature(_)
-        | Error::UnknownWechatPaySerial { .. }
-        | Error::WechatPayCertificateNotValid { .. } => "bad_signature",
-        Error::NotificationMismatch(_) => "mismatch",
-        Error::Xml(_) | Error::UnexpectedResponse { .. } | Error::PayReturn { .. } => "malformed",
+        Error::Pay(
+            PayError::BadSignature(_)
+            | PayError::UnknownSerial { .. }
+            | PayError::CertificateNotValid { .. },
+        ) => "bad_signature",
+        Error::Pay(PayError::NotificationMismatch(_)) => "mismatch",
+        Error::Pay(PayError::Xml(_) | PayError::Return { .. })
+        | Error::UnexpectedResponse { .. } => "malformed",
         _ => "keys_unavailable",
     }
 }

@@ -2,6 +2,8 @@
 //! redirects, with `Cache-Control: no-store` (none of them may be cached: they carry sessions,
 //! orders and one-time redirects).
 
+#[cfg(feature = "pay")]
+use crate::pay::PayError;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
@@ -215,15 +217,15 @@ pub(crate) fn error_answer(error: &crate::Error, audience: Audience<'_>) -> Resp
 #[cfg(feature = "pay")]
 fn order_failure(error: &crate::Error) -> (StatusCode, &'static str) {
     use crate::Error;
-    use crate::error::{PayApiErrorCode, PayErrorCode};
+    use crate::pay::{PayApiErrorCode, PayErrorCode};
     const NO_LONGER: &str =
         "this order can no longer be paid (it is paid or closed): start a new one";
     match error {
-        Error::Pay {
+        Error::Pay(PayError::Business {
             code: PayErrorCode::OrderPaid | PayErrorCode::OrderClosed | PayErrorCode::OutTradeNoUsed,
             ..
-        } => (StatusCode::CONFLICT, NO_LONGER),
-        Error::PayApi(e)
+        }) => (StatusCode::CONFLICT, NO_LONGER),
+        Error::Pay(PayError::Api(e))
             if matches!(
                 e.code,
                 PayApiErrorCode::OrderClosed | PayApiErrorCode::OutTradeNoUsed
@@ -231,7 +233,7 @@ fn order_failure(error: &crate::Error) -> (StatusCode, &'static str) {
         {
             (StatusCode::CONFLICT, NO_LONGER)
         }
-        Error::InvalidPayRequest(_) | Error::Config(_) => {
+        Error::Pay(PayError::InvalidRequest(_)) | Error::Config(_) => {
             tracing::error!(error = %error, "the order backend produced an order WeChat would refuse");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -254,13 +256,17 @@ fn notification_refusal(
 ) -> (StatusCode, &'static str) {
     use crate::Error;
     match error {
-        Error::BadSignature(_)
-        | Error::UnknownWechatPaySerial { .. }
-        | Error::WechatPayCertificateNotValid { .. } => match version {
+        Error::Pay(
+            PayError::BadSignature(_)
+            | PayError::UnknownSerial { .. }
+            | PayError::CertificateNotValid { .. },
+        ) => match version {
             crate::pay::ApiVersion::V2 => (StatusCode::BAD_REQUEST, "invalid signature"),
             crate::pay::ApiVersion::V3 => (StatusCode::UNAUTHORIZED, "invalid signature"),
         },
-        Error::NotificationMismatch(_) => (StatusCode::BAD_REQUEST, "not for this merchant"),
+        Error::Pay(PayError::NotificationMismatch(_)) => {
+            (StatusCode::BAD_REQUEST, "not for this merchant")
+        }
         _ => (StatusCode::BAD_REQUEST, "invalid notification"),
     }
 }

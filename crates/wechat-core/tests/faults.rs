@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use wechat_core::PayError;
 
 use wechat_core::oauth::OAuthClient;
 use wechat_core::pay::{v2, v3};
@@ -204,17 +205,20 @@ async fn pay_v2_calls_ride_out_system_errors_5xx_and_drops_but_not_forgeries() {
     // communication failure WeChat reports itself.
     let refused: [Refusal; 4] = [
         (&[("fault", "bad_signature")], |e| {
-            matches!(e, Error::BadSignature(_))
+            matches!(e, Error::Pay(PayError::BadSignature(_)))
         }),
         (&[("fault", "unsigned")], |e| {
-            matches!(e, Error::BadSignature(_))
+            matches!(e, Error::Pay(PayError::BadSignature(_)))
         }),
         (&[("fault", "malformed")], |e| {
-            matches!(e, Error::Xml(_) | Error::UnexpectedResponse { .. })
+            matches!(
+                e,
+                Error::Pay(PayError::Xml(_)) | Error::UnexpectedResponse { .. }
+            )
         }),
         (
             &[("return_code", "FAIL"), ("return_msg", "参数格式校验错误")],
-            |e| matches!(e, Error::PayReturn { .. }),
+            |e| matches!(e, Error::Pay(PayError::Return { .. })),
         ),
     ];
     for (fault, expected) in refused {
@@ -285,10 +289,10 @@ async fn pay_v3_calls_ride_out_system_errors_5xx_and_drops_but_not_forgeries() {
     // one that cannot be read (the simulator signs the cut body).
     let refused: [Refusal; 3] = [
         (&[("fault", "bad_signature")], |e| {
-            matches!(e, Error::ForgedReply { .. })
+            matches!(e, Error::Pay(PayError::ForgedReply { .. }))
         }),
         (&[("fault", "unsigned")], |e| {
-            matches!(e, Error::ForgedReply { .. })
+            matches!(e, Error::Pay(PayError::ForgedReply { .. }))
         }),
         (&[("fault", "malformed")], |e| {
             matches!(e, Error::UnexpectedResponse { .. })

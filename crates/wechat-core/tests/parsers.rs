@@ -7,6 +7,7 @@
 mod common;
 
 use std::time::Duration;
+use wechat_core::PayError;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -79,7 +80,7 @@ proptest! {
                 let xml = fields.to_xml().expect("names that parsed are plain names");
                 prop_assert_eq!(PayFields::parse(xml.as_bytes()).unwrap(), fields);
             }
-            Err(e) => prop_assert!(matches!(e, Error::Xml(_)), "{e:?}"),
+            Err(e) => prop_assert!(matches!(e, Error::Pay(PayError::Xml(_))), "{e:?}"),
         }
     }
 
@@ -206,8 +207,8 @@ proptest! {
                 matches!(
                     e,
                     Error::UnexpectedResponse { .. }
-                        | Error::NotificationMismatch(_)
-                        | Error::BadSignature(_)
+                        | Error::Pay(PayError::NotificationMismatch(_))
+                        | Error::Pay(PayError::BadSignature(_))
                 ),
                 "{e:?}"
             ),

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use wechat_core::PayError;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -600,18 +601,18 @@ async fn close_an_unpaid_order() {
         "{answer}"
     );
     match w.client().close_order(&no).await {
-        Err(Error::Pay {
+        Err(Error::Pay(PayError::Business {
             code: PayErrorCode::OrderClosed,
             ..
-        }) => {}
+        })) => {}
         other => panic!("closing twice: {other:?}"),
     }
     match w.client().prepay(&order).await {
-        Err(Error::Pay {
+        Err(Error::Pay(PayError::Business {
             code: PayErrorCode::OrderClosed,
             description,
             ..
-        }) => assert!(!description.is_empty()),
+        })) => assert!(!description.is_empty()),
         other => panic!("reusing a closed number: {other:?}"),
     }
     assert_eq!(w.sim.stats().notifications.sent, 0);
@@ -627,29 +628,29 @@ async fn wechat_errors_are_typed() {
     let changed = JsapiOrder::new("E0001", "Tea", 51, ALICE, ip);
     assert!(matches!(
         w.client().prepay(&changed).await,
-        Err(Error::Pay {
+        Err(Error::Pay(PayError::Business {
             code: PayErrorCode::OutTradeNoUsed,
             ..
-        })
+        }))
     ));
     // An openid of another app.
     let stranger = JsapiOrder::new("E0002", "Tea", 50, "oCarolOfAnotherApp0000000003", ip);
     match w.client().prepay(&stranger).await {
-        Err(Error::Pay {
+        Err(Error::Pay(PayError::Business {
             code: PayErrorCode::ParamError,
             description,
             ..
-        }) => assert!(description.contains("openid"), "{description}"),
+        })) => assert!(description.contains("openid"), "{description}"),
         other => panic!("{other:?}"),
     }
     assert!(matches!(
         w.client()
             .query_order(&OrderRef::OutTradeNo(OutTradeNo::new("NOPE")))
             .await,
-        Err(Error::Pay {
+        Err(Error::Pay(PayError::Business {
             code: PayErrorCode::OrderNotExist,
             ..
-        })
+        }))
     ));
     // A wrong API key: WeChat answers return_code FAIL (签名错误), which names no secret.
     let wrong = PayConfig::builder(
@@ -666,7 +667,7 @@ async fn wechat_errors_are_typed() {
         .prepay(&JsapiOrder::new("E0003", "Tea", 50, ALICE, ip))
         .await
     {
-        Err(Error::PayReturn { return_msg, .. }) => assert_eq!(return_msg, "签名错误"),
+        Err(Error::Pay(PayError::Return { return_msg, .. })) => assert_eq!(return_msg, "签名错误"),
         other => panic!("{other:?}"),
     }
     // Routes map WeChat failures to 502 JSON with an error id (the message goes to the log).
@@ -756,7 +757,7 @@ async fn refund_over_mutual_tls_and_refund_notification() {
     let too_much = RefundRequest::new(OrderRef::OutTradeNo(no.clone()), "R0002", PRICE, PRICE);
     assert!(matches!(
         w.client().refund(&too_much).await,
-        Err(Error::Pay { .. })
+        Err(Error::Pay(PayError::Business { .. }))
     ));
 
     // Refund notifications: an undecryptable req_info is refused, a duplicate acknowledged.
@@ -829,7 +830,7 @@ async fn refund_over_mutual_tls_and_refund_notification() {
     let r3 = RefundRequest::new(OrderRef::OutTradeNo(no.clone()), "R0003", PRICE, 1);
     assert!(matches!(
         plain.refund(&r3).await,
-        Err(Error::PayReturn { .. })
+        Err(Error::Pay(PayError::Return { .. }))
     ));
     // A certificate from another CA fails the TLS handshake.
     let server_ca = w
@@ -857,7 +858,7 @@ async fn refund_over_mutual_tls_and_refund_notification() {
     .unwrap();
     match stranger.refund(&r3).await {
         Err(Error::Http { endpoint, .. }) => assert_eq!(endpoint, "/secapi/pay/refund"),
-        Err(Error::PayReturn { .. }) => {}
+        Err(Error::Pay(PayError::Return { .. })) => {}
         other => panic!("{other:?}"),
     }
     let query = w

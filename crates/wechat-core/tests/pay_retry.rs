@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use wechat_core::PayError;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
@@ -130,10 +131,10 @@ async fn persistent_system_error_gives_up_after_three_attempts() {
     let (base, seen) = fake_pay(vec![(200, system_error())]).await;
     match client(&base).query_order(&query()).await {
         Err(
-            e @ Error::Pay {
+            e @ Error::Pay(PayError::Business {
                 code: PayErrorCode::SystemError,
                 ..
-            },
+            }),
         ) => assert!(e.is_transient()),
         other => panic!("{other:?}"),
     }
@@ -151,10 +152,10 @@ async fn business_errors_are_not_retried() {
     let (base, seen) = fake_pay(vec![(200, paid)]).await;
     assert!(matches!(
         client(&base).close_order(&OutTradeNo::new("T1")).await,
-        Err(Error::Pay {
+        Err(Error::Pay(PayError::Business {
             code: PayErrorCode::OrderPaid,
             ..
-        })
+        }))
     ));
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
@@ -165,14 +166,14 @@ async fn unsigned_or_badly_signed_replies_are_not_trusted() {
     let (base, _) = fake_pay(vec![(200, unsigned)]).await;
     assert!(matches!(
         client(&base).query_order(&query()).await,
-        Err(Error::BadSignature(_))
+        Err(Error::Pay(PayError::BadSignature(_)))
     ));
 
     let forged = not_paid().replace("NOTPAY", "SUCCESS");
     let (base, _) = fake_pay(vec![(200, forged)]).await;
     assert!(matches!(
         client(&base).query_order(&query()).await,
-        Err(Error::BadSignature(_))
+        Err(Error::Pay(PayError::BadSignature(_)))
     ));
 }
 
@@ -190,12 +191,12 @@ async fn error_pages_and_xxe_replies_are_clear_errors() {
     let (base, _) = fake_pay(vec![(200, xxe)]).await;
     assert!(matches!(
         client(&base).query_order(&query()).await,
-        Err(Error::Xml(_))
+        Err(Error::Pay(PayError::Xml(_)))
     ));
     let fail = "<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[appid和mch_id不匹配]]></return_msg></xml>".to_owned();
     let (base, _) = fake_pay(vec![(200, fail)]).await;
     match client(&base).query_order(&query()).await {
-        Err(e @ Error::PayReturn { .. }) => {
+        Err(e @ Error::Pay(PayError::Return { .. })) => {
             assert!(e.to_string().contains("appid和mch_id不匹配"), "{e}")
         }
         other => panic!("{other:?}"),

@@ -3,6 +3,7 @@
 //! is which and where each comes from).
 
 use std::path::PathBuf;
+use wechat_core::PayError;
 
 use serde_json::Value;
 use wechat_core::clock::ManualClock;
@@ -233,7 +234,7 @@ fn official_aes_gcm() {
     ] {
         assert!(matches!(
             decrypt_resource(&key, algorithm, nonce, aad, sealed),
-            Err(Error::BadSignature(_))
+            Err(Error::Pay(PayError::BadSignature(_)))
         ));
     }
 }
@@ -457,7 +458,7 @@ fn an_expired_or_not_yet_valid_platform_certificate_verifies_nothing() {
     for at in [not_after, not_after + 1, not_after + 400 * 86_400] {
         let err = verify_at(at).unwrap_err();
         assert!(
-            matches!(&err, Error::WechatPayCertificateNotValid { serial, not_after: n, now, .. }
+            matches!(&err, Error::Pay(PayError::CertificateNotValid { serial, not_after: n, now, .. })
                 if serial == TEST_SERIAL && *n == not_after && *now == at),
             "{err:?}"
         );
@@ -468,7 +469,7 @@ fn an_expired_or_not_yet_valid_platform_certificate_verifies_nothing() {
     }
     let early = verify_at(not_before - 1).unwrap_err();
     assert!(
-        matches!(early, Error::WechatPayCertificateNotValid { .. }),
+        matches!(early, Error::Pay(PayError::CertificateNotValid { .. })),
         "{early:?}"
     );
     assert!(early.to_string().contains("is not valid before"), "{early}");

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use wechat_core::PayError;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -369,7 +370,7 @@ async fn full_flow(mode: Mode) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&missing, Error::PayApi(e) if e.code == PayApiErrorCode::OrderNotExist && e.status == 404 && e.request_id.is_some()),
+        matches!(&missing, Error::Pay(PayError::Api(e)) if e.code == PayApiErrorCode::OrderNotExist && e.status == 404 && e.request_id.is_some()),
         "{missing:?}"
     );
 
@@ -417,7 +418,7 @@ async fn full_flow(mode: Mode) {
     );
     assert!(matches!(
         world.pay.refund(&too_much).await,
-        Err(Error::PayApi(_))
+        Err(Error::Pay(PayError::Api(_)))
     ));
 
     // Close an unpaid order; it cannot be ordered again.
@@ -436,7 +437,7 @@ async fn full_flow(mode: Mode) {
     assert_eq!(closed.trade_state, TradeState::Closed);
     let err = world.pay.prepay(&other).await.unwrap_err();
     assert!(
-        matches!(&err, Error::PayApi(e) if e.code == PayApiErrorCode::OrderClosed),
+        matches!(&err, Error::Pay(PayError::Api(e)) if e.code == PayApiErrorCode::OrderClosed),
         "{err:?}"
     );
 
@@ -467,7 +468,7 @@ async fn answers_that_do_not_verify_are_refused_not_returned() {
     for fault in ["bad_signature", "unsigned"] {
         world.fail(&format!("path={path}&fault={fault}")).await;
         let err = world.pay.query_order(&query).await.unwrap_err();
-        let Error::ForgedReply { request_id, .. } = &err else {
+        let Error::Pay(PayError::ForgedReply { request_id, .. }) = &err else {
             panic!("{fault}: {err:?}");
         };
         assert!(request_id.is_some(), "{err}");
@@ -496,7 +497,7 @@ async fn answers_that_do_not_verify_are_refused_not_returned() {
     let stranger = PayClient::new(other).unwrap();
     assert!(matches!(
         stranger.query_order(&query).await,
-        Err(Error::ForgedReply { .. })
+        Err(Error::Pay(PayError::ForgedReply { .. }))
     ));
     world.sim.shutdown().await;
 }
@@ -517,7 +518,7 @@ async fn a_wrong_merchant_key_is_a_sign_error_and_not_retried() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::PayApi(e) if e.code == PayApiErrorCode::SignError && e.status == 401),
+        matches!(&err, Error::Pay(PayError::Api(e)) if e.code == PayApiErrorCode::SignError && e.status == 401),
         "{err:?}"
     );
     assert_eq!(
@@ -558,7 +559,7 @@ async fn system_errors_and_5xx_are_retried_within_bounds() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::PayApi(e) if e.code == PayApiErrorCode::SystemError),
+        matches!(&err, Error::Pay(PayError::Api(e)) if e.code == PayApiErrorCode::SystemError),
         "{err:?}"
     );
     assert!(err.is_transient());
@@ -571,7 +572,7 @@ async fn system_errors_and_5xx_are_retried_within_bounds() {
     let before = calls();
     let err = world.pay.prepay(&order).await.unwrap_err();
     assert!(
-        matches!(&err, Error::PayApi(e) if e.code == PayApiErrorCode::NoAuth),
+        matches!(&err, Error::Pay(PayError::Api(e)) if e.code == PayApiErrorCode::NoAuth),
         "{err:?}"
     );
     assert_eq!(calls() - before, 1);

@@ -2,6 +2,7 @@
 //! stale, misdirected or malformed notification is refused before the application sees it.
 
 use std::path::PathBuf;
+use wechat_core::PayError;
 
 use http::{HeaderMap, HeaderValue, StatusCode};
 use wechat_core::pay::v3::{
@@ -176,7 +177,10 @@ fn forged_altered_stale_and_probing_notifications_are_refused() {
         ..Notification::payment(paid())
     };
     let (h, b) = forged.signed();
-    assert!(matches!(refused(&h, &b), Error::BadSignature(_)));
+    assert!(matches!(
+        refused(&h, &b),
+        Error::Pay(PayError::BadSignature(_))
+    ));
 
     // A body altered after signing (the amount, in the clear envelope: any byte).
     let mut tampered = body.clone();
@@ -184,7 +188,7 @@ fn forged_altered_stale_and_probing_notifications_are_refused() {
     tampered[at] = b'2';
     assert!(matches!(
         refused(&headers, &tampered),
-        Error::BadSignature(_)
+        Error::Pay(PayError::BadSignature(_))
     ));
 
     // Replayed 5 minutes later, or signed 5 minutes ahead.
@@ -206,7 +210,7 @@ fn forged_altered_stale_and_probing_notifications_are_refused() {
     let (h, b) = unknown.signed();
     let e = refused(&h, &b);
     assert!(
-        matches!(&e, Error::UnknownWechatPaySerial { serial } if serial == "PUB_KEY_ID_0000000000000000000000000000"),
+        matches!(&e, Error::Pay(PayError::UnknownSerial { serial }) if serial == "PUB_KEY_ID_0000000000000000000000000000"),
         "{e:?}"
     );
     assert!(
@@ -228,11 +232,14 @@ fn forged_altered_stale_and_probing_notifications_are_refused() {
     // No signature headers at all; a header sent twice.
     assert!(matches!(
         refused(&HeaderMap::new(), &body),
-        Error::BadSignature(_)
+        Error::Pay(PayError::BadSignature(_))
     ));
     let mut twice = headers.clone();
     twice.append("wechatpay-nonce", HeaderValue::from_static("again"));
-    assert!(matches!(refused(&twice, &body), Error::BadSignature(_)));
+    assert!(matches!(
+        refused(&twice, &body),
+        Error::Pay(PayError::BadSignature(_))
+    ));
 
     // Another signature type.
     let mut other_type = headers.clone();
@@ -242,7 +249,7 @@ fn forged_altered_stale_and_probing_notifications_are_refused() {
     );
     assert!(matches!(
         refused(&other_type, &body),
-        Error::BadSignature(_)
+        Error::Pay(PayError::BadSignature(_))
     ));
 }
 
@@ -256,11 +263,17 @@ fn notifications_for_someone_else_or_unpaid_are_refused() {
     unpaid["trade_state"] = "NOTPAY".into();
     for resource in [other_mch, other_app, unpaid] {
         let (h, b) = Notification::payment(resource).signed();
-        assert!(matches!(refused(&h, &b), Error::NotificationMismatch(_)));
+        assert!(matches!(
+            refused(&h, &b),
+            Error::Pay(PayError::NotificationMismatch(_))
+        ));
     }
     // A refund notification posted to the payment route, and the other way round.
     let (h, b) = Notification::refund(refunded()).signed();
-    assert!(matches!(refused(&h, &b), Error::NotificationMismatch(_)));
+    assert!(matches!(
+        refused(&h, &b),
+        Error::Pay(PayError::NotificationMismatch(_))
+    ));
     let (h, b) = Notification::payment(paid()).signed();
     assert!(verify_refund_notification(&config_at(SIGNED_AT), &keys(), &h, &b).is_err());
     let mut other_mch = refunded();
@@ -268,7 +281,7 @@ fn notifications_for_someone_else_or_unpaid_are_refused() {
     let (h, b) = Notification::refund(other_mch).signed();
     assert!(matches!(
         verify_refund_notification(&config_at(SIGNED_AT), &keys(), &h, &b),
-        Err(Error::NotificationMismatch(_))
+        Err(Error::Pay(PayError::NotificationMismatch(_)))
     ));
 }
 
@@ -290,7 +303,7 @@ fn undecryptable_malformed_and_oversized_bodies_are_refused_without_panic() {
     let swapped = swapped.to_string().into_bytes();
     assert!(matches!(
         refused(&genuine.headers_for(&swapped), &swapped),
-        Error::BadSignature(_)
+        Error::Pay(PayError::BadSignature(_))
     ));
 
     // Signed garbage of every shape: never a panic, always an error.

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use wechat_core::PayError;
 
 use rand::Rng as _;
 use wechat_core::clock::{Clock as _, SystemClock};
@@ -247,10 +248,10 @@ async fn check_v2_key(
         sign_type.as_str()
     );
     match query {
-        Err(Error::Pay {
+        Err(Error::Pay(PayError::Business {
             code: v2::PayErrorCode::OrderNotExist,
             ..
-        }) => Check::ok(
+        })) => Check::ok(
             NAME,
             format!(
                 "a signed orderquery of an order that does not exist ({}) answered ORDERNOTEXIST: \
@@ -259,7 +260,7 @@ async fn check_v2_key(
                 sign_type.as_str()
             ),
         ),
-        Err(Error::PayReturn { return_msg, .. }) if return_msg.contains("签名错误") => {
+        Err(Error::Pay(PayError::Return { return_msg, .. })) if return_msg.contains("签名错误") => {
             Check::fail(
                 NAME,
                 format!(
@@ -268,30 +269,30 @@ async fn check_v2_key(
                 &reset,
             )
         }
-        Err(Error::Pay {
+        Err(Error::Pay(PayError::Business {
             code: v2::PayErrorCode::SignError,
             description,
             ..
-        }) => Check::fail(
+        })) => Check::fail(
             NAME,
             format!("WeChat Pay refused the orderquery's signature (SIGNERROR, {description})"),
             &reset,
         ),
-        Err(e @ Error::BadSignature(_)) => Check::fail(
+        Err(e @ Error::Pay(PayError::BadSignature(_))) => Check::fail(
             NAME,
             format!("the orderquery answer is not signed with WECHAT_PAY_KEY: {e}"),
             "Check WECHAT_PAY_BASE: the answer does not come from WeChat Pay for this merchant",
         ),
-        Err(Error::PayReturn { return_msg, .. }) => Check::fail(
+        Err(Error::Pay(PayError::Return { return_msg, .. })) => Check::fail(
             NAME,
             format!(
                 "WeChat Pay refused the orderquery (return_code FAIL, return_msg {return_msg})"
             ),
             "Check WECHAT_MCH_ID and WECHAT_APPID (the merchant id and the AppID bound to it)",
         ),
-        Err(Error::Pay {
+        Err(Error::Pay(PayError::Business {
             code, description, ..
-        }) => Check::fail(
+        })) => Check::fail(
             NAME,
             format!("WeChat Pay answered err_code {code} ({description}) instead of ORDERNOTEXIST"),
             "Check WECHAT_MCH_ID and WECHAT_APPID: APPID_MCHID_NOT_MATCH means the AppID is not \
@@ -755,7 +756,7 @@ async fn check_v3_query(
                 key.serial_no()
             ),
         ),
-        Err(Error::UnknownWechatPaySerial { serial }) => Check::fail(
+        Err(Error::Pay(PayError::UnknownSerial { serial })) => Check::fail(
             NAME,
             format!(
                 "WeChat Pay signed its answer with key {serial}, which is not the configured one \
@@ -773,12 +774,14 @@ async fn check_v3_query(
                 ),
             },
         ),
-        Err(Error::BadSignature(reason)) if reason.contains("Timestamp") => Check::fail(
-            NAME,
-            format!("the answer's signature was refused: {reason}"),
-            "Synchronize this server's clock (see clock)",
-        ),
-        Err(Error::BadSignature(reason)) => Check::fail(
+        Err(Error::Pay(PayError::BadSignature(reason))) if reason.contains("Timestamp") => {
+            Check::fail(
+                NAME,
+                format!("the answer's signature was refused: {reason}"),
+                "Synchronize this server's clock (see clock)",
+            )
+        }
+        Err(Error::Pay(PayError::BadSignature(reason))) => Check::fail(
             NAME,
             format!(
                 "the answer's signature does not verify with the configured WeChat Pay key {} \
@@ -824,17 +827,19 @@ async fn download_certificates(
             .await
             .map(|keys| (*keys).clone())
             .map_err(|e| Check::fail(NAME, e, "Check WECHAT_PAY_BASE")),
-        Err(Error::PayApi(e)) if e.code == PayApiErrorCode::ResourceNotExists => Err(Check::fail(
-            NAME,
-            format!(
-                "WeChat Pay has no platform certificate for this merchant ({} {})",
-                e.status, e.code
-            ),
-            &format!(
-                "The merchant uses the WeChat Pay public key: download it from {API_SECURITY} → \
+        Err(Error::Pay(PayError::Api(e))) if e.code == PayApiErrorCode::ResourceNotExists => {
+            Err(Check::fail(
+                NAME,
+                format!(
+                    "WeChat Pay has no platform certificate for this merchant ({} {})",
+                    e.status, e.code
+                ),
+                &format!(
+                    "The merchant uses the WeChat Pay public key: download it from {API_SECURITY} → \
                  微信支付公钥 and set WECHAT_PAY_PUBLIC_KEY and WECHAT_PAY_PUBLIC_KEY_ID"
-            ),
-        )),
+                ),
+            ))
+        }
         Err(e) => Err(Check::fail(
             NAME,
             format!("downloading the platform certificates failed: {e}"),

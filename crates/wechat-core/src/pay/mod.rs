@@ -44,9 +44,11 @@
 //! ```
 
 mod config;
+mod error;
 mod reply;
 pub mod v2;
 pub mod v3;
 
 pub use config::{Credentials, PayConfig, PayConfigBuilder};
+pub use error::{PayApiError, PayApiErrorCode, PayError, PayErrorCode};
 pub use reply::{ApiVersion, NotificationReply};

@@ -3,6 +3,7 @@
 //! it, checks `return_code`, verifies the reply's `sign`, maps `result_code`/`err_code`, and
 //! retries `SYSTEMERROR`/`BIZERR_NEED_RETRY` with the same body.
 
+use crate::pay::PayError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,7 +60,7 @@ pub trait PayRequest {
     /// `nonce_str`, `sign_type` and `sign`, which [`to_request`](Self::to_request) adds.
     ///
     /// # Errors
-    /// [`Error::InvalidPayRequest`] naming a field WeChat Pay would refuse.
+    /// [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest) naming a field WeChat Pay would refuse.
     fn to_fields(&self, config: &PayConfig) -> Result<PayFields>;
 
     /// Reads WeChat Pay's verified, successful reply.
@@ -145,7 +146,7 @@ impl SignedRequest {
     /// The XML body.
     ///
     /// # Errors
-    /// [`Error::Xml`] only if a field name is not a plain XML name (never for the built-in
+    /// [`PayError::Xml`](crate::pay::PayError::Xml) only if a field name is not a plain XML name (never for the built-in
     /// requests).
     pub fn to_xml(&self) -> Result<String> {
         write_xml(self.fields.iter())
@@ -154,12 +155,12 @@ impl SignedRequest {
 
 /// Checks a reply from WeChat Pay and returns its fields when it is trustworthy and successful.
 ///
-/// In order: strict XML parse; `return_code` `FAIL` → [`Error::PayReturn`]; the `sign` must be
-/// present and valid (with the request's sign type) → else [`Error::BadSignature`]; `appid` and
-/// `mch_id`, when present, must be ours; `result_code` `FAIL` → [`Error::Pay`].
+/// In order: strict XML parse; `return_code` `FAIL` → [`PayError::Return`](crate::pay::PayError::Return); the `sign` must be
+/// present and valid (with the request's sign type) → else [`PayError::BadSignature`](crate::pay::PayError::BadSignature); `appid` and
+/// `mch_id`, when present, must be ours; `result_code` `FAIL` → [`PayError::Business`](crate::pay::PayError::Business).
 ///
 /// # Errors
-/// As listed above, plus [`Error::Xml`] and [`Error::UnexpectedResponse`].
+/// As listed above, plus [`PayError::Xml`](crate::pay::PayError::Xml) and [`Error::UnexpectedResponse`].
 pub fn check_pay_reply(
     config: &PayConfig,
     endpoint: &'static str,
@@ -170,10 +171,10 @@ pub fn check_pay_reply(
     match fields.get("return_code") {
         Some("SUCCESS") => {}
         Some("FAIL") => {
-            return Err(Error::PayReturn {
+            return Err(Error::Pay(PayError::Return {
                 return_msg: fields.get("return_msg").unwrap_or("").to_owned(),
                 endpoint,
-            });
+            }));
         }
         other => {
             return Err(Error::UnexpectedResponse {
@@ -183,9 +184,9 @@ pub fn check_pay_reply(
         }
     }
     let Some(sign) = fields.get_non_empty("sign") else {
-        return Err(Error::BadSignature(
+        return Err(Error::Pay(PayError::BadSignature(
             "a SUCCESS reply from WeChat Pay has no sign",
-        ));
+        )));
     };
     verify_pay_fields(&fields, config.api_key(), sign_type, sign)?;
     if fields
@@ -202,11 +203,11 @@ pub fn check_pay_reply(
     }
     match fields.get("result_code") {
         Some("SUCCESS") => Ok(fields),
-        Some("FAIL") => Err(Error::Pay {
+        Some("FAIL") => Err(Error::Pay(PayError::Business {
             code: PayErrorCode::from_code(fields.get("err_code").unwrap_or("")),
             description: fields.get("err_code_des").unwrap_or("").to_owned(),
             endpoint,
-        }),
+        })),
         other => Err(Error::UnexpectedResponse {
             endpoint,
             detail: format!("result_code is {other:?}"),
@@ -231,7 +232,7 @@ pub fn check_pay_reply(
 ///
 /// Every reply from WeChat Pay is checked the same way ([`check_pay_reply`]): `return_code`, then
 /// the reply's `sign` (a SUCCESS without a valid sign is refused), then `result_code`/`err_code`
-/// as [`Error::Pay`](crate::Error::Pay). `SYSTEMERROR` and `BIZERR_NEED_RETRY` are retried with
+/// as [`PayError::Business`](PayError::Business). `SYSTEMERROR` and `BIZERR_NEED_RETRY` are retried with
 /// the same parameters. WeChat's documentation:
 /// <https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=9_1>.
 ///
@@ -308,7 +309,7 @@ impl PayClient {
     /// reads it ([`PayRequest::read_reply`]).
     ///
     /// # Errors
-    /// [`Error::InvalidPayRequest`] before sending; then as [`send_signed`](Self::send_signed).
+    /// [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest) before sending; then as [`send_signed`](Self::send_signed).
     pub async fn send<R: PayRequest>(&self, request: &R) -> Result<R::Output> {
         let signed = request.to_request(&self.config, &nonce_str())?;
         let reply = self.send_signed(&signed).await?;
@@ -323,7 +324,7 @@ impl PayClient {
     /// `out_refund_no`).
     ///
     /// # Errors
-    /// [`Error::PayReturn`], [`Error::Pay`], [`Error::BadSignature`], [`Error::Xml`],
+    /// [`PayError::Return`](crate::pay::PayError::Return), [`PayError::Business`](crate::pay::PayError::Business), [`PayError::BadSignature`](crate::pay::PayError::BadSignature), [`PayError::Xml`](crate::pay::PayError::Xml),
     /// [`Error::Http`], [`Error::UnexpectedResponse`]; [`Error::Config`] for a `/secapi/`
     /// request without a client certificate.
     pub async fn send_signed(&self, request: &SignedRequest) -> Result<PayFields> {
@@ -370,13 +371,13 @@ impl PayClient {
                     Ok(_) => {
                         span.record("return_code", "SUCCESS");
                     }
-                    Err(Error::PayReturn { return_msg, .. }) => {
+                    Err(Error::Pay(PayError::Return { return_msg, .. })) => {
                         span.record("return_code", "FAIL");
                         tracing::warn!(endpoint, return_msg = %return_msg, "WeChat Pay refused the request");
                     }
-                    Err(Error::Pay {
+                    Err(Error::Pay(PayError::Business {
                         code, description, ..
-                    }) => {
+                    })) => {
                         span.record("return_code", "SUCCESS");
                         span.record("err_code", code.as_str());
                         if *code == PayErrorCode::SystemError && attempt < RETRY_ATTEMPTS {
@@ -415,7 +416,7 @@ impl PayClient {
             crate::metrics::outcome_of(&result),
             started.elapsed(),
         );
-        if matches!(result, Err(Error::BadSignature(_))) {
+        if matches!(result, Err(Error::Pay(PayError::BadSignature(_)))) {
             crate::metrics::record_signature_failure(crate::metrics::SignatureKind::PayReply);
         }
         (result, transient)
@@ -455,10 +456,12 @@ impl PayClient {
             }
         };
         let result = match check_pay_reply(&self.config, endpoint, sign_type, &bytes) {
-            Err(Error::Xml(detail)) if !status.is_success() => Err(Error::UnexpectedResponse {
-                endpoint,
-                detail: format!("HTTP {status}, not a WeChat Pay reply ({detail})"),
-            }),
+            Err(Error::Pay(PayError::Xml(detail))) if !status.is_success() => {
+                Err(Error::UnexpectedResponse {
+                    endpoint,
+                    detail: format!("HTTP {status}, not a WeChat Pay reply ({detail})"),
+                })
+            }
             other => other,
         };
         let transient = result.is_err() && status.is_server_error();
@@ -508,12 +511,14 @@ mod tests {
         // Verified with the request's sign type only.
         assert!(matches!(
             check_pay_reply(&c, "/x", SignType::HmacSha256, &ok),
-            Err(Error::BadSignature(_))
+            Err(Error::Pay(PayError::BadSignature(_)))
         ));
 
         let fail = b"<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[\xe7\xad\xbe\xe5\x90\x8d\xe9\x94\x99\xe8\xaf\xaf]]></return_msg></xml>";
         match check_pay_reply(&c, "/x", SignType::Md5, fail) {
-            Err(Error::PayReturn { return_msg, .. }) => assert_eq!(return_msg, "签名错误"),
+            Err(Error::Pay(PayError::Return { return_msg, .. })) => {
+                assert_eq!(return_msg, "签名错误")
+            }
             other => panic!("{other:?}"),
         }
 
@@ -527,9 +532,9 @@ mod tests {
             SignType::HmacSha256,
         );
         match check_pay_reply(&c, "/x", SignType::HmacSha256, &business) {
-            Err(Error::Pay {
+            Err(Error::Pay(PayError::Business {
                 code, description, ..
-            }) => {
+            })) => {
                 assert_eq!(code, PayErrorCode::OrderPaid);
                 assert_eq!(description, "该订单已支付");
             }
@@ -543,7 +548,7 @@ mod tests {
         let unsigned = b"<xml><return_code>SUCCESS</return_code><result_code>SUCCESS</result_code><prepay_id>wx1</prepay_id></xml>";
         assert!(matches!(
             check_pay_reply(&c, "/x", SignType::Md5, unsigned),
-            Err(Error::BadSignature(_))
+            Err(Error::Pay(PayError::BadSignature(_)))
         ));
         let good = String::from_utf8(signed_reply(
             &[
@@ -557,13 +562,13 @@ mod tests {
         let tampered = good.replace("wx1", "wx2");
         assert!(matches!(
             check_pay_reply(&c, "/x", SignType::Md5, tampered.as_bytes()),
-            Err(Error::BadSignature(_))
+            Err(Error::Pay(PayError::BadSignature(_)))
         ));
         // A signed business failure is also verified before it is believed.
         let forged_fail = b"<xml><return_code>SUCCESS</return_code><result_code>FAIL</result_code><err_code>ORDERPAID</err_code><sign>00</sign></xml>";
         assert!(matches!(
             check_pay_reply(&c, "/x", SignType::Md5, forged_fail),
-            Err(Error::BadSignature(_))
+            Err(Error::Pay(PayError::BadSignature(_)))
         ));
         let other_mch = signed_reply(
             &[
@@ -579,7 +584,7 @@ mod tests {
         ));
         assert!(matches!(
             check_pay_reply(&c, "/x", SignType::Md5, b"<html>"),
-            Err(Error::Xml(_))
+            Err(Error::Pay(PayError::Xml(_)))
         ));
     }
 

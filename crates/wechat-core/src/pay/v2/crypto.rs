@@ -4,6 +4,7 @@
 //! ECB is WeChat's choice, not ours: it hides the content but does not authenticate it, so a
 //! decrypted refund notification must still be matched against the merchant's own refund.
 
+use crate::pay::PayError;
 use aes::Aes256;
 #[cfg(any(test, feature = "testing"))]
 use aes::cipher::BlockEncryptMut;
@@ -43,14 +44,18 @@ fn aes256_ecb_encrypt(key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
 /// Decrypts a refund notification's base64 `req_info` with the merchant API key.
 ///
 /// # Errors
-/// [`Error::BadSignature`] when it is not base64 or does not decrypt with this key (wrong key,
+/// [`PayError::BadSignature`](crate::pay::PayError::BadSignature) when it is not base64 or does not decrypt with this key (wrong key,
 /// altered ciphertext): such a notification did not come from WeChat for this merchant.
 pub fn decrypt_refund_req_info(req_info: &str, api_key: &PayApiKey) -> Result<Vec<u8>> {
     let ciphertext = base64::engine::general_purpose::STANDARD
         .decode(req_info.trim().as_bytes())
-        .map_err(|_| Error::BadSignature("refund notification req_info is not base64"))?;
-    aes256_ecb_decrypt(&req_info_key(api_key), &ciphertext).ok_or(Error::BadSignature(
-        "refund notification req_info does not decrypt with the API key",
+        .map_err(|_| {
+            Error::Pay(PayError::BadSignature(
+                "refund notification req_info is not base64",
+            ))
+        })?;
+    aes256_ecb_decrypt(&req_info_key(api_key), &ciphertext).ok_or(Error::Pay(
+        PayError::BadSignature("refund notification req_info does not decrypt with the API key"),
     ))
 }
 
@@ -98,7 +103,7 @@ mod tests {
         let other = PayApiKey::new("00000000000000000000000000000000");
         assert!(matches!(
             decrypt_refund_req_info(&req_info, &other),
-            Err(Error::BadSignature(_))
+            Err(Error::Pay(PayError::BadSignature(_)))
         ));
         assert!(decrypt_refund_req_info("not base64!", &api_key).is_err());
         assert!(decrypt_refund_req_info("", &api_key).is_err());

@@ -27,7 +27,7 @@ mod refund;
 mod sign;
 mod xml;
 
-pub use crate::error::PayErrorCode;
+pub use crate::pay::PayErrorCode;
 pub use client::{PayClient, PayRequest, SignedRequest, check_pay_reply};
 pub use config::{ClientCertificate, Credentials, PayConfig, PayConfigBuilder};
 pub use crypto::decrypt_refund_req_info;

@@ -25,6 +25,7 @@
 //! See <https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=9_7> and
 //! <https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=9_16>.
 
+use crate::pay::PayError;
 use std::future::Future;
 
 use http::HeaderMap;
@@ -131,15 +132,15 @@ impl PaymentNotification {
     /// that a payment found by polling is recorded exactly as a notification would be.
     ///
     /// # Errors
-    /// [`Error::NotificationMismatch`] when the order is not paid (`trade_state` other than
+    /// [`PayError::NotificationMismatch`](crate::pay::PayError::NotificationMismatch) when the order is not paid (`trade_state` other than
     /// `SUCCESS`) or is for another app or merchant; [`Error::UnexpectedResponse`] when a field
     /// is missing.
     pub fn from_order_query(config: &PayConfig, query: &Transaction) -> Result<Self> {
         if query.trade_state != super::TradeState::Success {
-            return Err(Error::NotificationMismatch(format!(
+            return Err(Error::Pay(PayError::NotificationMismatch(format!(
                 "the order's trade_state is {}, not SUCCESS",
                 query.trade_state
-            )));
+            ))));
         }
         let picked = PaymentFields::pick(&query.fields);
         check_merchant_ids(config, picked.appid, picked.mch_id)?;
@@ -214,17 +215,17 @@ fn check_merchant(config: &PayConfig, fields: &PayFields) -> Result<()> {
 fn check_merchant_ids(config: &PayConfig, appid: Option<&str>, mch_id: Option<&str>) -> Result<()> {
     let appid = appid.unwrap_or("");
     if appid != config.appid().as_str() {
-        return Err(Error::NotificationMismatch(format!(
+        return Err(Error::Pay(PayError::NotificationMismatch(format!(
             "appid {appid:?} is not the configured {}",
             config.appid()
-        )));
+        ))));
     }
     let mch_id = mch_id.unwrap_or("");
     if mch_id != config.mch_id().as_str() {
-        return Err(Error::NotificationMismatch(format!(
+        return Err(Error::Pay(PayError::NotificationMismatch(format!(
             "mch_id {mch_id:?} is not the configured {}",
             config.mch_id()
-        )));
+        ))));
     }
     Ok(())
 }
@@ -240,10 +241,10 @@ fn check_return_code_of(
 ) -> Result<()> {
     match return_code {
         Some("SUCCESS") => Ok(()),
-        Some("FAIL") => Err(Error::PayReturn {
+        Some("FAIL") => Err(Error::Pay(PayError::Return {
             return_msg: return_msg.unwrap_or("").to_owned(),
             endpoint: source,
-        }),
+        })),
         other => Err(Error::UnexpectedResponse {
             endpoint: source,
             detail: format!("return_code is {other:?}"),
@@ -261,8 +262,8 @@ fn check_return_code_of(
 /// must be the configured ones; `result_code` must be `SUCCESS`.
 ///
 /// # Errors
-/// [`Error::Xml`], [`Error::BadSignature`], [`Error::NotificationMismatch`],
-/// [`Error::PayReturn`] (a FAIL notification), [`Error::Pay`] (a verified `result_code` FAIL:
+/// [`PayError::Xml`](crate::pay::PayError::Xml), [`PayError::BadSignature`](crate::pay::PayError::BadSignature), [`PayError::NotificationMismatch`](crate::pay::PayError::NotificationMismatch),
+/// [`PayError::Return`](crate::pay::PayError::Return) (a FAIL notification), [`PayError::Business`](crate::pay::PayError::Business) (a verified `result_code` FAIL:
 /// the payment did not succeed), [`Error::UnexpectedResponse`] (a required field is missing).
 ///
 /// # Security
@@ -272,31 +273,32 @@ pub fn verify_payment_notification(config: &PayConfig, body: &[u8]) -> Result<Pa
     let fields = parse_flat(body, "xml", Limits::NOTIFICATION)?;
     let picked = PaymentFields::pick(&fields);
     check_return_code_of(picked.return_code, picked.return_msg, PAYMENT)?;
-    let sign = non_empty(picked.sign).ok_or(Error::BadSignature(
+    let sign = non_empty(picked.sign).ok_or(Error::Pay(PayError::BadSignature(
         "a SUCCESS payment notification without sign is forged",
-    ))?;
+    )))?;
     // WeChat names HMAC-SHA256 in `sign_type` and leaves it out for MD5.
     let sign_type = match non_empty(picked.sign_type) {
         None => SignType::Md5,
-        Some(name) => SignType::from_wire(name)
-            .ok_or(Error::BadSignature("unknown sign_type in the notification"))?,
+        Some(name) => SignType::from_wire(name).ok_or(Error::Pay(PayError::BadSignature(
+            "unknown sign_type in the notification",
+        )))?,
     };
     if !config.accepts_notification_sign_type(sign_type) {
-        return Err(Error::BadSignature(
+        return Err(Error::Pay(PayError::BadSignature(
             "the notification is signed with another sign_type than the configured one \
              (a downgrade is refused; see PayConfigBuilder::also_accept_notification_sign_type)",
-        ));
+        )));
     }
     verify_pay_fields(&fields, config.api_key(), sign_type, sign)?;
     check_merchant_ids(config, picked.appid, picked.mch_id)?;
     match picked.result_code {
         Some("SUCCESS") => {}
         Some("FAIL") => {
-            return Err(Error::Pay {
+            return Err(Error::Pay(PayError::Business {
                 code: PayErrorCode::from_code(picked.err_code.unwrap_or("")),
                 description: picked.err_code_des.unwrap_or("").to_owned(),
                 endpoint: PAYMENT,
-            });
+            }));
         }
         other => {
             return Err(Error::UnexpectedResponse {
@@ -357,8 +359,8 @@ pub struct RefundNotification {
 /// ours, then `req_info` decrypted with the API key and parsed (root `<root>`).
 ///
 /// # Errors
-/// [`Error::Xml`], [`Error::BadSignature`] (`req_info` does not decrypt with our key),
-/// [`Error::NotificationMismatch`], [`Error::PayReturn`], [`Error::UnexpectedResponse`].
+/// [`PayError::Xml`](crate::pay::PayError::Xml), [`PayError::BadSignature`](crate::pay::PayError::BadSignature) (`req_info` does not decrypt with our key),
+/// [`PayError::NotificationMismatch`](crate::pay::PayError::NotificationMismatch), [`PayError::Return`](crate::pay::PayError::Return), [`Error::UnexpectedResponse`].
 ///
 /// # Security
 /// See [`RefundNotification`]: match the refund number and amount with your own refund.
@@ -479,9 +481,9 @@ where
                 }
             }
         }
-        Err(Error::Pay {
+        Err(Error::Pay(PayError::Business {
             code, description, ..
-        }) => {
+        })) => {
             tracing::info!(err_code = %code, description = %description, "verified payment notification reports a failed payment");
             (
                 NotificationReply::success(ApiVersion::V2),
@@ -632,10 +634,10 @@ impl PayClient {
             .query_refund(&RefundRef::OutRefundNo(notification.out_refund_no.clone()))
             .await?;
         let mismatch = |what: String| {
-            Err(Error::NotificationMismatch(format!(
+            Err(Error::Pay(PayError::NotificationMismatch(format!(
                 "refundquery of {} disagrees with the notification: {what}",
                 notification.out_refund_no
-            )))
+            ))))
         };
         if query
             .out_trade_no
@@ -723,7 +725,7 @@ where
     if let Some(client) = confirm {
         match client.confirm_refund(&notification).await {
             Ok(()) => {}
-            Err(e @ Error::NotificationMismatch(_)) => {
+            Err(e @ Error::Pay(PayError::NotificationMismatch(_))) => {
                 tracing::warn!(out_refund_no = %out_refund_no, error = %e, "refund notification refused");
                 return refused(&e);
             }
@@ -842,7 +844,7 @@ mod tests {
         let downgrade =
             verify_payment_notification(&hmac_config, &signed(paid_fields(), SignType::Md5));
         assert!(
-            matches!(&downgrade, Err(Error::BadSignature(m)) if m.contains("downgrade")),
+            matches!(&downgrade, Err(Error::Pay(PayError::BadSignature(m))) if m.contains("downgrade")),
             "{downgrade:?}"
         );
         // The same with sign_type=MD5 named explicitly (what verified before this check).
@@ -850,12 +852,12 @@ mod tests {
         named.insert("sign_type", "MD5");
         assert!(matches!(
             verify_payment_notification(&hmac_config, &signed(named, SignType::Md5)),
-            Err(Error::BadSignature(_))
+            Err(Error::Pay(PayError::BadSignature(_)))
         ));
         // …and the other way round, an HMAC notification to an MD5 merchant.
         assert!(matches!(
             verify_payment_notification(&md5_config, &hmac(paid_fields())),
-            Err(Error::BadSignature(_))
+            Err(Error::Pay(PayError::BadSignature(_)))
         ));
         // An HMAC signature without sign_type reads as MD5: refused.
         assert!(
@@ -876,7 +878,7 @@ mod tests {
         weird.insert("sign_type", "SHA1");
         assert!(matches!(
             verify_payment_notification(&md5_config, &signed(weird, SignType::Md5)),
-            Err(Error::BadSignature(_))
+            Err(Error::Pay(PayError::BadSignature(_)))
         ));
     }
 
@@ -892,7 +894,7 @@ mod tests {
             .replace("<brand_new_field>x</brand_new_field>", "");
         assert!(matches!(
             verify_payment_notification(&config(), text.as_bytes()),
-            Err(Error::BadSignature(_))
+            Err(Error::Pay(PayError::BadSignature(_)))
         ));
     }
 
@@ -902,7 +904,7 @@ mod tests {
         let unsigned = paid_fields().to_xml().unwrap();
         assert!(matches!(
             verify_payment_notification(&config(), unsigned.as_bytes()),
-            Err(Error::BadSignature(_))
+            Err(Error::Pay(PayError::BadSignature(_)))
         ));
         // Altered amount after signing.
         let body = String::from_utf8(signed(paid_fields(), SignType::Md5)).unwrap();
@@ -910,7 +912,7 @@ mod tests {
         assert_ne!(altered, body);
         assert!(matches!(
             verify_payment_notification(&config(), altered.as_bytes()),
-            Err(Error::BadSignature(_))
+            Err(Error::Pay(PayError::BadSignature(_)))
         ));
         // Signed with another key.
         let mut fields = paid_fields();
@@ -924,20 +926,20 @@ mod tests {
         );
         assert!(matches!(
             verify_payment_notification(&config(), fields.to_xml().unwrap().as_bytes()),
-            Err(Error::BadSignature(_))
+            Err(Error::Pay(PayError::BadSignature(_)))
         ));
         // Well signed for another app.
         let mut other = paid_fields();
         other.insert("appid", "wxanother");
         assert!(matches!(
             verify_payment_notification(&config(), &signed(other, SignType::Md5)),
-            Err(Error::NotificationMismatch(_))
+            Err(Error::Pay(PayError::NotificationMismatch(_)))
         ));
         let mut other_mch = paid_fields();
         other_mch.insert("mch_id", "1");
         assert!(matches!(
             verify_payment_notification(&config(), &signed(other_mch, SignType::Md5)),
-            Err(Error::NotificationMismatch(_))
+            Err(Error::Pay(PayError::NotificationMismatch(_)))
         ));
     }
 
@@ -948,15 +950,15 @@ mod tests {
         fields.insert("err_code", "NOTENOUGH");
         assert!(matches!(
             verify_payment_notification(&config(), &signed(fields, SignType::Md5)),
-            Err(Error::Pay {
+            Err(Error::Pay(PayError::Business {
                 code: PayErrorCode::NotEnough,
                 ..
-            })
+            }))
         ));
         let fail = b"<xml><return_code>FAIL</return_code><return_msg>x</return_msg></xml>";
         assert!(matches!(
             verify_payment_notification(&config(), fail),
-            Err(Error::PayReturn { .. })
+            Err(Error::Pay(PayError::Return { .. }))
         ));
     }
 
@@ -1050,7 +1052,7 @@ mod tests {
                 &config(),
                 refund_body("wxother", REQ_INFO_VECTOR).as_bytes()
             ),
-            Err(Error::NotificationMismatch(_))
+            Err(Error::Pay(PayError::NotificationMismatch(_)))
         ));
         let other_key = encrypt_refund_req_info(
             b"<root><out_refund_no>R</out_refund_no></root>",
@@ -1061,7 +1063,7 @@ mod tests {
                 &config(),
                 refund_body("wx1234567890abcdef", &other_key).as_bytes()
             ),
-            Err(Error::BadSignature(_))
+            Err(Error::Pay(PayError::BadSignature(_)))
         ));
         let xxe = encrypt_refund_req_info(
             b"<!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><root><a>&x;</a></root>",
@@ -1072,7 +1074,7 @@ mod tests {
                 &config(),
                 refund_body("wx1234567890abcdef", &xxe).as_bytes()
             ),
-            Err(Error::Xml(_))
+            Err(Error::Pay(PayError::Xml(_)))
         ));
     }
 

@@ -3,6 +3,7 @@
 //!
 //! See <https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=9_1>.
 
+use crate::pay::PayError;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -86,34 +87,34 @@ impl JsapiOrder {
     /// Checks the fields WeChat would refuse, before anything is sent.
     ///
     /// # Errors
-    /// [`Error::InvalidPayRequest`] naming the field.
+    /// [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest) naming the field.
     pub fn validate(&self) -> Result<()> {
         validate_out_trade_no(&self.out_trade_no)?;
         if self.body.is_empty() || self.body.len() > 128 {
-            return Err(Error::InvalidPayRequest(
+            return Err(Error::Pay(PayError::InvalidRequest(
                 "body (the description) must be 1 to 128 bytes".into(),
-            ));
+            )));
         }
         if self.total_fee == 0 {
-            return Err(Error::InvalidPayRequest(
+            return Err(Error::Pay(PayError::InvalidRequest(
                 "total_fee must be a positive number of fen".into(),
-            ));
+            )));
         }
         if self.openid.as_str().is_empty() {
-            return Err(Error::InvalidPayRequest(
+            return Err(Error::Pay(PayError::InvalidRequest(
                 "openid is required for trade_type JSAPI".into(),
-            ));
+            )));
         }
         if self.attach.as_ref().is_some_and(|a| a.len() > 127) {
-            return Err(Error::InvalidPayRequest(
+            return Err(Error::Pay(PayError::InvalidRequest(
                 "attach must be at most 127 bytes".into(),
-            ));
+            )));
         }
         if let Some(t) = &self.time_expire {
             if t.len() != 14 || !t.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(Error::InvalidPayRequest(
+                return Err(Error::Pay(PayError::InvalidRequest(
                     "time_expire must be yyyyMMddHHmmss".into(),
-                ));
+                )));
             }
         }
         Ok(())
@@ -160,9 +161,9 @@ pub(crate) fn validate_out_trade_no(out_trade_no: &OutTradeNo) -> Result<()> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|' | b'*'))
     {
-        return Err(Error::InvalidPayRequest(format!(
+        return Err(Error::Pay(PayError::InvalidRequest(format!(
             "out_trade_no {s:?} must be 1 to 32 characters of 0-9 A-Z a-z _ - | *"
-        )));
+        ))));
     }
     Ok(())
 }
@@ -283,11 +284,11 @@ impl BrandWcPayParams {
     /// Verifies a v2 `paySign` as the WeChat client does (useful in tests and simulators).
     ///
     /// # Errors
-    /// [`Error::BadSignature`] for a `signType` that is not v2's (`RSA` included) or a wrong
+    /// [`PayError::BadSignature`](crate::pay::PayError::BadSignature) for a `signType` that is not v2's (`RSA` included) or a wrong
     /// `paySign`.
     pub fn verify(&self, api_key: &PayApiKey) -> Result<()> {
-        let sign_type =
-            SignType::from_wire(&self.sign_type).ok_or(Error::BadSignature("unknown signType"))?;
+        let sign_type = SignType::from_wire(&self.sign_type)
+            .ok_or(Error::Pay(PayError::BadSignature("unknown signType")))?;
         verify_pay_fields(self.signed_fields(), api_key, sign_type, &self.pay_sign)
     }
 }
@@ -375,7 +376,7 @@ impl PayRequest for CloseOrder {
     const ENDPOINT: &'static str = "/pay/closeorder";
 
     /// # Errors
-    /// [`Error::InvalidPayRequest`] for an `out_trade_no` WeChat would refuse.
+    /// [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest) for an `out_trade_no` WeChat would refuse.
     fn to_fields(&self, _config: &PayConfig) -> Result<PayFields> {
         validate_out_trade_no(&self.0)?;
         let mut fields = PayFields::new();
@@ -568,9 +569,9 @@ impl PayClient {
     /// Places a JSAPI order (`unifiedorder`) and returns its prepay id.
     ///
     /// # Errors
-    /// [`Error::InvalidPayRequest`] before sending; then [`Error::Pay`] with
+    /// [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest) before sending; then [`PayError::Business`](crate::pay::PayError::Business) with
     /// `OUT_TRADE_NO_USED` (same number, other parameters), `ORDERPAID`, `ORDERCLOSED`,
-    /// `PARAM_ERROR`…, [`Error::PayReturn`] (e.g. a wrong key: `签名错误`), and the errors of
+    /// `PARAM_ERROR`…, [`PayError::Return`](crate::pay::PayError::Return) (e.g. a wrong key: `签名错误`), and the errors of
     /// [`PayClient::send`].
     pub async fn prepay(&self, order: &JsapiOrder) -> Result<PrepayResponse> {
         self.send(order).await
@@ -620,7 +621,7 @@ impl PayClient {
     /// `get_brand_wcpay_request:ok`, is proof of payment when no notification arrived.
     ///
     /// # Errors
-    /// [`Error::Pay`] with `ORDERNOTEXIST`, and the errors of [`PayClient::send`].
+    /// [`PayError::Business`](crate::pay::PayError::Business) with `ORDERNOTEXIST`, and the errors of [`PayClient::send`].
     pub async fn query_order(&self, order: &OrderRef) -> Result<Transaction> {
         self.send(&QueryOrder(order.clone())).await
     }
@@ -628,7 +629,7 @@ impl PayClient {
     /// Closes an unpaid order ([`CloseOrder`], `closeorder`) so it can no longer be paid.
     ///
     /// # Errors
-    /// [`Error::Pay`] with `ORDERPAID` (mark it paid instead) or `ORDERCLOSED`, and the errors
+    /// [`PayError::Business`](crate::pay::PayError::Business) with `ORDERPAID` (mark it paid instead) or `ORDERCLOSED`, and the errors
     /// of [`PayClient::send`].
     pub async fn close_order(&self, out_trade_no: &OutTradeNo) -> Result<()> {
         self.send(&CloseOrder(out_trade_no.clone())).await
@@ -779,7 +780,7 @@ mod tests {
             assert!(
                 matches!(
                     order.to_request(&config(), "n"),
-                    Err(Error::InvalidPayRequest(_))
+                    Err(Error::Pay(PayError::InvalidRequest(_)))
                 ),
                 "{order:?}"
             );

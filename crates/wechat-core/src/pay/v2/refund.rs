@@ -9,6 +9,7 @@
 
 use super::order::{OrderRef, optional_fen, required, required_fen};
 use super::{PayClient, PayConfig, PayFields, PayRequest};
+use crate::pay::PayError;
 use crate::{Error, OutRefundNo, OutTradeNo, Result, TransactionId};
 
 /// A refund of (part of) a paid order.
@@ -86,25 +87,25 @@ impl PayRequest for RefundRequest {
     /// The refund's fields.
     ///
     /// # Errors
-    /// [`Error::InvalidPayRequest`] for a zero amount, a refund above the total, or an empty
+    /// [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest) for a zero amount, a refund above the total, or an empty
     /// or too long `out_refund_no`.
     fn to_fields(&self, config: &PayConfig) -> Result<PayFields> {
         let no = self.out_refund_no.as_str();
         if no.is_empty() || no.len() > 64 {
-            return Err(Error::InvalidPayRequest(
+            return Err(Error::Pay(PayError::InvalidRequest(
                 "out_refund_no must be 1 to 64 characters".into(),
-            ));
+            )));
         }
         if self.total_fee == 0 || self.refund_fee == 0 {
-            return Err(Error::InvalidPayRequest(
+            return Err(Error::Pay(PayError::InvalidRequest(
                 "total_fee and refund_fee must be positive numbers of fen".into(),
-            ));
+            )));
         }
         if self.refund_fee > self.total_fee {
-            return Err(Error::InvalidPayRequest(format!(
+            return Err(Error::Pay(PayError::InvalidRequest(format!(
                 "refund_fee {} is larger than the order's total_fee {}",
                 self.refund_fee, self.total_fee
-            )));
+            ))));
         }
         let mut fields = PayFields::new();
         self.order.insert_fields(&mut fields);
@@ -357,8 +358,8 @@ impl PayClient {
     /// resending never refunds twice.
     ///
     /// # Errors
-    /// [`Error::Config`] without a client certificate; [`Error::InvalidPayRequest`];
-    /// [`Error::Pay`] (`NOTENOUGH`, `TRADE_OVERDUE`, `INVALID_TRANSACTIONID`, `ERROR`…), and
+    /// [`Error::Config`] without a client certificate; [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest);
+    /// [`PayError::Business`](crate::pay::PayError::Business) (`NOTENOUGH`, `TRADE_OVERDUE`, `INVALID_TRANSACTIONID`, `ERROR`…), and
     /// the errors of [`PayClient::send`].
     pub async fn refund(&self, refund: &RefundRequest) -> Result<RefundRecord> {
         self.send(refund).await
@@ -367,7 +368,7 @@ impl PayClient {
     /// Queries refunds ([`QueryRefund`], `refundquery`).
     ///
     /// # Errors
-    /// [`Error::Pay`] with `REFUNDNOTEXIST`, and the errors of [`PayClient::send`].
+    /// [`PayError::Business`](crate::pay::PayError::Business) with `REFUNDNOTEXIST`, and the errors of [`PayClient::send`].
     pub async fn query_refund(&self, refund: &RefundRef) -> Result<RefundQueryResponse> {
         self.send(&QueryRefund(refund.clone())).await
     }
@@ -422,7 +423,7 @@ mod tests {
         for (total, fee) in [(100, 101), (0, 0), (100, 0)] {
             assert!(matches!(
                 RefundRequest::new(order.clone(), "R1", total, fee).to_request(&config(), "n"),
-                Err(Error::InvalidPayRequest(_))
+                Err(Error::Pay(PayError::InvalidRequest(_)))
             ));
         }
         assert!(

@@ -24,6 +24,7 @@
 //! assert!(verify_pay_fields(fields, &key, SignType::Md5, &sign).is_ok());
 //! ```
 
+use crate::pay::PayError;
 use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
 use sha2::Sha256;
@@ -96,7 +97,7 @@ where
 /// notification.
 ///
 /// # Errors
-/// [`Error::BadSignature`] when `sign` does not match.
+/// [`PayError::BadSignature`](crate::pay::PayError::BadSignature) when `sign` does not match.
 pub fn verify_pay_fields<'a, I>(
     fields: I,
     key: &PayApiKey,
@@ -112,9 +113,9 @@ where
     if bool::from(expected.ct_eq(sign.as_bytes())) {
         Ok(())
     } else {
-        Err(Error::BadSignature(
+        Err(Error::Pay(PayError::BadSignature(
             "the WeChat Pay sign does not match the fields and the API key",
-        ))
+        )))
     }
 }
 
@@ -325,7 +326,7 @@ mod tests {
                 SignType::Md5,
                 "9A0A8659F005D6984697E2CA0A9CF3B8"
             ),
-            Err(Error::BadSignature(_))
+            Err(Error::Pay(PayError::BadSignature(_)))
         ));
         assert!(verify_pay_fields(v2_fields(), &key, SignType::Md5, &good.to_lowercase()).is_err());
         assert!(verify_pay_fields(v2_fields(), &key, SignType::Md5, "").is_err());

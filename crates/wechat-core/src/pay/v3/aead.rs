@@ -1,6 +1,7 @@
 //! `AEAD_AES_256_GCM`: how WeChat Pay encrypts a notification's `resource` and the platform
 //! certificates of `/v3/certificates` to the merchant's APIv3 key.
 
+use crate::pay::PayError;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
@@ -29,10 +30,11 @@ fn key_of(api_v3_key: &ApiV3Key) -> Result<LessSafeKey> {
 }
 
 fn nonce_of(nonce: &str) -> Result<Nonce> {
-    let bytes: [u8; NONCE_LEN] = nonce
-        .as_bytes()
-        .try_into()
-        .map_err(|_| Error::BadSignature("the resource nonce is not 12 characters"))?;
+    let bytes: [u8; NONCE_LEN] = nonce.as_bytes().try_into().map_err(|_| {
+        Error::Pay(PayError::BadSignature(
+            "the resource nonce is not 12 characters",
+        ))
+    })?;
     Ok(Nonce::assume_unique_for_key(bytes))
 }
 
@@ -54,7 +56,7 @@ fn nonce_of(nonce: &str) -> Result<Nonce> {
 /// ```
 ///
 /// # Errors
-/// [`Error::Config`] for an APIv3 key that is not 32 bytes; [`Error::BadSignature`] for another
+/// [`Error::Config`] for an APIv3 key that is not 32 bytes; [`PayError::BadSignature`](crate::pay::PayError::BadSignature) for another
 /// algorithm, a nonce that is not 12 bytes, text that is not base64, or a tag that does not
 /// verify (forged, altered, or another key or associated data).
 pub fn decrypt_resource(
@@ -65,21 +67,23 @@ pub fn decrypt_resource(
     ciphertext_b64: &str,
 ) -> Result<Vec<u8>> {
     if algorithm != RESOURCE_ALGORITHM {
-        return Err(Error::BadSignature(
+        return Err(Error::Pay(PayError::BadSignature(
             "the resource is not encrypted with AEAD_AES_256_GCM",
-        ));
+        )));
     }
     let key = key_of(api_v3_key)?;
     let nonce = nonce_of(nonce)?;
-    let mut sealed = STANDARD
-        .decode(ciphertext_b64)
-        .map_err(|_| Error::BadSignature("the resource ciphertext is not base64"))?;
+    let mut sealed = STANDARD.decode(ciphertext_b64).map_err(|_| {
+        Error::Pay(PayError::BadSignature(
+            "the resource ciphertext is not base64",
+        ))
+    })?;
     let plain = key
         .open_in_place(nonce, Aad::from(associated_data.as_bytes()), &mut sealed)
         .map_err(|_| {
-            Error::BadSignature(
+            Error::Pay(PayError::BadSignature(
                 "the resource does not decrypt with the APIv3 key (forged, altered, or another key)",
-            )
+            ))
         })?;
     Ok(plain.to_vec())
 }
@@ -103,6 +107,10 @@ pub(crate) fn encrypt_resource(
         Aad::from(associated_data.as_bytes()),
         &mut sealed,
     )
-    .map_err(|_| Error::InvalidPayRequest("the resource cannot be encrypted".to_owned()))?;
+    .map_err(|_| {
+        Error::Pay(PayError::InvalidRequest(
+            "the resource cannot be encrypted".to_owned(),
+        ))
+    })?;
     Ok(STANDARD.encode(sealed))
 }

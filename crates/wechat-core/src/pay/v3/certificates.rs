@@ -2,6 +2,7 @@
 //! `/v3/certificates`, decrypted with the APIv3 key, refreshed in the background, shared
 //! through the token store; and the [`Verifier`] that gives the client its current keys.
 
+use crate::pay::PayError;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -10,7 +11,7 @@ use serde::Deserialize;
 
 use super::client::{RawReply, verify_raw};
 use super::{PayClient, PayConfig, PlatformCertificate, WechatPayKeys, decrypt_resource};
-use crate::error::PayApiErrorCode;
+use crate::pay::PayApiErrorCode;
 use crate::token::{StoredToken, TokenStore};
 use crate::{Error, Result};
 
@@ -204,7 +205,7 @@ impl CertificateCache {
         }
         let (certificates, list) = match download(client, verifier).await {
             Ok(downloaded) => downloaded,
-            Err(Error::PayApi(e))
+            Err(Error::Pay(PayError::Api(e)))
                 if e.code == PayApiErrorCode::ResourceNotExists
                     && verifier.fixed.public_key().is_some() =>
             {
@@ -212,7 +213,7 @@ impl CertificateCache {
                 self.none_available.store(true, Ordering::Relaxed);
                 return Ok(Arc::clone(&verifier.fixed));
             }
-            Err(Error::PayApi(e)) if e.code == PayApiErrorCode::ResourceNotExists => {
+            Err(Error::Pay(PayError::Api(e))) if e.code == PayApiErrorCode::ResourceNotExists => {
                 return Err(Error::config(
                     "PayConfigBuilder::platform_certificates",
                     format!(
@@ -450,7 +451,7 @@ mod tests {
         .unwrap();
         assert!(matches!(
             decode_list(&official_list(), &other, 1_700_000_000),
-            Err(Error::BadSignature(_))
+            Err(Error::Pay(PayError::BadSignature(_)))
         ));
         assert!(decode_list("{", &config, 0).is_err());
         assert!(decode_list("[]", &config, 0).is_err());

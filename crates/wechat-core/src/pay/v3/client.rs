@@ -1,5 +1,6 @@
 //! The API v3 client: signed requests over reqwest, every success answer verified, typed calls.
 
+use crate::pay::PayError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,10 +15,10 @@ use super::{
     RefundRecord, RefundRequest, SignatureHeaders, Transaction, WechatPayKeys, authorization,
     verify_signature,
 };
-use crate::error::{PayApiError, PayApiErrorCode};
 use crate::pay::config::USER_AGENT;
 use crate::pay::v2::OrderRef;
 use crate::pay::v2::client::nonce_str;
+use crate::pay::{PayApiError, PayApiErrorCode};
 use crate::token::TokenStore;
 use crate::transport::read_capped;
 use crate::{Error, OutRefundNo, OutTradeNo, Result};
@@ -68,13 +69,13 @@ pub trait PayRequest {
     /// nothing in them needs encoding).
     ///
     /// # Errors
-    /// [`Error::InvalidPayRequest`] for an identifier WeChat Pay would refuse.
+    /// [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest) for an identifier WeChat Pay would refuse.
     fn to_path(&self, config: &PayConfig) -> Result<String>;
 
     /// The JSON body, checked, if the request has one (a pure function).
     ///
     /// # Errors
-    /// [`Error::InvalidPayRequest`] naming a field WeChat Pay would refuse.
+    /// [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest) naming a field WeChat Pay would refuse.
     fn to_body(&self, config: &PayConfig) -> Result<Option<Vec<u8>>>;
 
     /// Reads WeChat Pay's verified success answer.
@@ -106,7 +107,7 @@ pub(crate) struct RawReply {
 /// with the same `out_refund_no`, queries, close), so a call that gets a 5xx, a `SYSTEM_ERROR`
 /// or no answer at all is sent again with the same body, [`RETRY_ATTEMPTS`] times in all, 200 ms
 /// then 400 ms apart. A success answer without a valid WeChat Pay signature is refused
-/// ([`Error::ForgedReply`]) and never retried into acceptance.
+/// ([`PayError::ForgedReply`](crate::pay::PayError::ForgedReply)) and never retried into acceptance.
 ///
 /// ```no_run
 /// use wechat_core::pay::v3::{JsapiOrder, MerchantKey, PayClient, PayConfig, WechatPayPublicKey};
@@ -214,7 +215,7 @@ impl PayClient {
     /// # Errors
     /// [`Error::Config`] when platform certificates are not configured, or WeChat Pay has none
     /// for this merchant (404 `RESOURCE_NOT_EXISTS`: it uses the WeChat Pay public key);
-    /// [`Error::ForgedReply`] when the list is not signed by one of its certificates; as
+    /// [`PayError::ForgedReply`](crate::pay::PayError::ForgedReply) when the list is not signed by one of its certificates; as
     /// [`prepay`](Self::prepay).
     pub async fn download_certificates(&self) -> Result<Vec<super::PlatformCertificate>> {
         self.inner.verifier.download(self).await
@@ -224,8 +225,8 @@ impl PayClient {
     /// the answer with WeChat Pay's key and reads it ([`PayRequest::read_reply`]).
     ///
     /// # Errors
-    /// [`Error::InvalidPayRequest`] before sending; [`Error::PayApi`] (WeChat Pay's `code`),
-    /// [`Error::ForgedReply`], [`Error::Http`], [`Error::UnexpectedResponse`].
+    /// [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest) before sending; [`PayError::Api`](crate::pay::PayError::Api) (WeChat Pay's `code`),
+    /// [`PayError::ForgedReply`](crate::pay::PayError::ForgedReply), [`Error::Http`], [`Error::UnexpectedResponse`].
     pub async fn send<R: PayRequest>(&self, request: &R) -> Result<R::Output> {
         let config = &self.inner.config;
         let path = request.to_path(config)?;
@@ -238,9 +239,9 @@ impl PayClient {
     /// prepay id.
     ///
     /// # Errors
-    /// [`Error::InvalidPayRequest`] before sending; [`Error::PayApi`] (e.g.
+    /// [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest) before sending; [`PayError::Api`](crate::pay::PayError::Api) (e.g.
     /// `OUT_TRADE_NO_USED`, `ORDER_CLOSED`, `APPID_MCHID_NOT_MATCH`, `OPENID_MISMATCH`),
-    /// [`Error::ForgedReply`], [`Error::Http`], [`Error::UnexpectedResponse`].
+    /// [`PayError::ForgedReply`](crate::pay::PayError::ForgedReply), [`Error::Http`], [`Error::UnexpectedResponse`].
     pub async fn prepay(&self, order: &JsapiOrder) -> Result<PrepayResponse> {
         self.send(order).await
     }
@@ -280,7 +281,7 @@ impl PayClient {
     /// `out_trade_no`.
     ///
     /// # Errors
-    /// [`Error::PayApi`] with `ORDER_NOT_EXIST` for an unknown order; as [`prepay`](Self::prepay).
+    /// [`PayError::Api`](crate::pay::PayError::Api) with `ORDER_NOT_EXIST` for an unknown order; as [`prepay`](Self::prepay).
     pub async fn query_order(&self, order: &OrderRef) -> Result<Transaction> {
         self.send(&QueryOrder(order.clone())).await
     }
@@ -300,7 +301,7 @@ impl PayClient {
     /// `out_refund_no` never refunds twice.
     ///
     /// # Errors
-    /// [`Error::PayApi`] (e.g. `NOT_ENOUGH`, `INVALID_REQUEST`, `USER_ACCOUNT_ABNORMAL`); as
+    /// [`PayError::Api`](crate::pay::PayError::Api) (e.g. `NOT_ENOUGH`, `INVALID_REQUEST`, `USER_ACCOUNT_ABNORMAL`); as
     /// [`prepay`](Self::prepay).
     pub async fn refund(&self, refund: &RefundRequest) -> Result<RefundRecord> {
         self.send(refund).await
@@ -310,7 +311,7 @@ impl PayClient {
     /// `GET /v3/refund/domestic/refunds/{…}`).
     ///
     /// # Errors
-    /// [`Error::PayApi`] with `RESOURCE_NOT_EXISTS` for an unknown refund; as
+    /// [`PayError::Api`](crate::pay::PayError::Api) with `RESOURCE_NOT_EXISTS` for an unknown refund; as
     /// [`prepay`](Self::prepay).
     pub async fn query_refund(&self, out_refund_no: &OutRefundNo) -> Result<RefundRecord> {
         self.send(&QueryRefund(out_refund_no.clone())).await
@@ -376,7 +377,7 @@ impl PayClient {
                     }
                     false
                 }
-                Err(Error::PayApi(e)) => {
+                Err(Error::Pay(PayError::Api(e))) => {
                     span.record("status", e.status);
                     span.record("code", e.code.as_str());
                     if let Some(id) = &e.request_id {
@@ -401,10 +402,12 @@ impl PayClient {
                 continue;
             }
             match &result {
-                Err(Error::PayApi(e)) if e.status >= 500 => {
+                Err(Error::Pay(PayError::Api(e))) if e.status >= 500 => {
                     tracing::warn!(endpoint, error = %e, "WeChat Pay error")
                 }
-                Err(Error::PayApi(e)) => tracing::info!(endpoint, error = %e, "WeChat Pay error"),
+                Err(Error::Pay(PayError::Api(e))) => {
+                    tracing::info!(endpoint, error = %e, "WeChat Pay error")
+                }
                 Err(e) => tracing::warn!(endpoint, error = %e, "WeChat Pay call failed"),
                 Ok(_) => {}
             }
@@ -498,10 +501,12 @@ pub(crate) fn verify_raw(
     endpoint: &'static str,
     raw: &RawReply,
 ) -> Result<()> {
-    let forged = |reason: String| Error::ForgedReply {
-        endpoint,
-        reason,
-        request_id: raw.request_id.clone(),
+    let forged = |reason: String| {
+        Error::Pay(PayError::ForgedReply {
+            endpoint,
+            reason,
+            request_id: raw.request_id.clone(),
+        })
     };
     let Some(headers) = SignatureHeaders::from_headers(&raw.headers) else {
         crate::metrics::record_signature_failure(crate::metrics::SignatureKind::PayReply);
@@ -511,15 +516,15 @@ pub(crate) fn verify_raw(
     };
     verify_signature(keys, &headers, &raw.body, config.clock().as_ref())
         .map_err(|e| match e {
-            Error::BadSignature(reason) => {
+            Error::Pay(PayError::BadSignature(reason)) => {
                 forged(format!("{reason} (Wechatpay-Serial {:?})", headers.serial))
             }
-            unknown @ (Error::UnknownWechatPaySerial { .. }
-            | Error::WechatPayCertificateNotValid { .. }) => forged(unknown.to_string()),
+            unknown @ (Error::Pay(PayError::UnknownSerial { .. })
+            | Error::Pay(PayError::CertificateNotValid { .. })) => forged(unknown.to_string()),
             other => other,
         })
         .inspect_err(|e| {
-            if matches!(e, Error::ForgedReply { .. }) {
+            if matches!(e, Error::Pay(PayError::ForgedReply { .. })) {
                 crate::metrics::record_signature_failure(crate::metrics::SignatureKind::PayReply);
             }
         })
@@ -541,22 +546,22 @@ fn api_error(
         detail: Option<serde_json::Value>,
     }
     match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(e) => Error::PayApi(Box::new(PayApiError {
+        Ok(e) => Error::Pay(PayError::Api(Box::new(PayApiError {
             endpoint,
             status: status.as_u16(),
             code: PayApiErrorCode::from_code(&e.code),
             message: e.message,
             detail: e.detail.filter(|d| !d.is_null()).map(|d| d.to_string()),
             request_id,
-        })),
-        Err(_) if status.is_server_error() => Error::PayApi(Box::new(PayApiError {
+        }))),
+        Err(_) if status.is_server_error() => Error::Pay(PayError::Api(Box::new(PayApiError {
             endpoint,
             status: status.as_u16(),
             code: PayApiErrorCode::Other(String::new()),
             message: format!("HTTP {status} without a WeChat Pay error body"),
             detail: None,
             request_id,
-        })),
+        }))),
         Err(_) => Error::UnexpectedResponse {
             endpoint,
             detail: format!(
@@ -586,9 +591,9 @@ pub(super) fn path_segment(value: &str) -> Result<&str> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|' | b'*' | b'@'))
     {
-        return Err(Error::InvalidPayRequest(format!(
+        return Err(Error::Pay(PayError::InvalidRequest(format!(
             "{value:?} is not an order or refund number WeChat Pay accepts (1 to 64 of 0-9 A-Z a-z _ - | * @)"
-        )));
+        ))));
     }
     Ok(value)
 }
@@ -605,7 +610,7 @@ mod tests {
             r#"{"code":"PARAM_ERROR","message":"参数错误","detail":{"field":"/amount/currency","value":"XYZ","issue":"Currency code is invalid","location":"body"}}"#.as_bytes(),
             Some("08F4A5B2-1".into()),
         );
-        let Error::PayApi(api) = &e else {
+        let Error::Pay(PayError::Api(api)) = &e else {
             panic!("{e:?}")
         };
         assert_eq!(api.code, PayApiErrorCode::ParamError);
@@ -624,7 +629,9 @@ mod tests {
             r#"{"code":"SYSTEMERROR","message":"系统错误"}"#.as_bytes(),
             None,
         );
-        assert!(matches!(&busy, Error::PayApi(a) if a.code == PayApiErrorCode::SystemError));
+        assert!(
+            matches!(&busy, Error::Pay(PayError::Api(a)) if a.code == PayApiErrorCode::SystemError)
+        );
         assert!(busy.is_transient());
         // A gateway's HTML 502 is still a retryable WeChat Pay failure.
         let gateway = api_error("/x", StatusCode::BAD_GATEWAY, b"<html>", None);

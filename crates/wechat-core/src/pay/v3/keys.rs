@@ -2,6 +2,7 @@
 //! and WeChat Pay's keys (verify replies and notifications): the WeChat Pay public key
 //! (`PUB_KEY_ID_…`, what new merchants get) or platform certificates.
 
+use crate::pay::PayError;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -192,7 +193,7 @@ impl MerchantKey {
     /// The base64 RSASSA-PKCS1-v1_5 SHA-256 signature of `message`.
     ///
     /// # Errors
-    /// [`Error::InvalidPayRequest`] if the signature cannot be computed (not expected with a key
+    /// [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest) if the signature cannot be computed (not expected with a key
     /// that loaded).
     pub fn sign(&self, message: &[u8]) -> Result<String> {
         let mut signature = vec![0u8; self.key.public().modulus_len()];
@@ -203,7 +204,11 @@ impl MerchantKey {
                 message,
                 &mut signature,
             )
-            .map_err(|_| Error::InvalidPayRequest("the RSA signature failed".to_owned()))?;
+            .map_err(|_| {
+                Error::Pay(PayError::InvalidRequest(
+                    "the RSA signature failed".to_owned(),
+                ))
+            })?;
         Ok(STANDARD.encode(signature))
     }
 }
@@ -234,7 +239,11 @@ impl VerifyingKey {
     }
 
     fn verify(&self, message: &[u8], signature_b64: &str) -> Result<()> {
-        let bad = || Error::BadSignature("the WeChat Pay signature does not verify");
+        let bad = || {
+            Error::Pay(PayError::BadSignature(
+                "the WeChat Pay signature does not verify",
+            ))
+        };
         // A 4096-bit signature is 684 base64 characters: anything far longer is not one.
         if signature_b64.len() > 1024 {
             return Err(bad());
@@ -309,7 +318,7 @@ impl WechatPayPublicKey {
     /// Verifies a base64 signature of `message`.
     ///
     /// # Errors
-    /// [`Error::BadSignature`] when it does not verify.
+    /// [`PayError::BadSignature`](crate::pay::PayError::BadSignature) when it does not verify.
     pub fn verify(&self, message: &[u8], signature_b64: &str) -> Result<()> {
         self.key.verify(message, signature_b64)
     }
@@ -395,25 +404,25 @@ impl PlatformCertificate {
     /// [`not_before`](Self::not_before) until [`not_after`](Self::not_after).
     ///
     /// # Errors
-    /// [`Error::WechatPayCertificateNotValid`] before or after that window, saying which and when.
+    /// [`PayError::CertificateNotValid`](crate::pay::PayError::CertificateNotValid) before or after that window, saying which and when.
     pub fn check_validity(&self, now_unix_secs: u64) -> Result<()> {
         if (self.not_before..self.not_after).contains(&now_unix_secs) {
             return Ok(());
         }
-        Err(Error::WechatPayCertificateNotValid {
+        Err(Error::Pay(PayError::CertificateNotValid {
             serial: self.serial_no.clone(),
             not_before: self.not_before,
             not_after: self.not_after,
             now: now_unix_secs,
-        })
+        }))
     }
 
     /// Verifies a base64 signature of `message` at `now_unix_secs` (the configured clock's
     /// time): the certificate must be valid then ([`check_validity`](Self::check_validity)).
     ///
     /// # Errors
-    /// [`Error::WechatPayCertificateNotValid`] outside its validity;
-    /// [`Error::BadSignature`] when the signature does not verify.
+    /// [`PayError::CertificateNotValid`](crate::pay::PayError::CertificateNotValid) outside its validity;
+    /// [`PayError::BadSignature`](crate::pay::PayError::BadSignature) when the signature does not verify.
     pub fn verify(&self, message: &[u8], signature_b64: &str, now_unix_secs: u64) -> Result<()> {
         self.check_validity(now_unix_secs)?;
         self.key.verify(message, signature_b64)
@@ -494,8 +503,8 @@ impl WechatPayKeys {
     /// (the configured clock's time; a platform certificate must be valid then).
     ///
     /// # Errors
-    /// [`Error::BadSignature`] when no key is named `serial`, or the signature does not verify;
-    /// [`Error::WechatPayCertificateNotValid`] when the certificate named `serial` has expired
+    /// [`PayError::BadSignature`](crate::pay::PayError::BadSignature) when no key is named `serial`, or the signature does not verify;
+    /// [`PayError::CertificateNotValid`](crate::pay::PayError::CertificateNotValid) when the certificate named `serial` has expired
     /// or is not valid yet.
     pub fn verify(
         &self,
@@ -509,9 +518,9 @@ impl WechatPayKeys {
         }
         match self.certificates.iter().find(|c| c.serial_no() == serial) {
             Some(certificate) => certificate.verify(message, signature_b64, now_unix_secs),
-            None => Err(Error::BadSignature(
+            None => Err(Error::Pay(PayError::BadSignature(
                 "the signature names a WeChat Pay key (Wechatpay-Serial) that is not configured",
-            )),
+            ))),
         }
     }
 }

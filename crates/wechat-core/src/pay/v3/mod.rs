@@ -46,8 +46,8 @@ mod order;
 mod refund;
 mod sign;
 
-pub use crate::error::{PayApiError, PayApiErrorCode};
 pub use crate::pay::v2::{BrandWcPayParams, MAX_NOTIFICATION_BODY, OrderRef, TradeState};
+pub use crate::pay::{PayApiError, PayApiErrorCode};
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use aead::encrypt_resource;
 pub use aead::{RESOURCE_ALGORITHM, decrypt_resource};

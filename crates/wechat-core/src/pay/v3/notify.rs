@@ -2,6 +2,7 @@
 //! resource with the APIv3 key, check it is ours, hand it to the application, and answer
 //! WeChat Pay (2xx only once the application accepted it).
 
+use crate::pay::PayError;
 use std::future::Future;
 
 use http::HeaderMap;
@@ -56,7 +57,7 @@ impl PaymentNotification {
     /// payment found by polling is recorded exactly as a notification would be (`id` is empty).
     ///
     /// # Errors
-    /// [`Error::NotificationMismatch`] when the order is not paid or is another merchant's or
+    /// [`PayError::NotificationMismatch`](crate::pay::PayError::NotificationMismatch) when the order is not paid or is another merchant's or
     /// app's; [`Error::UnexpectedResponse`] when a field is missing.
     pub fn from_transaction(
         config: &PayConfig,
@@ -64,10 +65,10 @@ impl PaymentNotification {
         transaction: Transaction,
     ) -> Result<Self> {
         if transaction.trade_state != TradeState::Success {
-            return Err(Error::NotificationMismatch(format!(
+            return Err(Error::Pay(PayError::NotificationMismatch(format!(
                 "the order's trade_state is {}, not SUCCESS",
                 transaction.trade_state
-            )));
+            ))));
         }
         check_merchant(config, &transaction.mchid, Some(&transaction.appid))?;
         let missing = |field: &str| Error::UnexpectedResponse {
@@ -178,9 +179,9 @@ struct Resource {
 /// paid transaction of the configured merchant and app.
 ///
 /// # Errors
-/// [`Error::BadSignature`] (unsigned, forged, stale, probe, undecryptable),
-/// [`Error::UnknownWechatPaySerial`] (a key this merchant does not have, named),
-/// [`Error::NotificationMismatch`] (another merchant or app, another event, not paid),
+/// [`PayError::BadSignature`](crate::pay::PayError::BadSignature) (unsigned, forged, stale, probe, undecryptable),
+/// [`PayError::UnknownSerial`](crate::pay::PayError::UnknownSerial) (a key this merchant does not have, named),
+/// [`PayError::NotificationMismatch`](crate::pay::PayError::NotificationMismatch) (another merchant or app, another event, not paid),
 /// [`Error::UnexpectedResponse`] (too large, malformed).
 pub fn verify_payment_notification(
     config: &PayConfig,
@@ -201,10 +202,10 @@ fn open_payment(
 ) -> Result<(String, Transaction)> {
     let (envelope, plain) = open(config, keys, headers, body, "transaction")?;
     if envelope.event_type != "TRANSACTION.SUCCESS" {
-        return Err(Error::NotificationMismatch(format!(
+        return Err(Error::Pay(PayError::NotificationMismatch(format!(
             "event_type {:?} is not a payment (TRANSACTION.SUCCESS)",
             envelope.event_type
-        )));
+        ))));
     }
     let transaction: Transaction = serde_json::from_slice(&plain).map_err(|e| malformed(&e))?;
     check_merchant(config, &transaction.mchid, Some(&transaction.appid))?;
@@ -224,10 +225,10 @@ pub fn verify_refund_notification(
 ) -> Result<RefundNotification> {
     let (envelope, plain) = open(config, keys, headers, body, "refund")?;
     if !envelope.event_type.starts_with("REFUND.") {
-        return Err(Error::NotificationMismatch(format!(
+        return Err(Error::Pay(PayError::NotificationMismatch(format!(
             "event_type {:?} is not a refund (REFUND.*)",
             envelope.event_type
-        )));
+        ))));
     }
     let refund: RefundNotice = serde_json::from_slice(&plain).map_err(|e| malformed(&e))?;
     check_merchant(config, &refund.mchid, None)?;
@@ -259,9 +260,9 @@ fn open(
             detail: format!("body larger than {MAX_NOTIFICATION_BODY} bytes"),
         });
     }
-    let signature = SignatureHeaders::from_headers(headers).ok_or(Error::BadSignature(
+    let signature = SignatureHeaders::from_headers(headers).ok_or(Error::Pay(PayError::BadSignature(
         "the notification carries no Wechatpay-Timestamp, -Nonce, -Signature and -Serial headers",
-    ))?;
+    )))?;
     verify_signature(keys, &signature, body, config.clock().as_ref())?;
     let envelope: Envelope = serde_json::from_slice(body).map_err(|e| malformed(&e))?;
     if envelope
@@ -269,9 +270,9 @@ fn open(
         .as_deref()
         .is_some_and(|t| t != "encrypt-resource")
     {
-        return Err(Error::NotificationMismatch(
+        return Err(Error::Pay(PayError::NotificationMismatch(
             "resource_type is not encrypt-resource".into(),
-        ));
+        )));
     }
     if envelope
         .resource
@@ -279,9 +280,9 @@ fn open(
         .as_deref()
         .is_some_and(|t| t != original_type)
     {
-        return Err(Error::NotificationMismatch(format!(
+        return Err(Error::Pay(PayError::NotificationMismatch(format!(
             "the resource is not a {original_type}"
-        )));
+        ))));
     }
     let r = &envelope.resource;
     let plain = decrypt_resource(
@@ -296,16 +297,16 @@ fn open(
 
 fn check_merchant(config: &PayConfig, mchid: &MchId, appid: Option<&AppId>) -> Result<()> {
     if mchid != config.mch_id() {
-        return Err(Error::NotificationMismatch(format!(
+        return Err(Error::Pay(PayError::NotificationMismatch(format!(
             "mchid {mchid} is not the configured {}",
             config.mch_id()
-        )));
+        ))));
     }
     if let Some(appid) = appid.filter(|a| *a != config.appid()) {
-        return Err(Error::NotificationMismatch(format!(
+        return Err(Error::Pay(PayError::NotificationMismatch(format!(
             "appid {appid} is not the configured {}",
             config.appid()
-        )));
+        ))));
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! API v3 JSAPI orders: the prepay request, the page's `getBrandWCPayRequest` parameters, and
 //! the transaction object that queries and payment notifications carry.
 
+use crate::pay::PayError;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -96,37 +97,39 @@ impl JsapiOrder {
     /// Checks the fields WeChat Pay would refuse, before anything is sent.
     ///
     /// # Errors
-    /// [`Error::InvalidPayRequest`] naming the field.
+    /// [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest) naming the field.
     pub fn validate(&self) -> Result<()> {
         validate_out_trade_no(&self.out_trade_no)?;
         if self.out_trade_no.as_str().len() < 6 {
-            return Err(Error::InvalidPayRequest(format!(
+            return Err(Error::Pay(PayError::InvalidRequest(format!(
                 "out_trade_no {:?} must be at least 6 characters in API v3",
                 self.out_trade_no.as_str()
-            )));
+            ))));
         }
         check_text("description", &self.description, 1, 127)?;
         if self.total == 0 {
-            return Err(Error::InvalidPayRequest(
+            return Err(Error::Pay(PayError::InvalidRequest(
                 "amount.total must be a positive number of fen".into(),
-            ));
+            )));
         }
         if self.total > i64::MAX as u64 {
-            return Err(Error::InvalidPayRequest("amount.total is too large".into()));
+            return Err(Error::Pay(PayError::InvalidRequest(
+                "amount.total is too large".into(),
+            )));
         }
         if self.openid.as_str().is_empty() || self.openid.as_str().len() > 128 {
-            return Err(Error::InvalidPayRequest(
+            return Err(Error::Pay(PayError::InvalidRequest(
                 "payer.openid is required (1 to 128 characters) for a JSAPI order".into(),
-            ));
+            )));
         }
         if let Some(attach) = &self.attach {
             check_text("attach", attach, 0, 128)?;
         }
         if let Some(t) = &self.time_expire {
             if !looks_like_rfc3339(t) {
-                return Err(Error::InvalidPayRequest(format!(
+                return Err(Error::Pay(PayError::InvalidRequest(format!(
                     "time_expire {t:?} must be RFC 3339 with an offset, e.g. 2025-12-01T10:34:56+08:00"
-                )));
+                ))));
             }
         }
         Ok(())
@@ -164,9 +167,11 @@ impl PayRequest for JsapiOrder {
                 payer_client_ip: ip.to_string(),
             }),
         };
-        serde_json::to_vec(&body)
-            .map(Some)
-            .map_err(|e| Error::InvalidPayRequest(format!("cannot encode the order: {e}")))
+        serde_json::to_vec(&body).map(Some).map_err(|e| {
+            Error::Pay(PayError::InvalidRequest(format!(
+                "cannot encode the order: {e}"
+            )))
+        })
     }
 
     fn read_reply(&self, _config: &PayConfig, reply: &[u8]) -> Result<PrepayResponse> {
@@ -273,7 +278,11 @@ impl PayRequest for CloseOrder {
     fn to_body(&self, config: &PayConfig) -> Result<Option<Vec<u8>>> {
         serde_json::to_vec(&serde_json::json!({ "mchid": config.mch_id().as_str() }))
             .map(Some)
-            .map_err(|e| Error::InvalidPayRequest(format!("cannot encode the close request: {e}")))
+            .map_err(|e| {
+                Error::Pay(PayError::InvalidRequest(format!(
+                    "cannot encode the close request: {e}"
+                )))
+            })
     }
 
     fn read_reply(&self, _config: &PayConfig, _reply: &[u8]) -> Result<()> {
@@ -286,14 +295,14 @@ impl PayRequest for CloseOrder {
 pub(crate) fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<()> {
     let chars = value.chars().count();
     if chars < min || chars > max {
-        return Err(Error::InvalidPayRequest(format!(
+        return Err(Error::Pay(PayError::InvalidRequest(format!(
             "{field} must be {min} to {max} characters (it has {chars})"
-        )));
+        ))));
     }
     if value.chars().any(|c| c.len_utf8() == 4) {
-        return Err(Error::InvalidPayRequest(format!(
+        return Err(Error::Pay(PayError::InvalidRequest(format!(
             "{field} holds a character WeChat Pay refuses (4-byte UTF-8, such as an emoji)"
-        )));
+        ))));
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! API v3 refunds: the request to `POST /v3/refund/domestic/refunds` and the refund object that
 //! it and the refund query answer.
 
+use crate::pay::PayError;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use http::Method;
@@ -76,7 +77,7 @@ impl RefundRequest {
     /// Checks the fields WeChat Pay would refuse.
     ///
     /// # Errors
-    /// [`Error::InvalidPayRequest`] naming the field.
+    /// [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest) naming the field.
     pub fn validate(&self) -> Result<()> {
         let no = self.out_refund_no.as_str();
         if no.is_empty()
@@ -85,20 +86,20 @@ impl RefundRequest {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|' | b'*' | b'@'))
         {
-            return Err(Error::InvalidPayRequest(format!(
+            return Err(Error::Pay(PayError::InvalidRequest(format!(
                 "out_refund_no {no:?} must be 1 to 64 characters of 0-9 A-Z a-z _ - | * @"
-            )));
+            ))));
         }
         if self.total == 0 || self.total > i64::MAX as u64 {
-            return Err(Error::InvalidPayRequest(
+            return Err(Error::Pay(PayError::InvalidRequest(
                 "amount.total must be the order's positive amount in fen".into(),
-            ));
+            )));
         }
         if self.refund == 0 || self.refund > self.total {
-            return Err(Error::InvalidPayRequest(format!(
+            return Err(Error::Pay(PayError::InvalidRequest(format!(
                 "amount.refund must be 1 to {} fen (the order total); it is {}",
                 self.total, self.refund
-            )));
+            ))));
         }
         if let Some(reason) = &self.reason {
             check_text("reason", reason, 0, 80)?;
@@ -138,9 +139,11 @@ impl PayRequest for RefundRequest {
                 currency: "CNY",
             },
         };
-        serde_json::to_vec(&body)
-            .map(Some)
-            .map_err(|e| Error::InvalidPayRequest(format!("cannot encode the refund: {e}")))
+        serde_json::to_vec(&body).map(Some).map_err(|e| {
+            Error::Pay(PayError::InvalidRequest(format!(
+                "cannot encode the refund: {e}"
+            )))
+        })
     }
 
     fn read_reply(&self, _config: &PayConfig, reply: &[u8]) -> Result<RefundRecord> {

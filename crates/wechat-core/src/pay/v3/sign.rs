@@ -3,6 +3,7 @@
 
 use super::{MerchantKey, WechatPayKeys};
 use crate::clock::Clock;
+use crate::pay::PayError;
 use crate::{Error, Result};
 
 /// The scheme of the `Authorization` header, and the only `Wechatpay-Signature-Type` accepted.
@@ -55,7 +56,7 @@ pub fn request_message(
 /// ```
 ///
 /// # Errors
-/// [`Error::InvalidPayRequest`] when the nonce or the URL holds a `"` or a line break, which
+/// [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest) when the nonce or the URL holds a `"` or a line break, which
 /// would make the header ambiguous.
 #[allow(clippy::too_many_arguments)]
 pub fn authorization(
@@ -69,10 +70,10 @@ pub fn authorization(
 ) -> Result<String> {
     let plain = |s: &str| s.bytes().all(|b| b.is_ascii_graphic() && b != b'"');
     if !plain(nonce) || !plain(mchid) || !plain(canonical_url) || !plain(method) {
-        return Err(Error::InvalidPayRequest(
+        return Err(Error::Pay(PayError::InvalidRequest(
             "the mchid, method, URL and nonce of a v3 request must be printable ASCII without quotes"
                 .to_owned(),
-        ));
+        )));
     }
     let signature = key.sign(&request_message(
         method,
@@ -150,10 +151,10 @@ impl<'a> SignatureHeaders<'a> {
 /// never verify.
 ///
 /// # Errors
-/// [`Error::UnknownWechatPaySerial`] naming a serial none of `keys` has;
-/// [`Error::WechatPayCertificateNotValid`] when it names a platform certificate that has expired
+/// [`PayError::UnknownSerial`](crate::pay::PayError::UnknownSerial) naming a serial none of `keys` has;
+/// [`PayError::CertificateNotValid`](crate::pay::PayError::CertificateNotValid) when it names a platform certificate that has expired
 /// (or is not valid yet) on `clock`;
-/// [`Error::BadSignature`] saying which other check failed.
+/// [`PayError::BadSignature`](crate::pay::PayError::BadSignature) saying which other check failed.
 pub fn verify_signature(
     keys: &WechatPayKeys,
     headers: &SignatureHeaders<'_>,
@@ -164,34 +165,34 @@ pub fn verify_signature(
         .signature_type
         .is_some_and(|t| t != SIGNATURE_SCHEME)
     {
-        return Err(Error::BadSignature(
+        return Err(Error::Pay(PayError::BadSignature(
             "the Wechatpay-Signature-Type is not WECHATPAY2-SHA256-RSA2048",
-        ));
+        )));
     }
     let timestamp: u64 = match headers.timestamp.parse() {
         Ok(t) if headers.timestamp.len() <= 12 => t,
         _ => {
-            return Err(Error::BadSignature(
+            return Err(Error::Pay(PayError::BadSignature(
                 "the Wechatpay-Timestamp is not unix seconds",
-            ));
+            )));
         }
     };
     let now = clock.now_unix_secs();
     if now.abs_diff(timestamp) >= MAX_CLOCK_SKEW_SECS {
-        return Err(Error::BadSignature(
+        return Err(Error::Pay(PayError::BadSignature(
             "the Wechatpay-Timestamp is 5 minutes or more from this server's clock (replayed, \
              or the server's clock is wrong)",
-        ));
+        )));
     }
     if headers.signature.starts_with(PROBE_PREFIX) {
-        return Err(Error::BadSignature(
+        return Err(Error::Pay(PayError::BadSignature(
             "a WeChat Pay signature probe (WECHATPAY/SIGNTEST/), which never verifies",
-        ));
+        )));
     }
     if !keys.knows(headers.serial) {
-        return Err(Error::UnknownWechatPaySerial {
+        return Err(Error::Pay(PayError::UnknownSerial {
             serial: headers.serial.chars().take(64).collect(),
-        });
+        }));
     }
     let mut message =
         Vec::with_capacity(headers.timestamp.len() + headers.nonce.len() + body.len() + 3);

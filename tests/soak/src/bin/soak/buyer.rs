@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wechat_core::PayError;
 
 use demo_shop::CALLBACK_PATH;
 use reqwest::{Method, StatusCode, Url};
@@ -638,9 +639,9 @@ async fn back_office_refund(
 /// A short, secret-free name for a library error.
 fn pay_error_kind(error: &wechat_core::Error) -> String {
     match error {
-        wechat_core::Error::PayApi(e) => format!("{} {}", e.status, e.code.as_str()),
-        wechat_core::Error::Pay { code, .. } => code.as_str().to_owned(),
-        wechat_core::Error::PayReturn { .. } => "return_code FAIL".to_owned(),
+        wechat_core::Error::Pay(PayError::Api(e)) => format!("{} {}", e.status, e.code.as_str()),
+        wechat_core::Error::Pay(PayError::Business { code, .. }) => code.as_str().to_owned(),
+        wechat_core::Error::Pay(PayError::Return { .. }) => "return_code FAIL".to_owned(),
         wechat_core::Error::Http { .. } => "no answer from WeChat Pay".to_owned(),
         wechat_core::Error::UnexpectedResponse { endpoint, detail } => {
             // "HTTP 503 Service Unavailable, not XML (…)": the status is what matters.

@@ -4,7 +4,7 @@
 //! §4.9): bodies over a size limit, `<!DOCTYPE`, `<!ENTITY`, processing instructions other than
 //! the XML declaration, entity references other than XML's five and character references,
 //! nested elements inside a field, duplicate fields, and anything outside the root element are
-//! all refused with [`Error::Xml`]. Only the direct children of the root (`<xml>`, or `<root>`
+//! all refused with [`PayError::Xml`](crate::pay::PayError::Xml). Only the direct children of the root (`<xml>`, or `<root>`
 //! inside a refund notification's `req_info`) are read, into an ordered flat map.
 //!
 //! The reader (`read.rs`) is written for this one shape of document: one pass over the body,
@@ -21,6 +21,7 @@ mod tests;
 
 pub(crate) use read::parse_flat;
 
+use crate::pay::PayError;
 use crate::{Error, Result};
 
 /// The largest XML body accepted from a notification or `req_info` (64 KiB).
@@ -110,7 +111,7 @@ impl PayFields {
     /// [`MAX_NOTIFICATION_FIELDS`] fields) into its fields, in time linear in its size.
     ///
     /// # Errors
-    /// [`Error::Xml`] when the body is too large or has too many fields, is not UTF-8, is
+    /// [`PayError::Xml`](crate::pay::PayError::Xml) when the body is too large or has too many fields, is not UTF-8, is
     /// malformed, not rooted at `<xml>`, or contains a DTD, an entity declaration, a nested
     /// element or a duplicate field.
     pub fn parse(body: &[u8]) -> Result<Self> {
@@ -178,7 +179,7 @@ impl PayFields {
     /// two sections).
     ///
     /// # Errors
-    /// [`Error::Xml`] when a field name is not a plain XML name (`[A-Za-z_][A-Za-z0-9_]*`).
+    /// [`PayError::Xml`](crate::pay::PayError::Xml) when a field name is not a plain XML name (`[A-Za-z_][A-Za-z0-9_]*`).
     pub fn to_xml(&self) -> Result<String> {
         write_xml(self.iter())
     }
@@ -286,7 +287,9 @@ pub(crate) fn write_xml<'a>(
     out.push_str("<xml>");
     for (name, value) in fields {
         if !is_plain_name(name) {
-            return Err(Error::Xml(format!("{name:?} is not a valid field name")));
+            return Err(Error::Pay(PayError::Xml(format!(
+                "{name:?} is not a valid field name"
+            ))));
         }
         out.push('<');
         out.push_str(name);

@@ -1,6 +1,6 @@
 //! The reader of flat v2 XML: one pass over the body, every name and value copied once.
 //!
-//! The document it accepts, and what it refuses (each with [`Error::Xml`]):
+//! The document it accepts, and what it refuses (each with [`PayError::Xml`](crate::pay::PayError::Xml)):
 //!
 //! - a prolog of an optional XML declaration (`<?xml …?>`, once), comments and whitespace;
 //!   any other processing instruction is refused;
@@ -16,6 +16,7 @@
 //! `]]>` after a CDATA section, of the `-->` after a comment, of a tag), so the time is linear
 //! in the body.
 
+use crate::pay::PayError;
 use memchr::{memchr, memchr_iter, memchr2, memchr3};
 
 use super::{Limits, PayFields, Span};
@@ -32,12 +33,13 @@ const PAIRWISE_DUPLICATE_CHECK: usize = 32;
 pub(crate) fn parse_flat(body: &[u8], root_name: &str, limits: Limits) -> Result<PayFields> {
     let limit = limits.bytes;
     if body.len() > limit {
-        return Err(Error::Xml(format!(
+        return Err(Error::Pay(PayError::Xml(format!(
             "body of {} bytes exceeds the {limit}-byte limit",
             body.len()
-        )));
+        ))));
     }
-    let text = std::str::from_utf8(body).map_err(|_| Error::Xml("body is not UTF-8".into()))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|_| Error::Pay(PayError::Xml("body is not UTF-8".into())))?;
     // The buffer starts with a copy of the body, where names and most values are read in
     // place; a value of several pieces (entities, CDATA beside text) is decoded after it.
     let mut fields = PayFields::with_capacity(EXPECTED_FIELDS.min(limits.fields), body.len() + 64);
@@ -134,13 +136,13 @@ impl Value {
 }
 
 fn malformed(detail: &str) -> Error {
-    Error::Xml(format!("malformed XML: {detail}"))
+    Error::Pay(PayError::Xml(format!("malformed XML: {detail}")))
 }
 
 fn incomplete(root_name: &str) -> Error {
-    Error::Xml(format!(
+    Error::Pay(PayError::Xml(format!(
         "incomplete document: no closed <{root_name}> element"
-    ))
+    )))
 }
 
 /// The separators of a tag's name from its attributes (quick-xml's, and XML's).
@@ -177,9 +179,9 @@ fn names_declaration(after_bang: &[u8]) -> bool {
 
 fn refuse_declarations(region: &[u8]) -> Result<()> {
     if declares_dtd_or_entity(region) {
-        Err(Error::Xml(
+        Err(Error::Pay(PayError::Xml(
             "DOCTYPE and ENTITY declarations are refused (XXE)".into(),
-        ))
+        )))
     } else {
         Ok(())
     }
@@ -242,11 +244,11 @@ impl<'a> Reader<'a> {
                 Next::StartTag => {
                     let (name, empty) = self.start_tag()?;
                     if name != root_name {
-                        return Err(Error::Xml(if empty {
+                        return Err(Error::Pay(PayError::Xml(if empty {
                             format!("unexpected element <{name}/>")
                         } else {
                             format!("the root element must be <{root_name}>, not <{name}>")
-                        }));
+                        })));
                     }
                     if empty {
                         self.epilog()?;
@@ -270,9 +272,9 @@ impl<'a> Reader<'a> {
                 }
                 Next::StartTag => {
                     if fields.spans.len() == max_fields {
-                        return Err(Error::Xml(format!(
+                        return Err(Error::Pay(PayError::Xml(format!(
                             "more than {max_fields} fields: refused"
-                        )));
+                        ))));
                     }
                     self.field(fields, root_name)?;
                 }
@@ -289,7 +291,11 @@ impl<'a> Reader<'a> {
             match self.next() {
                 Next::End => return Ok(()),
                 Next::Comment => self.comment()?,
-                Next::StartTag => return Err(Error::Xml("content after the root element".into())),
+                Next::StartTag => {
+                    return Err(Error::Pay(PayError::Xml(
+                        "content after the root element".into(),
+                    )));
+                }
                 other => return Err(self.misplaced(other)),
             }
         }
@@ -298,13 +304,17 @@ impl<'a> Reader<'a> {
     /// The error for what may not appear where it is, outside a field.
     fn misplaced(&self, next: Next) -> Error {
         match next {
-            Next::Declaration => Error::Xml("misplaced XML declaration".into()),
-            Next::ProcessingInstruction => Error::Xml("processing instructions are refused".into()),
-            Next::CData => Error::Xml("CDATA outside a field is refused".into()),
+            Next::Declaration => Error::Pay(PayError::Xml("misplaced XML declaration".into())),
+            Next::ProcessingInstruction => {
+                Error::Pay(PayError::Xml("processing instructions are refused".into()))
+            }
+            Next::CData => Error::Pay(PayError::Xml("CDATA outside a field is refused".into())),
             Next::Bang => self.bang(),
-            Next::EndTag => Error::Xml("unbalanced end tag".into()),
-            Next::Reference => Error::Xml("entity reference outside a field is refused".into()),
-            Next::Text => Error::Xml("text outside a field is refused".into()),
+            Next::EndTag => Error::Pay(PayError::Xml("unbalanced end tag".into())),
+            Next::Reference => Error::Pay(PayError::Xml(
+                "entity reference outside a field is refused".into(),
+            )),
+            Next::Text => Error::Pay(PayError::Xml("text outside a field is refused".into())),
             Next::End | Next::Comment | Next::StartTag => malformed("unexpected markup"),
         }
     }
@@ -312,7 +322,9 @@ impl<'a> Reader<'a> {
     /// The error for a `<!` that opens neither a comment nor CDATA.
     fn bang(&self) -> Error {
         if names_declaration(&self.rest()[2..]) {
-            Error::Xml("DOCTYPE and ENTITY declarations are refused (XXE)".into())
+            Error::Pay(PayError::Xml(
+                "DOCTYPE and ENTITY declarations are refused (XXE)".into(),
+            ))
         } else {
             malformed("unknown <! markup")
         }
@@ -469,13 +481,15 @@ impl<'a> Reader<'a> {
                     value.piece(self.text, start, end, out);
                 }
                 Next::Comment => {
-                    return Err(Error::Xml("comments inside a field are refused".into()));
+                    return Err(Error::Pay(PayError::Xml(
+                        "comments inside a field are refused".into(),
+                    )));
                 }
                 Next::StartTag => {
                     let (nested, _) = self.start_tag()?;
-                    return Err(Error::Xml(format!(
+                    return Err(Error::Pay(PayError::Xml(format!(
                         "nested element <{nested}> inside <{name}> is refused"
-                    )));
+                    ))));
                 }
                 other => return Err(self.misplaced(other)),
             }
@@ -506,7 +520,11 @@ impl<'a> Reader<'a> {
             "quot" => '"',
             _ => match entity.strip_prefix('#') {
                 Some(number) => character_reference(number)?,
-                None => return Err(Error::Xml(format!("entity &{entity}; is refused (XXE)"))),
+                None => {
+                    return Err(Error::Pay(PayError::Xml(format!(
+                        "entity &{entity}; is refused (XXE)"
+                    ))));
+                }
             },
         };
         self.pos = start + end + 1;
@@ -559,7 +577,9 @@ fn refuse_duplicates(fields: &PayFields) -> Result<()> {
             .find(|name| !seen.insert(*name))
     };
     match duplicate {
-        Some(name) => Err(Error::Xml(format!("duplicate field <{name}>"))),
+        Some(name) => Err(Error::Pay(PayError::Xml(format!(
+            "duplicate field <{name}>"
+        )))),
         None => Ok(()),
     }
 }

@@ -52,7 +52,7 @@ fn writes_plain_values_as_text() {
         "<xml><appid>wx1</appid><total_fee>1</total_fee><body><![CDATA[a<b]]></body></xml>"
     );
     let bad: PayFields = [("a b", "x")].into_iter().collect();
-    assert!(matches!(bad.to_xml(), Err(Error::Xml(_))));
+    assert!(matches!(bad.to_xml(), Err(Error::Pay(PayError::Xml(_)))));
 }
 
 #[test]
@@ -67,7 +67,10 @@ fn xxe_payloads_are_refused() {
     ];
     for payload in payloads {
         let err = PayFields::parse(payload.as_bytes()).unwrap_err();
-        assert!(matches!(err, Error::Xml(_)), "{payload}: {err:?}");
+        assert!(
+            matches!(err, Error::Pay(PayError::Xml(_))),
+            "{payload}: {err:?}"
+        );
     }
 }
 
