@@ -45,6 +45,7 @@
 
 mod config;
 mod error;
+mod notify;
 mod reply;
 pub mod v2;
 pub mod v3;

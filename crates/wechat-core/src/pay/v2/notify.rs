@@ -38,7 +38,8 @@ use super::{
     PayClient, PayConfig, PayFields, RefundRef, RefundStatus, SignType, decrypt_refund_req_info,
     verify_pay_fields,
 };
-use crate::metrics::{Delivery, NotificationOutcome, refusal_reason};
+use crate::metrics::Delivery;
+use crate::pay::notify::{self, Kind, Opened};
 use crate::pay::v2::PayErrorCode;
 use crate::pay::{ApiVersion, NotificationReply};
 use crate::{AppId, Error, MchId, OpenId, OutRefundNo, OutTradeNo, Result, TransactionId};
@@ -420,14 +421,11 @@ where
     Fut: Future<Output = std::result::Result<(), E>>,
     E: std::fmt::Display,
 {
-    handle_payment_with(config, body, |n| async move {
-        handler(n).await.map(|()| Delivery::First)
-    })
-    .await
+    handle_payment_with(config, body, |n| notify::first(handler(n))).await
 }
 
-/// Payment notification handling with a handler that says whether the payment was already
-/// recorded (a duplicate), for `wechat_pay_notifications_total`.
+/// The payment notification: verified, then delivered ([`notify::deliver`]); a verified
+/// `result_code` FAIL (the payment did not succeed) is acknowledged with nothing to record.
 async fn handle_payment_with<F, Fut, E>(
     config: &PayConfig,
     body: &[u8],
@@ -438,66 +436,28 @@ where
     Fut: Future<Output = std::result::Result<Delivery, E>>,
     E: std::fmt::Display,
 {
-    let (reply, outcome) = payment_outcome(config, body, handler).await;
-    crate::metrics::record_notification("v2", "payment", outcome);
-    reply
-}
-
-async fn payment_outcome<F, Fut, E>(
-    config: &PayConfig,
-    body: &[u8],
-    handler: F,
-) -> (NotificationReply, NotificationOutcome)
-where
-    F: FnOnce(PaymentNotification) -> Fut,
-    Fut: Future<Output = std::result::Result<Delivery, E>>,
-    E: std::fmt::Display,
-{
-    if body.len() > MAX_NOTIFICATION_BODY {
-        tracing::warn!(
-            bytes = body.len(),
-            "payment notification refused: body too large"
-        );
-        return (
-            NotificationReply::too_large(ApiVersion::V2),
-            NotificationOutcome::Refused("too_large"),
-        );
-    }
-    match verify_payment_notification(config, body) {
-        Ok(notification) => {
-            let out_trade_no = notification.out_trade_no.clone();
-            match handler(notification).await {
-                Ok(delivery) => (NotificationReply::success(ApiVersion::V2), delivery.into()),
-                Err(e) => {
-                    tracing::error!(out_trade_no = %out_trade_no, error = %e, "payment notification handler failed; WeChat will re-send");
-                    (
-                        NotificationReply::fail(
-                            ApiVersion::V2,
-                            http::StatusCode::INTERNAL_SERVER_ERROR,
-                            "not processed",
-                        ),
-                        NotificationOutcome::Refused("backend_error"),
-                    )
-                }
+    let open = async {
+        match verify_payment_notification(config, body) {
+            Ok(notification) => Ok(Opened::Deliver(notification)),
+            Err(Error::Pay(PayError::Business {
+                code, description, ..
+            })) => {
+                tracing::info!(err_code = %code, description = %description, "verified payment notification reports a failed payment");
+                Ok(Opened::Unpaid)
             }
+            Err(e) => Err(e),
         }
-        Err(Error::Pay(PayError::Business {
-            code, description, ..
-        })) => {
-            tracing::info!(err_code = %code, description = %description, "verified payment notification reports a failed payment");
-            (
-                NotificationReply::success(ApiVersion::V2),
-                NotificationOutcome::Unpaid,
-            )
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "payment notification refused");
-            (
-                NotificationReply::refused(ApiVersion::V2, &e),
-                NotificationOutcome::Refused(refusal_reason(&e)),
-            )
-        }
-    }
+    };
+    notify::deliver(
+        ApiVersion::V2,
+        Kind::Payment,
+        body.len(),
+        MAX_NOTIFICATION_BODY,
+        open,
+        |n: &PaymentNotification| n.out_trade_no.to_string(),
+        handler,
+    )
+    .await
 }
 
 /// Verifies a refund notification, hands it to `handler`, and says what to answer WeChat
@@ -579,10 +539,8 @@ impl PayClient {
         Fut: Future<Output = std::result::Result<(), E>>,
         E: std::fmt::Display,
     {
-        self.handle_payment(headers, body, |n| async move {
-            handler(n).await.map(|()| Delivery::First)
-        })
-        .await
+        self.handle_payment(headers, body, |n| notify::first(handler(n)))
+            .await
     }
 
     /// [`handle_payment_notification`](Self::handle_payment_notification) with a handler that
@@ -669,8 +627,8 @@ impl PayClient {
     }
 }
 
-/// The refund notification handling of both entry points; `confirm` is the client that asks
-/// `refundquery` first, when there is one.
+/// The refund notification handling of both entry points: verified, confirmed with a signed
+/// `refundquery` when `confirm` is the client to ask, then delivered ([`notify::deliver`]).
 async fn handle_refund<F, Fut, E>(
     config: &PayConfig,
     confirm: Option<&PayClient>,
@@ -682,83 +640,30 @@ where
     Fut: Future<Output = std::result::Result<(), E>>,
     E: std::fmt::Display,
 {
-    let (reply, outcome) = refund_outcome(config, confirm, body, handler).await;
-    crate::metrics::record_notification("v2", "refund", outcome);
-    reply
-}
-
-async fn refund_outcome<F, Fut, E>(
-    config: &PayConfig,
-    confirm: Option<&PayClient>,
-    body: &[u8],
-    handler: F,
-) -> (NotificationReply, NotificationOutcome)
-where
-    F: FnOnce(RefundNotification) -> Fut,
-    Fut: Future<Output = std::result::Result<(), E>>,
-    E: std::fmt::Display,
-{
-    if body.len() > MAX_NOTIFICATION_BODY {
-        tracing::warn!(
-            bytes = body.len(),
-            "refund notification refused: body too large"
-        );
-        return (
-            NotificationReply::too_large(ApiVersion::V2),
-            NotificationOutcome::Refused("too_large"),
-        );
-    }
-    let refused = |e: &Error| {
-        (
-            NotificationReply::refused(ApiVersion::V2, e),
-            NotificationOutcome::Refused(refusal_reason(e)),
-        )
-    };
-    let notification = match verify_refund_notification(config, body) {
-        Ok(notification) => notification,
-        Err(e) => {
-            tracing::warn!(error = %e, "refund notification refused");
-            return refused(&e);
-        }
-    };
-    let out_refund_no = notification.out_refund_no.clone();
-    if let Some(client) = confirm {
-        match client.confirm_refund(&notification).await {
-            Ok(()) => {}
-            Err(e @ Error::Pay(PayError::NotificationMismatch(_))) => {
-                tracing::warn!(out_refund_no = %out_refund_no, error = %e, "refund notification refused");
-                return refused(&e);
-            }
-            Err(e) => {
-                tracing::warn!(out_refund_no = %out_refund_no, error = %e, "refund notification not confirmed (refundquery failed); WeChat will re-send");
-                return (
-                    NotificationReply::fail(
-                        ApiVersion::V2,
-                        http::StatusCode::INTERNAL_SERVER_ERROR,
-                        "not confirmed",
-                    ),
-                    NotificationOutcome::Refused("not_confirmed"),
-                );
+    let open = async {
+        let notification = verify_refund_notification(config, body)?;
+        if let Some(client) = confirm {
+            match client.confirm_refund(&notification).await {
+                Ok(()) => {}
+                Err(e @ Error::Pay(PayError::NotificationMismatch(_))) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(out_refund_no = %notification.out_refund_no, error = %e, "refund notification not confirmed (refundquery failed); WeChat will re-send");
+                    return Ok(Opened::NotConfirmed);
+                }
             }
         }
-    }
-    match handler(notification).await {
-        Ok(()) => (
-            NotificationReply::success(ApiVersion::V2),
-            NotificationOutcome::Accepted,
-        ),
-        Err(e) => {
-            tracing::error!(out_refund_no = %out_refund_no, error = %e, "refund notification handler failed; WeChat will re-send");
-            (
-                NotificationReply::fail(
-                    ApiVersion::V2,
-                    http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "not processed",
-                ),
-                NotificationOutcome::Refused("backend_error"),
-            )
-        }
-    }
+        Ok(Opened::Deliver(notification))
+    };
+    notify::deliver(
+        ApiVersion::V2,
+        Kind::Refund,
+        body.len(),
+        MAX_NOTIFICATION_BODY,
+        open,
+        |n: &RefundNotification| n.out_refund_no.to_string(),
+        |n| notify::first(handler(n)),
+    )
+    .await
 }
 
 #[cfg(test)]

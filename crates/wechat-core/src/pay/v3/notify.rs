@@ -13,7 +13,8 @@ use super::{
     PayClient, PayConfig, RefundStatus, SignatureHeaders, Transaction, WechatPayKeys,
     decrypt_resource, verify_signature,
 };
-use crate::metrics::{Delivery, NotificationOutcome, refusal_reason};
+use crate::metrics::Delivery;
+use crate::pay::notify::{self, Kind, Opened};
 use crate::pay::v2::{MAX_NOTIFICATION_BODY, TradeState};
 use crate::pay::{ApiVersion, NotificationReply};
 use crate::{AppId, Error, MchId, OpenId, OutRefundNo, OutTradeNo, Result, TransactionId};
@@ -377,10 +378,8 @@ impl PayClient {
         Fut: Future<Output = std::result::Result<(), E>>,
         E: std::fmt::Display,
     {
-        self.handle_payment(headers, body, |n| async move {
-            handler(n).await.map(|()| Delivery::First)
-        })
-        .await
+        self.handle_payment(headers, body, |n| notify::first(handler(n)))
+            .await
     }
 
     /// [`handle_payment_notification`](Self::handle_payment_notification) with a handler that
@@ -396,75 +395,40 @@ impl PayClient {
         Fut: Future<Output = std::result::Result<Delivery, E>>,
         E: std::fmt::Display,
     {
-        let (reply, outcome) = self.payment_outcome(headers, body, handler).await;
-        crate::metrics::record_notification("v3", "payment", outcome);
-        reply
+        self.handle_payment_with(headers, body, handler).await
     }
 
-    async fn payment_outcome<F, Fut, E>(
+    async fn handle_payment_with<F, Fut, E>(
         &self,
         headers: &HeaderMap,
         body: &[u8],
         handler: F,
-    ) -> (NotificationReply, NotificationOutcome)
+    ) -> NotificationReply
     where
         F: FnOnce(PaymentNotification) -> Fut,
         Fut: Future<Output = std::result::Result<Delivery, E>>,
         E: std::fmt::Display,
     {
-        if body.len() > MAX_NOTIFICATION_BODY {
-            tracing::warn!(
-                bytes = body.len(),
-                "payment notification refused: body too large"
-            );
-            return (
-                NotificationReply::too_large(ApiVersion::V3),
-                NotificationOutcome::Refused("too_large"),
-            );
-        }
-        let opened = match self.notification_keys(headers).await {
-            Ok(keys) => open_payment(self.config(), &keys, headers, body),
-            Err(e) => Err(e),
-        };
-        let notification = match opened {
-            Ok((_, transaction)) if transaction.trade_state != TradeState::Success => {
+        let open = async {
+            let keys = self.notification_keys(headers).await?;
+            let (id, transaction) = open_payment(self.config(), &keys, headers, body)?;
+            if transaction.trade_state != TradeState::Success {
                 tracing::info!(out_trade_no = %transaction.out_trade_no, trade_state = %transaction.trade_state, "verified payment notification of an unpaid order: nothing to record");
-                return (
-                    NotificationReply::success(ApiVersion::V3),
-                    NotificationOutcome::Unpaid,
-                );
+                return Ok(Opened::Unpaid);
             }
-            Ok((id, transaction)) => {
-                PaymentNotification::from_transaction(self.config(), id, transaction)
-            }
-            Err(e) => Err(e),
+            PaymentNotification::from_transaction(self.config(), id, transaction)
+                .map(Opened::Deliver)
         };
-        match notification {
-            Ok(notification) => {
-                let out_trade_no = notification.out_trade_no.clone();
-                match handler(notification).await {
-                    Ok(delivery) => (NotificationReply::success(ApiVersion::V3), delivery.into()),
-                    Err(e) => {
-                        tracing::error!(out_trade_no = %out_trade_no, error = %e, "payment notification handler failed; WeChat Pay will send it again");
-                        (
-                            NotificationReply::fail(
-                                ApiVersion::V3,
-                                http::StatusCode::INTERNAL_SERVER_ERROR,
-                                "not processed",
-                            ),
-                            NotificationOutcome::Refused("backend_error"),
-                        )
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "payment notification refused");
-                (
-                    NotificationReply::refused(ApiVersion::V3, &e),
-                    NotificationOutcome::Refused(refusal_reason(&e)),
-                )
-            }
-        }
+        notify::deliver(
+            ApiVersion::V3,
+            Kind::Payment,
+            body.len(),
+            MAX_NOTIFICATION_BODY,
+            open,
+            |n: &PaymentNotification| n.out_trade_no.to_string(),
+            handler,
+        )
+        .await
     }
 
     /// Verifies a refund notification, hands it to `handler`, and says what to answer WeChat
@@ -483,47 +447,20 @@ impl PayClient {
         Fut: Future<Output = std::result::Result<(), E>>,
         E: std::fmt::Display,
     {
-        let (reply, outcome) = if body.len() > MAX_NOTIFICATION_BODY {
-            tracing::warn!(
-                bytes = body.len(),
-                "refund notification refused: body too large"
-            );
-            (
-                NotificationReply::too_large(ApiVersion::V3),
-                NotificationOutcome::Refused("too_large"),
-            )
-        } else {
-            match self.verify_refund_notification(headers, body).await {
-                Ok(notification) => {
-                    let out_refund_no = notification.refund.out_refund_no.clone();
-                    match handler(notification).await {
-                        Ok(()) => (
-                            NotificationReply::success(ApiVersion::V3),
-                            NotificationOutcome::Accepted,
-                        ),
-                        Err(e) => {
-                            tracing::error!(out_refund_no = %out_refund_no, error = %e, "refund notification handler failed; WeChat Pay will send it again");
-                            (
-                                NotificationReply::fail(
-                                    ApiVersion::V3,
-                                    http::StatusCode::INTERNAL_SERVER_ERROR,
-                                    "not processed",
-                                ),
-                                NotificationOutcome::Refused("backend_error"),
-                            )
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "refund notification refused");
-                    (
-                        NotificationReply::refused(ApiVersion::V3, &e),
-                        NotificationOutcome::Refused(refusal_reason(&e)),
-                    )
-                }
-            }
+        let open = async {
+            self.verify_refund_notification(headers, body)
+                .await
+                .map(Opened::Deliver)
         };
-        crate::metrics::record_notification("v3", "refund", outcome);
-        reply
+        notify::deliver(
+            ApiVersion::V3,
+            Kind::Refund,
+            body.len(),
+            MAX_NOTIFICATION_BODY,
+            open,
+            |n: &RefundNotification| n.refund.out_refund_no.to_string(),
+            |n| notify::first(handler(n)),
+        )
+        .await
     }
 }
