@@ -43,13 +43,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub(crate) mod client;
 mod config;
 mod error;
 mod notify;
+pub(crate) mod order;
 mod reply;
 pub mod v2;
 pub mod v3;
 
+pub use client::RETRY_ATTEMPTS;
 pub use config::{Credentials, PayConfig, PayConfigBuilder};
 pub use error::{PayApiError, PayApiErrorCode, PayError, PayErrorCode};
+pub use order::{BrandWcPayParams, CloseOrder, OrderRef, QueryOrder, TradeState};
 pub use reply::{ApiVersion, NotificationReply};

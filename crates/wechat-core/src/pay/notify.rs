@@ -5,13 +5,15 @@
 use std::fmt::Display;
 use std::future::Future;
 
+use super::v2::MAX_NOTIFICATION_BODY;
 use super::{ApiVersion, NotificationReply};
 use crate::metrics::{Delivery, NotificationOutcome, refusal_reason};
 
 /// What the version's verification made of a notification.
 pub(crate) enum Opened<N> {
-    /// Verified: the application must record it.
-    Deliver(N),
+    /// Verified: the application must record it. The string names it in logs (its
+    /// `out_trade_no` or `out_refund_no`).
+    Deliver(N, String),
     /// Verified, and nothing to record (a payment that did not succeed): acknowledged so that
     /// WeChat Pay stops sending it.
     Unpaid,
@@ -38,28 +40,24 @@ impl Kind {
     }
 }
 
-/// Runs one notification: refuses a body over `max_body` before anything reads it, awaits
-/// `open` (the version's verification, which logs its own `Unpaid`/`NotConfirmed` detail),
-/// calls `handler` with a verified notification, answers WeChat Pay in `version`'s format (the
-/// success only after the handler's `Ok`), and counts the outcome. `subject` names the
-/// notification in logs (its `out_trade_no` or `out_refund_no`).
-pub(crate) async fn deliver<N, S, F, Fut, E>(
+/// Runs one notification: refuses a body over [`MAX_NOTIFICATION_BODY`] before anything reads
+/// it, awaits `open` (the version's verification, which logs its own `Unpaid`/`NotConfirmed`
+/// detail), calls `handler` with a verified notification, answers WeChat Pay in `version`'s
+/// format (the success only after the handler's `Ok`), and counts the outcome.
+pub(crate) async fn deliver<N, F, Fut, E>(
     version: ApiVersion,
     kind: Kind,
     body_len: usize,
-    max_body: usize,
     open: impl Future<Output = crate::Result<Opened<N>>>,
-    subject: S,
     handler: F,
 ) -> NotificationReply
 where
-    S: FnOnce(&N) -> String,
     F: FnOnce(N) -> Fut,
     Fut: Future<Output = Result<Delivery, E>>,
     E: Display,
 {
     let what = kind.label();
-    let (reply, outcome) = if body_len > max_body {
+    let (reply, outcome) = if body_len > MAX_NOTIFICATION_BODY {
         tracing::warn!(
             bytes = body_len,
             "{what} notification refused: body too large"
@@ -70,23 +68,20 @@ where
         )
     } else {
         match open.await {
-            Ok(Opened::Deliver(notification)) => {
-                let subject = subject(&notification);
-                match handler(notification).await {
-                    Ok(delivery) => (NotificationReply::success(version), delivery.into()),
-                    Err(e) => {
-                        tracing::error!(subject = %subject, error = %e, "{what} notification handler failed; WeChat Pay will send it again");
-                        (
-                            NotificationReply::fail(
-                                version,
-                                http::StatusCode::INTERNAL_SERVER_ERROR,
-                                "not processed",
-                            ),
-                            NotificationOutcome::Refused("backend_error"),
-                        )
-                    }
+            Ok(Opened::Deliver(notification, subject)) => match handler(notification).await {
+                Ok(delivery) => (NotificationReply::success(version), delivery.into()),
+                Err(e) => {
+                    tracing::error!(subject = %subject, error = %e, "{what} notification handler failed; WeChat Pay will send it again");
+                    (
+                        NotificationReply::fail(
+                            version,
+                            http::StatusCode::INTERNAL_SERVER_ERROR,
+                            "not processed",
+                        ),
+                        NotificationOutcome::Refused("backend_error"),
+                    )
                 }
-            }
+            },
             Ok(Opened::Unpaid) => (
                 NotificationReply::success(version),
                 NotificationOutcome::Unpaid,

@@ -53,7 +53,7 @@ use serde::{Deserialize, Serialize};
 pub use super::limits::OrderLimits;
 use super::limits::{Guards, ItemKey, Placed};
 use crate::metrics::Delivery;
-use crate::pay::v2::order::validate_out_trade_no;
+use crate::pay::order::validate_out_trade_no;
 use crate::pay::v2::{OrderRef, TradeState};
 use crate::pay::{ApiVersion, NotificationReply};
 use crate::pay::{v2, v3};

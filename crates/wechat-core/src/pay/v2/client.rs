@@ -5,30 +5,23 @@
 
 use crate::pay::PayError;
 use std::sync::Arc;
-use std::time::Duration;
 
-use rand::Rng as _;
+use crate::pay::order::nonce_str;
 use tracing::Instrument as _;
 
 use super::xml::{Limits, MAX_REPLY_BODY, parse_flat, write_xml};
-use super::{PayConfig, PayFields, SignType, sign_pay_fields, verify_pay_fields};
+use http::HeaderMap;
+
+use super::{
+    BrandWcPayParams, JsapiOrder, OrderRef, PayConfig, PayFields, PaymentNotification,
+    PrepayResponse, RefundNotification, RefundRecord, RefundRequest, SignType, Transaction,
+    sign_pay_fields, verify_pay_fields,
+};
+use crate::pay::ApiVersion;
+use crate::pay::client::{pay_client_methods, with_retries};
 use crate::pay::v2::PayErrorCode;
 use crate::transport::read_capped;
 use crate::{Error, Result};
-
-/// How many times a request answered `SYSTEMERROR` (or `BIZERR_NEED_RETRY`) is sent in all.
-const RETRY_ATTEMPTS: u32 = 3;
-/// The wait before the first retry; doubled for each further retry.
-const RETRY_BACKOFF: Duration = Duration::from_millis(200);
-
-/// A fresh `nonce_str`: 32 random alphanumeric characters.
-pub(crate) fn nonce_str() -> String {
-    rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(32)
-        .map(char::from)
-        .collect()
-}
 
 /// A WeChat Pay v2 request as a value: it knows its endpoint, its fields and what WeChat Pay
 /// answers; [`PayClient::send`] signs, posts and reads it. Each call WeChat Pay has is one type
@@ -261,15 +254,7 @@ pub struct PayClient {
 }
 
 impl PayClient {
-    /// Builds the HTTP clients for `config`: one for ordinary calls and, when a client
-    /// certificate is configured, one presenting it for `/secapi/…`.
-    ///
-    /// # Errors
-    /// [`Error::Config`] for an invalid configuration or certificate.
-    pub fn new(config: PayConfig) -> Result<Self> {
-        let http = config.http_client()?;
-        Self::with_http_client(config, http)
-    }
+    pay_client_methods!(version: ApiVersion::V2);
 
     /// Like [`PayClient::new`] but sends ordinary calls through `http` (shared with the rest of
     /// the application; it should not follow redirects). The refund client is still built here
@@ -352,47 +337,41 @@ impl PayClient {
             err_code = tracing::field::Empty
         );
         async {
-            let mut attempt = 1;
-            loop {
+            let sign_type = request.sign_type();
+            let (url, body) = (&url, &body);
+            let result = with_retries(endpoint, || async move {
                 let (result, transient) = self
-                    .post_once(client, endpoint, &url, &body, request.sign_type())
+                    .post_once(client, endpoint, url, body, sign_type)
                     .await;
-                let span = tracing::Span::current();
-                if transient && attempt < RETRY_ATTEMPTS {
-                    let wait = RETRY_BACKOFF * 2u32.pow(attempt - 1);
-                    if let Err(e) = &result {
-                        tracing::warn!(endpoint, attempt, ?wait, error = %e, "WeChat Pay call failed, sending the same request again");
-                    }
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                    continue;
-                }
-                match &result {
-                    Ok(_) => {
-                        span.record("return_code", "SUCCESS");
-                    }
-                    Err(Error::Pay(PayError::Return { return_msg, .. })) => {
-                        span.record("return_code", "FAIL");
-                        tracing::warn!(endpoint, return_msg = %return_msg, "WeChat Pay refused the request");
-                    }
+                let system_error = matches!(
+                    &result,
                     Err(Error::Pay(PayError::Business {
-                        code, description, ..
-                    })) => {
-                        span.record("return_code", "SUCCESS");
-                        span.record("err_code", code.as_str());
-                        if *code == PayErrorCode::SystemError && attempt < RETRY_ATTEMPTS {
-                            let wait = RETRY_BACKOFF * 2u32.pow(attempt - 1);
-                            tracing::warn!(endpoint, attempt, ?wait, err_code = %code, "WeChat Pay system error, retrying with the same parameters");
-                            tokio::time::sleep(wait).await;
-                            attempt += 1;
-                            continue;
-                        }
-                        tracing::info!(endpoint, err_code = %code, description = %description, "WeChat Pay business error");
-                    }
-                    Err(e) => tracing::warn!(endpoint, error = %e, "WeChat Pay call failed"),
+                        code: PayErrorCode::SystemError,
+                        ..
+                    }))
+                );
+                (result, transient || system_error)
+            })
+            .await;
+            let span = tracing::Span::current();
+            match &result {
+                Ok(_) => {
+                    span.record("return_code", "SUCCESS");
                 }
-                return result;
+                Err(Error::Pay(PayError::Return { return_msg, .. })) => {
+                    span.record("return_code", "FAIL");
+                    tracing::warn!(endpoint, return_msg = %return_msg, "WeChat Pay refused the request");
+                }
+                Err(Error::Pay(PayError::Business {
+                    code, description, ..
+                })) => {
+                    span.record("return_code", "SUCCESS");
+                    span.record("err_code", code.as_str());
+                    tracing::info!(endpoint, err_code = %code, description = %description, "WeChat Pay business error");
+                }
+                Err(e) => tracing::warn!(endpoint, error = %e, "WeChat Pay call failed"),
             }
+            result
         }
         .instrument(span)
         .await

@@ -27,7 +27,9 @@ mod refund;
 mod sign;
 mod xml;
 
-pub use crate::pay::PayErrorCode;
+pub use crate::pay::{
+    BrandWcPayParams, CloseOrder, OrderRef, PayErrorCode, QueryOrder, TradeState,
+};
 pub use client::{PayClient, PayRequest, SignedRequest, check_pay_reply};
 pub use config::{ClientCertificate, Credentials, PayConfig, PayConfigBuilder};
 pub use crypto::decrypt_refund_req_info;
@@ -39,10 +41,7 @@ pub use notify::{
 };
 #[allow(deprecated)]
 pub use notify::{handle_payment_notification, handle_refund_notification};
-pub use order::{
-    BrandWcPayParams, CloseOrder, JsapiOrder, OrderRef, PrepayResponse, QueryOrder, TradeState,
-    Transaction,
-};
+pub use order::{JsapiOrder, PrepayResponse, Transaction};
 #[allow(deprecated)]
 pub use order::{OrderQueryResponse, UnifiedOrderResponse};
 pub use refund::{

@@ -33,12 +33,11 @@ use http::HeaderMap;
 use super::order::{
     Transaction, fen_value, non_empty, optional_fen, required, required_fen, required_value,
 };
-use super::xml::{Limits, MAX_NOTIFICATION_BODY, parse_flat};
+use super::xml::{Limits, parse_flat};
 use super::{
     PayClient, PayConfig, PayFields, RefundRef, RefundStatus, SignType, decrypt_refund_req_info,
     verify_pay_fields,
 };
-use crate::metrics::Delivery;
 use crate::pay::notify::{self, Kind, Opened};
 use crate::pay::v2::PayErrorCode;
 use crate::pay::{ApiVersion, NotificationReply};
@@ -421,42 +420,10 @@ where
     Fut: Future<Output = std::result::Result<(), E>>,
     E: std::fmt::Display,
 {
-    handle_payment_with(config, body, |n| notify::first(handler(n))).await
-}
-
-/// The payment notification: verified, then delivered ([`notify::deliver`]); a verified
-/// `result_code` FAIL (the payment did not succeed) is acknowledged with nothing to record.
-async fn handle_payment_with<F, Fut, E>(
-    config: &PayConfig,
-    body: &[u8],
-    handler: F,
-) -> NotificationReply
-where
-    F: FnOnce(PaymentNotification) -> Fut,
-    Fut: Future<Output = std::result::Result<Delivery, E>>,
-    E: std::fmt::Display,
-{
-    let open = async {
-        match verify_payment_notification(config, body) {
-            Ok(notification) => Ok(Opened::Deliver(notification)),
-            Err(Error::Pay(PayError::Business {
-                code, description, ..
-            })) => {
-                tracing::info!(err_code = %code, description = %description, "verified payment notification reports a failed payment");
-                Ok(Opened::Unpaid)
-            }
-            Err(e) => Err(e),
-        }
-    };
-    notify::deliver(
-        ApiVersion::V2,
-        Kind::Payment,
-        body.len(),
-        MAX_NOTIFICATION_BODY,
-        open,
-        |n: &PaymentNotification| n.out_trade_no.to_string(),
-        handler,
-    )
+    let open = open_payment(config, body);
+    notify::deliver(ApiVersion::V2, Kind::Payment, body.len(), open, |n| {
+        notify::first(handler(n))
+    })
     .await
 }
 
@@ -481,7 +448,51 @@ where
     Fut: Future<Output = std::result::Result<(), E>>,
     E: std::fmt::Display,
 {
-    handle_refund(config, None, body, handler).await
+    let open = open_refund(config, None, body);
+    notify::deliver(ApiVersion::V2, Kind::Refund, body.len(), open, |n| {
+        notify::first(handler(n))
+    })
+    .await
+}
+
+/// A payment notification verified; a verified `result_code` FAIL (the payment did not
+/// succeed) is opened as nothing to record.
+async fn open_payment(config: &PayConfig, body: &[u8]) -> Result<Opened<PaymentNotification>> {
+    match verify_payment_notification(config, body) {
+        Ok(notification) => {
+            let subject = notification.out_trade_no.to_string();
+            Ok(Opened::Deliver(notification, subject))
+        }
+        Err(Error::Pay(PayError::Business {
+            code, description, ..
+        })) => {
+            tracing::info!(err_code = %code, description = %description, "verified payment notification reports a failed payment");
+            Ok(Opened::Unpaid)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A refund notification verified, and confirmed with a signed `refundquery` when `confirm` is
+/// the client to ask (a failed query opens it as not confirmed: WeChat sends it again).
+async fn open_refund(
+    config: &PayConfig,
+    confirm: Option<&PayClient>,
+    body: &[u8],
+) -> Result<Opened<RefundNotification>> {
+    let notification = verify_refund_notification(config, body)?;
+    if let Some(client) = confirm {
+        match client.confirm_refund(&notification).await {
+            Ok(()) => {}
+            Err(e @ Error::Pay(PayError::NotificationMismatch(_))) => return Err(e),
+            Err(e) => {
+                tracing::warn!(out_refund_no = %notification.out_refund_no, error = %e, "refund notification not confirmed (refundquery failed); WeChat will re-send");
+                return Ok(Opened::NotConfirmed);
+            }
+        }
+    }
+    let subject = notification.out_refund_no.to_string();
+    Ok(Opened::Deliver(notification, subject))
 }
 
 impl PayClient {
@@ -515,75 +526,22 @@ impl PayClient {
         verify_refund_notification(self.config(), body)
     }
 
-    /// Verifies a payment notification, hands it to `handler`, and says what to answer WeChat
-    /// (`headers` are not read in v2; both versions take them).
-    ///
-    /// - Not verifiable (forged, altered, another merchant, malformed, too large): the handler
-    ///   is not called; FAIL, and a `tracing::warn!` without secrets.
-    /// - Verified, but `result_code` FAIL (the payment did not succeed): nothing to record; the
-    ///   handler is not called; SUCCESS (so WeChat stops re-sending it).
-    /// - Verified and paid: `handler` is called; SUCCESS only if it returned `Ok`, FAIL (500)
-    ///   otherwise, so WeChat re-sends until the payment is recorded.
-    ///
-    /// # Security
-    /// The handler must compare `total_fee` with its own order's amount and record
-    /// idempotently.
-    pub async fn handle_payment_notification<F, Fut, E>(
+    /// The payment notification opened for [`notify::deliver`] (`headers` are not read in v2).
+    pub(super) async fn open_payment(
         &self,
-        headers: &HeaderMap,
+        _headers: &HeaderMap,
         body: &[u8],
-        handler: F,
-    ) -> NotificationReply
-    where
-        F: FnOnce(PaymentNotification) -> Fut,
-        Fut: Future<Output = std::result::Result<(), E>>,
-        E: std::fmt::Display,
-    {
-        self.handle_payment(headers, body, |n| notify::first(handler(n)))
-            .await
+    ) -> Result<Opened<PaymentNotification>> {
+        open_payment(self.config(), body).await
     }
 
-    /// [`handle_payment_notification`](Self::handle_payment_notification) with a handler that
-    /// says whether the payment was already recorded (a duplicate), for
-    /// `wechat_pay_notifications_total`.
-    pub(crate) async fn handle_payment<F, Fut, E>(
+    /// The refund notification opened for [`notify::deliver`]: verified and confirmed.
+    pub(super) async fn open_refund(
         &self,
-        headers: &HeaderMap,
+        _headers: &HeaderMap,
         body: &[u8],
-        handler: F,
-    ) -> NotificationReply
-    where
-        F: FnOnce(PaymentNotification) -> Fut,
-        Fut: Future<Output = std::result::Result<Delivery, E>>,
-        E: std::fmt::Display,
-    {
-        let _ = headers;
-        handle_payment_with(self.config(), body, handler).await
-    }
-
-    /// Verifies a refund notification, confirms it with a signed `refundquery` of its
-    /// `out_refund_no` (the same refund, order, amount and status, or WeChat is answered FAIL
-    /// and re-sends), hands it to `handler`, and says what to answer WeChat (SUCCESS only after
-    /// `Ok`).
-    ///
-    /// `req_info` is encrypted with AES-256-ECB, which has no MAC: blocks of a genuine
-    /// notification can be cut and pasted into another. The signed query is what makes the
-    /// content trustworthy.
-    ///
-    /// `headers` are not read in v2; both versions take them.
-    pub async fn handle_refund_notification<F, Fut, E>(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        handler: F,
-    ) -> NotificationReply
-    where
-        F: FnOnce(RefundNotification) -> Fut,
-        Fut: Future<Output = std::result::Result<(), E>>,
-        E: std::fmt::Display,
-    {
-        let _ = headers;
-        handle_refund(self.config(), Some(self), body, handler).await
+    ) -> Result<Opened<RefundNotification>> {
+        open_refund(self.config(), Some(self), body).await
     }
 
     /// Whether a signed `refundquery` agrees with a refund notification.
@@ -625,45 +583,6 @@ impl PayClient {
         }
         Ok(())
     }
-}
-
-/// The refund notification handling of both entry points: verified, confirmed with a signed
-/// `refundquery` when `confirm` is the client to ask, then delivered ([`notify::deliver`]).
-async fn handle_refund<F, Fut, E>(
-    config: &PayConfig,
-    confirm: Option<&PayClient>,
-    body: &[u8],
-    handler: F,
-) -> NotificationReply
-where
-    F: FnOnce(RefundNotification) -> Fut,
-    Fut: Future<Output = std::result::Result<(), E>>,
-    E: std::fmt::Display,
-{
-    let open = async {
-        let notification = verify_refund_notification(config, body)?;
-        if let Some(client) = confirm {
-            match client.confirm_refund(&notification).await {
-                Ok(()) => {}
-                Err(e @ Error::Pay(PayError::NotificationMismatch(_))) => return Err(e),
-                Err(e) => {
-                    tracing::warn!(out_refund_no = %notification.out_refund_no, error = %e, "refund notification not confirmed (refundquery failed); WeChat will re-send");
-                    return Ok(Opened::NotConfirmed);
-                }
-            }
-        }
-        Ok(Opened::Deliver(notification))
-    };
-    notify::deliver(
-        ApiVersion::V2,
-        Kind::Refund,
-        body.len(),
-        MAX_NOTIFICATION_BODY,
-        open,
-        |n: &RefundNotification| n.out_refund_no.to_string(),
-        |n| notify::first(handler(n)),
-    )
-    .await
 }
 
 #[cfg(test)]

@@ -6,12 +6,11 @@
 use crate::pay::PayError;
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
-
-use super::client::nonce_str;
 use super::{
     PayClient, PayConfig, PayFields, PayRequest, SignType, sign_pay_fields, verify_pay_fields,
 };
+use crate::pay::order::{nonce_str, validate_out_trade_no};
+use crate::pay::{BrandWcPayParams, CloseOrder, OrderRef, QueryOrder, TradeState};
 use crate::{AppId, Error, OpenId, OutTradeNo, PayApiKey, Result, TransactionId};
 
 /// A JSAPI order to place with `unifiedorder`: what the buyer pays for, how much, and who pays.
@@ -153,21 +152,6 @@ impl PayRequest for JsapiOrder {
     }
 }
 
-pub(crate) fn validate_out_trade_no(out_trade_no: &OutTradeNo) -> Result<()> {
-    let s = out_trade_no.as_str();
-    if s.is_empty()
-        || s.len() > 32
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|' | b'*'))
-    {
-        return Err(Error::Pay(PayError::InvalidRequest(format!(
-            "out_trade_no {s:?} must be 1 to 32 characters of 0-9 A-Z a-z _ - | *"
-        ))));
-    }
-    Ok(())
-}
-
 /// A successful `unifiedorder` reply: the prepay id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrepayResponse {
@@ -197,50 +181,6 @@ impl PrepayResponse {
             fields,
         })
     }
-}
-
-/// The parameters of `WeixinJSBridge.invoke('getBrandWCPayRequest', params, cb)`, serialised with
-/// exactly WeChat's JSON names (`appId`, `timeStamp`, `nonceStr`, `package`, `signType`,
-/// `paySign`; all strings).
-///
-/// ```
-/// use wechat_core::{AppId, PayApiKey};
-/// use wechat_core::pay::v2::{BrandWcPayParams, SignType};
-///
-/// let params = BrandWcPayParams::new(
-///     &AppId::new("wxd930ea5d5a258f4f"),
-///     "wx201410272009395522657a690389285100",
-///     SignType::Md5,
-///     &PayApiKey::new("192006250b4c09247ec02edce69f6a2d"),
-///     1414561699,
-///     "5K8264ILTKCH16CQ2502SI8ZNMTM67VS",
-/// );
-/// assert_eq!(params.package, "prepay_id=wx201410272009395522657a690389285100");
-/// assert_eq!(params.pay_sign, "FD19D752A746E5F238A6E53BD99EEBD0");
-/// let json = serde_json::to_value(&params).unwrap();
-/// assert_eq!(json["timeStamp"], "1414561699");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BrandWcPayParams {
-    /// `appId`: the app id the order was placed with.
-    #[serde(rename = "appId")]
-    pub app_id: String,
-    /// `timeStamp`: unix seconds, as a string.
-    #[serde(rename = "timeStamp")]
-    pub time_stamp: String,
-    /// `nonceStr`.
-    #[serde(rename = "nonceStr")]
-    pub nonce_str: String,
-    /// `package`: `prepay_id=…`.
-    pub package: String,
-    /// `signType`: the order's sign type: `MD5` or `HMAC-SHA256` (API v2), `RSA` (API v3, see
-    /// [`BrandWcPayParams::rsa`]).
-    #[serde(rename = "signType")]
-    pub sign_type: String,
-    /// `paySign`: the signature (v2: over the five fields above; v3: RSA over `appId`,
-    /// `timeStamp`, `nonceStr` and `package`).
-    #[serde(rename = "paySign")]
-    pub pay_sign: String,
 }
 
 impl BrandWcPayParams {
@@ -276,11 +216,6 @@ impl BrandWcPayParams {
         ]
     }
 
-    /// The prepay id inside `package`.
-    pub fn prepay_id(&self) -> Option<&str> {
-        self.package.strip_prefix("prepay_id=")
-    }
-
     /// Verifies a v2 `paySign` as the WeChat client does (useful in tests and simulators).
     ///
     /// # Errors
@@ -293,15 +228,6 @@ impl BrandWcPayParams {
     }
 }
 
-/// Which order a query or a refund refers to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OrderRef {
-    /// The merchant's order number.
-    OutTradeNo(OutTradeNo),
-    /// WeChat Pay's transaction id (wins when WeChat gets both).
-    TransactionId(TransactionId),
-}
-
 impl OrderRef {
     pub(crate) fn insert_fields(&self, fields: &mut PayFields) {
         match self {
@@ -311,41 +237,7 @@ impl OrderRef {
     }
 }
 
-impl From<OutTradeNo> for OrderRef {
-    fn from(value: OutTradeNo) -> Self {
-        Self::OutTradeNo(value)
-    }
-}
-
-impl From<TransactionId> for OrderRef {
-    fn from(value: TransactionId) -> Self {
-        Self::TransactionId(value)
-    }
-}
-
-/// The `orderquery` request: asks WeChat Pay for an order's state. This, not the page's
-/// `get_brand_wcpay_request:ok`, is proof of payment when no notification arrived.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueryOrder(pub OrderRef);
-
-impl From<OrderRef> for QueryOrder {
-    fn from(order: OrderRef) -> Self {
-        Self(order)
-    }
-}
-
-impl From<OutTradeNo> for QueryOrder {
-    fn from(out_trade_no: OutTradeNo) -> Self {
-        Self(OrderRef::OutTradeNo(out_trade_no))
-    }
-}
-
-impl From<TransactionId> for QueryOrder {
-    fn from(transaction_id: TransactionId) -> Self {
-        Self(OrderRef::TransactionId(transaction_id))
-    }
-}
-
+/// `orderquery`.
 impl PayRequest for QueryOrder {
     type Output = Transaction;
     const ENDPOINT: &'static str = "/pay/orderquery";
@@ -361,16 +253,7 @@ impl PayRequest for QueryOrder {
     }
 }
 
-/// The `closeorder` request: closes an unpaid order so it can no longer be paid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloseOrder(pub OutTradeNo);
-
-impl From<OutTradeNo> for CloseOrder {
-    fn from(out_trade_no: OutTradeNo) -> Self {
-        Self(out_trade_no)
-    }
-}
-
+/// `closeorder`.
 impl PayRequest for CloseOrder {
     type Output = ();
     const ENDPOINT: &'static str = "/pay/closeorder";
@@ -386,73 +269,6 @@ impl PayRequest for CloseOrder {
 
     fn read_reply(&self, _config: &PayConfig, _reply: PayFields) -> Result<()> {
         Ok(())
-    }
-}
-
-/// An order's `trade_state` as `orderquery` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum TradeState {
-    /// `SUCCESS`: paid.
-    Success,
-    /// `REFUND`: paid, then (partly) refunded.
-    Refund,
-    /// `NOTPAY`: not paid yet.
-    NotPay,
-    /// `CLOSED`: closed (never paid).
-    Closed,
-    /// `REVOKED`: revoked (payment code orders).
-    Revoked,
-    /// `USERPAYING`: the payer is entering the password.
-    UserPaying,
-    /// `PAYERROR`: payment failed (e.g. bank declined).
-    PayError,
-    /// `ACCEPT`: accepted, waiting for debit.
-    Accept,
-    /// Any other state, as WeChat sent it.
-    Other(String),
-}
-
-impl TradeState {
-    /// Reads WeChat's spelling.
-    pub fn from_wire(value: &str) -> Self {
-        match value {
-            "SUCCESS" => Self::Success,
-            "REFUND" => Self::Refund,
-            "NOTPAY" => Self::NotPay,
-            "CLOSED" => Self::Closed,
-            "REVOKED" => Self::Revoked,
-            "USERPAYING" => Self::UserPaying,
-            "PAYERROR" => Self::PayError,
-            "ACCEPT" => Self::Accept,
-            other => Self::Other(other.to_owned()),
-        }
-    }
-
-    /// WeChat's spelling.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Success => "SUCCESS",
-            Self::Refund => "REFUND",
-            Self::NotPay => "NOTPAY",
-            Self::Closed => "CLOSED",
-            Self::Revoked => "REVOKED",
-            Self::UserPaying => "USERPAYING",
-            Self::PayError => "PAYERROR",
-            Self::Accept => "ACCEPT",
-            Self::Other(s) => s,
-        }
-    }
-
-    /// Whether the money was received (`SUCCESS` or `REFUND`).
-    pub fn is_paid(&self) -> bool {
-        matches!(self, Self::Success | Self::Refund)
-    }
-}
-
-impl std::fmt::Display for TradeState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -566,17 +382,6 @@ pub(crate) fn required_fen(fields: &PayFields, name: &str, endpoint: &'static st
 }
 
 impl PayClient {
-    /// Places a JSAPI order (`unifiedorder`) and returns its prepay id.
-    ///
-    /// # Errors
-    /// [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest) before sending; then [`PayError::Business`](crate::pay::PayError::Business) with
-    /// `OUT_TRADE_NO_USED` (same number, other parameters), `ORDERPAID`, `ORDERCLOSED`,
-    /// `PARAM_ERROR`…, [`PayError::Return`](crate::pay::PayError::Return) (e.g. a wrong key: `签名错误`), and the errors of
-    /// [`PayClient::send`].
-    pub async fn prepay(&self, order: &JsapiOrder) -> Result<PrepayResponse> {
-        self.send(order).await
-    }
-
     /// The former name of [`prepay`](Self::prepay).
     ///
     /// # Errors
@@ -601,38 +406,6 @@ impl PayClient {
             config.clock().now_unix_secs(),
             &nonce_str(),
         ))
-    }
-
-    /// [`PayClient::prepay`] then [`PayClient::brand_wcpay_params`]: everything the page needs
-    /// to pay.
-    ///
-    /// # Errors
-    /// As [`PayClient::prepay`].
-    pub async fn create_jsapi_order(
-        &self,
-        order: &JsapiOrder,
-    ) -> Result<(PrepayResponse, BrandWcPayParams)> {
-        let response = self.prepay(order).await?;
-        let params = self.brand_wcpay_params(&response.prepay_id)?;
-        Ok((response, params))
-    }
-
-    /// Asks WeChat for an order's state ([`QueryOrder`], `orderquery`). This, not the page's
-    /// `get_brand_wcpay_request:ok`, is proof of payment when no notification arrived.
-    ///
-    /// # Errors
-    /// [`PayError::Business`](crate::pay::PayError::Business) with `ORDERNOTEXIST`, and the errors of [`PayClient::send`].
-    pub async fn query_order(&self, order: &OrderRef) -> Result<Transaction> {
-        self.send(&QueryOrder(order.clone())).await
-    }
-
-    /// Closes an unpaid order ([`CloseOrder`], `closeorder`) so it can no longer be paid.
-    ///
-    /// # Errors
-    /// [`PayError::Business`](crate::pay::PayError::Business) with `ORDERPAID` (mark it paid instead) or `ORDERCLOSED`, and the errors
-    /// of [`PayClient::send`].
-    pub async fn close_order(&self, out_trade_no: &OutTradeNo) -> Result<()> {
-        self.send(&CloseOrder(out_trade_no.clone())).await
     }
 }
 

@@ -7,8 +7,9 @@
 //!
 //! See <https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=9_4>.
 
-use super::order::{OrderRef, optional_fen, required, required_fen};
+use super::order::{optional_fen, required, required_fen};
 use super::{PayClient, PayConfig, PayFields, PayRequest};
+use crate::pay::OrderRef;
 use crate::pay::PayError;
 use crate::{Error, OutRefundNo, OutTradeNo, Result, TransactionId};
 
@@ -353,18 +354,6 @@ impl RefundQueryResponse {
 }
 
 impl PayClient {
-    /// Requests a refund ([`RefundRequest`]) over mutual TLS with the merchant client
-    /// certificate. Retried with the same `out_refund_no` on `SYSTEMERROR`/`BIZERR_NEED_RETRY`;
-    /// resending never refunds twice.
-    ///
-    /// # Errors
-    /// [`Error::Config`] without a client certificate; [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest);
-    /// [`PayError::Business`](crate::pay::PayError::Business) (`NOTENOUGH`, `TRADE_OVERDUE`, `INVALID_TRANSACTIONID`, `ERROR`…), and
-    /// the errors of [`PayClient::send`].
-    pub async fn refund(&self, refund: &RefundRequest) -> Result<RefundRecord> {
-        self.send(refund).await
-    }
-
     /// Queries refunds ([`QueryRefund`], `refundquery`).
     ///
     /// # Errors

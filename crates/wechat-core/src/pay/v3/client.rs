@@ -2,7 +2,6 @@
 
 use crate::pay::PayError;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
@@ -11,22 +10,19 @@ use tracing::Instrument as _;
 
 use super::certificates::Verifier;
 use super::{
-    BrandWcPayParams, CloseOrder, JsapiOrder, PayConfig, PrepayResponse, QueryOrder, QueryRefund,
-    RefundRecord, RefundRequest, SignatureHeaders, Transaction, WechatPayKeys, authorization,
-    verify_signature,
+    BrandWcPayParams, JsapiOrder, PayConfig, PaymentNotification, PrepayResponse, QueryRefund,
+    RefundNotification, RefundRecord, RefundRequest, SignatureHeaders, Transaction, WechatPayKeys,
+    authorization, verify_signature,
 };
+use crate::pay::OrderRef;
+use crate::pay::client::{pay_client_methods, with_retries};
 use crate::pay::config::USER_AGENT;
-use crate::pay::v2::OrderRef;
-use crate::pay::v2::client::nonce_str;
-use crate::pay::{PayApiError, PayApiErrorCode};
+use crate::pay::order::nonce_str;
+use crate::pay::{ApiVersion, PayApiError, PayApiErrorCode};
 use crate::token::TokenStore;
 use crate::transport::read_capped;
-use crate::{Error, OutRefundNo, OutTradeNo, Result};
+use crate::{Error, OutRefundNo, Result};
 
-/// How many times a call answered 5xx, `SYSTEM_ERROR` or with no answer at all is sent in all.
-pub const RETRY_ATTEMPTS: u32 = 3;
-/// The wait before the first retry; doubled for each further retry.
-const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 /// The largest answer read; WeChat Pay's are a few KiB.
 const MAX_REPLY_BODY: usize = 256 * 1024;
 
@@ -105,7 +101,7 @@ pub(crate) struct RawReply {
 ///
 /// Every call is idempotent by WeChat Pay's rules (a prepay with the same parameters, a refund
 /// with the same `out_refund_no`, queries, close), so a call that gets a 5xx, a `SYSTEM_ERROR`
-/// or no answer at all is sent again with the same body, [`RETRY_ATTEMPTS`] times in all, 200 ms
+/// or no answer at all is sent again with the same body, [`RETRY_ATTEMPTS`](crate::pay::RETRY_ATTEMPTS) times in all, 200 ms
 /// then 400 ms apart. A success answer without a valid WeChat Pay signature is refused
 /// ([`PayError::ForgedReply`](crate::pay::PayError::ForgedReply)) and never retried into acceptance.
 ///
@@ -145,14 +141,7 @@ pub(crate) struct Inner {
 }
 
 impl PayClient {
-    /// A client with its own HTTP client (no redirects, the configured timeouts).
-    ///
-    /// # Errors
-    /// [`Error::Config`] when the HTTP client cannot be built (an unreadable root certificate).
-    pub fn new(config: PayConfig) -> Result<Self> {
-        let http = config.http_client()?;
-        Self::with_http_client(config, http)
-    }
+    pay_client_methods!(version: ApiVersion::V3);
 
     /// Like [`PayClient::new`] but sends through `http`, shared with the rest of the
     /// application (it should not follow redirects).
@@ -235,17 +224,6 @@ impl PayClient {
         request.read_reply(config, &reply.body)
     }
 
-    /// `POST /v3/pay/transactions/jsapi` ([`JsapiOrder`]): places the order and returns its
-    /// prepay id.
-    ///
-    /// # Errors
-    /// [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest) before sending; [`PayError::Api`](crate::pay::PayError::Api) (e.g.
-    /// `OUT_TRADE_NO_USED`, `ORDER_CLOSED`, `APPID_MCHID_NOT_MATCH`, `OPENID_MISMATCH`),
-    /// [`PayError::ForgedReply`](crate::pay::PayError::ForgedReply), [`Error::Http`], [`Error::UnexpectedResponse`].
-    pub async fn prepay(&self, order: &JsapiOrder) -> Result<PrepayResponse> {
-        self.send(order).await
-    }
-
     /// The page's `getBrandWCPayRequest` parameters for `prepay_id`, signed with the merchant
     /// key, with the configured clock's time and a fresh nonce.
     ///
@@ -260,51 +238,6 @@ impl PayClient {
             config.clock().now_unix_secs(),
             &nonce_str(),
         )
-    }
-
-    /// [`prepay`](Self::prepay), then [`brand_wcpay_params`](Self::brand_wcpay_params).
-    ///
-    /// # Errors
-    /// As both.
-    pub async fn create_jsapi_order(
-        &self,
-        order: &JsapiOrder,
-    ) -> Result<(PrepayResponse, BrandWcPayParams)> {
-        let prepay = self.prepay(order).await?;
-        let params = self.brand_wcpay_params(&prepay.prepay_id)?;
-        Ok((prepay, params))
-    }
-
-    /// Queries an order ([`QueryOrder`]) by `out_trade_no`
-    /// (`GET /v3/pay/transactions/out-trade-no/{…}`) or by `transaction_id`
-    /// (`GET /v3/pay/transactions/id/{…}`). An unpaid order is found only by its
-    /// `out_trade_no`.
-    ///
-    /// # Errors
-    /// [`PayError::Api`](crate::pay::PayError::Api) with `ORDER_NOT_EXIST` for an unknown order; as [`prepay`](Self::prepay).
-    pub async fn query_order(&self, order: &OrderRef) -> Result<Transaction> {
-        self.send(&QueryOrder(order.clone())).await
-    }
-
-    /// Closes an unpaid order ([`CloseOrder`], `POST /v3/pay/transactions/out-trade-no/{…}/close`;
-    /// WeChat Pay answers 204).
-    ///
-    /// # Errors
-    /// As [`prepay`](Self::prepay).
-    pub async fn close_order(&self, out_trade_no: &OutTradeNo) -> Result<()> {
-        self.send(&CloseOrder(out_trade_no.clone())).await
-    }
-
-    /// Requests a refund ([`RefundRequest`], `POST /v3/refund/domestic/refunds`; no client
-    /// certificate in v3). The answer usually says `PROCESSING`: the refund notification or
-    /// [`query_refund`](Self::query_refund) tells the outcome. Retrying with the same
-    /// `out_refund_no` never refunds twice.
-    ///
-    /// # Errors
-    /// [`PayError::Api`](crate::pay::PayError::Api) (e.g. `NOT_ENOUGH`, `INVALID_REQUEST`, `USER_ACCOUNT_ABNORMAL`); as
-    /// [`prepay`](Self::prepay).
-    pub async fn refund(&self, refund: &RefundRequest) -> Result<RefundRecord> {
-        self.send(refund).await
     }
 
     /// Queries a refund by its `out_refund_no` ([`QueryRefund`],
@@ -363,13 +296,12 @@ impl PayClient {
         body: Option<&[u8]>,
         wechatpay_serial: Option<&str>,
     ) -> Result<RawReply> {
-        let mut attempt = 1;
-        loop {
+        let result = with_retries(endpoint, || async move {
             let result = self
                 .send_once(method, endpoint, path_and_query, body, wechatpay_serial)
                 .await;
             let span = tracing::Span::current();
-            let retry = match &result {
+            let transient = match &result {
                 Ok(raw) => {
                     span.record("status", raw.status.as_u16());
                     if let Some(id) = &raw.request_id {
@@ -392,27 +324,20 @@ impl PayClient {
                 Err(Error::Http { .. }) => true,
                 Err(_) => false,
             };
-            if retry && attempt < RETRY_ATTEMPTS {
-                let wait = RETRY_BACKOFF * 2u32.pow(attempt - 1);
-                if let Err(e) = &result {
-                    tracing::warn!(endpoint, attempt, ?wait, error = %e, "WeChat Pay call failed, sending the same request again");
-                }
-                tokio::time::sleep(wait).await;
-                attempt += 1;
-                continue;
+            (result, transient)
+        })
+        .await;
+        match &result {
+            Err(Error::Pay(PayError::Api(e))) if e.status >= 500 => {
+                tracing::warn!(endpoint, error = %e, "WeChat Pay error")
             }
-            match &result {
-                Err(Error::Pay(PayError::Api(e))) if e.status >= 500 => {
-                    tracing::warn!(endpoint, error = %e, "WeChat Pay error")
-                }
-                Err(Error::Pay(PayError::Api(e))) => {
-                    tracing::info!(endpoint, error = %e, "WeChat Pay error")
-                }
-                Err(e) => tracing::warn!(endpoint, error = %e, "WeChat Pay call failed"),
-                Ok(_) => {}
+            Err(Error::Pay(PayError::Api(e))) => {
+                tracing::info!(endpoint, error = %e, "WeChat Pay error")
             }
-            return result;
+            Err(e) => tracing::warn!(endpoint, error = %e, "WeChat Pay call failed"),
+            Ok(_) => {}
         }
+        result
     }
 
     async fn send_once(

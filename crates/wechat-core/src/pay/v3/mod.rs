@@ -46,22 +46,21 @@ mod order;
 mod refund;
 mod sign;
 
-pub use crate::pay::v2::{BrandWcPayParams, MAX_NOTIFICATION_BODY, OrderRef, TradeState};
+pub use crate::pay::RETRY_ATTEMPTS;
+pub use crate::pay::v2::MAX_NOTIFICATION_BODY;
+pub use crate::pay::{BrandWcPayParams, CloseOrder, OrderRef, QueryOrder, TradeState};
 pub use crate::pay::{PayApiError, PayApiErrorCode};
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use aead::encrypt_resource;
 pub use aead::{RESOURCE_ALGORITHM, decrypt_resource};
-pub use client::{PayClient, PayRequest, RETRY_ATTEMPTS};
+pub use client::{PayClient, PayRequest};
 pub use config::{Credentials, DEFAULT_CERTIFICATE_REFRESH, PayConfig, PayConfigBuilder};
 pub use keys::{MerchantKey, PlatformCertificate, WechatPayKeys, WechatPayPublicKey};
 pub use notify::{
     PaymentNotification, RefundNotice, RefundNoticeAmount, RefundNotification,
     verify_payment_notification, verify_refund_notification,
 };
-pub use order::{
-    CloseOrder, JsapiOrder, PrepayResponse, QueryOrder, Transaction, TransactionAmount,
-    TransactionPayer,
-};
+pub use order::{JsapiOrder, PrepayResponse, Transaction, TransactionAmount, TransactionPayer};
 pub use refund::{QueryRefund, RefundAmount, RefundRecord, RefundRequest, RefundStatus};
 pub use sign::{
     MAX_CLOCK_SKEW_SECS, SIGNATURE_SCHEME, SignatureHeaders, authorization, pay_sign,

@@ -3,7 +3,7 @@
 //! WeChat Pay (2xx only once the application accepted it).
 
 use crate::pay::PayError;
-use std::future::Future;
+use crate::pay::v2::MAX_NOTIFICATION_BODY;
 
 use http::HeaderMap;
 use serde::Deserialize;
@@ -13,10 +13,8 @@ use super::{
     PayClient, PayConfig, RefundStatus, SignatureHeaders, Transaction, WechatPayKeys,
     decrypt_resource, verify_signature,
 };
-use crate::metrics::Delivery;
-use crate::pay::notify::{self, Kind, Opened};
-use crate::pay::v2::{MAX_NOTIFICATION_BODY, TradeState};
-use crate::pay::{ApiVersion, NotificationReply};
+use crate::pay::TradeState;
+use crate::pay::notify::Opened;
 use crate::{AppId, Error, MchId, OpenId, OutRefundNo, OutTradeNo, Result, TransactionId};
 
 /// A verified payment notification (`TRANSACTION.SUCCESS`): the money was received for
@@ -355,112 +353,33 @@ impl PayClient {
         }
     }
 
-    /// Verifies a payment notification (the request's headers and its raw body, unmodified),
-    /// hands it to `handler`, and says what to answer WeChat Pay.
-    ///
-    /// - Not verifiable (forged, altered, stale, unknown serial, a `WECHATPAY/SIGNTEST/` probe,
-    ///   another merchant or app, malformed, too large): the handler is not called; 4xx, and a
-    ///   `tracing::warn!` without secrets.
-    /// - Verified, but the order is not paid: nothing to record; 204.
-    /// - Verified and paid: `handler` is called; 204 only if it returned `Ok`, 500 otherwise, so
-    ///   that WeChat Pay sends it again until the payment is recorded.
-    ///
-    /// # Security
-    /// The handler must compare `total` with its own order's amount and record idempotently.
-    pub async fn handle_payment_notification<F, Fut, E>(
+    /// The payment notification opened for [`notify::deliver`]: verified; a transaction that
+    /// is not paid is opened as nothing to record.
+    pub(super) async fn open_payment(
         &self,
         headers: &HeaderMap,
         body: &[u8],
-        handler: F,
-    ) -> NotificationReply
-    where
-        F: FnOnce(PaymentNotification) -> Fut,
-        Fut: Future<Output = std::result::Result<(), E>>,
-        E: std::fmt::Display,
-    {
-        self.handle_payment(headers, body, |n| notify::first(handler(n)))
-            .await
+    ) -> Result<Opened<PaymentNotification>> {
+        let keys = self.notification_keys(headers).await?;
+        let (id, transaction) = open_payment(self.config(), &keys, headers, body)?;
+        if transaction.trade_state != TradeState::Success {
+            tracing::info!(out_trade_no = %transaction.out_trade_no, trade_state = %transaction.trade_state, "verified payment notification of an unpaid order: nothing to record");
+            return Ok(Opened::Unpaid);
+        }
+        let subject = transaction.out_trade_no.to_string();
+        PaymentNotification::from_transaction(self.config(), id, transaction)
+            .map(|n| Opened::Deliver(n, subject))
     }
 
-    /// [`handle_payment_notification`](Self::handle_payment_notification) with a handler that
-    /// says whether the payment was already recorded, for `wechat_pay_notifications_total`.
-    pub(crate) async fn handle_payment<F, Fut, E>(
+    /// The refund notification opened for [`notify::deliver`]: verified (v3's is signed and
+    /// authenticated, nothing to confirm).
+    pub(super) async fn open_refund(
         &self,
         headers: &HeaderMap,
         body: &[u8],
-        handler: F,
-    ) -> NotificationReply
-    where
-        F: FnOnce(PaymentNotification) -> Fut,
-        Fut: Future<Output = std::result::Result<Delivery, E>>,
-        E: std::fmt::Display,
-    {
-        self.handle_payment_with(headers, body, handler).await
-    }
-
-    async fn handle_payment_with<F, Fut, E>(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        handler: F,
-    ) -> NotificationReply
-    where
-        F: FnOnce(PaymentNotification) -> Fut,
-        Fut: Future<Output = std::result::Result<Delivery, E>>,
-        E: std::fmt::Display,
-    {
-        let open = async {
-            let keys = self.notification_keys(headers).await?;
-            let (id, transaction) = open_payment(self.config(), &keys, headers, body)?;
-            if transaction.trade_state != TradeState::Success {
-                tracing::info!(out_trade_no = %transaction.out_trade_no, trade_state = %transaction.trade_state, "verified payment notification of an unpaid order: nothing to record");
-                return Ok(Opened::Unpaid);
-            }
-            PaymentNotification::from_transaction(self.config(), id, transaction)
-                .map(Opened::Deliver)
-        };
-        notify::deliver(
-            ApiVersion::V3,
-            Kind::Payment,
-            body.len(),
-            MAX_NOTIFICATION_BODY,
-            open,
-            |n: &PaymentNotification| n.out_trade_no.to_string(),
-            handler,
-        )
-        .await
-    }
-
-    /// Verifies a refund notification, hands it to `handler`, and says what to answer WeChat
-    /// Pay (204 only after `Ok`; 4xx when it cannot be verified, 500 when the handler failed).
-    ///
-    /// # Security
-    /// The handler must match `out_refund_no` and `refund` with a refund it requested.
-    pub async fn handle_refund_notification<F, Fut, E>(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        handler: F,
-    ) -> NotificationReply
-    where
-        F: FnOnce(RefundNotification) -> Fut,
-        Fut: Future<Output = std::result::Result<(), E>>,
-        E: std::fmt::Display,
-    {
-        let open = async {
-            self.verify_refund_notification(headers, body)
-                .await
-                .map(Opened::Deliver)
-        };
-        notify::deliver(
-            ApiVersion::V3,
-            Kind::Refund,
-            body.len(),
-            MAX_NOTIFICATION_BODY,
-            open,
-            |n: &RefundNotification| n.refund.out_refund_no.to_string(),
-            |n| notify::first(handler(n)),
-        )
-        .await
+    ) -> Result<Opened<RefundNotification>> {
+        let notification = self.verify_refund_notification(headers, body).await?;
+        let subject = notification.refund.out_refund_no.to_string();
+        Ok(Opened::Deliver(notification, subject))
     }
 }

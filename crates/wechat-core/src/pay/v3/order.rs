@@ -10,8 +10,8 @@ use http::Method;
 
 use super::client::{parse, path_segment};
 use super::{MerchantKey, PayConfig, PayRequest, pay_sign};
-use crate::pay::v2::order::validate_out_trade_no;
-use crate::pay::v2::{BrandWcPayParams, OrderRef, TradeState};
+use crate::pay::order::validate_out_trade_no;
+use crate::pay::{BrandWcPayParams, CloseOrder, OrderRef, QueryOrder, TradeState};
 use crate::{AppId, Error, MchId, OpenId, OutTradeNo, Result, TransactionId};
 
 /// A JSAPI order to place with `POST /v3/pay/transactions/jsapi`.
@@ -179,30 +179,9 @@ impl PayRequest for JsapiOrder {
     }
 }
 
-/// Queries an order: `GET /v3/pay/transactions/out-trade-no/{out_trade_no}` or
-/// `GET /v3/pay/transactions/id/{transaction_id}`. The answer must be about this merchant's
-/// and app's order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueryOrder(pub OrderRef);
-
-impl From<OrderRef> for QueryOrder {
-    fn from(order: OrderRef) -> Self {
-        Self(order)
-    }
-}
-
-impl From<OutTradeNo> for QueryOrder {
-    fn from(out_trade_no: OutTradeNo) -> Self {
-        Self(OrderRef::OutTradeNo(out_trade_no))
-    }
-}
-
-impl From<TransactionId> for QueryOrder {
-    fn from(transaction_id: TransactionId) -> Self {
-        Self(OrderRef::TransactionId(transaction_id))
-    }
-}
-
+/// `GET /v3/pay/transactions/out-trade-no/{out_trade_no}` or
+/// `GET /v3/pay/transactions/id/{transaction_id}`; the answer must be about this merchant's and
+/// app's order.
 impl PayRequest for QueryOrder {
     type Output = Transaction;
     /// By order number; [`endpoint`](PayRequest::endpoint) names the one used.
@@ -252,17 +231,7 @@ impl PayRequest for QueryOrder {
     }
 }
 
-/// Closes an unpaid order: `POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close`
-/// (WeChat Pay answers 204).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloseOrder(pub OutTradeNo);
-
-impl From<OutTradeNo> for CloseOrder {
-    fn from(out_trade_no: OutTradeNo) -> Self {
-        Self(out_trade_no)
-    }
-}
-
+/// `POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close` (WeChat Pay answers 204).
 impl PayRequest for CloseOrder {
     type Output = ();
     const ENDPOINT: &'static str = "/v3/pay/transactions/out-trade-no/{out_trade_no}/close";

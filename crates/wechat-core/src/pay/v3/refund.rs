@@ -9,7 +9,7 @@ use http::Method;
 use super::client::{parse, path_segment};
 use super::order::check_text;
 use super::{PayConfig, PayRequest};
-use crate::pay::v2::OrderRef;
+use crate::pay::OrderRef;
 use crate::{Error, OutRefundNo, OutTradeNo, Result, TransactionId};
 
 /// A refund of (part of) a paid order.
