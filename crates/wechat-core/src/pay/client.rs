@@ -44,8 +44,9 @@ where
 /// `JsapiOrder`, `PrepayResponse`, `Transaction`, `RefundRequest`, `RefundRecord`,
 /// `PaymentNotification`, `RefundNotification`, `BrandWcPayParams`, `OrderRef`, `HeaderMap`)
 /// are that version's imports. Each version writes what differs: `with_http_client`, `config`,
-/// `send`, `brand_wcpay_params`, `query_refund`, and `open_payment`/`open_refund`, its
-/// verification of a notification.
+/// `send`, `brand_wcpay_params`, `query_refund`, `verify_payment`/`verify_refund` (its
+/// verification of a notification) and `open_payment`/`open_refund` (what the verification
+/// makes of it for the delivery).
 macro_rules! pay_client_methods {
     (version: $version:expr) => {
         /// A client with its own HTTP client (no redirects, the configured timeouts and root
@@ -126,6 +127,43 @@ macro_rules! pay_client_methods {
         /// [`prepay`](Self::prepay).
         pub async fn refund(&self, refund: &RefundRequest) -> crate::Result<RefundRecord> {
             self.send(refund).await
+        }
+
+        /// Verifies a payment notification (the request's headers and its raw body,
+        /// unmodified): the signature (v2: `sign` over every field, with the configured sign
+        /// type; v3: the `Wechatpay-*` headers with WeChat Pay's key, downloading platform
+        /// certificates again first if they name an unknown serial, and the timestamp), the
+        /// merchant and app, and that the order is paid. v2 does not read the headers, whose
+        /// signature is inside the body; both versions take them so that a handler calls either
+        /// alike. [`handle_payment_notification`](Self::handle_payment_notification) does this
+        /// and the rest of the answer to WeChat Pay.
+        ///
+        /// # Errors
+        /// As the version's `verify_payment_notification` function;
+        /// [`PayError::NotificationMismatch`](crate::pay::PayError::NotificationMismatch) for
+        /// another merchant or app or an unpaid order.
+        pub async fn verify_payment_notification(
+            &self,
+            headers: &HeaderMap,
+            body: &[u8],
+        ) -> crate::Result<PaymentNotification> {
+            self.verify_payment(headers, body).await
+        }
+
+        /// Verifies a refund notification as
+        /// [`verify_payment_notification`](Self::verify_payment_notification) does. v2's
+        /// `req_info` is encrypted without a MAC (AES-256-ECB), so its content is not
+        /// authenticated: [`handle_refund_notification`](Self::handle_refund_notification) also
+        /// confirms it with a signed `refundquery`.
+        ///
+        /// # Errors
+        /// As the version's `verify_refund_notification` function.
+        pub async fn verify_refund_notification(
+            &self,
+            headers: &HeaderMap,
+            body: &[u8],
+        ) -> crate::Result<RefundNotification> {
+            self.verify_refund(headers, body).await
         }
 
         /// Verifies a payment notification (the request's headers and its raw body,

@@ -15,7 +15,7 @@ use http::HeaderMap;
 use super::{
     BrandWcPayParams, JsapiOrder, OrderRef, PayConfig, PayFields, PaymentNotification,
     PrepayResponse, RefundNotification, RefundRecord, RefundRequest, SignType, Transaction,
-    sign_pay_fields, verify_pay_fields,
+    sign_pay_fields, verify_pay_fields, verify_payment_notification, verify_refund_notification,
 };
 use crate::pay::ApiVersion;
 use crate::pay::client::{pay_client_methods, with_retries};
@@ -255,6 +255,18 @@ pub struct PayClient {
 
 impl PayClient {
     pay_client_methods!(version: ApiVersion::V2);
+
+    /// The payment notification verified ([`verify_payment_notification`]; v2's signature is
+    /// in the body, the headers are not read).
+    async fn verify_payment(&self, _: &HeaderMap, body: &[u8]) -> Result<PaymentNotification> {
+        verify_payment_notification(self.config(), body)
+    }
+
+    /// The refund notification verified ([`verify_refund_notification`]); its content is not
+    /// authenticated (AES-ECB): [`open_refund`](Self::open_refund) also confirms it.
+    async fn verify_refund(&self, _: &HeaderMap, body: &[u8]) -> Result<RefundNotification> {
+        verify_refund_notification(self.config(), body)
+    }
 
     /// Like [`PayClient::new`] but sends ordinary calls through `http` (shared with the rest of
     /// the application; it should not follow redirects). The refund client is still built here

@@ -496,36 +496,6 @@ async fn open_refund(
 }
 
 impl PayClient {
-    /// Verifies a payment notification ([`verify_payment_notification`] with this client's
-    /// configuration). `headers` are not read in v2, whose signature is inside the body; both
-    /// versions take them so that a handler calls either alike.
-    ///
-    /// # Errors
-    /// As [`verify_payment_notification`].
-    pub async fn verify_payment_notification(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<PaymentNotification> {
-        let _ = headers;
-        verify_payment_notification(self.config(), body)
-    }
-
-    /// Verifies a refund notification ([`verify_refund_notification`] with this client's
-    /// configuration; `headers` are not read in v2). Its content is not authenticated (AES-ECB):
-    /// [`handle_refund_notification`](Self::handle_refund_notification) also confirms it.
-    ///
-    /// # Errors
-    /// As [`verify_refund_notification`].
-    pub async fn verify_refund_notification(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<RefundNotification> {
-        let _ = headers;
-        verify_refund_notification(self.config(), body)
-    }
-
     /// The payment notification opened for [`notify::deliver`] (`headers` are not read in v2).
     pub(super) async fn open_payment(
         &self,

@@ -311,13 +311,9 @@ fn check_merchant(config: &PayConfig, mchid: &MchId, appid: Option<&AppId>) -> R
 }
 
 impl PayClient {
-    /// Verifies a payment notification with the client's current keys (downloading platform
+    /// The payment notification verified with the client's current keys (downloading platform
     /// certificates again first if it names an unknown serial).
-    ///
-    /// # Errors
-    /// As [`verify_payment_notification`]; as [`download_certificates`](Self::download_certificates)
-    /// when keys must be fetched.
-    pub async fn verify_payment_notification(
+    pub(super) async fn verify_payment(
         &self,
         headers: &HeaderMap,
         body: &[u8],
@@ -326,12 +322,8 @@ impl PayClient {
         verify_payment_notification(self.config(), &keys, headers, body)
     }
 
-    /// Verifies a refund notification, as
-    /// [`verify_payment_notification`](Self::verify_payment_notification) does.
-    ///
-    /// # Errors
-    /// As [`verify_refund_notification`].
-    pub async fn verify_refund_notification(
+    /// The refund notification verified, as [`verify_payment`](Self::verify_payment) does.
+    pub(super) async fn verify_refund(
         &self,
         headers: &HeaderMap,
         body: &[u8],
@@ -378,7 +370,7 @@ impl PayClient {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Opened<RefundNotification>> {
-        let notification = self.verify_refund_notification(headers, body).await?;
+        let notification = self.verify_refund(headers, body).await?;
         let subject = notification.refund.out_refund_no.to_string();
         Ok(Opened::Deliver(notification, subject))
     }
