@@ -12,6 +12,8 @@
 //! | [`login`] | The whole "log in with WeChat" middleware behaviour, as decisions over `http` types |
 //! | [`routes`] | The JS-SDK and payment routes' logic, over an [`OrderBackend`](routes::OrderBackend) the app implements |
 //! | [`pay`] | WeChat Pay JSAPI: [`pay::v2`] (XML, MD5/HMAC-SHA256) and [`pay::v3`] (JSON, RSA) |
+//! | [`visitor`] | Who is visiting (WeChat on a phone or a desktop, WeCom, another browser) and which login and payment work for them |
+//! | [`qr`] | QR codes as inline SVG: a Native payment's `code_url`, or "open this page in WeChat" |
 //! | [`clock`] | The one clock everything reads, so tests move time instead of sleeping |
 //! | [`adapter`] | The interface for framework adapters (`wechat-tower`, `wechat-actix`) |
 //!
@@ -58,6 +60,7 @@ pub mod oauth;
 #[cfg(feature = "pay")]
 pub mod pay;
 pub mod prelude;
+pub mod qr;
 mod response;
 pub mod routes;
 mod secret;
@@ -66,6 +69,7 @@ pub mod session;
 pub mod testing;
 pub mod token;
 mod transport;
+pub mod visitor;
 
 pub use config::{BaseUrls, Config, TokenEndpoint};
 pub use error::{ApiError, ApiErrorKind, ConfigError, Error, Result};
