@@ -658,7 +658,7 @@ fn notification_json(paid: &PaymentNotification) -> serde_json::Value {
             "bank_type": t.bank_type,
             "attach": paid.attach,
             "success_time": paid.success_time,
-            "payer": {"openid": paid.openid.as_str()},
+            "payer": {"openid": paid.openid.as_ref().map(|o| o.as_str())},
             "amount": {
                 "total": paid.total,
                 "payer_total": paid.payer_total,

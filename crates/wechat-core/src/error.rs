@@ -424,6 +424,14 @@ impl std::fmt::Display for Rid<'_> {
 /// `unix` seconds as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian calendar).
 #[cfg(feature = "pay")]
 pub(crate) fn utc(unix: u64) -> String {
+    let [year, month, day, hour, minute, second] = civil(unix);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02} UTC")
+}
+
+/// `unix` seconds as `[year, month, day, hour, minute, second]` in UTC (proleptic Gregorian
+/// calendar).
+#[cfg(feature = "pay")]
+pub(crate) fn civil(unix: u64) -> [u64; 6] {
     let days = unix / 86_400;
     let secs = unix % 86_400;
     // Howard Hinnant's civil_from_days, for days since 1970-01-01 (never negative here).
@@ -436,12 +444,7 @@ pub(crate) fn utc(unix: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        secs / 3_600,
-        secs % 3_600 / 60,
-        secs % 60
-    )
+    [year, month, day, secs / 3_600, secs % 3_600 / 60, secs % 60]
 }
 
 /// Reads WeChat's request id out of an `errmsg` such as `invalid code rid: 5fab84d2-09424a07-00bd7fe3`.

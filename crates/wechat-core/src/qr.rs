@@ -23,7 +23,7 @@ pub struct QrTooLong {
     len: usize,
 }
 
-/// The smallest width and height, in CSS pixels, of the SVG that [`svg`] makes.
+/// The smallest width and height, in CSS pixels, of the SVG that [`svg()`] makes.
 pub const DEFAULT_SIZE: u32 = 240;
 
 /// `text` as a QR code: an `<svg>` element (no XML declaration, ready to inline in HTML), black
@@ -35,7 +35,7 @@ pub fn svg(text: &str) -> Result<String, QrTooLong> {
     svg_sized(text, DEFAULT_SIZE)
 }
 
-/// [`svg`] at least `min_size` pixels wide and high (each module a whole number of pixels).
+/// [`svg()`] at least `min_size` pixels wide and high (each module a whole number of pixels).
 ///
 /// # Errors
 /// [`QrTooLong`] when the text does not fit in a QR code.

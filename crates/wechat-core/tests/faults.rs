@@ -176,13 +176,8 @@ async fn pay_v2_calls_ride_out_system_errors_5xx_and_drops_but_not_forgeries() {
     )
     .unwrap();
     let no = OutTradeNo::new("FAULTSV2000001");
-    let order = v2::JsapiOrder::new(
-        no.clone(),
-        "Coffee",
-        101,
-        OpenId::new(ALICE),
-        "127.0.0.1".parse().unwrap(),
-    );
+    let order = v2::JsapiOrder::new(no.clone(), "Coffee", 101, OpenId::new(ALICE))
+        .with_payer_client_ip("127.0.0.1".parse().unwrap());
     let path = "/pay/unifiedorder";
     fail(&sim, path, 2, &[("err_code", "SYSTEMERROR")]).await;
     pay.prepay(&order).await.unwrap();

@@ -129,7 +129,10 @@ fn derived_vectors_decode_to_typed_values() {
         "4200000000201806081234567890"
     );
     assert_eq!(payment.total, 100);
-    assert_eq!(payment.openid.as_str(), "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o");
+    assert_eq!(
+        payment.openid.as_ref().map(|o| o.as_str()),
+        Some("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o")
+    );
     assert_eq!(payment.attach.as_deref(), Some("自定义数据"));
     assert_eq!(payment.id, "EV-2018022511223320873");
     assert_eq!(payment.transaction.trade_state, TradeState::Success);

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::BoxFuture;
 use rand::Rng as _;
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
+use wechat_core::pay::TradeType;
 use wechat_core::routes::{OrderBackend, OrderDraft, OrderRecord, OrderStatus, ShopError};
 use wechat_core::routes::{Payment, RefundStatus, RefundUpdate};
 use wechat_core::{AppId, OpenId, OutTradeNo, TransactionId};
@@ -312,7 +313,10 @@ fn record_payment(
             payment.appid
         ))));
     }
-    if payment.openid.as_str() != owner {
+    // A JSAPI payment is made by the openid the order was placed for; a Native or H5 order
+    // may be paid by whoever scans or opens it: the order stays the buyer's.
+    let jsapi = matches!(payment.trade_type, None | Some(TradeType::Jsapi));
+    if jsapi && payment.openid.as_ref().map(OpenId::as_str) != Some(owner.as_str()) {
         return Ok(Err(ShopError::conflict(
             "the payer is not the order's buyer",
         )));
@@ -586,7 +590,8 @@ mod tests {
             appid: AppId::new(APPID),
             out_trade_no: no.clone(),
             transaction_id: TransactionId::new(txn),
-            openid: OpenId::new(openid),
+            trade_type: Some(TradeType::Jsapi),
+            openid: Some(OpenId::new(openid)),
             total_fee: fee,
             currency: None,
             paid_at: Some("20240101120000".into()),

@@ -55,5 +55,8 @@ pub mod v3;
 pub use client::RETRY_ATTEMPTS;
 pub use config::{Credentials, PayConfig, PayConfigBuilder};
 pub use error::{PayApiError, PayApiErrorCode, PayError, PayErrorCode};
-pub use order::{BrandWcPayParams, CloseOrder, OrderRef, QueryOrder, TradeState};
+pub use order::{
+    BrandWcPayParams, CloseOrder, H5, H5Info, H5Kind, H5Order, H5Prepay, Jsapi, JsapiOrder, Native,
+    NativeOrder, NativePrepay, Order, OrderRef, QueryOrder, TradeState, TradeType,
+};
 pub use reply::{ApiVersion, NotificationReply};

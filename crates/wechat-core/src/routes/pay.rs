@@ -54,8 +54,8 @@ pub use super::limits::OrderLimits;
 use super::limits::{Guards, ItemKey, Placed};
 use crate::metrics::Delivery;
 use crate::pay::order::validate_out_trade_no;
-use crate::pay::v2::{OrderRef, TradeState};
 use crate::pay::{ApiVersion, NotificationReply};
+use crate::pay::{JsapiOrder, OrderRef, TradeState, TradeType};
 use crate::pay::{v2, v3};
 use crate::response::{Audience, error_answer, json, json_error};
 use crate::{AppId, Error, OpenId, OutRefundNo, OutTradeNo, TransactionId};
@@ -156,8 +156,12 @@ pub struct Payment {
     pub out_trade_no: OutTradeNo,
     /// WeChat Pay's transaction id.
     pub transaction_id: TransactionId,
-    /// The payer.
-    pub openid: OpenId,
+    /// How it was paid: `JSAPI`, `NATIVE`, or `MWEB` for H5.
+    pub trade_type: Option<TradeType>,
+    /// The payer's openid under the order's app id, when WeChat Pay reports it: always for
+    /// JSAPI; a Native or H5 payment's payer may be absent or another WeChat user than the
+    /// buyer (the order is the buyer's, not the payer's).
+    pub openid: Option<OpenId>,
     /// The order amount in fen (already checked equal to the order's).
     pub total_fee: u64,
     /// The currency when WeChat Pay named one (`CNY`).
@@ -174,7 +178,8 @@ impl From<&v2::PaymentNotification> for Payment {
             appid: n.appid.clone(),
             out_trade_no: n.out_trade_no.clone(),
             transaction_id: n.transaction_id.clone(),
-            openid: n.openid.clone(),
+            trade_type: Some(n.trade_type.clone()),
+            openid: Some(n.openid.clone()),
             total_fee: n.total_fee,
             currency: n.fee_type.clone(),
             paid_at: Some(n.time_end.clone()).filter(|t| !t.is_empty()),
@@ -189,6 +194,7 @@ impl From<&v3::PaymentNotification> for Payment {
             appid: n.appid.clone(),
             out_trade_no: n.out_trade_no.clone(),
             transaction_id: n.transaction_id.clone(),
+            trade_type: n.trade_type.clone(),
             openid: n.openid.clone(),
             total_fee: n.total,
             currency: n
@@ -622,29 +628,17 @@ impl PayRoutes {
         draft: &OrderDraft,
     ) -> Result<Arc<Placed>, Refused> {
         self.guards.admit(buyer).await.map_err(Refused::TooMany)?;
+        let mut order = JsapiOrder::new(
+            draft.out_trade_no.clone(),
+            draft.description.clone(),
+            draft.total_fee,
+            buyer.clone(),
+        )
+        .with_payer_client_ip(client_ip);
+        order.attach = draft.attach.clone();
         let placed = match &self.client {
-            PayApi::V2(client) => {
-                let mut order = v2::JsapiOrder::new(
-                    draft.out_trade_no.clone(),
-                    draft.description.clone(),
-                    draft.total_fee,
-                    buyer.clone(),
-                    client_ip,
-                );
-                order.attach = draft.attach.clone();
-                client.prepay(&order).await.map(|created| created.prepay_id)
-            }
-            PayApi::V3(client) => {
-                let mut order = v3::JsapiOrder::new(
-                    draft.out_trade_no.clone(),
-                    draft.description.clone(),
-                    draft.total_fee,
-                    buyer.clone(),
-                )
-                .with_payer_client_ip(client_ip);
-                order.attach = draft.attach.clone();
-                client.prepay(&order).await.map(|created| created.prepay_id)
-            }
+            PayApi::V2(client) => client.prepay(&order).await.map(|created| created.prepay_id),
+            PayApi::V3(client) => client.prepay(&order).await.map(|created| created.prepay_id),
         };
         let prepay_id = placed.map_err(|e| Refused::Prepay(prepay_error(&e)))?;
         self.backend

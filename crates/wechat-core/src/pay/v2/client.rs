@@ -213,12 +213,12 @@ pub fn check_pay_reply(
 /// The flow, and where money safety comes from:
 ///
 /// 1. The server prices the order itself (the browser never sets the amount) and calls
-///    `unifiedorder` ([`PayClient::unified_order`]) with the buyer's openid.
+///    `unifiedorder` ([`PayClient::prepay`]) with the buyer's openid.
 /// 2. The page receives [`BrandWcPayParams`](crate::pay::v2::BrandWcPayParams) and calls
 ///    `WeixinJSBridge.invoke('getBrandWCPayRequest', params, cb)`. The page's
 ///    `get_brand_wcpay_request:ok` is **not** proof of payment.
 /// 3. WeChat posts a payment notification:
-///    [`handle_payment_notification`](crate::pay::v2::handle_payment_notification) verifies it (sign over
+///    [`PayClient::handle_payment_notification`] verifies it (sign over
 ///    every field, merchant, app) before the application sees it, and acknowledges only after
 ///    the application recorded it; WeChat re-sends until then, and duplicates are normal.
 /// 4. When no notification arrives, [`PayClient::query_order`] asks WeChat.
@@ -240,7 +240,7 @@ pub fn check_pay_reply(
 ///     "192006250b4c09247ec02edce69f6a2d",
 ///     "https://shop.example.com/wechat/pay/notify",
 /// ).build()?)?;
-/// let order = JsapiOrder::new("T20240101001", "Coffee", 1, "oUser", IpAddr::V4(Ipv4Addr::LOCALHOST));
+/// let order = JsapiOrder::new("T20240101001", "Coffee", 1, "oUser").with_payer_client_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
 /// let (prepay, params) = pay.create_jsapi_order(&order).await?;
 /// // `params` serialises to exactly what WeixinJSBridge.invoke('getBrandWCPayRequest', …) takes.
 /// println!("{} {}", prepay.prepay_id, serde_json::to_string(&params).unwrap());

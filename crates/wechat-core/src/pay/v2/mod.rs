@@ -28,7 +28,8 @@ mod sign;
 mod xml;
 
 pub use crate::pay::{
-    BrandWcPayParams, CloseOrder, OrderRef, PayErrorCode, QueryOrder, TradeState,
+    BrandWcPayParams, CloseOrder, H5Info, H5Order, H5Prepay, JsapiOrder, NativeOrder, NativePrepay,
+    OrderRef, PayErrorCode, QueryOrder, TradeState, TradeType,
 };
 pub use client::{PayClient, PayRequest, SignedRequest, check_pay_reply};
 pub use config::{ClientCertificate, Credentials, PayConfig, PayConfigBuilder};
@@ -41,9 +42,9 @@ pub use notify::{
 };
 #[allow(deprecated)]
 pub use notify::{handle_payment_notification, handle_refund_notification};
-pub use order::{JsapiOrder, PrepayResponse, Transaction};
 #[allow(deprecated)]
 pub use order::{OrderQueryResponse, UnifiedOrderResponse};
+pub use order::{PrepayResponse, Transaction};
 pub use refund::{
     QueryRefund, RefundItem, RefundQueryResponse, RefundRecord, RefundRef, RefundRequest,
     RefundStatus,

@@ -38,6 +38,7 @@ use super::{
     PayClient, PayConfig, PayFields, RefundRef, RefundStatus, SignType, decrypt_refund_req_info,
     verify_pay_fields,
 };
+use crate::pay::TradeType;
 use crate::pay::notify::{self, Kind, Opened};
 use crate::pay::v2::PayErrorCode;
 use crate::pay::{ApiVersion, NotificationReply};
@@ -86,8 +87,8 @@ pub struct PaymentNotification {
     pub time_end: String,
     /// The order's `attach`.
     pub attach: Option<String>,
-    /// `JSAPI`, `NATIVE`, …
-    pub trade_type: String,
+    /// How it was paid: `JSAPI`, `NATIVE`, or `MWEB` for H5.
+    pub trade_type: TradeType,
     /// The payer's bank or `OTHERS`.
     pub bank_type: Option<String>,
     /// Every received field, verified.
@@ -122,7 +123,7 @@ impl PaymentNotification {
             fee_type: non_empty(picked.fee_type).map(str::to_owned),
             time_end: picked.time_end.unwrap_or("").to_owned(),
             attach: non_empty(picked.attach).map(str::to_owned),
-            trade_type: picked.trade_type.unwrap_or("").to_owned(),
+            trade_type: TradeType::from_wire(picked.trade_type.unwrap_or("")),
             bank_type: non_empty(picked.bank_type).map(str::to_owned),
             fields: PayFields::new(),
         })
@@ -617,7 +618,7 @@ mod tests {
         assert_eq!(n.total_fee, 101);
         assert_eq!(n.cash_fee, Some(101));
         assert_eq!(n.attach.as_deref(), Some("table=7"));
-        assert_eq!(n.trade_type, "JSAPI");
+        assert_eq!(n.trade_type, TradeType::Jsapi);
         assert_eq!(n.fields.get("is_subscribe"), Some("N"));
     }
 

@@ -1,26 +1,76 @@
-//! JSAPI orders: `unifiedorder`, the page's `getBrandWCPayRequest` parameters, `orderquery` and
-//! `closeorder` (protocol reference §4.2, §4.3, §4.5, §4.6).
+//! Orders: `unifiedorder` for [`Order`](crate::pay::Order)s of each trade type (JSAPI, NATIVE,
+//! MWEB), the page's `getBrandWCPayRequest` parameters, `orderquery` and `closeorder` (protocol
+//! reference §4.2, §4.3, §4.5, §4.6).
 //!
 //! See <https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=9_1>.
 
 use crate::pay::PayError;
-use std::net::IpAddr;
 
 use super::{
     PayClient, PayConfig, PayFields, PayRequest, SignType, sign_pay_fields, verify_pay_fields,
 };
 use crate::pay::order::{nonce_str, validate_out_trade_no};
-use crate::pay::{BrandWcPayParams, CloseOrder, OrderRef, QueryOrder, TradeState};
+use crate::pay::{
+    BrandWcPayParams, CloseOrder, H5Info, H5Kind, H5Order, H5Prepay, JsapiOrder, NativeOrder,
+    NativePrepay, Order, OrderRef, QueryOrder, TradeState,
+};
 use crate::{AppId, Error, OpenId, OutTradeNo, PayApiKey, Result, TransactionId};
 
-/// A JSAPI order to place with `unifiedorder`: what the buyer pays for, how much, and who pays.
+/// Checks what every v2 order says, by API v2's rules, and returns its `unifiedorder` fields
+/// with `trade_type` (the trade type adds its own).
+fn order_fields<T>(order: &Order<T>, config: &PayConfig, trade_type: &str) -> Result<PayFields> {
+    validate_out_trade_no(&order.out_trade_no)?;
+    if order.description.is_empty() || order.description.len() > 128 {
+        return Err(Error::Pay(PayError::InvalidRequest(
+            "body (the description) must be 1 to 128 bytes".into(),
+        )));
+    }
+    if order.total == 0 {
+        return Err(Error::Pay(PayError::InvalidRequest(
+            "total_fee must be a positive number of fen".into(),
+        )));
+    }
+    if order.attach.as_ref().is_some_and(|a| a.len() > 127) {
+        return Err(Error::Pay(PayError::InvalidRequest(
+            "attach must be at most 127 bytes".into(),
+        )));
+    }
+    let Some(client_ip) = order.client_ip() else {
+        return Err(Error::Pay(PayError::InvalidRequest(format!(
+            "spbill_create_ip is required for trade_type {trade_type}: set payer_client_ip (the buyer's IP; for NATIVE, this server's will do)"
+        ))));
+    };
+    let mut fields = PayFields::new();
+    fields.insert("body", order.description.as_str());
+    fields.insert("out_trade_no", order.out_trade_no.as_str());
+    fields.insert("total_fee", order.total.to_string());
+    fields.insert("spbill_create_ip", client_ip.to_string());
+    fields.insert(
+        "notify_url",
+        order.notify_url.as_deref().unwrap_or(config.notify_url()),
+    );
+    fields.insert("trade_type", trade_type);
+    if let Some(attach) = &order.attach {
+        fields.insert("attach", attach.as_str());
+    }
+    if let Some([year, month, day, hour, minute, second]) = order.time_expire_beijing() {
+        fields.insert(
+            "time_expire",
+            format!("{year:04}{month:02}{day:02}{hour:02}{minute:02}{second:02}"),
+        );
+    }
+    Ok(fields)
+}
+
+/// `unifiedorder` with `trade_type=JSAPI`: the prepay id the page pays with.
 ///
 /// ```
 /// use std::net::{IpAddr, Ipv4Addr};
 /// use wechat_core::pay::v2::{JsapiOrder, PayConfig, PayRequest};
 ///
 /// let config = PayConfig::builder("1900000109", "wx1234567890abcdef", "192006250b4c09247ec02edce69f6a2d", "https://shop.example.com/pay/notify").build()?;
-/// let order = JsapiOrder::new("T20240101001", "Coffee", 1, "oUser", IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)))
+/// let order = JsapiOrder::new("T20240101001", "Coffee", 1, "oUser")
+///     .with_payer_client_ip(IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)))
 ///     .with_attach("table=7");
 /// let request = order.to_request(&config, "5K8264ILTKCH16CQ2502SI8ZNMTM67VS")?;
 /// assert_eq!(request.endpoint(), "/pay/unifiedorder");
@@ -28,128 +78,114 @@ use crate::{AppId, Error, OpenId, OutTradeNo, PayApiKey, Result, TransactionId};
 /// assert_eq!(request.fields().get("total_fee"), Some("1"));
 /// # Ok::<(), wechat_core::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JsapiOrder {
-    /// The merchant's order number: 1 to 32 of `[0-9A-Za-z_-|*]`, unique per merchant.
-    pub out_trade_no: OutTradeNo,
-    /// The description shown to the payer (`body`, at most 128 bytes).
-    pub body: String,
-    /// The amount in fen (1 = 0.01 yuan); must be positive.
-    pub total_fee: u64,
-    /// The payer, who must belong to the configured app id.
-    pub openid: OpenId,
-    /// The payer's client IP (`spbill_create_ip`).
-    pub client_ip: IpAddr,
-    /// Merchant data echoed in the notification (at most 127 bytes).
-    pub attach: Option<String>,
-    /// When the order expires, `yyyyMMddHHmmss` Beijing time.
-    pub time_expire: Option<String>,
-    /// A notify URL for this order instead of the configured one.
-    pub notify_url: Option<String>,
-}
-
-impl JsapiOrder {
-    /// An order of `total_fee` fen for `openid`.
-    pub fn new(
-        out_trade_no: impl Into<OutTradeNo>,
-        body: impl Into<String>,
-        total_fee: u64,
-        openid: impl Into<OpenId>,
-        client_ip: IpAddr,
-    ) -> Self {
-        Self {
-            out_trade_no: out_trade_no.into(),
-            body: body.into(),
-            total_fee,
-            openid: openid.into(),
-            client_ip,
-            attach: None,
-            time_expire: None,
-            notify_url: None,
-        }
-    }
-
-    /// Sets `attach`, echoed back in the payment notification.
-    #[must_use]
-    pub fn with_attach(mut self, attach: impl Into<String>) -> Self {
-        self.attach = Some(attach.into());
-        self
-    }
-
-    /// Sets `time_expire` (`yyyyMMddHHmmss`, Beijing time, at least 1 minute ahead).
-    #[must_use]
-    pub fn with_time_expire(mut self, time_expire: impl Into<String>) -> Self {
-        self.time_expire = Some(time_expire.into());
-        self
-    }
-
-    /// Checks the fields WeChat would refuse, before anything is sent.
-    ///
-    /// # Errors
-    /// [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest) naming the field.
-    pub fn validate(&self) -> Result<()> {
-        validate_out_trade_no(&self.out_trade_no)?;
-        if self.body.is_empty() || self.body.len() > 128 {
-            return Err(Error::Pay(PayError::InvalidRequest(
-                "body (the description) must be 1 to 128 bytes".into(),
-            )));
-        }
-        if self.total_fee == 0 {
-            return Err(Error::Pay(PayError::InvalidRequest(
-                "total_fee must be a positive number of fen".into(),
-            )));
-        }
-        if self.openid.as_str().is_empty() {
-            return Err(Error::Pay(PayError::InvalidRequest(
-                "openid is required for trade_type JSAPI".into(),
-            )));
-        }
-        if self.attach.as_ref().is_some_and(|a| a.len() > 127) {
-            return Err(Error::Pay(PayError::InvalidRequest(
-                "attach must be at most 127 bytes".into(),
-            )));
-        }
-        if let Some(t) = &self.time_expire {
-            if t.len() != 14 || !t.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(Error::Pay(PayError::InvalidRequest(
-                    "time_expire must be yyyyMMddHHmmss".into(),
-                )));
-            }
-        }
-        Ok(())
-    }
-}
-
 impl PayRequest for JsapiOrder {
     type Output = PrepayResponse;
     const ENDPOINT: &'static str = "/pay/unifiedorder";
 
-    /// The `unifiedorder` fields, after [`JsapiOrder::validate`].
+    /// The `unifiedorder` fields, checked, with `openid`.
     fn to_fields(&self, config: &PayConfig) -> Result<PayFields> {
-        self.validate()?;
-        let mut fields = PayFields::new();
-        fields.insert("body", self.body.as_str());
-        fields.insert("out_trade_no", self.out_trade_no.as_str());
-        fields.insert("total_fee", self.total_fee.to_string());
-        fields.insert("spbill_create_ip", self.client_ip.to_string());
-        fields.insert(
-            "notify_url",
-            self.notify_url.as_deref().unwrap_or(config.notify_url()),
-        );
-        fields.insert("trade_type", "JSAPI");
-        fields.insert("openid", self.openid.as_str());
-        if let Some(attach) = &self.attach {
-            fields.insert("attach", attach.as_str());
+        let mut fields = order_fields(self, config, "JSAPI")?;
+        if self.trade.openid.as_str().is_empty() {
+            return Err(Error::Pay(PayError::InvalidRequest(
+                "openid is required for trade_type JSAPI".into(),
+            )));
         }
-        if let Some(time_expire) = &self.time_expire {
-            fields.insert("time_expire", time_expire.as_str());
-        }
+        fields.insert("openid", self.trade.openid.as_str());
         Ok(fields)
     }
 
     fn read_reply(&self, _config: &PayConfig, reply: PayFields) -> Result<PrepayResponse> {
         PrepayResponse::from_fields(reply)
     }
+}
+
+/// `unifiedorder` with `trade_type=NATIVE` and `product_id` (the order number unless set):
+/// the `code_url` to show as a QR code.
+impl PayRequest for NativeOrder {
+    type Output = NativePrepay;
+    const ENDPOINT: &'static str = "/pay/unifiedorder";
+
+    /// The `unifiedorder` fields, checked, with `product_id` (at most 32 characters).
+    fn to_fields(&self, config: &PayConfig) -> Result<PayFields> {
+        let mut fields = order_fields(self, config, "NATIVE")?;
+        let product_id = self
+            .trade
+            .product_id
+            .as_deref()
+            .unwrap_or(self.out_trade_no.as_str());
+        if product_id.is_empty() || product_id.len() > 32 {
+            return Err(Error::Pay(PayError::InvalidRequest(
+                "product_id must be 1 to 32 characters for trade_type NATIVE".into(),
+            )));
+        }
+        fields.insert("product_id", product_id);
+        Ok(fields)
+    }
+
+    fn read_reply(&self, _config: &PayConfig, reply: PayFields) -> Result<NativePrepay> {
+        let code_url = required(&reply, "code_url", Self::ENDPOINT)?;
+        Ok(NativePrepay {
+            code_url: code_url.to_owned(),
+        })
+    }
+}
+
+/// `unifiedorder` with `trade_type=MWEB` and `scene_info` (WeChat's JSON string): the cashier
+/// page (`mweb_url`) to send the phone browser to.
+impl PayRequest for H5Order {
+    type Output = H5Prepay;
+    const ENDPOINT: &'static str = "/pay/unifiedorder";
+
+    /// The `unifiedorder` fields, checked, with `scene_info` (at most 256 bytes).
+    fn to_fields(&self, config: &PayConfig) -> Result<PayFields> {
+        let mut fields = order_fields(self, config, "MWEB")?;
+        let scene_info = h5_scene_info(&self.trade.info);
+        if scene_info.len() > 256 {
+            return Err(Error::Pay(PayError::InvalidRequest(
+                "scene_info (the H5 site's or app's name, URL and id) must be at most 256 bytes"
+                    .into(),
+            )));
+        }
+        fields.insert("scene_info", scene_info);
+        Ok(fields)
+    }
+
+    fn read_reply(&self, _config: &PayConfig, reply: PayFields) -> Result<H5Prepay> {
+        let h5_url = required(&reply, "mweb_url", Self::ENDPOINT)?;
+        Ok(H5Prepay {
+            h5_url: h5_url.to_owned(),
+        })
+    }
+}
+
+/// v2's `scene_info` for MWEB, a JSON string: `{"h5_info":{"type":"Wap","wap_url":…,"wap_name":…}}`,
+/// or `IOS` with `app_name` and `bundle_id`, or `Android` with `app_name` and `package_name`.
+fn h5_scene_info(info: &H5Info) -> String {
+    let mut h5 = serde_json::Map::new();
+    let mut put = |name: &str, value: &Option<String>| {
+        if let Some(value) = value {
+            h5.insert(name.into(), value.as_str().into());
+        }
+    };
+    let kind = match info.kind {
+        H5Kind::Wap => {
+            put("wap_url", &info.app_url);
+            put("wap_name", &info.app_name);
+            "Wap"
+        }
+        H5Kind::Ios => {
+            put("app_name", &info.app_name);
+            put("bundle_id", &info.bundle_id);
+            "IOS"
+        }
+        H5Kind::Android => {
+            put("app_name", &info.app_name);
+            put("package_name", &info.package_name);
+            "Android"
+        }
+    };
+    h5.insert("type".into(), kind.into());
+    serde_json::json!({ "h5_info": h5 }).to_string()
 }
 
 /// A successful `unifiedorder` reply: the prepay id.
@@ -411,7 +447,7 @@ impl PayClient {
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
 
     use super::*;
 
@@ -498,14 +534,9 @@ mod tests {
 
     #[test]
     fn unified_order_request_is_a_pure_signed_value() {
-        let order = JsapiOrder::new(
-            "T-1|a*b_c",
-            "咖啡 <大杯>",
-            101,
-            "oUser",
-            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
-        )
-        .with_attach("x");
+        let order = JsapiOrder::new("T-1|a*b_c", "咖啡 <大杯>", 101, "oUser")
+            .with_payer_client_ip(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)))
+            .with_attach("x");
         let a = order.to_request(&config(), "nonce").unwrap();
         let b = order.to_request(&config(), "nonce").unwrap();
         assert_eq!(a, b);
@@ -538,16 +569,19 @@ mod tests {
     #[test]
     fn invalid_orders_are_refused_before_sending() {
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let order = |no: &str, body: &str, fee: u64, openid: &str| {
+            JsapiOrder::new(no, body, fee, openid).with_payer_client_ip(ip)
+        };
         let cases = [
-            JsapiOrder::new("T1", "x", 0, "o", ip),
-            JsapiOrder::new("", "x", 1, "o", ip),
-            JsapiOrder::new("T 1", "x", 1, "o", ip),
-            JsapiOrder::new("T".repeat(33), "x", 1, "o", ip),
-            JsapiOrder::new("T1", "", 1, "o", ip),
-            JsapiOrder::new("T1", "x".repeat(129), 1, "o", ip),
-            JsapiOrder::new("T1", "x", 1, "", ip),
-            JsapiOrder::new("T1", "x", 1, "o", ip).with_attach("a".repeat(128)),
-            JsapiOrder::new("T1", "x", 1, "o", ip).with_time_expire("2024-01-01"),
+            order("T1", "x", 0, "o"),
+            order("", "x", 1, "o"),
+            order("T 1", "x", 1, "o"),
+            order(&"T".repeat(33), "x", 1, "o"),
+            order("T1", "", 1, "o"),
+            order("T1", &"x".repeat(129), 1, "o"),
+            order("T1", "x", 1, ""),
+            order("T1", "x", 1, "o").with_attach("a".repeat(128)),
+            JsapiOrder::new("T1", "x", 1, "o"), // no spbill_create_ip
         ];
         for order in cases {
             assert!(
@@ -558,6 +592,115 @@ mod tests {
                 "{order:?}"
             );
         }
+    }
+
+    #[test]
+    fn native_and_h5_orders_are_unifiedorder_with_their_trade_type() {
+        let ip: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        // 2025-12-01T02:34:56Z is 10:34:56 in Beijing.
+        let native = NativeOrder::new("T2", "Coffee", 100)
+            .with_payer_client_ip(ip)
+            .with_time_expire(1_764_556_496);
+        let request = native.to_request(&config(), "n").unwrap();
+        let f = request.fields();
+        assert_eq!(request.endpoint(), "/pay/unifiedorder");
+        assert_eq!(f.get("trade_type"), Some("NATIVE"));
+        assert_eq!(
+            f.get("product_id"),
+            Some("T2"),
+            "the order number by default"
+        );
+        assert_eq!(f.get("openid"), None);
+        assert_eq!(
+            f.get("spbill_create_ip"),
+            Some("10.0.0.1"),
+            "IPv4-mapped sent as IPv4"
+        );
+        assert_eq!(f.get("time_expire"), Some("20251201103456"));
+        let sku = native.clone().with_product_id("SKU-9");
+        assert_eq!(
+            sku.to_request(&config(), "n")
+                .unwrap()
+                .fields()
+                .get("product_id"),
+            Some("SKU-9")
+        );
+        assert!(
+            native
+                .clone()
+                .with_product_id("p".repeat(33))
+                .to_request(&config(), "n")
+                .is_err()
+        );
+
+        let h5 = H5Order::new(
+            "T3",
+            "Coffee",
+            100,
+            ip,
+            H5Info::wap("腾讯充值", "https://pay.qq.com"),
+        );
+        let request = h5.to_request(&config(), "n").unwrap();
+        let f = request.fields();
+        assert_eq!(f.get("trade_type"), Some("MWEB"));
+        let scene: serde_json::Value = serde_json::from_str(f.get("scene_info").unwrap()).unwrap();
+        assert_eq!(
+            scene,
+            serde_json::json!({"h5_info": {"type": "Wap", "wap_url": "https://pay.qq.com", "wap_name": "腾讯充值"}})
+        );
+        let ios = H5Order::new(
+            "T4",
+            "Coffee",
+            100,
+            ip,
+            H5Info::ios("Shop", "com.example.shop"),
+        );
+        let scene: serde_json::Value = serde_json::from_str(
+            ios.to_request(&config(), "n")
+                .unwrap()
+                .fields()
+                .get("scene_info")
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            scene["h5_info"],
+            serde_json::json!({"type": "IOS", "app_name": "Shop", "bundle_id": "com.example.shop"})
+        );
+        let huge = H5Order::new(
+            "T5",
+            "Coffee",
+            100,
+            ip,
+            H5Info::wap("n".repeat(300), "https://x"),
+        );
+        assert!(huge.to_request(&config(), "n").is_err());
+
+        // The answers: code_url and mweb_url, required.
+        let reply = |pairs: &[(&str, &str)]| pairs.iter().copied().collect::<PayFields>();
+        let code = native
+            .read_reply(
+                &config(),
+                reply(&[("code_url", "weixin://wxpay/bizpayurl?pr=abc")]),
+            )
+            .unwrap();
+        assert_eq!(code.code_url, "weixin://wxpay/bizpayurl?pr=abc");
+        assert!(
+            native
+                .read_reply(&config(), reply(&[("prepay_id", "wx1")]))
+                .is_err()
+        );
+        let page = h5
+            .read_reply(
+                &config(),
+                reply(&[(
+                    "mweb_url",
+                    "https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id=wx1&package=1",
+                )]),
+            )
+            .unwrap();
+        assert!(page.h5_url.starts_with("https://wx.tenpay.com/"));
+        assert!(h5.read_reply(&config(), reply(&[])).is_err());
     }
 
     #[test]

@@ -48,7 +48,10 @@ mod sign;
 
 pub use crate::pay::RETRY_ATTEMPTS;
 pub use crate::pay::v2::MAX_NOTIFICATION_BODY;
-pub use crate::pay::{BrandWcPayParams, CloseOrder, OrderRef, QueryOrder, TradeState};
+pub use crate::pay::{
+    BrandWcPayParams, CloseOrder, H5Info, H5Order, H5Prepay, JsapiOrder, NativeOrder, NativePrepay,
+    OrderRef, QueryOrder, TradeState, TradeType,
+};
 pub use crate::pay::{PayApiError, PayApiErrorCode};
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use aead::encrypt_resource;
@@ -60,7 +63,7 @@ pub use notify::{
     PaymentNotification, RefundNotice, RefundNoticeAmount, RefundNotification,
     verify_payment_notification, verify_refund_notification,
 };
-pub use order::{JsapiOrder, PrepayResponse, Transaction, TransactionAmount, TransactionPayer};
+pub use order::{PrepayResponse, Transaction, TransactionAmount, TransactionPayer};
 pub use refund::{QueryRefund, RefundAmount, RefundRecord, RefundRequest, RefundStatus};
 pub use sign::{
     MAX_CLOCK_SKEW_SECS, SIGNATURE_SCHEME, SignatureHeaders, authorization, pay_sign,

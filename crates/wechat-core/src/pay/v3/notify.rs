@@ -13,8 +13,8 @@ use super::{
     PayClient, PayConfig, RefundStatus, SignatureHeaders, Transaction, WechatPayKeys,
     decrypt_resource, verify_signature,
 };
-use crate::pay::TradeState;
 use crate::pay::notify::Opened;
+use crate::pay::{TradeState, TradeType};
 use crate::{AppId, Error, MchId, OpenId, OutRefundNo, OutTradeNo, Result, TransactionId};
 
 /// A verified payment notification (`TRANSACTION.SUCCESS`): the money was received for
@@ -37,8 +37,12 @@ pub struct PaymentNotification {
     pub out_trade_no: OutTradeNo,
     /// WeChat Pay's transaction id.
     pub transaction_id: TransactionId,
-    /// The payer.
-    pub openid: OpenId,
+    /// How it was paid: `JSAPI`, `NATIVE`, or `MWEB` for H5.
+    pub trade_type: Option<TradeType>,
+    /// The payer's openid under the order's app id. Always there for JSAPI; for Native and H5
+    /// it may be absent, or be another WeChat user than the buyer who placed the order (anyone
+    /// can scan a QR code): the order is the buyer's, not the payer's.
+    pub openid: Option<OpenId>,
     /// The order amount in fen.
     pub total: u64,
     /// What the payer paid in fen (after coupons), when sent.
@@ -83,10 +87,11 @@ impl PaymentNotification {
                 .transaction_id
                 .clone()
                 .ok_or_else(|| missing("transaction_id"))?,
-            openid: transaction
-                .openid()
-                .cloned()
-                .ok_or_else(|| missing("payer.openid"))?,
+            trade_type: transaction.trade_type.clone(),
+            openid: match (transaction.openid(), &transaction.trade_type) {
+                (None, Some(TradeType::Jsapi)) => return Err(missing("payer.openid")),
+                (openid, _) => openid.cloned(),
+            },
             total: transaction.total().ok_or_else(|| missing("amount.total"))?,
             payer_total: transaction.amount.as_ref().and_then(|a| a.payer_total),
             success_time: transaction.success_time.clone(),

@@ -1,9 +1,8 @@
-//! API v3 JSAPI orders: the prepay request, the page's `getBrandWCPayRequest` parameters, and
-//! the transaction object that queries and payment notifications carry.
+//! API v3 orders: the prepay requests of [`Order`](crate::pay::Order) (JSAPI, Native, H5), the
+//! page's `getBrandWCPayRequest` parameters, and the transaction object that queries and
+//! payment notifications carry.
 
 use crate::pay::PayError;
-use std::net::IpAddr;
-
 use serde::{Deserialize, Deserializer, Serialize};
 
 use http::Method;
@@ -11,131 +10,80 @@ use http::Method;
 use super::client::{parse, path_segment};
 use super::{MerchantKey, PayConfig, PayRequest, pay_sign};
 use crate::pay::order::validate_out_trade_no;
-use crate::pay::{BrandWcPayParams, CloseOrder, OrderRef, QueryOrder, TradeState};
+use crate::pay::{
+    BrandWcPayParams, CloseOrder, H5Info, H5Kind, H5Order, H5Prepay, JsapiOrder, NativeOrder,
+    NativePrepay, Order, OrderRef, QueryOrder, TradeState, TradeType,
+};
 use crate::{AppId, Error, MchId, OpenId, OutTradeNo, Result, TransactionId};
 
-/// A JSAPI order to place with `POST /v3/pay/transactions/jsapi`.
-///
-/// ```
-/// use std::net::{IpAddr, Ipv4Addr};
-/// use wechat_core::pay::v3::JsapiOrder;
-///
-/// let order = JsapiOrder::new("T20240101001", "Coffee", 1, "oUser")
-///     .with_payer_client_ip(IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)))
-///     .with_attach("table=7");
-/// assert!(order.validate().is_ok());
-/// assert!(JsapiOrder::new("T1", "Coffee", 1, "oUser").validate().is_err()); // 6 characters at least
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JsapiOrder {
-    /// The merchant's order number: 6 to 32 of `[0-9A-Za-z_-|*]`, unique per merchant.
-    pub out_trade_no: OutTradeNo,
-    /// The description shown in the payer's bill: 1 to 127 characters.
-    pub description: String,
-    /// The amount in fen (1 = 0.01 yuan); must be positive.
-    pub total: u64,
-    /// The payer, who must belong to the configured app id.
-    pub openid: OpenId,
-    /// The payer's client IP (`scene_info.payer_client_ip`).
-    pub payer_client_ip: Option<IpAddr>,
-    /// Merchant data echoed in queries and the notification: at most 128 characters.
-    pub attach: Option<String>,
-    /// The last moment the payer can pay, RFC 3339 (`2025-12-01T10:34:56+08:00`).
-    pub time_expire: Option<String>,
-    /// A notify URL for this order instead of the configured one.
-    pub notify_url: Option<String>,
+/// Checks what every v3 order says, by API v3's rules, before anything is sent.
+fn validate<T>(order: &Order<T>) -> Result<()> {
+    validate_out_trade_no(&order.out_trade_no)?;
+    if order.out_trade_no.as_str().len() < 6 {
+        return Err(Error::Pay(PayError::InvalidRequest(format!(
+            "out_trade_no {:?} must be at least 6 characters in API v3",
+            order.out_trade_no.as_str()
+        ))));
+    }
+    check_text("description", &order.description, 1, 127)?;
+    if order.total == 0 {
+        return Err(Error::Pay(PayError::InvalidRequest(
+            "amount.total must be a positive number of fen".into(),
+        )));
+    }
+    if order.total > i64::MAX as u64 {
+        return Err(Error::Pay(PayError::InvalidRequest(
+            "amount.total is too large".into(),
+        )));
+    }
+    if let Some(attach) = &order.attach {
+        check_text("attach", attach, 0, 128)?;
+    }
+    Ok(())
 }
 
-impl JsapiOrder {
-    /// An order of `total` fen for `openid`.
-    pub fn new(
-        out_trade_no: impl Into<OutTradeNo>,
-        description: impl Into<String>,
-        total: u64,
-        openid: impl Into<OpenId>,
-    ) -> Self {
-        Self {
-            out_trade_no: out_trade_no.into(),
-            description: description.into(),
-            total,
-            openid: openid.into(),
-            payer_client_ip: None,
-            attach: None,
-            time_expire: None,
-            notify_url: None,
-        }
-    }
-
-    /// Sets the payer's client IP.
-    #[must_use]
-    pub fn with_payer_client_ip(mut self, ip: IpAddr) -> Self {
-        self.payer_client_ip = Some(ip);
-        self
-    }
-
-    /// Sets `attach`, echoed back in the notification.
-    #[must_use]
-    pub fn with_attach(mut self, attach: impl Into<String>) -> Self {
-        self.attach = Some(attach.into());
-        self
-    }
-
-    /// Sets `time_expire` (RFC 3339 with offset).
-    #[must_use]
-    pub fn with_time_expire(mut self, time_expire: impl Into<String>) -> Self {
-        self.time_expire = Some(time_expire.into());
-        self
-    }
-
-    /// Sets a notify URL for this order.
-    #[must_use]
-    pub fn with_notify_url(mut self, url: impl Into<String>) -> Self {
-        self.notify_url = Some(url.into());
-        self
-    }
-
-    /// Checks the fields WeChat Pay would refuse, before anything is sent.
-    ///
-    /// # Errors
-    /// [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest) naming the field.
-    pub fn validate(&self) -> Result<()> {
-        validate_out_trade_no(&self.out_trade_no)?;
-        if self.out_trade_no.as_str().len() < 6 {
-            return Err(Error::Pay(PayError::InvalidRequest(format!(
-                "out_trade_no {:?} must be at least 6 characters in API v3",
-                self.out_trade_no.as_str()
-            ))));
-        }
-        check_text("description", &self.description, 1, 127)?;
-        if self.total == 0 {
-            return Err(Error::Pay(PayError::InvalidRequest(
-                "amount.total must be a positive number of fen".into(),
-            )));
-        }
-        if self.total > i64::MAX as u64 {
-            return Err(Error::Pay(PayError::InvalidRequest(
-                "amount.total is too large".into(),
-            )));
-        }
-        if self.openid.as_str().is_empty() || self.openid.as_str().len() > 128 {
-            return Err(Error::Pay(PayError::InvalidRequest(
-                "payer.openid is required (1 to 128 characters) for a JSAPI order".into(),
-            )));
-        }
-        if let Some(attach) = &self.attach {
-            check_text("attach", attach, 0, 128)?;
-        }
-        if let Some(t) = &self.time_expire {
-            if !looks_like_rfc3339(t) {
-                return Err(Error::Pay(PayError::InvalidRequest(format!(
-                    "time_expire {t:?} must be RFC 3339 with an offset, e.g. 2025-12-01T10:34:56+08:00"
-                ))));
-            }
-        }
-        Ok(())
-    }
+/// The prepay body of `order` (checked), with the trade type's `payer` and `h5_info`.
+fn prepay_body<T>(
+    order: &Order<T>,
+    config: &PayConfig,
+    payer: Option<&OpenId>,
+    h5_info: Option<&H5Info>,
+) -> Result<Option<Vec<u8>>> {
+    validate(order)?;
+    let time_expire =
+        order
+            .time_expire_beijing()
+            .map(|[year, month, day, hour, minute, second]| {
+                format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}+08:00")
+            });
+    let body = PrepayBody {
+        appid: config.appid().as_str(),
+        mchid: config.mch_id().as_str(),
+        description: &order.description,
+        out_trade_no: order.out_trade_no.as_str(),
+        time_expire,
+        attach: order.attach.as_deref(),
+        notify_url: order.notify_url.as_deref().unwrap_or(config.notify_url()),
+        amount: PrepayAmount {
+            total: order.total,
+            currency: "CNY",
+        },
+        payer: payer.map(|openid| PrepayPayer {
+            openid: openid.as_str(),
+        }),
+        scene_info: order.client_ip().map(|ip| SceneInfo {
+            payer_client_ip: ip.to_string(),
+            h5_info: h5_info.map(H5InfoBody::from),
+        }),
+    };
+    serde_json::to_vec(&body).map(Some).map_err(|e| {
+        Error::Pay(PayError::InvalidRequest(format!(
+            "cannot encode the order: {e}"
+        )))
+    })
 }
 
+/// `POST /v3/pay/transactions/jsapi`: the prepay id the page pays with.
 impl PayRequest for JsapiOrder {
     type Output = PrepayResponse;
     const ENDPOINT: &'static str = "/v3/pay/transactions/jsapi";
@@ -145,37 +93,96 @@ impl PayRequest for JsapiOrder {
         Ok(Self::ENDPOINT.to_owned())
     }
 
-    /// The JSON body of the prepay request, after [`JsapiOrder::validate`].
+    /// The JSON body, checked: the order's fields and `payer.openid` (1 to 128 characters).
     fn to_body(&self, config: &PayConfig) -> Result<Option<Vec<u8>>> {
-        self.validate()?;
-        let body = PrepayBody {
-            appid: config.appid().as_str(),
-            mchid: config.mch_id().as_str(),
-            description: &self.description,
-            out_trade_no: self.out_trade_no.as_str(),
-            time_expire: self.time_expire.as_deref(),
-            attach: self.attach.as_deref(),
-            notify_url: self.notify_url.as_deref().unwrap_or(config.notify_url()),
-            amount: PrepayAmount {
-                total: self.total,
-                currency: "CNY",
-            },
-            payer: PrepayPayer {
-                openid: self.openid.as_str(),
-            },
-            scene_info: self.payer_client_ip.map(|ip| SceneInfo {
-                payer_client_ip: ip.to_string(),
-            }),
-        };
-        serde_json::to_vec(&body).map(Some).map_err(|e| {
-            Error::Pay(PayError::InvalidRequest(format!(
-                "cannot encode the order: {e}"
-            )))
-        })
+        let openid = &self.trade.openid;
+        if openid.as_str().is_empty() || openid.as_str().len() > 128 {
+            return Err(Error::Pay(PayError::InvalidRequest(
+                "payer.openid is required (1 to 128 characters) for a JSAPI order".into(),
+            )));
+        }
+        prepay_body(self, config, Some(openid), None)
     }
 
     fn read_reply(&self, _config: &PayConfig, reply: &[u8]) -> Result<PrepayResponse> {
         parse(Self::ENDPOINT, reply)
+    }
+}
+
+/// `POST /v3/pay/transactions/native`: the `code_url` to show as a QR code.
+impl PayRequest for NativeOrder {
+    type Output = NativePrepay;
+    const ENDPOINT: &'static str = "/v3/pay/transactions/native";
+    const METHOD: Method = Method::POST;
+
+    fn to_path(&self, _config: &PayConfig) -> Result<String> {
+        Ok(Self::ENDPOINT.to_owned())
+    }
+
+    /// The JSON body, checked: the order's fields, no `payer`.
+    fn to_body(&self, config: &PayConfig) -> Result<Option<Vec<u8>>> {
+        prepay_body(self, config, None, None)
+    }
+
+    fn read_reply(&self, _config: &PayConfig, reply: &[u8]) -> Result<NativePrepay> {
+        let answer: NativePrepay = parse(Self::ENDPOINT, reply)?;
+        if answer.code_url.is_empty() {
+            return Err(Error::UnexpectedResponse {
+                endpoint: Self::ENDPOINT,
+                detail: "the answer has an empty code_url".into(),
+            });
+        }
+        Ok(answer)
+    }
+}
+
+/// `POST /v3/pay/transactions/h5`: the cashier page to send the phone browser to.
+impl PayRequest for H5Order {
+    type Output = H5Prepay;
+    const ENDPOINT: &'static str = "/v3/pay/transactions/h5";
+    const METHOD: Method = Method::POST;
+
+    fn to_path(&self, _config: &PayConfig) -> Result<String> {
+        Ok(Self::ENDPOINT.to_owned())
+    }
+
+    /// The JSON body, checked: the order's fields and `scene_info` with `payer_client_ip` and
+    /// `h5_info` (both required for H5).
+    fn to_body(&self, config: &PayConfig) -> Result<Option<Vec<u8>>> {
+        if self.payer_client_ip.is_none() {
+            return Err(Error::Pay(PayError::InvalidRequest(
+                "scene_info.payer_client_ip is required for an H5 order: the buyer's IP, which WeChat Pay compares with the one that opens the cashier page".into(),
+            )));
+        }
+        let info = &self.trade.info;
+        for (field, value, max) in [
+            ("h5_info.app_name", &info.app_name, 64),
+            ("h5_info.app_url", &info.app_url, 128),
+            ("h5_info.bundle_id", &info.bundle_id, 128),
+            ("h5_info.package_name", &info.package_name, 128),
+        ] {
+            if let Some(value) = value {
+                check_text(field, value, 1, max)?;
+            }
+        }
+        prepay_body(self, config, None, Some(info))
+    }
+
+    fn read_reply(&self, _config: &PayConfig, reply: &[u8]) -> Result<H5Prepay> {
+        #[derive(Deserialize)]
+        struct Answer {
+            h5_url: String,
+        }
+        let answer: Answer = parse(Self::ENDPOINT, reply)?;
+        if !answer.h5_url.starts_with("https://") && !answer.h5_url.starts_with("http://") {
+            return Err(Error::UnexpectedResponse {
+                endpoint: Self::ENDPOINT,
+                detail: "the answer's h5_url is not a web address".into(),
+            });
+        }
+        Ok(H5Prepay {
+            h5_url: answer.h5_url,
+        })
     }
 }
 
@@ -276,28 +283,6 @@ pub(crate) fn check_text(field: &str, value: &str, min: usize, max: usize) -> Re
     Ok(())
 }
 
-/// `yyyy-MM-ddTHH:mm:ss` followed by `Z` or `±HH:MM` (WeChat Pay wants an offset).
-fn looks_like_rfc3339(t: &str) -> bool {
-    let b = t.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    b.len() == 25
-        && digits(0..4)
-        && b[4] == b'-'
-        && digits(5..7)
-        && b[7] == b'-'
-        && digits(8..10)
-        && b[10] == b'T'
-        && digits(11..13)
-        && b[13] == b':'
-        && digits(14..16)
-        && b[16] == b':'
-        && digits(17..19)
-        && matches!(b[19], b'+' | b'-')
-        && digits(20..22)
-        && b[22] == b':'
-        && digits(23..25)
-}
-
 #[derive(Serialize)]
 struct PrepayBody<'a> {
     appid: &'a str,
@@ -305,14 +290,15 @@ struct PrepayBody<'a> {
     description: &'a str,
     out_trade_no: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    time_expire: Option<&'a str>,
+    time_expire: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     attach: Option<&'a str>,
     notify_url: &'a str,
     amount: PrepayAmount,
-    payer: PrepayPayer<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    scene_info: Option<SceneInfo>,
+    payer: Option<PrepayPayer<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scene_info: Option<SceneInfo<'a>>,
 }
 
 #[derive(Serialize)]
@@ -327,8 +313,40 @@ struct PrepayPayer<'a> {
 }
 
 #[derive(Serialize)]
-struct SceneInfo {
+struct SceneInfo<'a> {
     payer_client_ip: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    h5_info: Option<H5InfoBody<'a>>,
+}
+
+#[derive(Serialize)]
+struct H5InfoBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bundle_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    package_name: Option<&'a str>,
+}
+
+impl<'a> From<&'a H5Info> for H5InfoBody<'a> {
+    fn from(info: &'a H5Info) -> Self {
+        Self {
+            kind: match info.kind {
+                H5Kind::Wap => "Wap",
+                H5Kind::Ios => "iOS",
+                H5Kind::Android => "Android",
+            },
+            app_name: info.app_name.as_deref(),
+            app_url: info.app_url.as_deref(),
+            bundle_id: info.bundle_id.as_deref(),
+            package_name: info.package_name.as_deref(),
+        }
+    }
 }
 
 /// The answer to a prepay request.
@@ -393,7 +411,7 @@ pub struct Transaction {
     pub transaction_id: Option<TransactionId>,
     /// `JSAPI`, `NATIVE`, … (absent while unpaid).
     #[serde(default)]
-    pub trade_type: Option<String>,
+    pub trade_type: Option<TradeType>,
     /// The state: `SUCCESS`, `REFUND`, `NOTPAY`, `CLOSED`, …
     #[serde(deserialize_with = "trade_state")]
     pub trade_state: TradeState,
@@ -465,10 +483,41 @@ fn trade_state<'de, D: Deserializer<'de>>(
 mod tests {
     use super::*;
 
+    fn config() -> PayConfig {
+        let vector = |name: &str| {
+            std::fs::read(format!(
+                "{}/tests/vectors/v3/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        let key =
+            MerchantKey::from_pem(&vector("rsa_test_private_key.pem"), "F5765756002FDD77").unwrap();
+        let public = super::super::WechatPayPublicKey::from_pem(
+            "PUB_KEY_ID_01",
+            &vector("rsa_test_public_key.pem"),
+        )
+        .unwrap();
+        PayConfig::builder(
+            "1900000109",
+            "wx1234567890abcdef",
+            key,
+            "0123456789abcdefghijABCDEFGHIJ01",
+            "https://shop.example.com/pay/notify",
+        )
+        .wechat_pay_public_key(public)
+        .build()
+        .unwrap()
+    }
+
+    fn body<R: PayRequest>(request: &R) -> serde_json::Value {
+        serde_json::from_slice(&request.to_body(&config()).unwrap().unwrap()).unwrap()
+    }
+
     #[test]
     fn order_checks_name_the_field() {
         let ok = JsapiOrder::new("T2024010100", "Coffee", 1, "oUser");
-        assert!(ok.validate().is_ok());
+        assert!(ok.to_body(&config()).is_ok());
         let cases = [
             (JsapiOrder::new("T2024", "Coffee", 1, "oUser"), "at least 6"),
             (
@@ -496,22 +545,133 @@ mod tests {
                 "payer.openid",
             ),
             (ok.clone().with_attach("a".repeat(129)), "attach"),
-            (ok.clone().with_time_expire("20251201103456"), "time_expire"),
         ];
         for (order, field) in cases {
-            let err = order.validate().unwrap_err().to_string();
+            let err = order.to_body(&config()).unwrap_err().to_string();
             assert!(err.contains(field), "{err} should name {field}");
         }
         // 127 characters of Chinese are fine: the limit counts characters, not bytes.
         assert!(
             JsapiOrder::new("T2024010100", "咖".repeat(127), 1, "oUser")
-                .validate()
+                .to_body(&config())
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn the_three_trade_types_send_wechat_pays_bodies() {
+        let ip: std::net::IpAddr = "::ffff:1.2.3.4".parse().unwrap();
+        // 2025-12-01T02:34:56Z is 10:34:56 in Beijing.
+        let jsapi = JsapiOrder::new("T2024010100", "Coffee", 100, "oUser")
+            .with_payer_client_ip(ip)
+            .with_time_expire(1_764_556_496);
+        let json = body(&jsapi);
+        assert_eq!(json["payer"]["openid"], "oUser");
+        assert_eq!(json["scene_info"]["payer_client_ip"], "1.2.3.4");
+        assert_eq!(json["time_expire"], "2025-12-01T10:34:56+08:00");
+        assert_eq!(
+            json["amount"],
+            serde_json::json!({"total": 100, "currency": "CNY"})
+        );
+        assert_eq!(JsapiOrder::ENDPOINT, "/v3/pay/transactions/jsapi");
+
+        let native = NativeOrder::new("T2024010101", "Coffee", 100).with_product_id("SKU-1");
+        let json = body(&native);
+        assert_eq!(NativeOrder::ENDPOINT, "/v3/pay/transactions/native");
         assert!(
-            ok.with_time_expire("2025-12-01T10:34:56+08:00")
-                .validate()
-                .is_ok()
+            json.get("payer").is_none() && json.get("scene_info").is_none(),
+            "{json}"
+        );
+        assert!(
+            json.get("product_id").is_none(),
+            "v3 has no product_id: {json}"
+        );
+        assert_eq!(json["appid"], "wx1234567890abcdef");
+        assert_eq!(json["notify_url"], "https://shop.example.com/pay/notify");
+
+        let h5 = H5Order::new(
+            "T2024010102",
+            "Coffee",
+            100,
+            "1.2.3.4".parse().unwrap(),
+            H5Info::wap("Shop", "https://shop.example.com"),
+        );
+        let json = body(&h5);
+        assert_eq!(H5Order::ENDPOINT, "/v3/pay/transactions/h5");
+        assert!(json.get("payer").is_none(), "{json}");
+        assert_eq!(
+            json["scene_info"],
+            serde_json::json!({"payer_client_ip": "1.2.3.4", "h5_info": {"type": "Wap", "app_name": "Shop", "app_url": "https://shop.example.com"}})
+        );
+        let ios = H5Order::new(
+            "T2024010103",
+            "Coffee",
+            100,
+            ip,
+            H5Info::ios("Shop", "com.example.shop"),
+        );
+        assert_eq!(
+            body(&ios)["scene_info"]["h5_info"],
+            serde_json::json!({"type": "iOS", "app_name": "Shop", "bundle_id": "com.example.shop"})
+        );
+        // H5 needs the buyer's IP: WeChat Pay compares it with the one that opens the page.
+        let mut no_ip = h5.clone();
+        no_ip.payer_client_ip = None;
+        let err = no_ip.to_body(&config()).unwrap_err().to_string();
+        assert!(err.contains("payer_client_ip"), "{err}");
+        let long_name = H5Order::new(
+            "T2024010104",
+            "Coffee",
+            1,
+            ip,
+            H5Info::wap("n".repeat(65), "https://x"),
+        );
+        assert!(
+            long_name
+                .to_body(&config())
+                .unwrap_err()
+                .to_string()
+                .contains("app_name")
+        );
+    }
+
+    #[test]
+    fn native_and_h5_answers_are_read_and_checked() {
+        let native = NativeOrder::new("T2024010101", "Coffee", 100);
+        let answer = native
+            .read_reply(
+                &config(),
+                br#"{"code_url":"weixin://wxpay/bizpayurl?pr=p4lpSuKzz"}"#,
+            )
+            .unwrap();
+        assert_eq!(answer.code_url, "weixin://wxpay/bizpayurl?pr=p4lpSuKzz");
+        assert!(native.read_reply(&config(), br#"{"code_url":""}"#).is_err());
+        assert!(
+            native
+                .read_reply(&config(), br#"{"prepay_id":"wx1"}"#)
+                .is_err()
+        );
+
+        let h5 = H5Order::new(
+            "T2024010102",
+            "Coffee",
+            100,
+            "1.2.3.4".parse().unwrap(),
+            H5Info::wap("Shop", "https://shop.example.com"),
+        );
+        let answer = h5
+            .read_reply(
+                &config(),
+                br#"{"h5_url":"https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id=wx2016121516420242444321ca0631331346&package=1405458241"}"#,
+            )
+            .unwrap();
+        assert_eq!(
+            answer.url_with_redirect("https://shop.example.com/orders/T1?x=1&y=2"),
+            "https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id=wx2016121516420242444321ca0631331346&package=1405458241&redirect_url=https%3A%2F%2Fshop.example.com%2Forders%2FT1%3Fx%3D1%26y%3D2"
+        );
+        assert!(
+            h5.read_reply(&config(), br#"{"h5_url":"javascript:alert(1)"}"#)
+                .is_err()
         );
     }
 
@@ -527,6 +687,7 @@ mod tests {
         assert_eq!(paid.trade_state, TradeState::Success);
         assert_eq!(paid.total(), Some(100));
         assert_eq!(paid.openid().map(OpenId::as_str), Some("oUser"));
+        assert_eq!(paid.trade_type, Some(TradeType::Jsapi));
         let unpaid: Transaction = serde_json::from_str(
             r#"{"appid":"wx1","mchid":"19","out_trade_no":"T2024010100","trade_state":"NOTPAY","amount":{"total":100}}"#,
         )
