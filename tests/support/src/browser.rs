@@ -12,7 +12,7 @@ use http::{Method, StatusCode};
 use url::Url;
 
 use crate::jar::Jar;
-use crate::{DESKTOP_USER_AGENT, WECHAT_USER_AGENT};
+use crate::{DESKTOP_USER_AGENT, PHONE_USER_AGENT, WECHAT_USER_AGENT};
 
 /// How many redirects [`Request::follow`] follows (browsers allow about 20).
 const MAX_REDIRECTS: usize = 10;
@@ -230,6 +230,16 @@ impl Browser {
     /// When the HTTP client cannot be built: a broken test environment.
     pub fn desktop() -> Self {
         Self::builder(DESKTOP_USER_AGENT)
+            .build()
+            .expect("the test browser's HTTP client")
+    }
+
+    /// Safari on an iPhone ([`PHONE_USER_AGENT`]): a phone visitor outside WeChat.
+    ///
+    /// # Panics
+    /// When the HTTP client cannot be built: a broken test environment.
+    pub fn phone() -> Self {
+        Self::builder(PHONE_USER_AGENT)
             .build()
             .expect("the test browser's HTTP client")
     }

@@ -58,3 +58,6 @@ pub const WECHAT_USER_AGENT: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 lik
 
 /// The `User-Agent` of a desktop Chrome (on Windows): a visitor outside WeChat.
 pub const DESKTOP_USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+
+/// Safari on an iPhone: a visitor outside WeChat on a phone (H5 payment, no WeChat web login).
+pub const PHONE_USER_AGENT: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";

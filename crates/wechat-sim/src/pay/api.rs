@@ -68,6 +68,8 @@ pub(super) struct Call<'a> {
     pub(super) fields: BTreeMap<String, String>,
     pub(super) merchant: &'a MerchantConfig,
     pub(super) sign_type: SignType,
+    /// The request's `Host` (the simulator as the caller reaches it; H5 links point there).
+    pub(super) host: String,
 }
 
 impl Call<'_> {
@@ -157,10 +159,17 @@ async fn authenticate(sim: &Sim, req: Request, cert: Cert) -> Result<Call<'_>, R
     if !merchant.appids.iter().any(|a| a == appid) {
         return Err(fail("appid和mch_id不匹配"));
     }
+    let host = parts
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_owned();
     let call = Call {
         fields,
         merchant,
         sign_type,
+        host,
     };
     // An err_code injected by `/_sim/fail`, answered as WeChat would: signed, once the request
     // is known to be the merchant's.
@@ -250,22 +259,50 @@ pub(super) async fn unifiedorder(State(sim): State<Arc<Sim>>, req: Request) -> R
         return call.err("PARAM_ERROR", "trade_type参数错误");
     }
     let openid = call.get("openid");
-    if trade_type == "JSAPI" {
-        if openid.is_empty() {
-            return call.err("PARAM_ERROR", "JSAPI支付必须传openid");
+    match trade_type {
+        "JSAPI" => {
+            if openid.is_empty() {
+                return call.err("PARAM_ERROR", "JSAPI支付必须传openid");
+            }
+            if !super::openid_belongs(&sim, call.appid(), openid) {
+                return call.err("PARAM_ERROR", "appid和openid不匹配");
+            }
         }
-        if !super::openid_belongs(&sim, call.appid(), openid) {
-            return call.err("PARAM_ERROR", "appid和openid不匹配");
+        "NATIVE" => {
+            let product_id = call.get("product_id");
+            if product_id.is_empty() {
+                return call.err("LACK_PARAMS", "缺少参数product_id");
+            }
+            if product_id.len() > 32 {
+                return call.err("PARAM_ERROR", "product_id参数长度有误");
+            }
         }
+        "MWEB" => {
+            if call.merchant.h5_domains.is_empty() {
+                return call.err("NO_AUTH", "商户无此接口权限");
+            }
+            if let Err(des) = valid_h5_scene_info(call.get("scene_info")) {
+                return call.err("PARAM_ERROR", des);
+            }
+        }
+        _ => {}
+    }
+    // WeChat refuses an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) too.
+    match call.get("spbill_create_ip").parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => {
+            return call.err("PARAM_ERROR", "invalid spbill_create_ip");
+        }
+        Ok(_) => {}
+        Err(_) => return call.err("PARAM_ERROR", "invalid spbill_create_ip"),
     }
 
     let now = sim.clock.now_secs();
     let params = book::order_params(&call.fields);
     let key: OrderKey = (call.merchant.mch_id.clone(), out_trade_no.to_owned());
-    let prepay_id = {
+    let (prepay_id, code_url, mweb_url) = {
         let mut book = sim.pay.book();
         let book = &mut *book;
-        match book.orders.get_mut(&key) {
+        let prepay_id = match book.orders.get_mut(&key) {
             Some(order) => match order.payment {
                 Payment::Paid { .. } => return call.err("ORDERPAID", "该订单已支付"),
                 Payment::Closed => return call.err("ORDERCLOSED", "该订单已关闭"),
@@ -278,6 +315,11 @@ pub(super) async fn unifiedorder(State(sim): State<Arc<Sim>>, req: Request) -> R
                         order.prepay_id = book::new_prepay_id(now);
                         order.prepay_expires = now.saturating_add(book::PREPAY_TTL_SECS);
                         book.by_prepay.insert(order.prepay_id.clone(), key.clone());
+                        if order.trade_type == "NATIVE" {
+                            book.by_code_url.remove(&order.code_url);
+                            order.code_url = book::new_code_url();
+                            book.by_code_url.insert(order.code_url.clone(), key.clone());
+                        }
                     }
                     order.prepay_id.clone()
                 }
@@ -294,7 +336,17 @@ pub(super) async fn unifiedorder(State(sim): State<Arc<Sim>>, req: Request) -> R
                     total_fee,
                     fee_type: fee_type.to_owned(),
                     trade_type: trade_type.to_owned(),
-                    openid: openid.to_owned(),
+                    openid: if trade_type == "JSAPI" {
+                        openid.to_owned()
+                    } else {
+                        String::new()
+                    },
+                    payer_client_ip: call.get("spbill_create_ip").to_owned(),
+                    code_url: if trade_type == "NATIVE" {
+                        book::new_code_url()
+                    } else {
+                        String::new()
+                    },
                     notify_url: call.get("notify_url").to_owned(),
                     attach: call.get("attach").to_owned(),
                     device_info: call.get("device_info").to_owned(),
@@ -310,25 +362,54 @@ pub(super) async fn unifiedorder(State(sim): State<Arc<Sim>>, req: Request) -> R
                     deliveries: book::Deliveries::default(),
                 };
                 book.by_prepay.insert(prepay_id.clone(), key.clone());
-                book.orders.insert(key, order);
+                if !order.code_url.is_empty() {
+                    book.by_code_url.insert(order.code_url.clone(), key.clone());
+                }
+                book.orders.insert(key.clone(), order);
                 prepay_id
             }
-        }
+        };
+        let code_url = book
+            .orders
+            .get(&key)
+            .map(|o| o.code_url.clone())
+            .unwrap_or_default();
+        let mweb_url =
+            (trade_type == "MWEB").then(|| book.issue_h5_link(&key, &prepay_id, &call.host, now));
+        (prepay_id, code_url, mweb_url)
     };
     let mut extra = vec![
         ("trade_type", trade_type.to_owned()),
         ("device_info", call.get("device_info").to_owned()),
         ("prepay_id", prepay_id.clone()),
     ];
-    match trade_type {
-        "NATIVE" => extra.push(("code_url", format!("weixin://wxpay/bizpayurl?pr={}", &prepay_id[prepay_id.len() - 7..]))),
-        "MWEB" => extra.push((
-            "mweb_url",
-            format!("https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id={prepay_id}&package=1"),
-        )),
-        _ => {}
+    if !code_url.is_empty() {
+        extra.push(("code_url", code_url));
+    }
+    if let Some(mweb_url) = mweb_url {
+        extra.push(("mweb_url", mweb_url));
     }
     call.ok(extra)
+}
+
+/// v2's `scene_info` for MWEB: WeChat's JSON string, `{"h5_info":{"type":"Wap"|"IOS"|"Android",…}}`,
+/// at most 256 bytes.
+fn valid_h5_scene_info(scene_info: &str) -> Result<(), &'static str> {
+    if scene_info.is_empty() {
+        return Err("MWEB支付必须传scene_info");
+    }
+    if scene_info.len() > 256 {
+        return Err("scene_info参数长度有误");
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(scene_info).map_err(|_| "scene_info参数格式错误，应为JSON字符串")?;
+    match value
+        .pointer("/h5_info/type")
+        .and_then(serde_json::Value::as_str)
+    {
+        Some("Wap" | "IOS" | "Android") => Ok(()),
+        _ => Err("scene_info中h5_info.type应为Wap、IOS或Android"),
+    }
 }
 
 /// The notification fields of a paid order (also used by orderquery).

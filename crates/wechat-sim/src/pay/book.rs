@@ -96,7 +96,13 @@ pub(crate) struct Order {
     pub(crate) total_fee: u64,
     pub(crate) fee_type: String,
     pub(crate) trade_type: String,
+    /// JSAPI: the payer the order was placed for; NATIVE and MWEB: who paid (empty until then).
     pub(crate) openid: String,
+    /// The buyer's IP as the merchant sent it (`spbill_create_ip`, v3
+    /// `scene_info.payer_client_ip`); the H5 cashier page compares it with its visitor's.
+    pub(crate) payer_client_ip: String,
+    /// NATIVE: the `code_url` handed out; empty otherwise.
+    pub(crate) code_url: String,
     pub(crate) notify_url: String,
     pub(crate) attach: String,
     pub(crate) device_info: String,
@@ -169,6 +175,10 @@ pub(crate) struct Refund {
 pub(crate) struct Book {
     pub(crate) orders: HashMap<OrderKey, Order>,
     pub(crate) by_prepay: HashMap<String, OrderKey>,
+    /// NATIVE orders by their `code_url`.
+    pub(crate) by_code_url: HashMap<String, OrderKey>,
+    /// H5 cashier links by their `package`: the order and when the link was handed out.
+    pub(crate) h5_links: HashMap<String, (OrderKey, u64)>,
     pub(crate) by_transaction: HashMap<String, OrderKey>,
     /// `(mch_id, out_refund_no)` -> refund.
     pub(crate) refunds: HashMap<(String, String), Refund>,
@@ -279,6 +289,39 @@ pub(crate) fn new_prepay_id(now: u64) -> String {
         .map(|_| format!("{:02x}", rng.random::<u8>()))
         .collect();
     format!("wx{}{hex}", beijing(now, false))
+}
+
+/// How long an H5 cashier link (`h5_url`, v2 `mweb_url`) can be opened: 5 minutes.
+pub(crate) const H5_LINK_TTL_SECS: u64 = 5 * 60;
+
+/// WeChat's path of the H5 cashier page, served by the simulator.
+pub(crate) const H5_CASHIER_PATH: &str = "/cgi-bin/mmpayweb-bin/checkmweb";
+
+impl Book {
+    /// Hands out a fresh H5 cashier link for an order (each prepay call gives a new one, valid
+    /// for [`H5_LINK_TTL_SECS`]), on the simulator at `host`.
+    pub(crate) fn issue_h5_link(
+        &mut self,
+        key: &OrderKey,
+        prepay_id: &str,
+        host: &str,
+        now: u64,
+    ) -> String {
+        let package = random_digits(10);
+        self.h5_links.insert(package.clone(), (key.clone(), now));
+        format!("http://{host}{H5_CASHIER_PATH}?prepay_id={prepay_id}&package={package}")
+    }
+}
+
+/// A fresh Native `code_url` in WeChat's form, `weixin://wxpay/bizpayurl?pr=` and 9 letters and
+/// digits.
+pub(crate) fn new_code_url() -> String {
+    let token: String = rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(9)
+        .map(char::from)
+        .collect();
+    format!("weixin://wxpay/bizpayurl?pr={token}")
 }
 
 /// A 28-digit transaction_id like `4200000560202005168434734774`.

@@ -574,6 +574,8 @@ pub(super) async fn order(
         "fee_type": order.fee_type,
         "trade_type": order.trade_type,
         "openid": order.openid,
+        "payer_client_ip": non_empty(&order.payer_client_ip),
+        "code_url": non_empty(&order.code_url),
         "notify_url": order.notify_url,
         "attach": order.attach,
         "sign_type": if order.api == Api::V3 { "RSA" } else { order.sign_type.as_str() },

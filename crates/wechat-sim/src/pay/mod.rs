@@ -98,6 +98,7 @@ mod crypto;
 pub(crate) mod fault;
 mod jsapi;
 mod notify;
+mod outside;
 mod sign;
 mod steer;
 mod tls;
@@ -181,6 +182,12 @@ pub struct MerchantConfig {
     /// `GET /v3/certificates` (merchants from before the WeChat Pay public key).
     #[serde(default)]
     pub platform_certificate: bool,
+    /// The merchant's H5 payment domains (`host` or `host:port`, e.g. `"127.0.0.1:3000"`), as
+    /// configured on the merchant platform: the H5 cashier page opens only from a page on one
+    /// of them (its `Referer`) and returns only to one (`redirect_url`). Empty: the merchant
+    /// has no H5 payment, and H5 orders are refused (v3 403 `NO_AUTH`, v2 `NO_AUTH`).
+    #[serde(default)]
+    pub h5_domains: Vec<String>,
 }
 
 fn default_scale() -> f64 {
@@ -205,6 +212,7 @@ impl Default for MerchantConfig {
             pay_private_key: String::new(),
             pay_private_key_file: String::new(),
             platform_certificate: false,
+            h5_domains: Vec::new(),
         }
     }
 }
@@ -238,6 +246,7 @@ impl std::fmt::Debug for MerchantConfig {
             .field("pay_private_key", &redacted(&self.pay_private_key))
             .field("pay_private_key_file", &self.pay_private_key_file)
             .field("platform_certificate", &self.platform_certificate)
+            .field("h5_domains", &self.h5_domains)
             .finish_non_exhaustive()
     }
 }
@@ -393,6 +402,14 @@ pub(crate) fn router() -> Router<Arc<Sim>> {
         .route(
             "/secapi/pay/refund",
             post(api::refund).fallback(api::require_post),
+        )
+        .route(
+            "/_sim/pay/scan",
+            get(outside::scan_page).post(outside::scan_confirm),
+        )
+        .route(
+            book::H5_CASHIER_PATH,
+            get(outside::cashier_page).post(outside::cashier_confirm),
         )
         .route("/_sim/pay/check", post(jsapi::check))
         .route("/_sim/pay/confirm", post(jsapi::confirm))

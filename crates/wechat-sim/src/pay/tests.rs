@@ -455,15 +455,47 @@ async fn request_validation() {
         )
         .await;
     assert_eq!(err_code(&query_url).0, "PARAM_ERROR");
-    // NATIVE needs no openid and gets a code_url.
+    // NATIVE needs a product_id, no openid, and gets a code_url.
+    let no_product = h
+        .call(
+            "/pay/unifiedorder",
+            &with("trade_type", "NATIVE"),
+            SignType::Md5,
+        )
+        .await;
+    assert_eq!(err_code(&no_product), ("LACK_PARAMS", "缺少参数product_id"));
     let native = h
         .call(
             "/pay/unifiedorder",
-            &[with("trade_type", "NATIVE"), vec![]].concat(),
+            &[with("trade_type", "NATIVE"), vec![("product_id", "SKU1")]].concat(),
             SignType::Md5,
         )
         .await;
     assert!(native["code_url"].starts_with("weixin://wxpay/bizpayurl?pr="));
+    // MWEB needs the H5 product (h5_domains) and scene_info; an IPv4-mapped client IP is refused.
+    let no_h5 = h
+        .call(
+            "/pay/unifiedorder",
+            &[
+                with("trade_type", "MWEB"),
+                vec![("scene_info", r#"{"h5_info":{"type":"Wap"}}"#)],
+            ]
+            .concat(),
+            SignType::Md5,
+        )
+        .await;
+    assert_eq!(err_code(&no_h5).0, "NO_AUTH");
+    let mapped = h
+        .call(
+            "/pay/unifiedorder",
+            &with("spbill_create_ip", "::ffff:1.2.3.4"),
+            SignType::Md5,
+        )
+        .await;
+    assert_eq!(
+        err_code(&mapped),
+        ("PARAM_ERROR", "invalid spbill_create_ip")
+    );
 }
 
 #[tokio::test]

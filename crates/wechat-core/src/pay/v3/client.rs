@@ -62,11 +62,15 @@ pub trait PayRequest {
     }
 
     /// The path and query sent and signed (a pure function; identifiers are checked so that
-    /// nothing in them needs encoding).
+    /// nothing in them needs encoding): [`ENDPOINT`](Self::ENDPOINT) unless the request puts
+    /// identifiers in it.
     ///
     /// # Errors
     /// [`PayError::InvalidRequest`](crate::pay::PayError::InvalidRequest) for an identifier WeChat Pay would refuse.
-    fn to_path(&self, config: &PayConfig) -> Result<String>;
+    fn to_path(&self, config: &PayConfig) -> Result<String> {
+        let _ = config;
+        Ok(Self::ENDPOINT.to_owned())
+    }
 
     /// The JSON body, checked, if the request has one (a pure function).
     ///

@@ -89,10 +89,6 @@ impl PayRequest for JsapiOrder {
     const ENDPOINT: &'static str = "/v3/pay/transactions/jsapi";
     const METHOD: Method = Method::POST;
 
-    fn to_path(&self, _config: &PayConfig) -> Result<String> {
-        Ok(Self::ENDPOINT.to_owned())
-    }
-
     /// The JSON body, checked: the order's fields and `payer.openid` (1 to 128 characters).
     fn to_body(&self, config: &PayConfig) -> Result<Option<Vec<u8>>> {
         let openid = &self.trade.openid;
@@ -114,10 +110,6 @@ impl PayRequest for NativeOrder {
     type Output = NativePrepay;
     const ENDPOINT: &'static str = "/v3/pay/transactions/native";
     const METHOD: Method = Method::POST;
-
-    fn to_path(&self, _config: &PayConfig) -> Result<String> {
-        Ok(Self::ENDPOINT.to_owned())
-    }
 
     /// The JSON body, checked: the order's fields, no `payer`.
     fn to_body(&self, config: &PayConfig) -> Result<Option<Vec<u8>>> {
@@ -141,10 +133,6 @@ impl PayRequest for H5Order {
     type Output = H5Prepay;
     const ENDPOINT: &'static str = "/v3/pay/transactions/h5";
     const METHOD: Method = Method::POST;
-
-    fn to_path(&self, _config: &PayConfig) -> Result<String> {
-        Ok(Self::ENDPOINT.to_owned())
-    }
 
     /// The JSON body, checked: the order's fields and `scene_info` with `payer_client_ip` and
     /// `h5_info` (both required for H5).

@@ -113,10 +113,6 @@ impl PayRequest for RefundRequest {
     const ENDPOINT: &'static str = "/v3/refund/domestic/refunds";
     const METHOD: Method = Method::POST;
 
-    fn to_path(&self, _config: &PayConfig) -> Result<String> {
-        Ok(Self::ENDPOINT.to_owned())
-    }
-
     /// The JSON body of the refund request, after [`RefundRequest::validate`].
     fn to_body(&self, config: &PayConfig) -> Result<Option<Vec<u8>>> {
         self.validate()?;

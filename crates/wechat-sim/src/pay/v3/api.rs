@@ -131,15 +131,67 @@ fn check_mchid(call: &Call<'_>, body: &Map<String, Value>) -> Result<(), V3Error
 }
 
 /// `POST /v3/pay/transactions/jsapi`.
+/// The trade type a prepay endpoint places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trade {
+    /// `/v3/pay/transactions/jsapi`: `payer.openid` required; answers `prepay_id`.
+    Jsapi,
+    /// `/v3/pay/transactions/native`: no payer; answers `code_url`.
+    Native,
+    /// `/v3/pay/transactions/h5`: `scene_info.payer_client_ip` and `scene_info.h5_info.type`
+    /// required, the merchant must have H5 domains; answers `h5_url`.
+    H5,
+}
+
+/// `POST /v3/pay/transactions/jsapi`.
 pub(crate) async fn prepay(State(sim): State<Arc<Sim>>, req: Request) -> Response {
-    let call = match authenticate(&sim, req).await {
+    prepay_of(&sim, req, Trade::Jsapi).await
+}
+
+/// `POST /v3/pay/transactions/native`.
+pub(crate) async fn prepay_native(State(sim): State<Arc<Sim>>, req: Request) -> Response {
+    prepay_of(&sim, req, Trade::Native).await
+}
+
+/// `POST /v3/pay/transactions/h5`.
+pub(crate) async fn prepay_h5(State(sim): State<Arc<Sim>>, req: Request) -> Response {
+    prepay_of(&sim, req, Trade::H5).await
+}
+
+async fn prepay_of(sim: &Arc<Sim>, req: Request, trade: Trade) -> Response {
+    let call = match authenticate(sim, req).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    call.respond(prepay_answer(&sim, &call))
+    call.respond(prepay_answer(sim, &call, trade))
 }
 
-fn prepay_answer(sim: &Sim, call: &Call<'_>) -> Answer {
+/// `scene_info`: optional for JSAPI and Native (then `payer_client_ip` is required in it),
+/// required for H5 with `h5_info.type` one of `Wap`, `iOS`, `Android`.
+fn scene_info(body: &Map<String, Value>, trade: Trade) -> Result<String, V3Error> {
+    if trade != Trade::H5 && at(body, "scene_info").is_none() {
+        return Ok(String::new());
+    }
+    let ip = required_str(body, "scene_info.payer_client_ip")?;
+    if ip.parse::<std::net::IpAddr>().is_err() || ip.len() > 45 {
+        return Err(V3Error::param(
+            "/scene_info/payer_client_ip",
+            "payer_client_ip应为IPv4或IPv6地址",
+        ));
+    }
+    if trade == Trade::H5 {
+        let kind = required_str(body, "scene_info.h5_info.type")?;
+        if !matches!(kind, "Wap" | "iOS" | "Android") {
+            return Err(V3Error::param(
+                "/scene_info/h5_info/type",
+                "h5_info.type应为Wap、iOS或Android",
+            ));
+        }
+    }
+    Ok(ip.to_owned())
+}
+
+fn prepay_answer(sim: &Sim, call: &Call<'_>, trade: Trade) -> Answer {
     let body = call.json()?;
     let appid = required_str(&body, "appid")?;
     check_mchid(call, &body)?;
@@ -147,7 +199,18 @@ fn prepay_answer(sim: &Sim, call: &Call<'_>) -> Answer {
     let out_trade_no = required_str(&body, "out_trade_no")?;
     let notify_url = required_str(&body, "notify_url")?;
     let total = amount(&body, "amount.total")?;
-    let openid = required_str(&body, "payer.openid")?;
+    let openid = match trade {
+        Trade::Jsapi => required_str(&body, "payer.openid")?,
+        Trade::Native | Trade::H5 => "",
+    };
+    let payer_client_ip = scene_info(&body, trade)?;
+    if trade == Trade::H5 && call.config.h5_domains.is_empty() {
+        return Err(V3Error::new(
+            StatusCode::FORBIDDEN,
+            "NO_AUTH",
+            "商户号该产品权限未开通，请前往商户平台>产品中心检查后重试",
+        ));
+    }
     if !call.config.appids.iter().any(|a| a == appid) {
         return Err(V3Error::new(
             StatusCode::BAD_REQUEST,
@@ -185,7 +248,7 @@ fn prepay_answer(sim: &Sim, call: &Call<'_>) -> Answer {
             )
         })?),
     };
-    if !openid_belongs(sim, appid, openid) {
+    if trade == Trade::Jsapi && !openid_belongs(sim, appid, openid) {
         return Err(V3Error::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "OPENID_MISMATCH",
@@ -202,7 +265,7 @@ fn prepay_answer(sim: &Sim, call: &Call<'_>) -> Answer {
     let key: OrderKey = (call.config.mch_id.clone(), out_trade_no.to_owned());
     let mut guard = sim.pay.book();
     let book = &mut *guard;
-    let prepay_id = match book.orders.get_mut(&key) {
+    let (prepay_id, code_url) = match book.orders.get_mut(&key) {
         Some(order) => match order.payment {
             Payment::Paid { .. } => {
                 return Err(V3Error::new(
@@ -231,12 +294,21 @@ fn prepay_answer(sim: &Sim, call: &Call<'_>) -> Answer {
                     order.prepay_id = book::new_prepay_id(now);
                     order.prepay_expires = now.saturating_add(book::PREPAY_TTL_SECS);
                     book.by_prepay.insert(order.prepay_id.clone(), key.clone());
+                    if trade == Trade::Native {
+                        book.by_code_url.remove(&order.code_url);
+                        order.code_url = book::new_code_url();
+                        book.by_code_url.insert(order.code_url.clone(), key.clone());
+                    }
                 }
-                order.prepay_id.clone()
+                (order.prepay_id.clone(), order.code_url.clone())
             }
         },
         None => {
             let prepay_id = book::new_prepay_id(now);
+            let code_url = match trade {
+                Trade::Native => book::new_code_url(),
+                Trade::Jsapi | Trade::H5 => String::new(),
+            };
             let order = Order {
                 api: Api::V3,
                 time_expire,
@@ -246,8 +318,15 @@ fn prepay_answer(sim: &Sim, call: &Call<'_>) -> Answer {
                 body: description.to_owned(),
                 total_fee: total,
                 fee_type: "CNY".to_owned(),
-                trade_type: "JSAPI".to_owned(),
+                trade_type: match trade {
+                    Trade::Jsapi => "JSAPI",
+                    Trade::Native => "NATIVE",
+                    Trade::H5 => "MWEB",
+                }
+                .to_owned(),
                 openid: openid.to_owned(),
+                payer_client_ip,
+                code_url: code_url.clone(),
                 notify_url: notify_url.to_owned(),
                 attach: attach.to_owned(),
                 device_info: String::new(),
@@ -263,12 +342,20 @@ fn prepay_answer(sim: &Sim, call: &Call<'_>) -> Answer {
                 deliveries: book::Deliveries::default(),
             };
             book.by_prepay.insert(prepay_id.clone(), key.clone());
-            book.orders.insert(key, order);
-            prepay_id
+            if !code_url.is_empty() {
+                book.by_code_url.insert(code_url.clone(), key.clone());
+            }
+            book.orders.insert(key.clone(), order);
+            (prepay_id, code_url)
         }
     };
+    let answer = match trade {
+        Trade::Jsapi => json!({ "prepay_id": prepay_id }),
+        Trade::Native => json!({ "code_url": code_url }),
+        Trade::H5 => json!({ "h5_url": book.issue_h5_link(&key, &prepay_id, &call.host, now) }),
+    };
     drop(guard);
-    ok_json(&json!({ "prepay_id": prepay_id }))
+    ok_json(&answer)
 }
 
 /// Parses RFC 3339 into unix time.

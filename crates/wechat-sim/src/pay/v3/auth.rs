@@ -185,6 +185,8 @@ pub(crate) struct Call<'a> {
     pub(crate) merchant: &'a V3Merchant,
     /// The query string, `""` when none.
     pub(crate) query: String,
+    /// The request's `Host` (the simulator as the caller reaches it; H5 links point there).
+    pub(crate) host: String,
     /// The exact body bytes (at most [`MAX_BODY`]).
     pub(crate) body: Bytes,
     /// The request's `Wechatpay-Serial`.
@@ -409,6 +411,7 @@ pub(crate) async fn authenticate(sim: &Sim, req: Request) -> Result<Call<'_>, Re
         config,
         merchant,
         query: parts.uri.query().unwrap_or("").to_owned(),
+        host: header("host").unwrap_or_else(|| "127.0.0.1".to_owned()),
         body,
         requested_serial,
         fault,

@@ -350,6 +350,8 @@ pub(crate) fn merchant<'a>(sim: &'a Sim, mch_id: &str) -> Option<&'a V3Merchant>
 pub(crate) fn router() -> Router<Arc<Sim>> {
     Router::new()
         .route("/v3/pay/transactions/jsapi", post(api::prepay))
+        .route("/v3/pay/transactions/native", post(api::prepay_native))
+        .route("/v3/pay/transactions/h5", post(api::prepay_h5))
         .route(
             "/v3/pay/transactions/out-trade-no/{out_trade_no}",
             get(api::query_by_out_trade_no),

@@ -19,12 +19,15 @@ pub(crate) fn transaction(order: &Order) -> Value {
         "trade_state": order.trade_state(),
         "trade_state_desc": order.trade_state_desc(),
         "attach": order.attach,
-        "payer": { "openid": order.openid },
         "amount": {
             "total": order.total_fee,
             "currency": order.fee_type,
         },
     });
+    // A Native or H5 order has a payer once someone paid it.
+    if !order.openid.is_empty() {
+        t["payer"] = json!({ "openid": order.openid });
+    }
     if let Some(at) = order.paid_at() {
         t["transaction_id"] = json!(order.transaction_id);
         t["bank_type"] = json!("OTHERS");
