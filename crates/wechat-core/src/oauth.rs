@@ -152,10 +152,115 @@ pub fn authorize_url(
     )
 }
 
+/// The website QR-code login page (`https://open.weixin.qq.com/connect/qrconnect`,
+/// `scope=snsapi_login`) of an Open Platform website application, for desktop browsers: the
+/// page shows a QR code that the user scans with WeChat on a phone, then WeChat redirects to
+/// `redirect_uri?code=CODE&state=STATE`, and the code is exchanged with the website app's own
+/// AppID and AppSecret ([`OAuthClient::exchange_code`] of a client built with them).
+///
+/// `appid` is the website application's (not the Official Account's: WeChat answers
+/// `Scope 参数错误或没有 Scope 权限`); the host of `redirect_uri` must be its authorization callback
+/// domain (`redirect_uri 参数错误` otherwise). Encoded as [`authorize_url`] is. See
+/// <https://developers.weixin.qq.com/doc/oplatform/Website_App/WeChat_Login/Wechat_Login.html>.
+///
+/// ```
+/// use wechat_core::AppId;
+///
+/// let url = wechat_core::oauth::qrconnect_url(
+///     "https://open.weixin.qq.com",
+///     &AppId::new("wxbdc5610cc59c1631"),
+///     "https://shop.example.com/wechat/oauth/callback",
+///     "xyz123",
+/// );
+/// assert_eq!(
+///     url,
+///     "https://open.weixin.qq.com/connect/qrconnect?appid=wxbdc5610cc59c1631\
+///      &redirect_uri=https%3A%2F%2Fshop.example.com%2Fwechat%2Foauth%2Fcallback\
+///      &response_type=code&scope=snsapi_login&state=xyz123#wechat_redirect"
+/// );
+/// ```
+pub fn qrconnect_url(open_base: &str, appid: &AppId, redirect_uri: &str, state: &str) -> String {
+    format!(
+        "{}#wechat_redirect",
+        qrconnect_query(open_base, appid, redirect_uri, state)
+    )
+}
+
+/// `…/connect/qrconnect?appid=…&redirect_uri=…&response_type=code&scope=snsapi_login&state=…`.
+fn qrconnect_query(open_base: &str, appid: &AppId, redirect_uri: &str, state: &str) -> String {
+    format!(
+        "{}/connect/qrconnect?appid={}&redirect_uri={}&response_type=code&scope=snsapi_login&state={}",
+        open_base.trim_end_matches('/'),
+        encode_component(appid.as_str()),
+        encode_component(redirect_uri),
+        encode_component(state),
+    )
+}
+
+/// How the QR code embedded in the site's own page looks and where the login lands; see
+/// [`embedded_qrconnect_url`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EmbeddedQrLogin {
+    /// `true`: WeChat goes to `redirect_uri` inside the frame; `false` (the default): in the
+    /// top window (the frame then needs `allow-top-navigation` if sandboxed).
+    pub self_redirect: bool,
+    /// White text for a dark page (`style=white`); black otherwise.
+    pub white: bool,
+    /// A stylesheet URL (`https://…` or `data:text/css;base64,…`) that restyles the frame
+    /// (`href`).
+    pub href: Option<String>,
+}
+
+/// The same login page for an `<iframe>` in the site's own page (what WeChat's `wxLogin.js`
+/// builds, with `login_type=jssdk`), so that the page needs no script from WeChat's CDN:
+/// `<iframe src="…" width="300" height="400" frameborder="0" scrolling="no"
+/// allow="local-network-access"></iframe>` (Chrome 142 and later need `local-network-access`
+/// for WeChat's quick login, which talks to the desktop client).
+///
+/// ```
+/// use wechat_core::AppId;
+/// use wechat_core::oauth::{EmbeddedQrLogin, embedded_qrconnect_url};
+///
+/// let url = embedded_qrconnect_url(
+///     "https://open.weixin.qq.com",
+///     &AppId::new("wxbdc5610cc59c1631"),
+///     "https://shop.example.com/cb",
+///     "xyz123",
+///     &EmbeddedQrLogin::default(),
+/// );
+/// assert!(url.contains("&scope=snsapi_login&state=xyz123&login_type=jssdk&self_redirect=false"));
+/// assert!(!url.contains('#'));
+/// ```
+pub fn embedded_qrconnect_url(
+    open_base: &str,
+    appid: &AppId,
+    redirect_uri: &str,
+    state: &str,
+    options: &EmbeddedQrLogin,
+) -> String {
+    let mut url = format!(
+        "{}&login_type=jssdk&self_redirect={}&styletype=&sizetype=&bgcolor=&rst=",
+        qrconnect_query(open_base, appid, redirect_uri, state),
+        options.self_redirect,
+    );
+    if options.white {
+        url.push_str("&style=white");
+    }
+    if let Some(href) = &options.href {
+        url.push_str("&href=");
+        url.push_str(&encode_component(href));
+    }
+    url
+}
+
 /// The reply of a code exchange or a refresh (`sns/oauth2/access_token`,
 /// `sns/oauth2/refresh_token`). `Debug` shows the tokens as `[redacted]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthToken {
+    /// The app the token (and its `openid`) belongs to: the Official Account for web OAuth, the
+    /// website application for QR-code login. One person has a different openid in each app;
+    /// the `unionid` is the same in every app of one Open Platform account.
+    pub appid: AppId,
     /// The per-user OAuth access token (only valid for `sns/*`, unrelated to the basic token).
     pub access_token: OAuthAccessToken,
     /// Lifetime of `access_token` in seconds (7200).
@@ -195,9 +300,11 @@ struct RawToken {
     is_snapshotuser: Option<i64>,
 }
 
-impl From<RawToken> for OAuthToken {
-    fn from(raw: RawToken) -> Self {
-        Self {
+impl RawToken {
+    fn into_token(self, appid: &AppId) -> OAuthToken {
+        let raw = self;
+        OAuthToken {
+            appid: appid.clone(),
             access_token: OAuthAccessToken::new(raw.access_token),
             expires_in: raw.expires_in,
             refresh_token: RefreshToken::new(raw.refresh_token),
@@ -375,9 +482,40 @@ impl OAuthClient {
         )
     }
 
-    /// Exchanges a callback's `code` for the user's OAuth token (`sns/oauth2/access_token`).
+    /// The website QR-code login page for this app (a website application's client); see
+    /// [`qrconnect_url`].
+    pub fn qrconnect_url(&self, redirect_uri: &str, state: &str) -> String {
+        qrconnect_url(
+            &self.inner.open_base,
+            &self.inner.appid,
+            redirect_uri,
+            state,
+        )
+    }
+
+    /// The embedded variant of [`qrconnect_url`](Self::qrconnect_url), for an `<iframe>`; see
+    /// [`embedded_qrconnect_url`].
+    pub fn embedded_qrconnect_url(
+        &self,
+        redirect_uri: &str,
+        state: &str,
+        options: &EmbeddedQrLogin,
+    ) -> String {
+        embedded_qrconnect_url(
+            &self.inner.open_base,
+            &self.inner.appid,
+            redirect_uri,
+            state,
+            options,
+        )
+    }
+
+    /// Exchanges a callback's `code` for the user's OAuth token (`sns/oauth2/access_token`),
+    /// with this client's AppID and AppSecret: the Official Account's for web OAuth, the
+    /// website application's for QR-code login (whose token has scope `snsapi_login` and the
+    /// `unionid`).
     ///
-    /// Codes are single use and live 5 minutes. A `-1` (busy) reply is not retried, because
+    /// Codes are single use and live 5 minutes (10 for QR-code login). A `-1` (busy) reply is not retried, because
     /// WeChat may have consumed the code anyway (the repeat would get 40163): restart the login.
     ///
     /// # Errors
@@ -401,7 +539,7 @@ impl OAuthClient {
             },
         )
         .await?;
-        Ok(raw.into())
+        Ok(raw.into_token(&self.inner.appid))
     }
 
     /// Refreshes the user's OAuth access token (`sns/oauth2/refresh_token`). The reply may
@@ -433,7 +571,7 @@ impl OAuthClient {
             }
             other => other,
         })?;
-        Ok(raw.into())
+        Ok(raw.into_token(&self.inner.appid))
     }
 
     /// Fetches the user's profile (`sns/userinfo`). Needs a `snsapi_userinfo` token; fails for
@@ -564,7 +702,7 @@ mod tests {
                 "scope":"snsapi_base,snsapi_userinfo","unionid":"o6_bmasdasdsad6_2sgVt7hMZOPfL","is_snapshotuser":1}"#,
         )
         .unwrap();
-        let token = OAuthToken::from(raw);
+        let token = raw.into_token(&AppId::new("wx1"));
         assert_eq!(token.scope, ["snsapi_base", "snsapi_userinfo"]);
         assert!(token.grants(Scope::UserInfo) && token.grants(Scope::Base));
         assert!(token.is_snapshot_user);
@@ -583,7 +721,7 @@ mod tests {
             r#"{"access_token":"A","expires_in":7200,"refresh_token":"R","openid":"O","scope":"snsapi_base","unionid":""}"#,
         )
         .unwrap();
-        let token = OAuthToken::from(raw);
+        let token = raw.into_token(&AppId::new("wx1"));
         assert!(
             !token.is_snapshot_user && token.unionid.is_none() && !token.grants(Scope::UserInfo)
         );

@@ -70,6 +70,25 @@ pub struct AppConfig {
     /// How many `cgi-bin/token` calls a day (on the simulator's clock) succeed before 45009.
     #[serde(default = "default_token_daily_quota")]
     pub token_daily_quota: u32,
+    /// An Official Account (`"official_account"`, the default: web OAuth inside WeChat) or an
+    /// Open Platform website application (`"website"`: QR-code login with `/connect/qrconnect`
+    /// and `snsapi_login`; `oauth_domains` are then its authorization callback domains).
+    #[serde(default)]
+    pub kind: AppKind,
+}
+
+/// What kind of WeChat app an `[[apps]]` entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppKind {
+    /// An Official Account (公众号): web OAuth (`snsapi_base`, `snsapi_userinfo`) inside
+    /// WeChat, the basic access token, the JS-SDK, JSAPI payment.
+    #[default]
+    OfficialAccount,
+    /// An Open Platform website application (网站应用): website QR-code login (`snsapi_login`)
+    /// only. Its users are `[[users]]` entries with its appid; the same `unionid` under two apps
+    /// is one person.
+    Website,
 }
 
 fn default_token_daily_quota() -> u32 {

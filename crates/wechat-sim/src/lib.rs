@@ -40,6 +40,7 @@ mod journal;
 mod jssdk;
 mod oauth;
 mod pay;
+mod qrconnect;
 mod reply;
 mod router;
 mod serve;
@@ -47,7 +48,8 @@ mod state;
 mod stats;
 
 pub use config::{
-    AppConfig, ConfigError, MerchantConfig, ServerConfig, SimConfig, UserConfig, derive_openid,
+    AppConfig, AppKind, ConfigError, MerchantConfig, ServerConfig, SimConfig, UserConfig,
+    derive_openid,
 };
 pub use state::{RunningSim, Simulator};
 pub use stats::{FaultStats, NotificationStats, StatsSnapshot};

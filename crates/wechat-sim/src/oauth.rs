@@ -15,13 +15,15 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::config::{AppConfig, UserConfig};
+use crate::config::{AppConfig, AppKind, UserConfig};
 use crate::console::view::{CODE_PREFIX_CHARS, CodeView, UserTokenView, validity};
 use crate::reply::{Params, WxError, html_escape, page, random_token};
 use crate::state::{Sim, lock};
 
 /// How long an authorization code lives.
 const CODE_TTL_SECS: u64 = 300;
+/// A website QR-code login code's lifetime (10 minutes).
+const LOGIN_CODE_TTL_SECS: u64 = 600;
 /// How long a refresh token lives.
 const REFRESH_TTL_SECS: u64 = 30 * 24 * 3600;
 /// Expired entries are forgotten this long after they expire (until then they answer
@@ -32,6 +34,10 @@ const FORGET_AFTER_SECS: u64 = 2 * 24 * 3600 + REFRESH_TTL_SECS;
 pub(crate) fn router() -> Router<Arc<Sim>> {
     Router::new()
         .route("/connect/oauth2/authorize", get(authorize).post(consent))
+        .route(
+            "/connect/qrconnect",
+            get(crate::qrconnect::show).post(crate::qrconnect::confirm),
+        )
         .route("/sns/oauth2/access_token", get(access_token))
         .route("/sns/oauth2/refresh_token", get(refresh_token))
         .route("/sns/userinfo", get(userinfo))
@@ -39,9 +45,11 @@ pub(crate) fn router() -> Router<Arc<Sim>> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scope {
+pub(crate) enum Scope {
     Base,
     UserInfo,
+    /// A website application's QR-code login.
+    Login,
 }
 
 impl Scope {
@@ -49,7 +57,22 @@ impl Scope {
         match self {
             Scope::Base => "snsapi_base",
             Scope::UserInfo => "snsapi_userinfo",
+            Scope::Login => "snsapi_login",
         }
+    }
+
+    /// How long a code of this scope can be exchanged: 5 minutes for web OAuth, 10 for
+    /// website QR-code login.
+    fn code_ttl(self) -> u64 {
+        match self {
+            Scope::Base | Scope::UserInfo => CODE_TTL_SECS,
+            Scope::Login => LOGIN_CODE_TTL_SECS,
+        }
+    }
+
+    /// Whether a token of this scope may call `sns/userinfo` and carries the unionid.
+    fn has_profile(self) -> bool {
+        matches!(self, Scope::UserInfo | Scope::Login)
     }
 }
 
@@ -90,7 +113,8 @@ pub(crate) struct OAuthStore {
 impl OAuthStore {
     fn forget_old(&mut self, now: u64) {
         let keep = |expires_at: u64| expires_at.saturating_add(FORGET_AFTER_SECS) > now;
-        self.codes.retain(|_, c| keep(c.issued_at + CODE_TTL_SECS));
+        self.codes
+            .retain(|_, c| keep(c.issued_at + c.scope.code_ttl()));
         self.tokens.retain(|_, t| keep(t.expires_at));
         self.refresh.retain(|_, r| keep(r.expires_at));
     }
@@ -102,7 +126,7 @@ impl OAuthStore {
             .codes
             .iter()
             .map(|(value, c)| {
-                let expires_at = c.issued_at + CODE_TTL_SECS;
+                let expires_at = c.issued_at + c.scope.code_ttl();
                 let state = if c.used {
                     "used"
                 } else if now >= expires_at {
@@ -160,12 +184,12 @@ struct Authorize<'a> {
 }
 
 /// WeChat's error page for the authorize step: an optional code (10003…) and a message.
-struct ErrorPage {
+pub(crate) struct ErrorPage {
     code: Option<u32>,
     message: String,
 }
 
-fn error_page(code: Option<u32>, message: &str) -> ErrorPage {
+pub(crate) fn error_page(code: Option<u32>, message: &str) -> ErrorPage {
     ErrorPage {
         code,
         message: message.to_owned(),
@@ -220,6 +244,12 @@ fn validate<'a>(sim: &'a Sim, p: &Params) -> Result<Authorize<'a>, ErrorPage> {
             &format!("invalid appid: {appid} is not an app of this simulator"),
         )
     })?;
+    if app.kind == AppKind::Website {
+        return Err(error_page(
+            Some(10016),
+            "不支持微信开放平台的Appid，请使用公众号Appid (a website application logs in with /connect/qrconnect)",
+        ));
+    }
     let raw_redirect = p
         .get("redirect_uri")
         .ok_or_else(|| error_page(Some(10011), "redirect_uri为空 (redirect_uri is empty)"))?;
@@ -270,7 +300,7 @@ fn validate<'a>(sim: &'a Sim, p: &Params) -> Result<Authorize<'a>, ErrorPage> {
 }
 
 /// A 302 to `redirect_uri` with `code` (when granted) and `state`.
-fn redirect_back(mut redirect_uri: Url, code: Option<&str>, state: &str) -> Response {
+pub(crate) fn redirect_back(mut redirect_uri: Url, code: Option<&str>, state: &str) -> Response {
     {
         let mut q = redirect_uri.query_pairs_mut();
         if let Some(code) = code {
@@ -288,7 +318,7 @@ fn redirect_back(mut redirect_uri: Url, code: Option<&str>, state: &str) -> Resp
         .into_response()
 }
 
-fn issue_code(sim: &Sim, appid: &str, openid: &str, scope: Scope) -> String {
+pub(crate) fn issue_code(sim: &Sim, appid: &str, openid: &str, scope: Scope) -> String {
     let now = sim.now_secs();
     let code = random_token(32);
     let mut store = lock(&sim.oauth);
@@ -330,7 +360,7 @@ async fn authorize(State(sim): State<Arc<Sim>>, p: Params) -> Response {
             let code = issue_code(&sim, &req.app.appid, openid, Scope::Base);
             redirect_back(req.redirect_uri, Some(&code), &req.state)
         }
-        Scope::UserInfo => consent_page(&req, &users, &p),
+        Scope::UserInfo | Scope::Login => consent_page(&req, &users, &p),
     }
 }
 
@@ -431,7 +461,7 @@ fn token_reply(
         "scope": scope.as_str(),
     });
     let user = sim.user(appid, openid);
-    if scope == Scope::UserInfo {
+    if scope.has_profile() {
         if let Some(unionid) = user.and_then(|u| u.unionid.as_deref()) {
             body["unionid"] = json!(unionid);
         }
@@ -470,7 +500,7 @@ async fn access_token(State(sim): State<Arc<Sim>>, p: Params) -> Result<Json<Val
     if entry.used {
         return Err(WxError::code(40163));
     }
-    if now >= entry.issued_at + CODE_TTL_SECS {
+    if now >= entry.issued_at + entry.scope.code_ttl() {
         return Err(WxError::code(42003));
     }
     entry.used = true;
@@ -576,7 +606,7 @@ async fn userinfo(State(sim): State<Arc<Sim>>, p: Params) -> Result<Json<Value>,
         return Err(WxError::code(40097));
     }
     let user = sim.user(&appid, &openid).ok_or(WxError::code(40003))?;
-    if scope != Scope::UserInfo || user.is_snapshotuser {
+    if !scope.has_profile() || user.is_snapshotuser {
         return Err(WxError::code(48001));
     }
     let mut body = json!({

@@ -8,7 +8,9 @@
 //! fixed, so openids (and thus who owns which order in the database) are the same on every run.
 
 use wechat_sim::fixtures::MerchantKeyPair;
-use wechat_sim::{AppConfig, MerchantConfig, RunningSim, SimConfig, Simulator, UserConfig};
+use wechat_sim::{
+    AppConfig, AppKind, MerchantConfig, RunningSim, SimConfig, Simulator, UserConfig,
+};
 
 use crate::{DemoError, Result};
 
@@ -89,6 +91,7 @@ pub fn sim_config(public_url: &str) -> Result<SimConfig> {
             oauth_domains: vec![domain.clone()],
             js_domains: vec![domain],
             token_daily_quota: 2000,
+            kind: AppKind::OfficialAccount,
         }],
         users: USERS
             .iter()

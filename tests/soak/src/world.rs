@@ -15,7 +15,7 @@ use wechat_core::pay::v2::SignType;
 use wechat_core::pay::v3::{MerchantKey, WechatPayPublicKey};
 use wechat_core::session::SessionKeys;
 use wechat_sim::fixtures::MerchantKeyPair;
-use wechat_sim::{AppConfig, MerchantConfig, RunningSim, SimConfig, UserConfig};
+use wechat_sim::{AppConfig, AppKind, MerchantConfig, RunningSim, SimConfig, UserConfig};
 
 /// The v2 merchant API certificate and its key (WeChat Pay's public RSA test vector), so that
 /// the library lets the app send `/secapi/pay/refund`. The simulator's merchant has no
@@ -56,6 +56,7 @@ pub fn sim_config(
             oauth_domains: vec![domain.to_owned()],
             js_domains: vec![domain.to_owned()],
             token_daily_quota: 2000,
+            kind: AppKind::OfficialAccount,
         }],
         users: (0..buyers.max(1))
             .map(|i| UserConfig {
