@@ -263,6 +263,33 @@ async fn v3_native_is_scanned_paid_by_whoever_scans_and_notified_as_native() {
             .unwrap()
             .starts_with("<svg")
     );
+    // The console shows the waiting Native order with a link to the phone's scan page, and the
+    // merchant's H5 domains.
+    let console = reqwest::get(world.url("/_sim/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let encoded: String = prepay
+        .code_url
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    assert!(
+        console.contains(&format!("href=\"/_sim/pay/scan?code_url={encoded}\"")),
+        "no scan link in the console"
+    );
+    assert!(
+        console.contains("v3 NATIVE") && console.contains(SHOP),
+        "console"
+    );
 
     // Bob scans: the order is the buyer's, whoever pays it.
     let paid = world.scan(&prepay.code_url, BOB, "pay").await;
@@ -487,6 +514,22 @@ async fn v3_h5_cashier_checks_what_wechat_checks_then_returns_either_way() {
         (Some("MWEB"), Some("127.0.0.1")),
         "{view}"
     );
+
+    // Forged and stale notifications of the H5 order are refused as JSAPI's are.
+    for mode in ["tampered_body", "stale_timestamp"] {
+        let before = world.inbox.count();
+        world
+            .control(
+                "/_sim/pay/notify",
+                json!({"out_trade_no": "T3H5ORDER001", "mode": mode}),
+            )
+            .await;
+        let (seen, status) = v3_delivered(&world.v3, &world.inbox.nth(before).await).await;
+        assert!(
+            seen.is_none() && status >= 400,
+            "{mode}: refused, got {status}"
+        );
+    }
 
     // Another buyer IP than the one the order was placed for.
     let elsewhere = H5Order::new(

@@ -86,6 +86,10 @@ pub(crate) fn snapshot(sim: &Sim) -> Snapshot {
             .iter()
             .map(|a| AppView {
                 appid: a.appid.clone(),
+                kind: match a.kind {
+                    crate::config::AppKind::OfficialAccount => "official account",
+                    crate::config::AppKind::Website => "website",
+                },
                 oauth_domains: a.oauth_domains.clone(),
                 js_domains: a.js_domains.clone(),
                 ip_whitelist: a.ip_whitelist.clone(),
@@ -112,6 +116,7 @@ pub(crate) fn snapshot(sim: &Sim) -> Snapshot {
                 v2: m.has_v2(),
                 v3: m.has_v3(),
                 notify_retry_scale: m.notify_retry_scale,
+                h5_domains: m.h5_domains.clone(),
             })
             .collect(),
         tokens,

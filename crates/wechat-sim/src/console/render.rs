@@ -213,6 +213,14 @@ fn order_row(now: u64, o: &OrderView) -> String {
     let base = format!("/_sim/pay/orders/{}", percent(&o.out_trade_no));
     let mut actions = String::new();
     if o.trade_state == "NOTPAY" {
+        if !o.code_url.is_empty() {
+            // A waiting Native order: open the phone's scan page for its code.
+            let _ = write!(
+                actions,
+                r#"<a class="scan" href="/_sim/pay/scan?code_url={}" target="_blank" rel="noopener">scan</a>"#,
+                esc(&percent(&o.code_url)),
+            );
+        }
         actions.push_str(&post_button("pay", &format!("{base}/pay"), &ident, "pay"));
         actions.push_str(&post_button(
             "close",
@@ -258,7 +266,7 @@ fn order_row(now: u64, o: &OrderView) -> String {
         .unwrap_or_default();
     format!(
         r#"<tr class="order" data-out-trade-no="{no}">{}{}{}{}<td class="order-actions">{actions}</td><td>{refunds}</td>{}<td>{}<br>{}</td>{}{}{}</tr>"#,
-        td(o.api),
+        td(&format!("{} {}", o.api, o.trade_type)),
         td_class("id", &o.out_trade_no),
         td_class("trade-state", o.trade_state),
         td(&yuan(o.total_fee)),
@@ -464,8 +472,9 @@ fn configuration(s: &Snapshot) -> String {
         .iter()
         .map(|a| {
             format!(
-                "<tr>{}{}{}{}{}</tr>",
+                "<tr>{}{}{}{}{}{}</tr>",
                 td(&a.appid),
+                td(a.kind),
                 td(&a.oauth_domains.join(", ")),
                 td(&a.js_domains.join(", ")),
                 td(&list(&a.ip_whitelist)),
@@ -502,11 +511,16 @@ fn configuration(s: &Snapshot) -> String {
                 (false, false) => "none",
             };
             format!(
-                "<tr>{}{}{}{}</tr>",
+                "<tr>{}{}{}{}{}</tr>",
                 td(&m.mch_id),
                 td(&m.appids.join(", ")),
                 td(apis),
                 td(&m.notify_retry_scale.to_string()),
+                td(&if m.h5_domains.is_empty() {
+                    "no H5".to_owned()
+                } else {
+                    m.h5_domains.join(", ")
+                }),
             )
         })
         .collect();
@@ -516,6 +530,7 @@ fn configuration(s: &Snapshot) -> String {
             "Apps",
             &[
                 "appid",
+                "kind",
                 "oauth_domains",
                 "js_domains",
                 "ip_whitelist",
@@ -532,7 +547,7 @@ fn configuration(s: &Snapshot) -> String {
         table(
             "sim-merchants",
             "Merchants",
-            &["mch_id", "apps", "API", "notify_retry_scale"],
+            &["mch_id", "apps", "API", "notify_retry_scale", "h5_domains"],
             &merchants,
         ),
     ]

@@ -57,6 +57,8 @@ pub(crate) struct Snapshot {
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct AppView {
     pub(crate) appid: String,
+    /// `official account` or `website`.
+    pub(crate) kind: &'static str,
     pub(crate) oauth_domains: Vec<String>,
     pub(crate) js_domains: Vec<String>,
     pub(crate) ip_whitelist: Vec<String>,
@@ -81,6 +83,8 @@ pub(crate) struct MerchantView {
     pub(crate) v2: bool,
     pub(crate) v3: bool,
     pub(crate) notify_retry_scale: f64,
+    /// Its H5 payment domains (none: no H5 product).
+    pub(crate) h5_domains: Vec<String>,
 }
 
 /// A basic or stable access token: whose, and its times; never its value.
@@ -145,6 +149,10 @@ pub(crate) struct OrderView {
     pub(crate) total_fee: u64,
     /// `NOTPAY`, `SUCCESS`, `REFUND` or `CLOSED`.
     pub(crate) trade_state: &'static str,
+    /// `JSAPI`, `NATIVE` or `MWEB`.
+    pub(crate) trade_type: String,
+    /// A Native order's `code_url` (empty otherwise): the console links its scan page.
+    pub(crate) code_url: String,
     /// The payer's openid.
     pub(crate) payer: String,
     pub(crate) created: u64,

@@ -281,6 +281,8 @@ pub(crate) fn console_orders(sim: &Sim, max: usize) -> Vec<OrderView> {
             description: o.body.clone(),
             total_fee: o.total_fee,
             trade_state: o.trade_state(),
+            trade_type: o.trade_type.clone(),
+            code_url: o.code_url.clone(),
             payer: o.openid.clone(),
             created: o.created,
             paid_at: o.paid_at(),
