@@ -107,25 +107,10 @@ impl World {
             .map(|d| format!("{d:?}"))
             .collect::<Vec<_>>()
             .join(", ");
+        // The shop's app, Alice and Bob, and the merchant (its table last), with H5 domains.
         let toml = format!(
-            r#"[[apps]]
-appid = "{APPID}"
-secret = "{secret}"
-
-[[users]]
-appid = "{APPID}"
-openid = "{ALICE}"
-nickname = "Alice"
-
-[[users]]
-appid = "{APPID}"
-openid = "{BOB}"
-nickname = "Bob"
-
-{merchant}h5_domains = [{domains}]
-"#,
-            secret = fixtures::SECRET,
-            merchant = fixtures::v3_merchant_toml(MerchantKeyPair::shared(), false),
+            "{}h5_domains = [{domains}]\n",
+            fixtures::shop_toml(&[SHOP], None)
         );
         let sim = Simulator::from_toml_str(&toml)
             .unwrap()
