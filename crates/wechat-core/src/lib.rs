@@ -1,17 +1,18 @@
-//! Framework-agnostic WeChat protocols for Rust web services: web OAuth login, the access token
-//! and jsapi_ticket cache, the JS-SDK signature and WeChat Pay (JSAPI).
+//! Framework-agnostic WeChat protocols for Rust web services: web OAuth and website QR-code
+//! login, the access token and jsapi_ticket cache, the JS-SDK signature and WeChat Pay (JSAPI,
+//! Native, H5).
 //!
 //! The library in layers, each a module:
 //!
 //! | module | what it is for |
 //! | --- | --- |
-//! | [`oauth`] | Web page OAuth (`snsapi_base`, `snsapi_userinfo`): authorize URL, code exchange, profile |
+//! | [`oauth`] | Web page OAuth (`snsapi_base`, `snsapi_userinfo`) and website QR-code login (`snsapi_login`): authorize URLs, code exchange, profile |
 //! | [`token`] | The basic `access_token` and the `jsapi_ticket`, shared by every process through a [`TokenStore`](token::TokenStore) |
 //! | [`jssdk`] | The `wx.config` signature |
 //! | [`session`] | The signed session cookie, its keys, and the OAuth `state` |
 //! | [`login`] | The whole "log in with WeChat" middleware behaviour, as decisions over `http` types |
 //! | [`routes`] | The JS-SDK and payment routes' logic, over an [`OrderBackend`](routes::OrderBackend) the app implements |
-//! | [`pay`] | WeChat Pay JSAPI: [`pay::v2`] (XML, MD5/HMAC-SHA256) and [`pay::v3`] (JSON, RSA) |
+//! | [`pay`] | WeChat Pay, JSAPI, Native and H5 orders ([`pay::Order`]): [`pay::v2`] (XML, MD5/HMAC-SHA256) and [`pay::v3`] (JSON, RSA) |
 //! | [`visitor`] | Who is visiting (WeChat on a phone or a desktop, WeCom, another browser) and which login and payment work for them |
 //! | [`qr`] | QR codes as inline SVG: a Native payment's `code_url`, or "open this page in WeChat" |
 //! | [`clock`] | The one clock everything reads, so tests move time instead of sleeping |

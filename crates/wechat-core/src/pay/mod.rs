@@ -1,5 +1,7 @@
-//! WeChat Pay for JSAPI (pages opened in WeChat): create an order, have the page pay it with
-//! `getBrandWCPayRequest`, receive WeChat's notifications, query, close and refund.
+//! WeChat Pay: place an order ([`Order`]: [`JsapiOrder`] paid inside WeChat with
+//! `getBrandWCPayRequest`, [`NativeOrder`] paid by scanning a QR code, [`H5Order`] paid from a
+//! phone browser through WeChat Pay's cashier page), receive WeChat's notifications, query,
+//! close and refund. [`visitor`](crate::visitor) says which trade type a visitor can use.
 //!
 //! One submodule per API version; an application usually does not call them directly but
 //! mounts the payment routes ([`routes::PayRoutes`](crate::routes::PayRoutes)), which do the
