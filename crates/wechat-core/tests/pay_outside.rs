@@ -633,6 +633,24 @@ async fn v2_native_and_mweb_are_unifiedorder_and_pay_through_the_same_pages() {
     assert!(!*called.lock().unwrap());
     assert!(reply.into_response().status().is_client_error());
 
+    // Paid from the console (no one scanned): the app's first user pays, and the v2
+    // notification, which must name a payer, verifies.
+    let console_paid = NativeOrder::new("T2NATIVE02", "Tea", 50).with_payer_client_ip(ip);
+    world.v2.send(&console_paid).await.unwrap();
+    world
+        .control("/_sim/pay/orders/T2NATIVE02/pay", json!({}))
+        .await;
+    let n = world.inbox.nth(2).await;
+    let verified = world
+        .v2
+        .verify_payment_notification(&n.headers, &n.body)
+        .await
+        .unwrap();
+    assert_eq!(
+        (verified.out_trade_no.as_str(), verified.openid.as_str()),
+        ("T2NATIVE02", ALICE)
+    );
+
     let mweb = H5Order::new(
         "T2MWEB0001",
         "Coffee",

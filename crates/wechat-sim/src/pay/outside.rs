@@ -172,8 +172,15 @@ fn pay_as(
     p: &Params,
     now: u64,
 ) -> Result<bool, Refused> {
-    if p.get("action") != Some("pay") {
-        return Ok(false);
+    match p.get("action") {
+        Some("pay") => {}
+        Some("cancel") => return Ok(false),
+        _ => {
+            return Err(refused(
+                StatusCode::BAD_REQUEST,
+                "wechat-sim: the form needs action=pay or action=cancel",
+            ));
+        }
     }
     let Some(openid) = p.get("openid").filter(|o| sim.user(appid, o).is_some()) else {
         return Err(refused(StatusCode::BAD_REQUEST, "请选择付款的微信用户"));

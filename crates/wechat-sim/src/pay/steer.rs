@@ -67,8 +67,9 @@ fn state_of(sim: &Sim, mch_id: &str, out_trade_no: &str) -> Value {
 }
 
 /// `POST /_sim/pay/orders/{out_trade_no}/pay`: pays an unpaid order as the pay sheet's confirm
-/// does (without the page's signed parameters, and whatever the prepay_id's age), then sends
-/// its notification with WeChat's retries; 409 when paid or closed.
+/// does (without the page's signed parameters, and whatever the prepay_id's age; a Native or H5
+/// order as the app's first user), then sends its notification with WeChat's retries; 409 when
+/// paid or closed.
 pub(super) async fn pay(
     State(sim): State<Arc<Sim>>,
     Path(out_trade_no): Path<String>,
@@ -88,6 +89,12 @@ pub(super) async fn pay(
                 Payment::NotPaid => (order.mch_id.clone(), order.out_trade_no.clone()),
             }
         };
+        // A Native or H5 order has no payer until someone pays: the app's first user does.
+        if let Some(order) = book.orders.get_mut(&key).filter(|o| o.openid.is_empty()) {
+            if let Some(openid) = sim.users_of(&order.appid).find_map(|u| u.openid.clone()) {
+                order.openid = openid;
+            }
+        }
         let order = book
             .pay(&key, now)
             .ok_or_else(|| error(StatusCode::NOT_FOUND, "no such order"))?;
