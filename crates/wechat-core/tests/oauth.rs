@@ -10,6 +10,8 @@ use wechat_core::{
 use wechat_sim::{RunningSim, Simulator, fixtures};
 use wechat_test_support::Browser;
 
+mod common;
+
 const APPID: &str = fixtures::APPID;
 const SECRET: &str = fixtures::SECRET;
 const CALLBACK: &str = "http://127.0.0.1:3000/wechat/oauth/callback";
@@ -30,10 +32,7 @@ async fn start() -> (RunningSim, OAuthClient, Browser) {
 }
 
 fn oauth_client(sim: &RunningSim, secret: &str) -> OAuthClient {
-    let config = Config::new(APPID, secret)
-        .with_base_urls(BaseUrls::all(&sim.base_url()))
-        .with_timeout(Duration::from_secs(10));
-    OAuthClient::new(&config, build_http_client(&config).unwrap())
+    common::oauth_client(sim, APPID, secret)
 }
 
 /// Query parameter `name` of a URL.

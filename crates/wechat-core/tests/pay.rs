@@ -5,7 +5,6 @@
 //! Notifications are received by a tiny hyper server in front of [`PayRoutes`] with an
 //! in-memory [`OrderBackend`], so the payment routes' logic is tested here too.
 
-use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,9 +13,8 @@ use std::time::Duration;
 use wechat_core::PayError;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt as _, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use wechat_core::pay::v2::{
@@ -28,6 +26,8 @@ use wechat_core::testing::{MemoryOrders, encrypt_refund_req_info, json_request_h
 use wechat_core::{BaseUrls, Error, OpenId, OutRefundNo, OutTradeNo};
 use wechat_sim::{RunningSim, Simulator};
 use wechat_test_support::eventually;
+
+mod common;
 
 const APPID: &str = "wx1234567890abcdef";
 const MCH_ID: &str = "1900000109";
@@ -47,24 +47,9 @@ type Shop = MemoryOrders;
 
 /// Serves the payment routes on `listener` until the test ends.
 fn serve(listener: TcpListener, routes: PayRoutes) {
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let routes = routes.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |request: hyper::Request<Incoming>| {
-                        let routes = routes.clone();
-                        async move { Ok::<_, Infallible>(route(&routes, request).await.map(Full::new)) }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+    common::serve(listener, move |request: hyper::Request<Incoming>| {
+        let routes = routes.clone();
+        async move { route(&routes, request).await }
     });
 }
 

@@ -4,15 +4,13 @@
 //! notifications through the same verified paths as JSAPI's (forged, replayed and altered ones
 //! refused), and queries that report the trade type.
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderMap;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use wechat_core::pay::{H5Info, H5Order, NativeOrder, OrderRef, TradeState, TradeType, v2, v3};
@@ -20,6 +18,8 @@ use wechat_core::{OpenId, OutTradeNo, PayError};
 use wechat_sim::fixtures::{self, ALICE, APPID, BOB, MCH_ID, MerchantKeyPair};
 use wechat_sim::{RunningSim, Simulator};
 use wechat_test_support::{Browser, eventually};
+
+mod common;
 
 /// The shop's H5 domain, as configured on the simulated merchant platform.
 const SHOP: &str = "127.0.0.1:3000";
@@ -42,41 +42,27 @@ impl Inbox {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let inbox = Self::default();
         let kept = inbox.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let inbox = kept.clone();
-                tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                            let inbox = inbox.clone();
-                            async move {
-                                let (parts, body) = request.into_parts();
-                                let body = body
-                                    .collect()
-                                    .await
-                                    .map(|b| b.to_bytes())
-                                    .unwrap_or_default();
-                                let v2 = body.starts_with(b"<xml>");
-                                inbox.0.lock().unwrap().push(Received {
-                                    headers: parts.headers,
-                                    body,
-                                });
-                                let answer = if v2 {
-                                    http::Response::new(Full::new(Bytes::from_static(
-                                        v2::NOTIFICATION_SUCCESS_XML.as_bytes(),
-                                    )))
-                                } else {
-                                    let mut r = http::Response::new(Full::new(Bytes::new()));
-                                    *r.status_mut() = http::StatusCode::NO_CONTENT;
-                                    r
-                                };
-                                Ok::<_, Infallible>(answer)
-                            }
-                        });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+        common::serve(listener, move |request: hyper::Request<Incoming>| {
+            let inbox = kept.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let v2 = body.starts_with(b"<xml>");
+                inbox.0.lock().unwrap().push(Received {
+                    headers: parts.headers,
+                    body,
                 });
+                if v2 {
+                    http::Response::new(Bytes::from_static(v2::NOTIFICATION_SUCCESS_XML.as_bytes()))
+                } else {
+                    let mut r = http::Response::new(Bytes::new());
+                    *r.status_mut() = http::StatusCode::NO_CONTENT;
+                    r
+                }
             }
         });
         (inbox, base)

@@ -2,19 +2,19 @@
 //! with the same body, a reply without a valid sign is never trusted, and a non-XML error page
 //! becomes a clear error.
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use wechat_core::PayError;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use wechat_core::pay::v2::{
     OrderRef, PayClient, PayConfig, PayErrorCode, PayFields, SignType, TradeState, sign_pay_fields,
 };
 use wechat_core::{Error, OutTradeNo, PayApiKey};
+
+mod common;
 
 const APPID: &str = "wx1234567890abcdef";
 const MCH_ID: &str = "1900000109";
@@ -30,33 +30,19 @@ async fn fake_pay(script: Script) -> (String, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let script = Arc::new(script);
     let recorded = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
+    common::serve(listener, move |request: hyper::Request<Incoming>| {
+        let (script, seen) = (script.clone(), recorded.clone());
+        async move {
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            let n = {
+                let mut seen = seen.lock().unwrap();
+                seen.push(String::from_utf8(body.to_vec()).unwrap());
+                seen.len() - 1
             };
-            let (script, seen) = (script.clone(), recorded.clone());
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                        let (script, seen) = (script.clone(), seen.clone());
-                        async move {
-                            let body = request.into_body().collect().await.unwrap().to_bytes();
-                            let n = {
-                                let mut seen = seen.lock().unwrap();
-                                seen.push(String::from_utf8(body.to_vec()).unwrap());
-                                seen.len() - 1
-                            };
-                            let (status, text) = script[n.min(script.len() - 1)].clone();
-                            let mut response = http::Response::new(Full::new(Bytes::from(text)));
-                            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
-                            Ok::<_, Infallible>(response)
-                        }
-                    });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+            let (status, text) = script[n.min(script.len() - 1)].clone();
+            let mut response = http::Response::new(Bytes::from(text));
+            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+            response
         }
     });
     (format!("http://{addr}"), seen)

@@ -6,15 +6,13 @@
 //! verify, a wrong merchant key, and 5xx / SYSTEM_ERROR retried within bounds.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wechat_core::PayError;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt as _, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use wechat_core::pay::v3::{
@@ -27,6 +25,8 @@ use wechat_core::token::MemoryStore;
 use wechat_core::{Error, OutRefundNo, OutTradeNo};
 use wechat_sim::fixtures::{self, ALICE, APPID, BOB, MCH_ID, MerchantKeyPair};
 use wechat_sim::{RunningSim, Simulator};
+
+mod common;
 
 const PRICE: u64 = 101;
 const WAIT: Duration = Duration::from_secs(10);
@@ -184,25 +184,9 @@ impl World {
 
 /// The shop's notification endpoints: a tiny hyper server in front of the client's handlers.
 fn serve(listener: TcpListener, pay: PayClient, shop: Arc<Mutex<Shop>>) {
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let (pay, shop) = (pay.clone(), Arc::clone(&shop));
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                        let (pay, shop) = (pay.clone(), Arc::clone(&shop));
-                        async move {
-                            Ok::<_, Infallible>(route(&pay, &shop, request).await.map(Full::new))
-                        }
-                    });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+    common::serve(listener, move |request: hyper::Request<Incoming>| {
+        let (pay, shop) = (pay.clone(), Arc::clone(&shop));
+        async move { route(&pay, &shop, request).await }
     });
 }
 
@@ -771,37 +755,19 @@ async fn routes_world(
 /// Serves the notification routes of `routes` on `listener`, as an application does.
 fn serve_pay_routes(listener: TcpListener, routes: wechat_core::routes::PayRoutes) {
     use wechat_core::routes::PayRoutes;
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let routes = routes.clone();
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                        let routes = routes.clone();
-                        async move {
-                            let (parts, body) = request.into_parts();
-                            let response =
-                                match Limited::new(body, PayRoutes::MAX_BODY).collect().await {
-                                    Err(_) => routes.notification_unreadable(true),
-                                    Ok(body) if parts.uri.path() == "/pay/notify" => {
-                                        routes
-                                            .payment_notify(&parts.headers, &body.to_bytes())
-                                            .await
-                                    }
-                                    Ok(body) => {
-                                        routes.refund_notify(&parts.headers, &body.to_bytes()).await
-                                    }
-                                };
-                            Ok::<_, Infallible>(response.map(Full::new))
-                        }
-                    });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+    common::serve(listener, move |request: hyper::Request<Incoming>| {
+        let routes = routes.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            match Limited::new(body, PayRoutes::MAX_BODY).collect().await {
+                Err(_) => routes.notification_unreadable(true),
+                Ok(body) if parts.uri.path() == "/pay/notify" => {
+                    routes
+                        .payment_notify(&parts.headers, &body.to_bytes())
+                        .await
+                }
+                Ok(body) => routes.refund_notify(&parts.headers, &body.to_bytes()).await,
+            }
         }
     });
 }

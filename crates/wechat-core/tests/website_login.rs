@@ -4,12 +4,12 @@
 //! the 10-minute single-use code, userinfo with the unionid, and the same person known under both
 //! apps by one unionid.
 
-use std::time::Duration;
-
 use wechat_core::oauth::{EmbeddedQrLogin, Lang, OAuthClient, Scope};
-use wechat_core::{ApiErrorKind, BaseUrls, Config, Error, OpenId, UnionId, build_http_client};
+use wechat_core::{ApiErrorKind, Error, OpenId, UnionId};
 use wechat_sim::{RunningSim, Simulator, fixtures};
 use wechat_test_support::Browser;
+
+mod common;
 
 const OA: &str = fixtures::APPID;
 const OA_SECRET: &str = fixtures::SECRET;
@@ -59,10 +59,7 @@ async fn start() -> RunningSim {
 }
 
 fn client(sim: &RunningSim, appid: &str, secret: &str) -> OAuthClient {
-    let config = Config::new(appid, secret)
-        .with_base_urls(BaseUrls::all(&sim.base_url()))
-        .with_timeout(Duration::from_secs(10));
-    OAuthClient::new(&config, build_http_client(&config).unwrap())
+    common::oauth_client(sim, appid, secret)
 }
 
 fn param(url: &str, name: &str) -> Option<String> {

@@ -2,6 +2,50 @@
 
 #![allow(dead_code)]
 
+use std::convert::Infallible;
+use std::future::Future;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// An OAuth client for `appid` with `secret`, against the simulator `sim`.
+pub(crate) fn oauth_client(
+    sim: &wechat_sim::RunningSim,
+    appid: &str,
+    secret: &str,
+) -> wechat_core::oauth::OAuthClient {
+    let config = wechat_core::Config::new(appid, secret)
+        .with_base_urls(wechat_core::BaseUrls::all(&sim.base_url()))
+        .with_timeout(std::time::Duration::from_secs(10));
+    wechat_core::oauth::OAuthClient::new(&config, wechat_core::build_http_client(&config).unwrap())
+}
+
+/// An application's HTTP endpoint for the simulator to call (notifications): serves `handle` on
+/// `listener` over HTTP/1.1 until the test ends.
+pub(crate) fn serve<H, Fut>(listener: TcpListener, handle: H)
+where
+    H: Fn(hyper::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = http::Response<Bytes>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let response = handle(request);
+                    async move { Ok::<_, Infallible>(response.await.map(Full::new)) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+}
+
 /// API v3 notifications signed with the vectors' test key.
 pub(crate) mod v3 {
     use std::path::PathBuf;
