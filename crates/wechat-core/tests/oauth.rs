@@ -35,14 +35,7 @@ fn oauth_client(sim: &RunningSim, secret: &str) -> OAuthClient {
     common::oauth_client(sim, APPID, secret)
 }
 
-/// Query parameter `name` of a URL.
-fn param(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
+use common::param;
 
 async fn code(client: &OAuthClient, browser: &Browser, scope: Scope, user: &str) -> String {
     let url = client.authorize_url(CALLBACK, scope, "teststate1");

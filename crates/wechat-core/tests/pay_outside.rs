@@ -174,15 +174,6 @@ impl World {
             .await
     }
 
-    async fn advance(&self, seconds: u64) {
-        let r = reqwest::Client::new()
-            .post(self.url(&format!("/_sim/clock/advance?seconds={seconds}")))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
-    }
-
     async fn control(&self, path: &str, body: Value) -> Value {
         reqwest::Client::new()
             .post(self.url(path))
@@ -338,7 +329,7 @@ async fn v3_native_cancel_leaves_it_unpaid_and_the_code_expires_after_two_hours(
     assert_eq!(queried.trade_state, TradeState::NotPay);
     assert_eq!(world.inbox.count(), 0);
 
-    world.advance(2 * 3600).await;
+    world.sim.advance_clock(2 * 3600);
     let expired = world.scan(&prepay.code_url, ALICE, "pay").await;
     assert_eq!(expired.status, 410, "{}", expired.body);
     assert!(expired.body.contains("二维码已过期"), "{}", expired.body);
@@ -532,7 +523,7 @@ async fn v3_h5_cashier_checks_what_wechat_checks_then_returns_either_way() {
         H5Info::wap("Shop", format!("http://{SHOP}")),
     );
     let link = world.v3.send(&late).await.unwrap().url_with_redirect(&back);
-    world.advance(5 * 60).await;
+    world.sim.advance_clock(5 * 60);
     let page = open_cashier(&phone, &link, from_shop).await;
     assert!(
         page.body.contains("支付请求已失效，请重新发起支付"),

@@ -4,7 +4,7 @@
 //! the 10-minute single-use code, userinfo with the unionid, and the same person known under both
 //! apps by one unionid.
 
-use wechat_core::oauth::{EmbeddedQrLogin, Lang, OAuthClient, Scope};
+use wechat_core::oauth::{EmbeddedQrLogin, Lang, Scope};
 use wechat_core::{ApiErrorKind, Error, OpenId, UnionId};
 use wechat_sim::{RunningSim, Simulator, fixtures};
 use wechat_test_support::Browser;
@@ -58,17 +58,7 @@ async fn start() -> RunningSim {
         .unwrap()
 }
 
-fn client(sim: &RunningSim, appid: &str, secret: &str) -> OAuthClient {
-    common::oauth_client(sim, appid, secret)
-}
-
-fn param(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
+use common::{oauth_client as client, param};
 
 /// The desktop browser on the QR page, and the phone that scans it: `action` as `openid`;
 /// returns where WeChat sends the browser.
@@ -257,23 +247,11 @@ async fn a_website_code_needs_the_website_apps_secret_and_lives_ten_minutes() {
     );
 
     // Still good after 6 minutes (a web OAuth code would have expired), gone after 10.
-    sim_advance(&sim, 6 * 60).await;
+    sim.advance_clock(6 * 60);
     assert!(website.exchange_code(&code).await.is_ok());
     let late = fresh_code().await;
-    sim_advance(&sim, 10 * 60).await;
+    sim.advance_clock(10 * 60);
     assert!(
         matches!(website.exchange_code(&late).await, Err(Error::WeChat(e)) if e.kind == ApiErrorKind::InvalidCode)
     );
-}
-
-async fn sim_advance(sim: &RunningSim, seconds: u64) {
-    let r = reqwest::Client::new()
-        .post(format!(
-            "{}/_sim/clock/advance?seconds={seconds}",
-            sim.base_url()
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
 }

@@ -11,6 +11,15 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+/// Query parameter `name` of a URL.
+pub(crate) fn param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 /// An OAuth client for `appid` with `secret`, against the simulator `sim`.
 pub(crate) fn oauth_client(
     sim: &wechat_sim::RunningSim,
